@@ -1,0 +1,51 @@
+# cfkit's commands. `./just` (the wrapper in the repo root) bootstraps .venv first; plain `just`
+# works too where it is installed. Run `./just --list` for this list with descriptions.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+root := justfile_directory()
+export VIRTUAL_ENV := root / ".venv"
+export PATH := root / ".venv/bin" + ":" + env_var('HOME') + "/.cargo/bin:" + env_var('PATH')
+# tch links the libtorch of the venv's torch==2.13.0 wheel.
+export LIBTORCH_USE_PYTORCH := "1"
+python := root / ".venv/bin/python"
+
+# List the recipes.
+default:
+    @just --justfile {{justfile()}} --list
+
+# Create or update .venv from tools/requirements.txt (idempotent).
+bootstrap:
+    @{{root}}/tools/bootstrap-venv.sh
+
+# Build the cfkit binary (release) into target/release/cfkit.
+build: bootstrap
+    cargo build --release --bin cfkit
+
+# Build counterfactual shards (until the pipeline lands: builds cfkit and runs the model self-check).
+build-counterfactuals *ARGS: build
+    @echo "cfkit: the counterfactual builder lands with the pipeline issue; checking the model stack it will run on:"
+    target/release/cfkit doctor {{ARGS}}
+
+# The validation CI runs: rustfmt check, clippy with warnings as errors, every test.
+check: bootstrap
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
+
+# Same as `check` (the README's test command).
+test: check
+
+# Regenerate the committed parity fixtures (tiny models) with transformers and open_clip.
+parity-fixtures: bootstrap
+    {{python}} tests/parity/make_fixtures.py --case tiny --out tests/fixtures/parity
+
+# Parity of a ViT-B/32-shaped vision tower against transformers and open_clip (fixture made on the fly, ~1 GB).
+parity-b32: bootstrap
+    {{python}} tests/parity/make_fixtures.py --case vit-b-32 --out target/parity
+    CFKIT_PARITY_DIR={{root}}/target/parity cargo test --release -p cfkit-models --test parity -- --ignored
+
+# Forward+backward images/s of the tiny and vit-b-32 presets, cfkit next to PyTorch eager, same run.
+bench-models *ARGS: bootstrap
+    cargo build --release -p cfkit-models --example bench_models
+    {{python}} tools/bench_models.py --rust-bin target/release/examples/bench_models {{ARGS}}

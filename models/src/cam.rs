@@ -1,0 +1,148 @@
+//! Class-activation maps over ViT patches: MMCAM, GradCAM and attention rollout.
+//!
+//! Every method returns one score per patch, [N, P], normalised per image by its maximum
+//! (`cam / (max + 1e-8)`, DESIGN §3).
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::error::{ModelError, Result};
+use crate::head::ClassificationHead;
+use crate::vision::{VisionForward, VisionTransformer};
+
+/// Which CAM to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CamMethod {
+    /// Chefer et al. 2021 gradient-weighted relevance propagation through every block (the paper's).
+    #[default]
+    Mmcam,
+    /// GradCAM on the residual stream entering the last block (its `layer_norm1` input).
+    Gradcam,
+    /// Gradient-free attention rollout (Abnar & Zuidema 2020).
+    Rollout,
+}
+
+impl std::str::FromStr for CamMethod {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "mmcam" => Ok(CamMethod::Mmcam),
+            "gradcam" => Ok(CamMethod::Gradcam),
+            "rollout" => Ok(CamMethod::Rollout),
+            other => Err(ModelError::Input(format!(
+                "unknown CAM method '{other}' (expected mmcam, gradcam or rollout)"
+            ))),
+        }
+    }
+}
+
+/// Per-image max normalisation: [N, P] -> [N, P].
+fn normalize(cam: Tensor) -> Tensor {
+    let max = cam.amax([1i64].as_slice(), true);
+    cam / (max + 1e-8)
+}
+
+/// Sum over the batch of each image's ground-truth logit. Images do not interact, so the
+/// gradient of this sum w.r.t. an image's activations is that image's own gradient.
+fn target_score(head: &ClassificationHead, features: &Tensor, labels: &Tensor) -> Tensor {
+    head.forward(features)
+        .gather(1, &labels.to_kind(Kind::Int64).unsqueeze(1), false)
+        .sum(Kind::Float)
+}
+
+/// Computes a CAM for the given labels. `pixels`: CLIP-normalised [N, 3, S, S]; `labels`: [N].
+/// Returns [N, P], detached.
+pub fn compute_cam(
+    model: &VisionTransformer,
+    head: &ClassificationHead,
+    pixels: &Tensor,
+    labels: &Tensor,
+    method: CamMethod,
+) -> Result<Tensor> {
+    let n = pixels.size().first().copied().unwrap_or(0);
+    if labels.size() != [n] {
+        return Err(ModelError::Input(format!(
+            "labels must be [{n}], got {:?}",
+            labels.size()
+        )));
+    }
+    let c = head.num_classes();
+    if n > 0 {
+        let (lo, hi) = (labels.min().int64_value(&[]), labels.max().int64_value(&[]));
+        if lo < 0 || hi >= c {
+            return Err(ModelError::Input(format!(
+                "labels must lie in 0..{c}, found {lo}..={hi}"
+            )));
+        }
+    }
+    // The graph must reach the activations even when the weights are frozen.
+    let pixels = pixels
+        .detach()
+        .set_requires_grad(method != CamMethod::Rollout);
+    let cam = match method {
+        CamMethod::Mmcam => {
+            let out = model.forward_with(
+                &pixels,
+                VisionForward {
+                    attentions: true,
+                    ..Default::default()
+                },
+            )?;
+            let score = target_score(head, &out.features, labels);
+            let grads = Tensor::f_run_backward(&[score], &out.attentions, false, false)?;
+            let t = out.attentions[0].size()[2];
+            let mut r = Tensor::eye(t, (Kind::Float, pixels.device()))
+                .unsqueeze(0)
+                .repeat([n, 1, 1]);
+            for (a, g) in out.attentions.iter().zip(&grads) {
+                // [N, H, T, T] -> [N, T, T]
+                let cam_l =
+                    (g * a.detach())
+                        .clamp_min(0.0)
+                        .mean_dim([1i64].as_slice(), false, Kind::Float);
+                r = &r + cam_l.matmul(&r);
+            }
+            r.select(1, 0).narrow(1, 1, t - 1)
+        }
+        CamMethod::Gradcam => {
+            let out = model.forward_with(
+                &pixels,
+                VisionForward {
+                    last_block_input: true,
+                    ..Default::default()
+                },
+            )?;
+            let acts = out.last_block_input.expect("requested");
+            let score = target_score(head, &out.features, labels);
+            let grads = Tensor::f_run_backward(&[score], &[&acts], false, false)?;
+            let t = acts.size()[1];
+            let a = acts.detach().narrow(1, 1, t - 1); // [N, P, D]
+            let g = grads[0].narrow(1, 1, t - 1);
+            let w = g.mean_dim([1i64].as_slice(), true, Kind::Float); // [N, 1, D]
+            (a * w)
+                .sum_dim_intlist([2i64].as_slice(), false, Kind::Float)
+                .relu()
+        }
+        CamMethod::Rollout => {
+            let _guard = tch::no_grad_guard();
+            let out = model.forward_with(
+                &pixels,
+                VisionForward {
+                    attentions: true,
+                    ..Default::default()
+                },
+            )?;
+            let t = out.attentions[0].size()[2];
+            let eye = Tensor::eye(t, (Kind::Float, pixels.device())).unsqueeze(0);
+            let mut r = eye.repeat([n, 1, 1]);
+            for a in &out.attentions {
+                // Residual connection as 0.5·A + 0.5·I; rows stay stochastic.
+                let a = a.mean_dim([1i64].as_slice(), false, Kind::Float) * 0.5 + &eye * 0.5;
+                r = a.matmul(&r);
+            }
+            r.select(1, 0).narrow(1, 1, t - 1)
+        }
+    };
+    Ok(normalize(cam.detach()))
+}

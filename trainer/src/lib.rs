@@ -1,0 +1,2 @@
+//! cfkit-trainer: shard loader, methods and losses, schedule, checkpoints, evaluation, WiSE-FT.
+//! Filled in by the trainer issues.
