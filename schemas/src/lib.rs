@@ -1,3 +1,26 @@
-//! cfkit-schemas: everything about bytes on disk (shard and manifest schemas, shard reader and
-//! writer, stored-image codecs). No torch, so both stages depend on it. Filled in by the data
-//! issue; the crate exists so the workspace has its final shape.
+//! cfkit-schemas: everything about bytes on disk — the shard and manifest schemas (version 1),
+//! the shard writer and reader, the manifest, and the generated schema description. No torch,
+//! so both stages depend on it and never on each other.
+
+pub mod codec;
+pub mod describe;
+pub mod error;
+pub mod fields;
+pub mod layout;
+pub mod manifest;
+pub mod metadata;
+pub mod reader;
+pub mod records;
+pub mod writer;
+
+pub use codec::{decode_image, encode_png, RgbPixels};
+pub use error::{Result, SchemaError};
+pub use fields::SCHEMA_VERSION;
+pub use manifest::{config_hash, Manifest, SplitEntry};
+pub use metadata::{shard_schema, CounterfactualDims, DatasetInfo, ShardKind, TeacherInfo};
+pub use reader::ShardReader;
+pub use records::{
+    batch_to_counterfactuals, batch_to_images, counterfactuals_to_batch, images_to_batch,
+    CounterfactualRecord, ImageRecord, StoredImage, Variant,
+};
+pub use writer::{ShardSummary, ShardWriter, WriterOptions};

@@ -1,0 +1,112 @@
+//! A Markdown description of the shard schemas, generated from the Arrow schemas themselves.
+//! `schemas/SCHEMA.md` holds the committed copy; a test fails when the two drift apart.
+
+use arrow_schema::{DataType, Field};
+
+use crate::fields::{column_doc, SCHEMA_VERSION};
+use crate::metadata::{
+    shard_schema, CounterfactualDims, DatasetInfo, ShardKind, KEY_DATASET, KEY_HUGGINGFACE,
+    KEY_SCHEMA_VERSION,
+};
+
+fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::FixedSizeList(f, n) => format!(
+            "fixed_size_list<{}>[{}]",
+            type_name(f.data_type()),
+            dim_name(*n)
+        ),
+        DataType::List(f) => format!("list<{}>", type_name(f.data_type())),
+        DataType::Struct(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
+                .collect();
+            format!("struct<{}>", inner.join(", "))
+        }
+        DataType::Utf8 => "string".into(),
+        DataType::Binary => "binary".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+// The example dimensions below stand for symbols in the description.
+const P: i32 = 49;
+const D: i32 = 512;
+const C: i32 = 1000;
+
+fn dim_name(n: i32) -> String {
+    match n {
+        P => "P".into(),
+        D => "D".into(),
+        C => "C".into(),
+        other => other.to_string(),
+    }
+}
+
+fn rows(out: &mut String, fields: &[std::sync::Arc<Field>], prefix: &str) {
+    for f in fields {
+        let name = format!("{prefix}{}", f.name());
+        let doc = column_doc(f.name());
+        out.push_str(&format!(
+            "| `{name}` | `{}` | {} | {doc} |\n",
+            type_name(f.data_type()),
+            if f.is_nullable() { "yes" } else { "no" }
+        ));
+        if let DataType::List(inner) = f.data_type() {
+            if let DataType::Struct(sub) = inner.data_type() {
+                rows(out, sub, &format!("{name}[]."));
+            }
+        }
+    }
+}
+
+/// The Markdown text of schemas/SCHEMA.md.
+pub fn schema_markdown() -> String {
+    let info = |kind| DatasetInfo {
+        schema_version: SCHEMA_VERSION,
+        kind,
+        split: "train".into(),
+        classes: (0..C).map(|i| format!("c{i}")).collect(),
+        image_size: 224,
+        preprocessing: String::new(),
+        source: String::new(),
+        seed: None,
+        config_hash: None,
+        teacher: None,
+        method: None,
+    };
+    let dims = CounterfactualDims {
+        num_patches: P,
+        feature_dim: D,
+    };
+    let mut out = format!(
+        "# cfkit shard schemas, version {SCHEMA_VERSION}\n\n\
+         Generated from `schemas/src` by `cargo test -p cfkit-schemas` (set `CFKIT_UPDATE_SCHEMA_DOC=1` to rewrite);\n\
+         do not edit by hand. P = patches per image (row-major grid), D = teacher feature width,\n\
+         C = number of classes.\n\n\
+         Files: `OUT/data/<split>-NNNNN-of-MMMMM.parquet` and `OUT/manifest.json`.\n\n"
+    );
+    for (title, kind) in [
+        ("Image shards", ShardKind::Images),
+        ("Counterfactual shards", ShardKind::Counterfactuals),
+    ] {
+        let schema = shard_schema(&info(kind), Some(dims));
+        out.push_str(&format!(
+            "## {title}\n\n| column | Arrow type | nullable | meaning |\n|---|---|---|---|\n"
+        ));
+        rows(&mut out, schema.fields(), "");
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "## Metadata\n\nIn the Arrow schema metadata and as plain Parquet key-value pairs:\n\n\
+         | key | value |\n|---|---|\n\
+         | `{KEY_SCHEMA_VERSION}` | `{SCHEMA_VERSION}` |\n\
+         | `{KEY_DATASET}` | JSON: schema_version, kind, split, classes, image_size, preprocessing, source, seed, config_hash, teacher, method |\n\
+         | `{KEY_HUGGINGFACE}` | Hugging Face `datasets` features: `image` as Image, `label` as ClassLabel |\n\
+         | `cfkit.kind`, `cfkit.split`, `cfkit.num_classes`, `cfkit.preprocessing`, `cfkit.seed`, `cfkit.config_hash`, `cfkit.teacher`, `cfkit.teacher_blake3`, `cfkit.method` | flat copies for SQL tools |\n\n\
+         Image bytes columns (`image.bytes`, `variants[].image.bytes`): uncompressed, PLAIN, no dictionary, no\n\
+         statistics. Other columns: zstd. Row groups of about 100 MB uncompressed.\n"
+    ));
+    out
+}

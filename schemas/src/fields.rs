@@ -1,0 +1,123 @@
+//! Column names and Arrow types shared by the shard schemas (schema version 1).
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Fields};
+
+/// Version of the shard and manifest schemas written by this cfkit.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub const ID: &str = "id";
+pub const LABEL: &str = "label";
+pub const CLASS_NAME: &str = "class_name";
+pub const SOURCE_BLAKE3: &str = "source_blake3";
+pub const ORIG_WIDTH: &str = "orig_width";
+pub const ORIG_HEIGHT: &str = "orig_height";
+pub const IMAGE: &str = "image";
+pub const IMAGE_BYTES: &str = "bytes";
+pub const IMAGE_PATH: &str = "path";
+pub const TEACHER_FEATURE: &str = "teacher_feature";
+pub const TEACHER_LOGITS: &str = "teacher_logits";
+pub const CAM: &str = "cam";
+pub const VARIANTS: &str = "variants";
+pub const VARIANT: &str = "variant";
+pub const STRATEGY: &str = "strategy";
+pub const MASK: &str = "mask";
+pub const DONOR_IDS: &str = "donor_ids";
+pub const SEED: &str = "seed";
+/// Name of list elements (Parquet's LIST convention).
+pub const ELEMENT: &str = "element";
+
+/// The Hugging Face Image struct: `struct<bytes: binary, path: string>`.
+pub fn image_fields() -> Fields {
+    Fields::from(vec![
+        Field::new(IMAGE_BYTES, DataType::Binary, true),
+        Field::new(IMAGE_PATH, DataType::Utf8, true),
+    ])
+}
+
+pub fn image_type() -> DataType {
+    DataType::Struct(image_fields())
+}
+
+/// `fixed_size_list<float32>[len]`.
+pub fn f32_vector(len: i32) -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new(ELEMENT, DataType::Float32, false)), len)
+}
+
+/// `fixed_size_list<bool>[len]`.
+pub fn bool_vector(len: i32) -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new(ELEMENT, DataType::Boolean, false)), len)
+}
+
+/// `list<string>`.
+pub fn string_list() -> DataType {
+    DataType::List(Arc::new(Field::new(ELEMENT, DataType::Utf8, false)))
+}
+
+/// The columns every shard starts with.
+pub fn image_columns() -> Vec<Field> {
+    vec![
+        Field::new(ID, DataType::Utf8, false),
+        Field::new(LABEL, DataType::Int64, false),
+        Field::new(CLASS_NAME, DataType::Utf8, false),
+        Field::new(SOURCE_BLAKE3, DataType::Utf8, false),
+        Field::new(ORIG_WIDTH, DataType::Int32, false),
+        Field::new(ORIG_HEIGHT, DataType::Int32, false),
+        Field::new(IMAGE, image_type(), false),
+    ]
+}
+
+/// Fields of one counterfactual variant.
+pub fn variant_fields(num_patches: i32, feature_dim: i32) -> Fields {
+    Fields::from(vec![
+        Field::new(VARIANT, DataType::Int32, false),
+        Field::new(STRATEGY, DataType::Utf8, false),
+        Field::new(MASK, bool_vector(num_patches), false),
+        Field::new(DONOR_IDS, string_list(), false),
+        Field::new(SEED, DataType::UInt64, false),
+        Field::new(IMAGE, image_type(), false),
+        Field::new(TEACHER_FEATURE, f32_vector(feature_dim), false),
+    ])
+}
+
+/// The columns a counterfactual shard adds to [`image_columns`].
+pub fn counterfactual_columns(num_patches: i32, feature_dim: i32, num_classes: i32) -> Vec<Field> {
+    vec![
+        Field::new(TEACHER_FEATURE, f32_vector(feature_dim), false),
+        Field::new(TEACHER_LOGITS, f32_vector(num_classes), true),
+        Field::new(CAM, f32_vector(num_patches), false),
+        Field::new(
+            VARIANTS,
+            DataType::List(Arc::new(Field::new(
+                ELEMENT,
+                DataType::Struct(variant_fields(num_patches, feature_dim)),
+                false,
+            ))),
+            false,
+        ),
+    ]
+}
+
+/// What each column holds, for the generated schema description.
+pub fn column_doc(name: &str) -> &'static str {
+    match name {
+        ID => "stable sample id (relative source path, or `<generator>/<split>/<index>`)",
+        LABEL => "class index into the dataset's class list (Hugging Face ClassLabel)",
+        CLASS_NAME => "class name of `label`",
+        SOURCE_BLAKE3 => "blake3 (hex) of the source file's bytes (or of the generated pixels)",
+        ORIG_WIDTH => "width of the source image before preprocessing, pixels",
+        ORIG_HEIGHT => "height of the source image before preprocessing, pixels",
+        IMAGE => "preprocessed image (uint8 RGB PNG, S×S) as the Hugging Face Image struct",
+        TEACHER_FEATURE => "teacher's projected image feature (not L2-normalised)",
+        TEACHER_LOGITS => "teacher's logits over the classes (null when not stored)",
+        CAM => "per-patch class-activation score for `label`, max-normalised, row-major patch grid",
+        VARIANTS => "the K counterfactual variants of this image",
+        VARIANT => "variant index k in 0..K",
+        STRATEGY => "mask and fill strategy, e.g. `ObjMaskSingleFill(0.3)`",
+        MASK => "per-patch mask (true = masked), row-major patch grid",
+        DONOR_IDS => "ids of the donor images: one for single fill, one per patch for multi fill, none for no fill",
+        SEED => "seed from which the mask/donor draw of this variant is recomputed",
+        _ => "",
+    }
+}

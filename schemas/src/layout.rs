@@ -1,0 +1,54 @@
+//! Where shards live: `OUT/data/<split>-NNNNN-of-MMMMM.parquet` (the Hugging Face convention) and
+//! `OUT/manifest.json`.
+
+use std::path::{Path, PathBuf};
+
+/// Sub-directory holding the shards.
+pub const DATA_DIR: &str = "data";
+/// File name of the manifest beside `data/`.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Suffix of a shard being written; renamed away when the shard is complete.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// `data/<split>-NNNNN-of-MMMMM.parquet`, relative to the output directory.
+pub fn shard_relpath(split: &str, index: usize, count: usize) -> PathBuf {
+    Path::new(DATA_DIR).join(format!("{split}-{index:05}-of-{count:05}.parquet"))
+}
+
+/// Parses a shard file name into (split, index, count).
+pub fn parse_shard_name(name: &str) -> Option<(String, usize, usize)> {
+    let stem = name.strip_suffix(".parquet")?;
+    let (rest, count) = stem.rsplit_once("-of-")?;
+    let (split, index) = rest.rsplit_once('-')?;
+    if split.is_empty() || index.len() < 5 || count.len() < 5 {
+        return None;
+    }
+    Some((split.to_string(), index.parse().ok()?, count.parse().ok()?))
+}
+
+/// Checks a split name: non-empty, `[A-Za-z0-9_.]` and inner `-`, so that file names parse back.
+pub fn valid_split_name(split: &str) -> bool {
+    !split.is_empty()
+        && !split.starts_with('-')
+        && split
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let p = shard_relpath("test-ood-sketch", 3, 12);
+        assert_eq!(p, Path::new("data/test-ood-sketch-00003-of-00012.parquet"));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            parse_shard_name(name),
+            Some(("test-ood-sketch".into(), 3, 12))
+        );
+        assert_eq!(parse_shard_name("train.parquet"), None);
+        assert!(valid_split_name("test-id") && !valid_split_name("a/b") && !valid_split_name(""));
+    }
+}

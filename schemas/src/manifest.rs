@@ -1,0 +1,115 @@
+//! `manifest.json`: what a dataset directory holds — schema version, the resolved config and its
+//! hash, and per split the shards with their rows, bytes and blake3.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SchemaError};
+use crate::fields::SCHEMA_VERSION;
+use crate::layout::MANIFEST_FILE;
+use crate::metadata::ShardKind;
+use crate::writer::ShardSummary;
+
+/// One split of a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitEntry {
+    pub classes: Vec<String>,
+    pub rows: u64,
+    pub shards: Vec<ShardSummary>,
+}
+
+/// The manifest of a dataset directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub kind: ShardKind,
+    /// `cfkit <version>` that wrote it.
+    pub created_by: String,
+    /// The resolved config of the run.
+    pub config: serde_json::Value,
+    /// blake3 of the canonical JSON of `config`.
+    pub config_hash: String,
+    #[serde(default)]
+    pub teacher_blake3: Option<String>,
+    pub splits: BTreeMap<String, SplitEntry>,
+}
+
+/// blake3 (hex) of a config's canonical JSON (object keys sorted).
+pub fn config_hash(config: &serde_json::Value) -> String {
+    // serde_json's Map is a BTreeMap here (no preserve_order), so keys serialise sorted.
+    blake3::hash(config.to_string().as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+impl Manifest {
+    pub fn new(kind: ShardKind, config: serde_json::Value, created_by: &str) -> Self {
+        Manifest {
+            schema_version: SCHEMA_VERSION,
+            kind,
+            created_by: created_by.to_string(),
+            config_hash: config_hash(&config),
+            config,
+            teacher_blake3: None,
+            splits: BTreeMap::new(),
+        }
+    }
+
+    /// Reads `dir/manifest.json` and checks its version.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| SchemaError::io(&path, e))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| SchemaError::Manifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if m.schema_version != SCHEMA_VERSION {
+            return Err(SchemaError::Manifest {
+                path,
+                message: format!(
+                    "schema version {} is not supported (this cfkit reads version {SCHEMA_VERSION})",
+                    m.schema_version
+                ),
+            });
+        }
+        if config_hash(&m.config) != m.config_hash {
+            return Err(SchemaError::Manifest {
+                path,
+                message: "config_hash does not match the stored config (the manifest was edited)"
+                    .into(),
+            });
+        }
+        Ok(m)
+    }
+
+    /// Writes `dir/manifest.json` atomically (temporary file, sync, rename).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(MANIFEST_FILE);
+        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+        let text = serde_json::to_string_pretty(self).expect("manifest serialises");
+        std::fs::create_dir_all(dir).map_err(|e| SchemaError::io(dir, e))?;
+        std::fs::write(&tmp, text + "\n").map_err(|e| SchemaError::io(&tmp, e))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| SchemaError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| SchemaError::io(&path, e))
+    }
+
+    /// Adds a closed shard to its split (creating the split).
+    pub fn add_shard(&mut self, split: &str, classes: &[String], shard: ShardSummary) {
+        let entry = self
+            .splits
+            .entry(split.to_string())
+            .or_insert_with(|| SplitEntry {
+                classes: classes.to_vec(),
+                rows: 0,
+                shards: Vec::new(),
+            });
+        entry.rows += shard.rows;
+        entry.shards.retain(|s| s.file != shard.file);
+        entry.shards.push(shard);
+        entry.shards.sort_by(|a, b| a.file.cmp(&b.file));
+    }
+}

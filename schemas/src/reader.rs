@@ -1,0 +1,163 @@
+//! Reads one shard: checks the schema version, parses the dataset metadata, and yields record
+//! batches per row group. Every error names the shard.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::file::metadata::ParquetMetaData;
+
+use crate::error::{Result, SchemaError};
+use crate::fields::SCHEMA_VERSION;
+use crate::metadata::{DatasetInfo, KEY_DATASET, KEY_SCHEMA_VERSION};
+use crate::records::{
+    batch_to_counterfactuals, batch_to_images, CounterfactualRecord, ImageRecord,
+};
+use crate::writer::hash_file;
+
+/// An open shard.
+pub struct ShardReader {
+    path: PathBuf,
+    file: File,
+    meta: ArrowReaderMetadata,
+    info: DatasetInfo,
+}
+
+impl std::fmt::Debug for ShardReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardReader")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl ShardReader {
+    /// Opens a shard and checks that it is a cfkit shard of a supported schema version.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| SchemaError::io(path, e))?;
+        let meta = ArrowReaderMetadata::load(&file, Default::default())
+            .map_err(|e| SchemaError::parquet(path, e))?;
+        let kv = meta.schema().metadata();
+        let version = kv
+            .get(KEY_SCHEMA_VERSION)
+            .ok_or_else(|| SchemaError::Parquet {
+                path: path.into(),
+                message: format!(
+                    "not a cfkit shard: metadata key '{KEY_SCHEMA_VERSION}' is missing"
+                ),
+            })?;
+        if version.parse::<u32>().ok() != Some(SCHEMA_VERSION) {
+            return Err(SchemaError::Version {
+                path: path.into(),
+                found: version.clone(),
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let info_json = kv.get(KEY_DATASET).ok_or_else(|| SchemaError::Parquet {
+            path: path.into(),
+            message: format!("metadata key '{KEY_DATASET}' is missing"),
+        })?;
+        let info: DatasetInfo =
+            serde_json::from_str(info_json).map_err(|e| SchemaError::Parquet {
+                path: path.into(),
+                message: format!("metadata '{KEY_DATASET}' is not valid: {e}"),
+            })?;
+        Ok(ShardReader {
+            path: path.to_path_buf(),
+            file,
+            meta,
+            info,
+        })
+    }
+
+    /// Opens a shard after checking its size and blake3 against the manifest's record.
+    pub fn open_verified(path: &Path, bytes: u64, blake3: &str) -> Result<Self> {
+        let (size, hash) = hash_file(path)?;
+        if size != bytes || hash != blake3 {
+            return Err(SchemaError::Parquet {
+                path: path.into(),
+                message: format!(
+                    "content does not match the manifest (size {size} vs {bytes}, blake3 {} vs {}): the file is corrupt or was changed",
+                    &hash[..12],
+                    &blake3[..blake3.len().min(12)]
+                ),
+            });
+        }
+        Self::open(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn info(&self) -> &DatasetInfo {
+        &self.info
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.meta.schema().clone()
+    }
+
+    pub fn parquet_metadata(&self) -> &ParquetMetaData {
+        self.meta.metadata()
+    }
+
+    pub fn num_rows(&self) -> u64 {
+        self.meta.metadata().file_metadata().num_rows() as u64
+    }
+
+    pub fn num_row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// Rows of one row group, as batches of at most `batch_rows` rows.
+    pub fn read_row_group(&self, index: usize, batch_rows: usize) -> Result<Vec<RecordBatch>> {
+        if index >= self.num_row_groups() {
+            return Err(SchemaError::Parquet {
+                path: self.path.clone(),
+                message: format!(
+                    "row group {index} does not exist ({} row groups)",
+                    self.num_row_groups()
+                ),
+            });
+        }
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| SchemaError::io(&self.path, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+            .with_row_groups(vec![index])
+            .with_batch_size(batch_rows.max(1))
+            .build()
+            .map_err(|e| SchemaError::parquet(&self.path, e))?;
+        reader
+            .map(|b| {
+                b.map_err(|e| SchemaError::parquet(&self.path, format!("row group {index}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Every row as image records (works for both shard kinds).
+    pub fn read_images(&self) -> Result<Vec<ImageRecord>> {
+        let mut out = Vec::with_capacity(self.num_rows() as usize);
+        for g in 0..self.num_row_groups() {
+            for b in self.read_row_group(g, 1024)? {
+                out.extend(batch_to_images(&b, &self.path)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every row of a counterfactual shard.
+    pub fn read_counterfactuals(&self) -> Result<Vec<CounterfactualRecord>> {
+        let mut out = Vec::with_capacity(self.num_rows() as usize);
+        for g in 0..self.num_row_groups() {
+            for b in self.read_row_group(g, 1024)? {
+                out.extend(batch_to_counterfactuals(&b, &self.path)?);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,301 @@
+//! Round trips of both shard kinds and of the manifest, corrupt shards, and the schema
+//! description's drift check.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use cfkit_schemas::layout::{shard_relpath, MANIFEST_FILE};
+use cfkit_schemas::metadata::{KEY_DATASET, KEY_HUGGINGFACE, KEY_SCHEMA_VERSION};
+use cfkit_schemas::*;
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cfkit-schemas-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn info(kind: ShardKind, classes: &[&str]) -> DatasetInfo {
+    DatasetInfo {
+        schema_version: SCHEMA_VERSION,
+        kind,
+        split: "train".into(),
+        classes: classes.iter().map(|s| s.to_string()).collect(),
+        image_size: 8,
+        preprocessing: "resize-shorter-bicubic(8)+center-crop(8)".into(),
+        source: "test".into(),
+        seed: Some(7),
+        config_hash: Some("abc".into()),
+        teacher: Some(TeacherInfo {
+            model: "tiny".into(),
+            weights_blake3: "w".into(),
+            head_blake3: "h".into(),
+        }),
+        method: Some(serde_json::json!({"cam": "mmcam"})),
+    }
+}
+
+/// Pseudo-random bytes so zstd cannot shrink the image column to nothing.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn image_record(i: usize) -> ImageRecord {
+    ImageRecord {
+        id: format!("img/{i:04}.png"),
+        label: (i % 3) as i64,
+        class_name: ["cat", "dog", "eel"][i % 3].into(),
+        source_blake3: blake3::hash(&i.to_le_bytes()).to_hex().to_string(),
+        orig_width: 100 + i as i32,
+        orig_height: 50,
+        image: StoredImage {
+            bytes: noise(i as u64, 1000 + i),
+            path: format!("{i:04}.png"),
+        },
+    }
+}
+
+fn cf_record(i: usize, p: usize, d: usize) -> CounterfactualRecord {
+    CounterfactualRecord {
+        base: image_record(i),
+        teacher_feature: (0..d).map(|k| (i * d + k) as f32 * 0.5).collect(),
+        teacher_logits: if i % 2 == 0 {
+            Some(vec![i as f32, -1.0, 2.5])
+        } else {
+            None
+        },
+        cam: (0..p).map(|k| k as f32 / p as f32).collect(),
+        variants: (0..(i % 3))
+            .map(|k| Variant {
+                variant: k as i32,
+                strategy: "ObjMaskSingleFill(0.3)".into(),
+                mask: (0..p).map(|j| (j + k + i) % 3 == 0).collect(),
+                donor_ids: (0..k + 1).map(|j| format!("img/{j:04}.png")).collect(),
+                seed: 1000 + k as u64,
+                image: StoredImage {
+                    bytes: noise(99 + k as u64, 300),
+                    path: String::new(),
+                },
+                teacher_feature: vec![k as f32; d],
+            })
+            .collect(),
+    }
+}
+
+fn write_shard(
+    dir: &Path,
+    schema: arrow_schema::SchemaRef,
+    batches: &[arrow_array::RecordBatch],
+    opts: WriterOptions,
+) -> Result<ShardSummary> {
+    let mut w = ShardWriter::try_new(dir, &shard_relpath("train", 0, 1), schema, opts)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    Ok(w.close()?)
+}
+
+#[test]
+fn image_shards_round_trip_with_metadata_and_row_groups() -> Result<()> {
+    let dir = tmpdir("img");
+    let info = info(ShardKind::Images, &["cat", "dog", "eel"]);
+    let schema = shard_schema(&info, None);
+    let rows: Vec<ImageRecord> = (0..50).map(image_record).collect();
+    let batches: Vec<_> = rows
+        .chunks(10)
+        .map(|c| images_to_batch(&schema, c))
+        .collect::<Result<_, _>>()?;
+    // Tiny row groups so that several are cut.
+    let summary = write_shard(
+        &dir,
+        schema.clone(),
+        &batches,
+        WriterOptions {
+            row_group_bytes: 20_000,
+            ..Default::default()
+        },
+    )?;
+    assert_eq!(summary.rows, 50);
+    assert!(summary.row_groups >= 2, "{summary:?}");
+    let path = dir.join(&summary.file);
+    assert!(path.exists() && !Path::new(&format!("{}.tmp", path.display())).exists());
+
+    let r = ShardReader::open_verified(&path, summary.bytes, &summary.blake3)?;
+    assert_eq!(r.info(), &info);
+    assert_eq!(r.num_rows(), 50);
+    assert_eq!(r.schema().fields(), schema.fields());
+    assert_eq!(r.read_images()?, rows);
+
+    // Plain Parquet key-value pairs carry the same metadata (what DuckDB shows).
+    let kv = r
+        .parquet_metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap();
+    let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+    assert_eq!(get(KEY_SCHEMA_VERSION).as_deref(), Some("1"));
+    assert_eq!(get("cfkit.split").as_deref(), Some("train"));
+    let ds: DatasetInfo = serde_json::from_str(&get(KEY_DATASET).unwrap())?;
+    assert_eq!(ds, info);
+    let hf: serde_json::Value = serde_json::from_str(&get(KEY_HUGGINGFACE).unwrap())?;
+    assert_eq!(hf["info"]["features"]["image"]["_type"], "Image");
+    assert_eq!(hf["info"]["features"]["label"]["names"][2], "eel");
+
+    // Image bytes: uncompressed, no statistics; other columns zstd.
+    let rg = r.parquet_metadata().row_group(0);
+    for col in rg.columns() {
+        let path = col.column_path().string();
+        if path == "image.bytes" {
+            assert_eq!(col.compression(), parquet::basic::Compression::UNCOMPRESSED);
+            assert!(col.statistics().is_none(), "statistics on {path}");
+            assert!(
+                col.dictionary_page_offset().is_none(),
+                "dictionary on {path}"
+            );
+        } else {
+            assert!(
+                matches!(col.compression(), parquet::basic::Compression::ZSTD(_)),
+                "{path}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn counterfactual_shards_round_trip_with_variants_and_null_logits() -> Result<()> {
+    let dir = tmpdir("cf");
+    let (p, d) = (6, 4);
+    let info = info(ShardKind::Counterfactuals, &["cat", "dog", "eel"]);
+    let schema = shard_schema(
+        &info,
+        Some(CounterfactualDims {
+            num_patches: p as i32,
+            feature_dim: d as i32,
+        }),
+    );
+    let rows: Vec<CounterfactualRecord> = (0..17).map(|i| cf_record(i, p, d)).collect();
+    let batch = counterfactuals_to_batch(&schema, &rows)?;
+    let summary = write_shard(&dir, schema.clone(), &[batch], WriterOptions::default())?;
+    let r = ShardReader::open(&dir.join(&summary.file))?;
+    assert_eq!(r.read_counterfactuals()?, rows);
+    let rg = r.parquet_metadata().row_group(0);
+    let nested: Vec<_> = rg
+        .columns()
+        .iter()
+        .map(|c| c.column_path().string())
+        .filter(|p| p.ends_with("image.bytes"))
+        .collect();
+    assert_eq!(nested.len(), 2, "{nested:?}");
+    for col in rg
+        .columns()
+        .iter()
+        .filter(|c| c.column_path().string().ends_with("image.bytes"))
+    {
+        assert_eq!(col.compression(), parquet::basic::Compression::UNCOMPRESSED);
+    }
+    // A record that does not fit the schema is refused with the reason.
+    let mut bad = cf_record(0, p, d);
+    bad.cam.push(1.0);
+    let err = counterfactuals_to_batch(&schema, &[bad])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cam has 7 values, the schema says 6"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn corrupt_shards_give_errors_that_name_the_shard() -> Result<()> {
+    let dir = tmpdir("corrupt");
+    let info = info(ShardKind::Images, &["cat", "dog", "eel"]);
+    let schema = shard_schema(&info, None);
+    let rows: Vec<ImageRecord> = (0..20).map(image_record).collect();
+    let summary = write_shard(
+        &dir,
+        schema.clone(),
+        &[images_to_batch(&schema, &rows)?],
+        WriterOptions::default(),
+    )?;
+    let path = dir.join(&summary.file);
+    let good = std::fs::read(&path)?;
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+
+    // Truncated: the footer is gone.
+    std::fs::write(&path, &good[..good.len() / 2])?;
+    let err = ShardReader::open(&path).unwrap_err().to_string();
+    assert!(err.contains(&name), "{err}");
+
+    // One flipped byte inside the data: caught by the manifest's blake3 even where Parquet itself
+    // cannot notice (uncompressed image bytes carry no checksum).
+    let mut flipped = good.clone();
+    flipped[good.len() / 3] ^= 0x40;
+    std::fs::write(&path, &flipped)?;
+    let err = ShardReader::open_verified(&path, summary.bytes, &summary.blake3)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&name) && err.contains("does not match the manifest"),
+        "{err}"
+    );
+
+    // Not a parquet file at all.
+    std::fs::write(&path, b"hello")?;
+    let err = ShardReader::open(&path).unwrap_err().to_string();
+    assert!(err.contains(&name), "{err}");
+    Ok(())
+}
+
+#[test]
+fn manifest_round_trips_and_rejects_edits() -> Result<()> {
+    let dir = tmpdir("manifest");
+    let mut m = Manifest::new(
+        ShardKind::Images,
+        serde_json::json!({"b": 1, "a": [1, 2]}),
+        "cfkit test",
+    );
+    let shard = ShardSummary {
+        file: "data/train-00000-of-00001.parquet".into(),
+        rows: 5,
+        bytes: 10,
+        blake3: "x".into(),
+        row_groups: 1,
+    };
+    m.add_shard("train", &["cat".to_string()], shard.clone());
+    m.add_shard("train", &["cat".to_string()], shard); // same file again: replaced, not doubled
+    assert_eq!(m.splits["train"].shards.len(), 1);
+    m.write(&dir)?;
+    assert_eq!(Manifest::read(&dir)?, m);
+    let text = std::fs::read_to_string(dir.join(MANIFEST_FILE))?.replace("\"b\": 1", "\"b\": 2");
+    std::fs::write(dir.join(MANIFEST_FILE), text)?;
+    let err = Manifest::read(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("manifest.json") && err.contains("config_hash"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn schema_description_is_up_to_date() -> Result<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("SCHEMA.md");
+    let want = cfkit_schemas::describe::schema_markdown();
+    if std::env::var_os("CFKIT_UPDATE_SCHEMA_DOC").is_some() {
+        std::fs::write(&path, &want)?;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "schemas/SCHEMA.md is out of date with the schemas; rerun with CFKIT_UPDATE_SCHEMA_DOC=1 and commit it"
+    );
+    Ok(())
+}
