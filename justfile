@@ -27,8 +27,12 @@ build-counterfactuals *ARGS: build
     @echo "cfkit: the counterfactual builder lands with the pipeline issue; checking the model stack it will run on:"
     target/release/cfkit doctor {{ARGS}}
 
+# Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
+fashion-mnist:
+    @{{root}}/tools/ensure-fashion-mnist.sh
+
 # The validation CI runs: rustfmt check, clippy with warnings as errors, every test.
-check: bootstrap
+check: bootstrap fashion-mnist
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
@@ -44,6 +48,10 @@ parity-fixtures: bootstrap
 parity-b32: bootstrap
     {{python}} tests/parity/make_fixtures.py --case vit-b-32 --out target/parity
     CFKIT_PARITY_DIR={{root}}/target/parity cargo test --release -p cfkit-models --test parity -- --ignored
+
+# Generate the FashionShift demo splits as image shards into OUT (default data/fashionshift).
+demo-data OUT="data/fashionshift" *ARGS: build fashion-mnist
+    target/release/cfkit demo-data --out {{OUT}} {{ARGS}}
 
 # Forward+backward images/s of the tiny and vit-b-32 presets, cfkit next to PyTorch eager, same run.
 bench-models *ARGS: bootstrap

@@ -329,12 +329,18 @@ fn clip_preprocess_raw(raw: Raw, size: u32, filter: ResizeFilter) -> RgbImage {
 /// alpha dropped). Output shape `[size, size, 3]`, `u8`.
 pub fn clip_preprocess_encoded(bytes: &[u8], size: u32) -> image::ImageResult<RgbImage> {
     let img = image::load_from_memory(bytes)?;
+    Ok(clip_preprocess_decoded(&img, bytes, size))
+}
+
+/// [`clip_preprocess_encoded`] for an image the caller already decoded from `bytes` (with its own
+/// limits); `bytes` only supply the PIL-mode hints.
+pub fn clip_preprocess_decoded(img: &DynamicImage, bytes: &[u8], size: u32) -> RgbImage {
     let hints = pil_hints(bytes);
-    let mut raw = Raw::from_dynamic(&img);
+    let mut raw = Raw::from_dynamic(img);
     if hints.drop_alpha {
         raw = raw.without_alpha();
     }
-    Ok(clip_preprocess_raw(raw, size, hints.filter))
+    clip_preprocess_raw(raw, size, hints.filter)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use arrow_schema::{DataType, Field};
 
-use crate::fields::{column_doc, SCHEMA_VERSION};
+use crate::fields::{column_doc, nulls_allowed, SCHEMA_VERSION};
 use crate::metadata::{
     shard_schema, CounterfactualDims, DatasetInfo, ShardKind, KEY_DATASET, KEY_HUGGINGFACE,
     KEY_SCHEMA_VERSION,
@@ -51,7 +51,11 @@ fn rows(out: &mut String, fields: &[std::sync::Arc<Field>], prefix: &str) {
         out.push_str(&format!(
             "| `{name}` | `{}` | {} | {doc} |\n",
             type_name(f.data_type()),
-            if f.is_nullable() { "yes" } else { "no" }
+            if nulls_allowed(f.name()) {
+                "allowed"
+            } else {
+                "never"
+            }
         ));
         if let DataType::List(inner) = f.data_type() {
             if let DataType::Struct(sub) = inner.data_type() {
@@ -84,7 +88,9 @@ pub fn schema_markdown() -> String {
         "# cfkit shard schemas, version {SCHEMA_VERSION}\n\n\
          Generated from `schemas/src` by `cargo test -p cfkit-schemas` (set `CFKIT_UPDATE_SCHEMA_DOC=1` to rewrite);\n\
          do not edit by hand. P = patches per image (row-major grid), D = teacher feature width,\n\
-         C = number of classes.\n\n\
+         C = number of classes. Top-level columns carry Arrow's nullable flag (Hugging Face `datasets`\n\
+         applies Image and ClassLabel only to nullable fields); the `nulls` column says what cfkit\n\
+         writes and its reader accepts.\n\n\
          Files: `OUT/data/<split>-NNNNN-of-MMMMM.parquet` and `OUT/manifest.json`.\n\n"
     );
     for (title, kind) in [
@@ -93,7 +99,7 @@ pub fn schema_markdown() -> String {
     ] {
         let schema = shard_schema(&info(kind), Some(dims));
         out.push_str(&format!(
-            "## {title}\n\n| column | Arrow type | nullable | meaning |\n|---|---|---|---|\n"
+            "## {title}\n\n| column | Arrow type | nulls | meaning |\n|---|---|---|---|\n"
         ));
         rows(&mut out, schema.fields(), "");
         out.push('\n');

@@ -55,16 +55,28 @@ pub fn string_list() -> DataType {
     DataType::List(Arc::new(Field::new(ELEMENT, DataType::Utf8, false)))
 }
 
+/// A top-level column. Arrow's nullable flag is set on every top-level column because Hugging
+/// Face `datasets` only applies its features (Image, ClassLabel) to nullable fields; which
+/// columns may actually hold nulls is [`nulls_allowed`], and the reader enforces it.
+fn column(name: &str, t: DataType) -> Field {
+    Field::new(name, t, true)
+}
+
+/// Whether cfkit writes (and accepts) nulls in a column.
+pub fn nulls_allowed(name: &str) -> bool {
+    name == TEACHER_LOGITS
+}
+
 /// The columns every shard starts with.
 pub fn image_columns() -> Vec<Field> {
     vec![
-        Field::new(ID, DataType::Utf8, false),
-        Field::new(LABEL, DataType::Int64, false),
-        Field::new(CLASS_NAME, DataType::Utf8, false),
-        Field::new(SOURCE_BLAKE3, DataType::Utf8, false),
-        Field::new(ORIG_WIDTH, DataType::Int32, false),
-        Field::new(ORIG_HEIGHT, DataType::Int32, false),
-        Field::new(IMAGE, image_type(), false),
+        column(ID, DataType::Utf8),
+        column(LABEL, DataType::Int64),
+        column(CLASS_NAME, DataType::Utf8),
+        column(SOURCE_BLAKE3, DataType::Utf8),
+        column(ORIG_WIDTH, DataType::Int32),
+        column(ORIG_HEIGHT, DataType::Int32),
+        column(IMAGE, image_type()),
     ]
 }
 
@@ -84,17 +96,16 @@ pub fn variant_fields(num_patches: i32, feature_dim: i32) -> Fields {
 /// The columns a counterfactual shard adds to [`image_columns`].
 pub fn counterfactual_columns(num_patches: i32, feature_dim: i32, num_classes: i32) -> Vec<Field> {
     vec![
-        Field::new(TEACHER_FEATURE, f32_vector(feature_dim), false),
-        Field::new(TEACHER_LOGITS, f32_vector(num_classes), true),
-        Field::new(CAM, f32_vector(num_patches), false),
-        Field::new(
+        column(TEACHER_FEATURE, f32_vector(feature_dim)),
+        column(TEACHER_LOGITS, f32_vector(num_classes)),
+        column(CAM, f32_vector(num_patches)),
+        column(
             VARIANTS,
             DataType::List(Arc::new(Field::new(
                 ELEMENT,
                 DataType::Struct(variant_fields(num_patches, feature_dim)),
                 false,
             ))),
-            false,
         ),
     ]
 }

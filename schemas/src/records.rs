@@ -335,6 +335,8 @@ fn read_base(c: &Cols) -> Result<Vec<ImageRecord>> {
         .ok_or_else(|| c.err(ORIG_HEIGHT, "expected int32"))?;
     let (bytes, paths) = c.image(IMAGE, c.get(IMAGE)?)?;
     c.no_nulls(LABEL, labels)?;
+    c.no_nulls(ORIG_WIDTH, w)?;
+    c.no_nulls(ORIG_HEIGHT, h)?;
     Ok((0..c.batch.num_rows())
         .map(|i| ImageRecord {
             id: ids.value(i).to_string(),
@@ -363,6 +365,8 @@ pub fn batch_to_counterfactuals(
     let (feat_l, feats) = c.f32_rows(TEACHER_FEATURE, c.get(TEACHER_FEATURE)?)?;
     let (logit_l, logits) = c.f32_rows(TEACHER_LOGITS, c.get(TEACHER_LOGITS)?)?;
     let (cam_l, cams) = c.f32_rows(CAM, c.get(CAM)?)?;
+    c.no_nulls(TEACHER_FEATURE, feat_l)?;
+    c.no_nulls(CAM, cam_l)?;
     let (d, nc, p) = (
         feat_l.value_length() as usize,
         logit_l.value_length() as usize,

@@ -1,0 +1,164 @@
+//! Turning one source file into a stored image, or a reason to quarantine it.
+//!
+//! Order of checks: readable, non-empty, a known image format (sniffed from the bytes, not the
+//! extension), dimensions under the decompression-bomb limit (read from the header before any
+//! pixel is decoded), a full decode under an allocation limit, then CLIP preprocessing.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use cfkit_schemas::{encode_png, RgbPixels};
+use image::{ImageReader, Limits};
+use serde::Serialize;
+
+use crate::preprocess::clip_preprocess_decoded;
+
+/// Default limit on source pixels: Pillow's `MAX_IMAGE_PIXELS` (89,478,485) × 2, the size at which
+/// Pillow raises `DecompressionBombError` instead of warning.
+pub const DEFAULT_MAX_PIXELS: u64 = 2 * 89_478_485;
+
+/// Why a file was not turned into an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum Reject {
+    Unreadable(String),
+    Empty,
+    NotAnImage,
+    TooLarge {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
+    Corrupt(String),
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reject::Unreadable(e) => write!(f, "unreadable: {e}"),
+            Reject::Empty => write!(f, "empty file (0 bytes)"),
+            Reject::NotAnImage => write!(f, "not an image (no known image signature in the bytes)"),
+            Reject::TooLarge {
+                width,
+                height,
+                max_pixels,
+            } => {
+                write!(
+                    f,
+                    "{width}x{height} pixels exceeds the decompression-bomb limit of {max_pixels}"
+                )
+            }
+            Reject::Corrupt(e) => write!(f, "cannot decode: {e}"),
+        }
+    }
+}
+
+/// A preprocessed source image.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// PNG of the S×S RGB image.
+    pub png: Vec<u8>,
+    pub orig_width: u32,
+    pub orig_height: u32,
+    /// blake3 of the source file's bytes.
+    pub source_blake3: String,
+}
+
+/// Reads, checks, decodes and preprocesses one file.
+pub fn prepare_file(path: &Path, size: u32, max_pixels: u64) -> Result<Prepared, Reject> {
+    let bytes = std::fs::read(path).map_err(|e| Reject::Unreadable(e.to_string()))?;
+    prepare_bytes(&bytes, size, max_pixels)
+}
+
+/// [`prepare_file`] on bytes already in memory.
+pub fn prepare_bytes(bytes: &[u8], size: u32, max_pixels: u64) -> Result<Prepared, Reject> {
+    if bytes.is_empty() {
+        return Err(Reject::Empty);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Reject::Unreadable(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(Reject::NotAnImage);
+    }
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| Reject::Corrupt(e.to_string()))?;
+    if width as u64 * height as u64 > max_pixels {
+        return Err(Reject::TooLarge {
+            width,
+            height,
+            max_pixels,
+        });
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Reject::Unreadable(e.to_string()))?;
+    let mut limits = Limits::default();
+    // Room for the decoded image at up to 16-bit RGBA, and nothing beyond.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| Reject::Corrupt(e.to_string()))?;
+    let rgb = clip_preprocess_decoded(&img, bytes, size);
+    let (w, h) = rgb.dimensions();
+    let png = encode_png(&RgbPixels {
+        width: w,
+        height: h,
+        pixels: rgb.into_raw(),
+    })
+    .map_err(|e| Reject::Corrupt(e.to_string()))?;
+    Ok(Prepared {
+        png,
+        orig_width: width,
+        orig_height: height,
+        source_blake3: blake3::hash(bytes).to_hex().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        encode_png(&RgbPixels {
+            width: w,
+            height: h,
+            pixels: vec![128; (3 * w * h) as usize],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn rejects_say_why() {
+        assert_eq!(
+            prepare_bytes(b"", 8, DEFAULT_MAX_PIXELS).unwrap_err(),
+            Reject::Empty
+        );
+        assert_eq!(
+            prepare_bytes(b"hello world, not an image", 8, DEFAULT_MAX_PIXELS).unwrap_err(),
+            Reject::NotAnImage
+        );
+        let good = png(20, 10);
+        let truncated = &good[..good.len() - 20];
+        assert!(matches!(
+            prepare_bytes(truncated, 8, DEFAULT_MAX_PIXELS).unwrap_err(),
+            Reject::Corrupt(_)
+        ));
+        let err = prepare_bytes(&good, 8, 100).unwrap_err();
+        assert_eq!(
+            err,
+            Reject::TooLarge {
+                width: 20,
+                height: 10,
+                max_pixels: 100
+            }
+        );
+        assert!(err.to_string().contains("20x10"));
+        let ok = prepare_bytes(&good, 8, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((ok.orig_width, ok.orig_height), (20, 10));
+        let back = cfkit_schemas::decode_image(&ok.png).unwrap();
+        assert_eq!((back.width, back.height), (8, 8));
+    }
+}

@@ -1,0 +1,361 @@
+//! `cfkit prepare` and `cfkit demo-data`: sources to image shards, with a quarantine file, a
+//! duplicate report, a manifest and a run record in the output directory.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cfkit_schemas::layout::MANIFEST_FILE;
+use cfkit_schemas::{
+    config_hash, encode_png, DatasetInfo, ImageRecord, Manifest, RgbPixels, ShardKind, StoredImage,
+    WriterOptions, SCHEMA_VERSION,
+};
+use serde::Serialize;
+
+use crate::decode::prepare_file;
+use crate::error::{PipelineError, Result};
+use crate::fashionshift::{self, FashionMnist, FashionShiftConfig, Split};
+use crate::sources::SourceListing;
+use crate::split_writer::{write_split, Rejected, SplitOutput};
+
+/// How the stored images are made (recorded in the shards' metadata).
+pub fn preprocessing_description(size: u32) -> String {
+    format!("torchvision Resize({size}, bicubic, Pillow 13) + CenterCrop({size}) + RGB; stored as uint8 PNG")
+}
+
+/// Knobs shared by `prepare` and `demo-data`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputOptions {
+    pub rows_per_shard: usize,
+    pub row_group_bytes: usize,
+    /// Not part of the config (does not change the data).
+    #[serde(skip)]
+    pub quiet: bool,
+}
+
+impl OutputOptions {
+    fn writer(&self) -> WriterOptions {
+        WriterOptions {
+            row_group_bytes: self.row_group_bytes,
+            ..Default::default()
+        }
+    }
+}
+
+/// Options of `cfkit prepare`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrepareOptions {
+    pub split: String,
+    pub image_size: u32,
+    pub max_pixels: u64,
+    /// The run fails when more than this fraction of the inputs is quarantined.
+    pub max_bad_fraction: f64,
+    pub output: OutputOptions,
+}
+
+/// Per-split outcome, for the summary and `run.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitReport {
+    pub split: String,
+    pub inputs: usize,
+    pub rows: u64,
+    pub shards: usize,
+    pub bytes: u64,
+    pub quarantined: usize,
+    /// Groups of ids whose source bytes are identical.
+    pub duplicate_groups: Vec<Vec<String>>,
+    pub seconds: f64,
+    pub images_per_s: f64,
+    /// blake3 over the (id, source blake3) pairs of the rows: the input fingerprint.
+    pub input_fingerprint: String,
+}
+
+fn duplicate_groups(sources: &[(String, String)]) -> Vec<Vec<String>> {
+    let mut by_hash: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (id, h) in sources {
+        by_hash.entry(h.as_str()).or_default().push(id.clone());
+    }
+    by_hash.into_values().filter(|v| v.len() > 1).collect()
+}
+
+fn fingerprint(sources: &[(String, String)]) -> String {
+    let mut h = blake3::Hasher::new();
+    for (id, b) in sources {
+        h.update(id.as_bytes());
+        h.update(b"\0");
+        h.update(b.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn report(split: &str, inputs: usize, o: &SplitOutput) -> SplitReport {
+    SplitReport {
+        split: split.to_string(),
+        inputs,
+        rows: o.rows,
+        shards: o.shards.len(),
+        bytes: o.shards.iter().map(|s| s.bytes).sum(),
+        quarantined: o.rejected.len(),
+        duplicate_groups: duplicate_groups(&o.sources),
+        seconds: o.seconds,
+        images_per_s: inputs as f64 / o.seconds.max(1e-9),
+        input_fingerprint: fingerprint(&o.sources),
+    }
+}
+
+/// Refuses an output directory that holds a dataset made with another config.
+fn check_existing(out: &Path, hash: &str) -> Result<()> {
+    if out.join(MANIFEST_FILE).exists() {
+        let m = Manifest::read(out)?;
+        if m.config_hash != hash {
+            return Err(PipelineError::Input(format!(
+                "'{}' already holds a dataset built with another config (config hash {} vs {}); choose another --out or remove it",
+                out.display(),
+                &m.config_hash[..12],
+                &hash[..12]
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn write_quarantine(path: &Path, entries: &[Rejected]) -> Result<()> {
+    let mut f = std::fs::File::create(path).map_err(|e| PipelineError::io(path, e))?;
+    for r in entries {
+        let line = serde_json::json!({"path": r.path, "reason": r.reason});
+        writeln!(f, "{line}").map_err(|e| PipelineError::io(path, e))?;
+    }
+    Ok(())
+}
+
+fn write_run_record(out: &Path, config: &serde_json::Value, reports: &[SplitReport]) -> Result<()> {
+    let path = out.join("run.json");
+    let run = serde_json::json!({
+        "cfkit": env!("CARGO_PKG_VERSION"),
+        "config": config,
+        "config_hash": config_hash(config),
+        "splits": reports,
+    });
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&run).expect("json") + "\n",
+    )
+    .map_err(|e| PipelineError::io(&path, e))
+}
+
+/// `cfkit prepare`: one source listing -> image shards of one split.
+pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Result<SplitReport> {
+    if !cfkit_schemas::layout::valid_split_name(&opts.split) {
+        return Err(PipelineError::Input(format!(
+            "split name '{}' must be [A-Za-z0-9_.-]",
+            opts.split
+        )));
+    }
+    let config = serde_json::json!({"command": "prepare", "source": listing.description, "classes": listing.classes, "options": opts});
+    let hash = config_hash(&config);
+    check_existing(out, &hash)?;
+    std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
+    let info = DatasetInfo {
+        schema_version: SCHEMA_VERSION,
+        kind: ShardKind::Images,
+        split: opts.split.clone(),
+        classes: listing.classes.clone(),
+        image_size: opts.image_size,
+        preprocessing: preprocessing_description(opts.image_size),
+        source: listing.description.clone(),
+        seed: None,
+        config_hash: Some(hash.clone()),
+        teacher: None,
+        method: None,
+    };
+    let items = &listing.items;
+    let classes = &listing.classes;
+    let output = write_split(
+        out,
+        &info,
+        items.len(),
+        opts.output.rows_per_shard,
+        opts.output.writer(),
+        opts.output.quiet,
+        |i| {
+            let item = &items[i];
+            let p = prepare_file(&item.path, opts.image_size, opts.max_pixels).map_err(|r| {
+                Rejected {
+                    path: item.path.display().to_string(),
+                    reason: r.to_string(),
+                }
+            })?;
+            Ok(ImageRecord {
+                id: item.id.clone(),
+                label: item.label,
+                class_name: classes[item.label as usize].clone(),
+                source_blake3: p.source_blake3,
+                orig_width: p.orig_width as i32,
+                orig_height: p.orig_height as i32,
+                image: StoredImage {
+                    bytes: p.png,
+                    path: format!("{}.png", item.id),
+                },
+            })
+        },
+    )?;
+    let mut quarantined: Vec<Rejected> = listing
+        .problems
+        .iter()
+        .map(|p| Rejected {
+            path: p.path.display().to_string(),
+            reason: p.reason.clone(),
+        })
+        .collect();
+    quarantined.extend(output.rejected.iter().cloned());
+    let qpath = out.join(format!("quarantine-{}.jsonl", opts.split));
+    write_quarantine(&qpath, &quarantined)?;
+    let rep = report(&opts.split, items.len(), &output);
+    let bad = output.rejected.len();
+    let total = items.len().max(1);
+    if bad as f64 / total as f64 > opts.max_bad_fraction {
+        return Err(PipelineError::TooManyBad {
+            bad,
+            total,
+            pct: 100.0 * bad as f64 / total as f64,
+            limit_pct: 100.0 * opts.max_bad_fraction,
+            quarantine: qpath,
+        });
+    }
+    let mut manifest = Manifest::new(
+        ShardKind::Images,
+        config.clone(),
+        &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
+    );
+    for s in output.shards {
+        manifest.add_shard(&opts.split, classes, s);
+    }
+    manifest.write(out)?;
+    write_run_record(out, &config, std::slice::from_ref(&rep))?;
+    Ok(rep)
+}
+
+/// Options of `cfkit demo-data`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoOptions {
+    pub fashion_mnist: PathBuf,
+    pub seed: u64,
+    /// Splits to write (default: all).
+    pub splits: Vec<String>,
+    /// Multiplies every default split size.
+    pub scale: f64,
+    pub output: OutputOptions,
+}
+
+fn demo_config(opts: &DemoOptions) -> Result<FashionShiftConfig> {
+    let mut cfg = FashionShiftConfig {
+        seed: opts.seed,
+        ..Default::default()
+    };
+    if !opts.scale.is_finite() || opts.scale <= 0.0 {
+        return Err(PipelineError::Input(format!(
+            "--scale must be > 0, got {}",
+            opts.scale
+        )));
+    }
+    for split in Split::ALL {
+        let n = cfg.sizes.get_mut(split);
+        *n = ((*n as f64) * opts.scale).round().max(1.0) as usize;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// `cfkit demo-data`: the FashionShift splits as image shards.
+pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
+    let cfg = demo_config(opts)?;
+    let splits: Vec<Split> = if opts.splits.is_empty() {
+        Split::ALL.to_vec()
+    } else {
+        opts.splits
+            .iter()
+            .map(|s| s.parse::<Split>())
+            .collect::<std::result::Result<_, _>>()?
+    };
+    let fm = FashionMnist::load(&opts.fashion_mnist)?;
+    let config = serde_json::json!({"command": "demo-data", "fashionshift": format!("{cfg:?}"), "splits": splits.iter().map(|s| s.name()).collect::<Vec<_>>(), "options": opts});
+    let hash = config_hash(&config);
+    check_existing(out, &hash)?;
+    std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
+    let classes: Vec<String> = fashionshift::CLASS_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut manifest = Manifest::new(
+        ShardKind::Images,
+        config.clone(),
+        &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
+    );
+    let mut reports = Vec::new();
+    for split in splits {
+        let n = fashionshift::split_len(&cfg, split.name())?;
+        let info = DatasetInfo {
+            schema_version: SCHEMA_VERSION,
+            kind: ShardKind::Images,
+            split: split.name().to_string(),
+            classes: classes.clone(),
+            image_size: cfg.image_size,
+            preprocessing: "generated at the stored size (no resize)".into(),
+            source: format!("fashionshift:{}", split.name()),
+            seed: Some(cfg.seed),
+            config_hash: Some(hash.clone()),
+            teacher: None,
+            method: None,
+        };
+        let output = write_split(
+            out,
+            &info,
+            n,
+            opts.output.rows_per_shard,
+            opts.output.writer(),
+            opts.output.quiet,
+            |i| {
+                let id = format!("fashionshift/{}/{i:06}", split.name());
+                let s = fashionshift::generate(&fm, &cfg, split, i).map_err(|e| Rejected {
+                    path: id.clone(),
+                    reason: e.to_string(),
+                })?;
+                let png = encode_png(&RgbPixels {
+                    width: s.size,
+                    height: s.size,
+                    pixels: s.pixels.clone(),
+                })
+                .map_err(|e| Rejected {
+                    path: id.clone(),
+                    reason: e.to_string(),
+                })?;
+                Ok(ImageRecord {
+                    label: s.info.label as i64,
+                    class_name: classes[s.info.label as usize].clone(),
+                    source_blake3: blake3::hash(&s.pixels).to_hex().to_string(),
+                    orig_width: s.size as i32,
+                    orig_height: s.size as i32,
+                    image: StoredImage {
+                        bytes: png,
+                        path: format!("{i:06}.png"),
+                    },
+                    id,
+                })
+            },
+        )?;
+        if let Some(r) = output.rejected.first() {
+            return Err(PipelineError::Input(format!(
+                "generating {}: {}",
+                r.path, r.reason
+            )));
+        }
+        reports.push(report(split.name(), n, &output));
+        for s in output.shards {
+            manifest.add_shard(split.name(), &classes, s);
+        }
+    }
+    manifest.write(out)?;
+    write_run_record(out, &config, &reports)?;
+    Ok(reports)
+}

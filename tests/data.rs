@@ -1,0 +1,352 @@
+//! End-to-end tests of `cfkit demo-data` and `cfkit prepare`: shards that Arrow tools read
+//! (pyarrow, DuckDB, Polars, Hugging Face datasets via tests/interop/check_shards.py), bad inputs
+//! quarantined with reasons, the bad-fraction threshold, manifests and class lists.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::Result;
+use cfkit_schemas::{decode_image, encode_png, Manifest, RgbPixels, ShardReader};
+
+fn cfkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cfkit"))
+        .args(args)
+        .output()
+        .expect("cfkit runs")
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "cfkit failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: Output) -> String {
+    assert!(!o.status.success(), "cfkit should have failed");
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cfkit-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn python() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+fn interop(dir: &Path, split: &str) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/check_shards.py");
+    let o = Command::new(python())
+        .arg(script)
+        .arg(dir)
+        .arg(split)
+        .output()
+        .expect("python runs");
+    assert!(
+        o.status.success(),
+        "interop check of {split}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(out.lines().last().unwrap()).unwrap()
+}
+
+fn png(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let pixels = (0..w * h * 3)
+        .map(|i| ((i * 31 + seed * 97) % 251) as u8)
+        .collect();
+    encode_png(&RgbPixels {
+        width: w,
+        height: h,
+        pixels,
+    })
+    .unwrap()
+}
+
+#[test]
+fn demo_data_is_read_by_arrow_tools_and_refuses_a_different_config() -> Result<()> {
+    let out = tmpdir("demo");
+    let o = out.to_str().unwrap();
+    let stdout = ok(cfkit(&[
+        "demo-data",
+        "--out",
+        o,
+        "--scale",
+        "0.01",
+        "--rows-per-shard",
+        "60",
+        "-q",
+    ]));
+    assert!(stdout.contains("ood-sketch"), "{stdout}");
+    let m = Manifest::read(&out)?;
+    assert_eq!(m.splits.len(), 9);
+    assert_eq!(m.splits["train"].rows, 100);
+    assert_eq!(m.splits["train"].shards.len(), 2);
+    for split in ["train", "ood-sketch"] {
+        let seen = interop(&out, split);
+        assert_eq!(seen["rows"], m.splits[split].rows);
+        assert_eq!(seen["classes"], 10);
+    }
+    // Every shard matches its manifest record, and the images are 56x56.
+    for entry in m.splits.values() {
+        for s in &entry.shards {
+            let r = ShardReader::open_verified(&out.join(&s.file), s.bytes, &s.blake3)?;
+            let rows = r.read_images()?;
+            assert_eq!(rows.len() as u64, s.rows);
+            let img = decode_image(&rows[0].image.bytes)?;
+            assert_eq!((img.width, img.height), (56, 56));
+        }
+    }
+    assert!(out.join("run.json").exists());
+    // Same config again (quiet or not): accepted. Another seed into the same directory: refused.
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        o,
+        "--scale",
+        "0.01",
+        "--rows-per-shard",
+        "60",
+    ]));
+    let e = err(cfkit(&[
+        "demo-data",
+        "--out",
+        o,
+        "--scale",
+        "0.01",
+        "--rows-per-shard",
+        "60",
+        "--seed",
+        "1",
+        "-q",
+    ]));
+    assert!(e.contains("another config"), "{e}");
+    // A missing Fashion-MNIST directory says what to install.
+    let e = err(cfkit(&[
+        "demo-data",
+        "--out",
+        out.join("x").to_str().unwrap(),
+        "--fashion-mnist",
+        "/nonexistent",
+        "-q",
+    ]));
+    assert!(e.contains("dataset-fashion-mnist"), "{e}");
+    Ok(())
+}
+
+/// An ImageFolder with good images and every kind of bad input.
+fn messy_folder(root: &Path) -> Result<()> {
+    for c in ["cat", "dog", "empty"] {
+        std::fs::create_dir_all(root.join(c))?;
+    }
+    for i in 0..6 {
+        std::fs::write(root.join(format!("cat/c{i}.png")), png(40 + i, 30, i))?;
+        std::fs::write(root.join(format!("dog/d{i}.png")), png(30, 50 + i, 10 + i))?;
+    }
+    std::fs::write(root.join("dog/copy_of_d0.png"), png(30, 50, 10))?; // duplicate bytes
+    std::fs::write(root.join("cat/png_named.jpg"), png(33, 33, 3))?; // fake extension, real image: kept
+    std::fs::write(root.join("cat/zero.png"), b"")?;
+    std::fs::write(root.join("cat/notes.jpg"), b"this is text, not a JPEG")?;
+    let good = png(64, 64, 5);
+    std::fs::write(root.join("dog/truncated.png"), &good[..good.len() / 2])?;
+    std::fs::write(root.join("dog/huge.png"), png(400, 300, 1))?; // over --max-pixels 100000
+    std::os::unix::fs::symlink("..", root.join("dog/loop"))?;
+    Ok(())
+}
+
+#[test]
+fn prepare_quarantines_bad_inputs_and_keeps_the_good_ones_exactly() -> Result<()> {
+    let dir = tmpdir("prep");
+    let src = dir.join("src");
+    messy_folder(&src)?;
+    let out = dir.join("out");
+    let args = |frac: &str, out: &Path| {
+        cfkit(&[
+            "prepare",
+            "--image-folder",
+            src.to_str().unwrap(),
+            "--split",
+            "val",
+            "--out",
+            out.to_str().unwrap(),
+            "--image-size",
+            "24",
+            "--max-pixels",
+            "100000",
+            "--max-bad-fraction",
+            frac,
+            "-q",
+        ])
+    };
+    let stdout = ok(args("0.5", &out));
+    assert!(
+        stdout.contains("copy_of_d0.png") && stdout.contains("d0.png"),
+        "duplicates reported: {stdout}"
+    );
+    let q = std::fs::read_to_string(out.join("quarantine-val.jsonl"))?;
+    let reasons: Vec<serde_json::Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |name: &str| {
+        reasons
+            .iter()
+            .find(|r| r["path"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not quarantined: {q}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(find("zero.png").contains("empty file"));
+    assert!(find("notes.jpg").contains("not an image"));
+    assert!(find("truncated.png").contains("cannot decode"));
+    assert!(find("huge.png").contains("400x300"));
+    assert!(find("loop").contains("symlink loop"));
+    assert!(find("empty").contains("empty class folder"));
+
+    let m = Manifest::read(&out)?;
+    let entry = &m.splits["val"];
+    assert_eq!(entry.classes, vec!["cat", "dog", "empty"]);
+    assert_eq!(
+        entry.rows, 14,
+        "6 cats + fake-extension png + 6 dogs + duplicate"
+    );
+    let rows = ShardReader::open(&out.join(&entry.shards[0].file))?.read_images()?;
+    // Stored pixels are exactly the preprocessing of the source file.
+    for r in &rows {
+        let src_bytes = std::fs::read(src.join(&r.id))?;
+        let want = cfkit_pipeline::preprocess::clip_preprocess_encoded(&src_bytes, 24)?;
+        assert_eq!(
+            decode_image(&r.image.bytes)?.pixels,
+            want.into_raw(),
+            "{}",
+            r.id
+        );
+        assert_eq!(r.class_name, entry.classes[r.label as usize]);
+        assert_eq!(
+            r.source_blake3,
+            blake3::hash(&src_bytes).to_hex().to_string()
+        );
+    }
+    interop(&out, "val");
+
+    // 4 bad files of 18 (22%) is over a 10% limit: a clear failure naming the quarantine file.
+    let e = err(args("0.1", &dir.join("out2")));
+    assert!(
+        e.contains("quarantined") && e.contains("quarantine-val.jsonl"),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[test]
+fn csv_and_parquet_manifests_with_names_or_indices() -> Result<()> {
+    let dir = tmpdir("manifest");
+    for i in 0..4 {
+        std::fs::write(dir.join(format!("{i}.png")), png(20, 20, i))?;
+    }
+    std::fs::write(
+        dir.join("named.csv"),
+        "path,label\n0.png,zebra\n1.png,ant\n2.png,zebra\n3.png,ant\n",
+    )?;
+    let out = dir.join("named");
+    ok(cfkit(&[
+        "prepare",
+        "--manifest",
+        dir.join("named.csv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--image-size",
+        "16",
+        "-q",
+    ]));
+    let m = Manifest::read(&out)?;
+    assert_eq!(m.splits["train"].classes, vec!["ant", "zebra"]);
+
+    // Integer labels are indices, ordered numerically ("10" after "9").
+    let mut csv = String::from("path,label\n");
+    for (i, l) in [(0, 10), (1, 9), (2, 2), (3, 0)] {
+        csv.push_str(&format!("{i}.png,{l}\n"));
+    }
+    std::fs::write(dir.join("ints.csv"), csv)?;
+    let out = dir.join("ints");
+    ok(cfkit(&[
+        "prepare",
+        "--manifest",
+        dir.join("ints.csv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--image-size",
+        "16",
+        "-q",
+    ]));
+    let m = Manifest::read(&out)?;
+    assert_eq!(m.splits["train"].classes.len(), 11);
+    let rows = ShardReader::open(&out.join(&m.splits["train"].shards[0].file))?.read_images()?;
+    assert_eq!(
+        rows.iter().map(|r| r.label).collect::<Vec<_>>(),
+        vec![10, 9, 2, 0]
+    );
+
+    // A label outside the class list names the row.
+    std::fs::write(dir.join("classes.txt"), "ant\nzebra\n")?;
+    std::fs::write(dir.join("bad.csv"), "path,label\n0.png,ant\n1.png,yak\n")?;
+    let e = err(cfkit(&[
+        "prepare",
+        "--manifest",
+        dir.join("bad.csv").to_str().unwrap(),
+        "--classes",
+        dir.join("classes.txt").to_str().unwrap(),
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(e.contains("row 2") && e.contains("yak"), "{e}");
+    // A manifest without the needed columns says which it found.
+    std::fs::write(dir.join("cols.csv"), "file,class\n0.png,ant\n")?;
+    let e = err(cfkit(&[
+        "prepare",
+        "--manifest",
+        dir.join("cols.csv").to_str().unwrap(),
+        "--out",
+        dir.join("c").to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(
+        e.contains("no 'path' column") && e.contains("file, class"),
+        "{e}"
+    );
+
+    // Parquet manifest written by DuckDB.
+    let pq = dir.join("m.parquet");
+    let sql = format!(
+        "copy (select * from read_csv('{}')) to '{}' (format parquet)",
+        dir.join("named.csv").display(),
+        pq.display()
+    );
+    let o = Command::new(python())
+        .args(["-c", &format!("import duckdb; duckdb.sql(\"{sql}\")")])
+        .output()?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("pq");
+    ok(cfkit(&[
+        "prepare",
+        "--manifest",
+        pq.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--image-size",
+        "16",
+        "-q",
+    ]));
+    assert_eq!(Manifest::read(&out)?.splits["train"].rows, 4);
+    Ok(())
+}
