@@ -53,6 +53,12 @@ parity-b32: bootstrap
 demo-data OUT="data/fashionshift" *ARGS: build fashion-mnist
     target/release/cfkit demo-data --out {{OUT}} {{ARGS}}
 
+# Read+decode images/s of image shards (FashionShift train), cfkit next to pyarrow + PIL, same run.
+bench-data: build fashion-mnist
+    cargo build --release -p cfkit-pipeline --example bench_data
+    [ -f target/bench-data/manifest.json ] || target/release/cfkit demo-data --out target/bench-data --splits train -q
+    {{python}} tools/bench_data.py --rust-bin target/release/examples/bench_data --dir target/bench-data --split train
+
 # Forward+backward images/s of the tiny and vit-b-32 presets, cfkit next to PyTorch eager, same run.
 bench-models *ARGS: bootstrap
     cargo build --release -p cfkit-models --example bench_models

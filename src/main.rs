@@ -157,6 +157,10 @@ struct DemoDataArgs {
     /// Multiplies every split's default size (pretrain 20000, train 10000, others 2000).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Also write each split as a PNG ImageFolder tree: DIR/<split>/<class>/<index>.png, with
+    /// DIR/<split>/classes.txt giving the label order.
+    #[arg(long)]
+    image_folder: Option<PathBuf>,
     /// Fashion-MNIST IDX files (Debian package dataset-fashion-mnist).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     fashion_mnist: PathBuf,
@@ -230,6 +234,7 @@ fn demo_data(a: DemoDataArgs) -> Result<()> {
         seed: a.seed,
         splits: a.splits,
         scale: a.scale,
+        image_folder: a.image_folder,
         output: a.shards.options()?,
     };
     let reports = pipeline::prepare::demo_data(&a.out, &opts)?;

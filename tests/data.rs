@@ -129,6 +129,55 @@ fn demo_data_is_read_by_arrow_tools_and_refuses_a_different_config() -> Result<(
         "-q",
     ]));
     assert!(e.contains("another config"), "{e}");
+    // The ImageFolder export reads back through `prepare` with the same pixels and labels.
+    let tree = out.join("tree");
+    let o2 = out.join("demo2");
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        o2.to_str().unwrap(),
+        "--scale",
+        "0.01",
+        "--splits",
+        "val",
+        "--image-folder",
+        tree.to_str().unwrap(),
+        "-q",
+    ]));
+    let val = tree.join("val");
+    let back = out.join("back");
+    ok(cfkit(&[
+        "prepare",
+        "--image-folder",
+        val.to_str().unwrap(),
+        "--classes",
+        val.join("classes.txt").to_str().unwrap(),
+        "--split",
+        "val",
+        "--image-size",
+        "56",
+        "--out",
+        back.to_str().unwrap(),
+        "-q",
+    ]));
+    let read = |dir: &Path| -> Result<Vec<(String, i64, Vec<u8>)>> {
+        let m = Manifest::read(dir)?;
+        let mut rows = Vec::new();
+        for s in &m.splits["val"].shards {
+            for r in ShardReader::open(&dir.join(&s.file))?.read_images()? {
+                let name =
+                    r.id.rsplit('/')
+                        .next()
+                        .unwrap()
+                        .trim_end_matches(".png")
+                        .to_string();
+                rows.push((name, r.label, decode_image(&r.image.bytes)?.pixels));
+            }
+        }
+        rows.sort();
+        Ok(rows)
+    };
+    assert_eq!(read(&o2)?, read(&back)?);
     // A missing Fashion-MNIST directory says what to install.
     let e = err(cfkit(&[
         "demo-data",

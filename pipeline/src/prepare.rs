@@ -245,6 +245,8 @@ pub struct DemoOptions {
     pub splits: Vec<String>,
     /// Multiplies every default split size.
     pub scale: f64,
+    /// Also write every split as a PNG ImageFolder tree here (`<dir>/<split>/<class>/<index>.png`).
+    pub image_folder: Option<PathBuf>,
     pub output: OutputOptions,
 }
 
@@ -287,6 +289,22 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
         .iter()
         .map(|s| s.to_string())
         .collect();
+    // Folder names cannot hold '/' ("T-shirt/top"); classes.txt keeps their label order.
+    let folders: Vec<String> = classes
+        .iter()
+        .map(|c| c.replace(['/', '\\'], "_"))
+        .collect();
+    if let Some(dir) = &opts.image_folder {
+        for split in &splits {
+            for f in &folders {
+                let d = dir.join(split.name()).join(f);
+                std::fs::create_dir_all(&d).map_err(|e| PipelineError::io(&d, e))?;
+            }
+            let list = dir.join(split.name()).join("classes.txt");
+            std::fs::write(&list, folders.join("\n") + "\n")
+                .map_err(|e| PipelineError::io(&list, e))?;
+        }
+    }
     let mut manifest = Manifest::new(
         ShardKind::Images,
         config.clone(),
@@ -330,6 +348,16 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
                     path: id.clone(),
                     reason: e.to_string(),
                 })?;
+                if let Some(dir) = &opts.image_folder {
+                    let f = dir
+                        .join(split.name())
+                        .join(&folders[s.info.label as usize])
+                        .join(format!("{i:06}.png"));
+                    std::fs::write(&f, &png).map_err(|e| Rejected {
+                        path: f.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                }
                 Ok(ImageRecord {
                     label: s.info.label as i64,
                     class_name: classes[s.info.label as usize].clone(),

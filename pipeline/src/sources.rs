@@ -41,32 +41,9 @@ pub struct SourceListing {
     pub description: String,
 }
 
-/// Reads a class-list file: one name per line, blank lines and `#` comments skipped.
+/// Reads a class-list file (one name per line, blank lines and `#` comments skipped, no duplicates).
 pub fn read_class_list(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let name = line.trim();
-        if name.is_empty() || name.starts_with('#') {
-            continue;
-        }
-        if !seen.insert(name.to_string()) {
-            return Err(PipelineError::Input(format!(
-                "'{}' line {}: class '{name}' is listed twice",
-                path.display(),
-                i + 1
-            )));
-        }
-        out.push(name.to_string());
-    }
-    if out.is_empty() {
-        return Err(PipelineError::Input(format!(
-            "'{}' lists no classes",
-            path.display()
-        )));
-    }
-    Ok(out)
+    cfkit_models::load_class_names(path).map_err(|e| PipelineError::Input(e.to_string()))
 }
 
 /// Files under `dir`, recursively, following symlinks; loops and unreadable entries are problems.

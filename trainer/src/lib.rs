@@ -1,2 +1,5 @@
 //! cfkit-trainer: shard loader, methods and losses, schedule, checkpoints, evaluation, WiSE-FT.
-//! Filled in by the trainer issues.
+//! So far: the learning-rate / β1 schedules (PyTorch's OneCycleLR and a cosine warm-up),
+//! checked against torch.
+
+pub mod schedule;
