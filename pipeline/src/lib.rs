@@ -1,14 +1,18 @@
 //! cfkit-pipeline: the offline builder. So far: sources (ImageFolder, CSV/Parquet manifests, the
 //! FashionShift generator), CLIP-exact preprocessing, quarantine of bad inputs, and image shards
-//! (`cfkit prepare`, `cfkit demo-data`). Counterfactual building comes next.
+//! (`cfkit prepare`, `cfkit demo-data`), and the counterfactual strategies (masks, donors,
+//! refill). The counterfactual builder itself comes next.
 
 pub mod decode;
 pub mod error;
 pub mod fashionshift;
 pub mod prepare;
 pub mod preprocess;
+pub mod refill;
 pub mod resample;
+pub mod rng;
 pub mod sources;
 pub mod split_writer;
+pub mod strategy;
 
 pub use error::{PipelineError, Result};

@@ -24,7 +24,7 @@ mod backgrounds;
 mod config;
 mod idx;
 mod render;
-mod rng;
+use crate::rng;
 mod shape;
 mod splits;
 

@@ -9,8 +9,8 @@
 //! 0.12-0.25 lighter); garment shades 0.05-0.42 on light, 0.55-1.0 on dark backgrounds.
 
 use super::backgrounds;
-use super::rng::SplitMix64;
 use super::shape;
+use crate::rng::SplitMix64;
 
 /// How the garment is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -30,8 +30,8 @@ use std::str::FromStr;
 use super::backgrounds::NUM_FAMILIES;
 use super::idx::Part;
 use super::render::{Nuisance, Rendering};
-use super::rng::{fnv1a64, hash_keys, AffinePermutation, SplitMix64};
 use super::FashionShiftError;
+use crate::rng::{fnv1a64, hash_keys, AffinePermutation, SplitMix64};
 
 /// Split names, in [`Split::ALL`] order.
 pub const SPLITS: [&str; 9] = [

@@ -1,4 +1,5 @@
-//! Deterministic randomness for FashionShift, implemented here so that the benchmark never changes
+//! Deterministic randomness for the pipeline (FashionShift, mask and donor draws), implemented here
+//! so that generated data and counterfactuals never change
 //! with the algorithms of an external crate (the `rand` crate reserves the right to change its
 //! default generators between versions).
 //!

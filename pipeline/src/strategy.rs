@@ -1,0 +1,188 @@
+//! Counterfactual strategies (DESIGN §3): which patches to mask — object (CAM > t), context
+//! (CAM <= t) or random (each patch with probability p) — and how to fill them — from one donor
+//! (single), from a donor per patch (multi), or not at all (no fill: the masked tokens are dropped
+//! or hidden from attention in the model's forward).
+//!
+//! Names follow the reference code's classes: `ObjMaskSingleFill(0.3)`, `RandMaskNoFill(0.75)`, ….
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{PipelineError, Result};
+use crate::rng::SplitMix64;
+
+/// Which patches are masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MaskKind {
+    /// Patches whose CAM is above the threshold.
+    Object,
+    /// Patches whose CAM is at or below the threshold (the complement of `Object`).
+    Context,
+    /// Each patch independently with the given probability.
+    Random,
+}
+
+/// How masked patches are filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FillKind {
+    /// All masked patches from one donor image, at the same positions.
+    Single,
+    /// Each masked patch from its own donor (never the image itself).
+    Multi,
+    /// Not filled: the model drops the tokens (random) or masks their keys (object/context).
+    None,
+}
+
+/// A mask kind, a fill kind and the threshold (object/context) or probability (random).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Strategy {
+    pub mask: MaskKind,
+    pub fill: FillKind,
+    pub rate: f64,
+}
+
+impl Strategy {
+    pub fn new(mask: MaskKind, fill: FillKind, rate: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(PipelineError::Input(format!(
+                "strategy rate must lie in [0, 1], got {rate}"
+            )));
+        }
+        Ok(Strategy { mask, fill, rate })
+    }
+
+    /// The nine strategies of the reference code with their default rates.
+    pub fn reference_defaults() -> Vec<Strategy> {
+        use FillKind as F;
+        use MaskKind as M;
+        [
+            (M::Object, F::Single, 0.3),
+            (M::Context, F::Single, 0.5),
+            (M::Random, F::Single, 0.5),
+            (M::Object, F::Multi, 0.6),
+            (M::Context, F::Multi, 0.3),
+            (M::Random, F::Multi, 0.5),
+            (M::Object, F::None, 0.3),
+            (M::Context, F::None, 0.6),
+            (M::Random, F::None, 0.75),
+        ]
+        .into_iter()
+        .map(|(mask, fill, rate)| Strategy { mask, fill, rate })
+        .collect()
+    }
+
+    /// Per-patch mask for one image. `cam`: [P] scores (max-normalised); `rng` is used only by
+    /// random masks.
+    pub fn mask(&self, cam: &[f32], rng: &mut SplitMix64) -> Vec<bool> {
+        let t = self.rate as f32;
+        match self.mask {
+            MaskKind::Object => cam.iter().map(|&c| c > t).collect(),
+            MaskKind::Context => cam.iter().map(|&c| c <= t).collect(),
+            MaskKind::Random => cam.iter().map(|_| rng.chance(self.rate)).collect(),
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = match self.mask {
+            MaskKind::Object => "Obj",
+            MaskKind::Context => "Ctx",
+            MaskKind::Random => "Rand",
+        };
+        let fill = match self.fill {
+            FillKind::Single => "SingleFill",
+            FillKind::Multi => "MultiFill",
+            FillKind::None => "NoFill",
+        };
+        write!(f, "{m}Mask{fill}({})", self.rate)
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = PipelineError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            PipelineError::Input(format!(
+                "unknown strategy '{s}' (expected e.g. ObjMaskSingleFill(0.3): Obj|Ctx|Rand + Mask + \
+                 SingleFill|MultiFill|NoFill + (rate))"
+            ))
+        };
+        let (head, rest) = s.trim().split_once('(').ok_or_else(bad)?;
+        let rate: f64 = rest
+            .strip_suffix(')')
+            .ok_or_else(bad)?
+            .trim()
+            .parse()
+            .map_err(|_| bad())?;
+        let (m, fill) = head.split_once("Mask").ok_or_else(bad)?;
+        let mask = match m {
+            "Obj" => MaskKind::Object,
+            "Ctx" => MaskKind::Context,
+            "Rand" => MaskKind::Random,
+            _ => return Err(bad()),
+        };
+        let fill = match fill {
+            "SingleFill" => FillKind::Single,
+            "MultiFill" => FillKind::Multi,
+            "NoFill" => FillKind::None,
+            _ => return Err(bad()),
+        };
+        Strategy::new(mask, fill, rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_bad_names_are_explained() {
+        for s in Strategy::reference_defaults() {
+            assert_eq!(s.to_string().parse::<Strategy>().unwrap(), s);
+        }
+        assert_eq!(
+            Strategy::reference_defaults()[0].to_string(),
+            "ObjMaskSingleFill(0.3)"
+        );
+        for bad in [
+            "ObjMaskSingle(0.3)",
+            "FooMaskNoFill(0.1)",
+            "ObjMaskNoFill(2)",
+            "ObjMaskNoFill",
+        ] {
+            assert!(bad.parse::<Strategy>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn object_and_context_masks_are_complements() {
+        let cam: Vec<f32> = (0..49).map(|i| ((i * 37) % 49) as f32 / 48.0).collect();
+        let mut rng = SplitMix64::from_keys(&[1]);
+        for t in [0.0, 0.3, 0.5, 1.0] {
+            let o = Strategy::new(MaskKind::Object, FillKind::Single, t)
+                .unwrap()
+                .mask(&cam, &mut rng);
+            let c = Strategy::new(MaskKind::Context, FillKind::Single, t)
+                .unwrap()
+                .mask(&cam, &mut rng);
+            assert!(o.iter().zip(&c).all(|(a, b)| a != b), "t = {t}");
+            assert_eq!(
+                o.iter().filter(|&&m| m).count(),
+                cam.iter().filter(|&&v| v > t as f32).count()
+            );
+        }
+    }
+
+    #[test]
+    fn random_masks_have_the_requested_rate_and_follow_the_seed() {
+        let cam = vec![0.0f32; 10_000];
+        let s = Strategy::new(MaskKind::Random, FillKind::None, 0.75).unwrap();
+        let m = s.mask(&cam, &mut SplitMix64::from_keys(&[7]));
+        let rate = m.iter().filter(|&&b| b).count() as f64 / m.len() as f64;
+        assert!((rate - 0.75).abs() < 0.02, "{rate}");
+        assert_eq!(m, s.mask(&cam, &mut SplitMix64::from_keys(&[7])));
+        assert_ne!(m, s.mask(&cam, &mut SplitMix64::from_keys(&[8])));
+    }
+}
