@@ -32,6 +32,9 @@ enum Command {
     /// Generate the FashionShift demo benchmark (DESIGN §6) as image shards: pretrain, train,
     /// val, test-id and five OOD splits.
     DemoData(DemoDataArgs),
+    /// Build counterfactual shards from image shards and a frozen teacher: CAMs, masks, donors,
+    /// refilled images and the teacher's features of every counterfactual.
+    BuildCounterfactuals(BuildArgs),
     /// Check the installation: libtorch, visible CUDA devices, and a forward, backward and MMCAM
     /// pass of a preset on the chosen device, with timings.
     Doctor(DoctorArgs),
@@ -166,6 +169,47 @@ struct DemoDataArgs {
     fashion_mnist: PathBuf,
     #[command(flatten)]
     shards: ShardArgs,
+}
+
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// TOML config (source, teacher, counterfactuals, output); see configs/.
+    #[arg(long)]
+    config: PathBuf,
+    /// Output directory [default: the config's output.out].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn build_counterfactuals(a: BuildArgs) -> Result<()> {
+    let cfg = pipeline::build_config::BuildConfig::load(&a.config)?;
+    let out = a
+        .out
+        .or_else(|| cfg.output.out.clone())
+        .context("no output directory: pass --out or set output.out in the config")?;
+    let r = pipeline::builder::build_counterfactuals(&cfg, &out, a.quiet)?;
+    println!(
+        "{} rows in {} shard(s) written, {} skipped (already complete), {:.1} MB, {:.1} s, {:.1} images/s, device busy {:.0}% ({})",
+        r.rows,
+        r.shards_written,
+        r.shards_skipped,
+        r.bytes as f64 / 1e6,
+        r.seconds,
+        r.images_per_s,
+        100.0 * r.device_busy_fraction,
+        r.device
+    );
+    for (s, m) in &r.mask_ratio {
+        println!(
+            "  {s:<26} mask ratio mean {:.3} (min {:.3}, max {:.3}) over {} variants",
+            m.mean, m.min, m.max, m.variants
+        );
+    }
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 fn print_reports(reports: &[pipeline::prepare::SplitReport]) {
@@ -359,6 +403,7 @@ fn main() -> ExitCode {
         Command::Doctor(a) => doctor(a),
         Command::Prepare(a) => prepare(a),
         Command::DemoData(a) => demo_data(a),
+        Command::BuildCounterfactuals(a) => build_counterfactuals(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

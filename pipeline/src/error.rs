@@ -15,6 +15,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Schema(#[from] cfkit_schemas::SchemaError),
     #[error(transparent)]
+    Model(#[from] cfkit_models::ModelError),
+    #[error(transparent)]
     FashionShift(#[from] crate::fashionshift::FashionShiftError),
     #[error("{bad} of {total} inputs ({pct:.1}%) were quarantined, above the limit of {limit_pct:.1}%; see {quarantine}")]
     TooManyBad {

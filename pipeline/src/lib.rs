@@ -3,6 +3,9 @@
 //! (`cfkit prepare`, `cfkit demo-data`), and the counterfactual strategies (masks, donors,
 //! refill). The counterfactual builder itself comes next.
 
+pub mod build_config;
+pub mod builder;
+pub mod cf_batch;
 pub mod decode;
 pub mod error;
 pub mod fashionshift;

@@ -105,7 +105,7 @@ fn report(split: &str, inputs: usize, o: &SplitOutput) -> SplitReport {
 }
 
 /// Refuses an output directory that holds a dataset made with another config.
-fn check_existing(out: &Path, hash: &str) -> Result<()> {
+pub(crate) fn check_existing(out: &Path, hash: &str) -> Result<()> {
     if out.join(MANIFEST_FILE).exists() {
         let m = Manifest::read(out)?;
         if m.config_hash != hash {
@@ -129,7 +129,11 @@ fn write_quarantine(path: &Path, entries: &[Rejected]) -> Result<()> {
     Ok(())
 }
 
-fn write_run_record(out: &Path, config: &serde_json::Value, reports: &[SplitReport]) -> Result<()> {
+pub(crate) fn write_run_record(
+    out: &Path,
+    config: &serde_json::Value,
+    reports: &[SplitReport],
+) -> Result<()> {
     let path = out.join("run.json");
     let run = serde_json::json!({
         "cfkit": env!("CARGO_PKG_VERSION"),

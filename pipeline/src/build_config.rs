@@ -1,0 +1,152 @@
+//! The config of `cfkit build-counterfactuals` (TOML), resolved and validated.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+use crate::strategy::Strategy;
+
+/// Where the images come from: an image-shard dataset (from `cfkit prepare` / `cfkit demo-data`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Dataset directory holding manifest.json and data/.
+    pub shards: PathBuf,
+    pub split: String,
+}
+
+/// The frozen teacher.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherConfig {
+    /// Preset name or config.json.
+    pub model: String,
+    /// Vision weights (safetensors, Hugging Face or open_clip names).
+    pub weights: PathBuf,
+    /// Head file (`cfkit zeroshot-head`, or a trained head).
+    pub head: PathBuf,
+}
+
+/// What to compute.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CounterfactualConfig {
+    /// mmcam (default), gradcam or rollout.
+    #[serde(default = "default_cam")]
+    pub cam: String,
+    /// Strategy names, e.g. ["ObjMaskSingleFill(0.3)"].
+    pub strategies: Vec<String>,
+    /// Variants per strategy and image (different masks/donors per epoch).
+    #[serde(default = "one")]
+    pub variants: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// Images per device batch; also the donor pool.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Store the teacher's logits (for KD).
+    #[serde(default = "yes")]
+    pub store_logits: bool,
+    /// auto, cpu, cuda, cuda:N.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+/// Output knobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Output directory (overridden by --out).
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    #[serde(default)]
+    pub row_group_bytes: Option<usize>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    pub source: SourceConfig,
+    pub teacher: TeacherConfig,
+    pub counterfactuals: CounterfactualConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+fn default_cam() -> String {
+    "mmcam".into()
+}
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_batch() -> usize {
+    64
+}
+fn default_device() -> String {
+    "auto".into()
+}
+
+impl BuildConfig {
+    /// Reads a TOML file; relative paths are resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+        let mut cfg: BuildConfig = toml::from_str(&text)
+            .map_err(|e| PipelineError::Input(format!("config '{}': {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut cfg.source.shards);
+        resolve(&mut cfg.teacher.weights);
+        resolve(&mut cfg.teacher.head);
+        if let Some(out) = cfg.output.out.as_mut() {
+            resolve(out);
+        }
+        if !cfg.teacher.model.ends_with(".json") {
+            // a preset name stays as is
+        } else {
+            let mut m = PathBuf::from(&cfg.teacher.model);
+            resolve(&mut m);
+            cfg.teacher.model = m.to_string_lossy().into_owned();
+        }
+        cfg.validate()
+            .map_err(|e| PipelineError::Input(format!("config '{}': {e}", path.display())))?;
+        Ok(cfg)
+    }
+
+    /// Parsed strategies, in order.
+    pub fn strategies(&self) -> Result<Vec<Strategy>> {
+        self.counterfactuals
+            .strategies
+            .iter()
+            .map(|s| s.parse())
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let c = &self.counterfactuals;
+        if c.strategies.is_empty() {
+            return Err(PipelineError::Input(
+                "counterfactuals.strategies is empty".into(),
+            ));
+        }
+        self.strategies()?;
+        c.cam
+            .parse::<cfkit_models::CamMethod>()
+            .map_err(|e| PipelineError::Input(e.to_string()))?;
+        if c.variants == 0 || c.batch_size < 2 {
+            return Err(PipelineError::Input(format!(
+                "counterfactuals.variants must be >= 1 and batch_size >= 2 (the donor pool), got {} and {}",
+                c.variants, c.batch_size
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,278 @@
+//! `cfkit build-counterfactuals`: image shards + frozen teacher -> counterfactual shards.
+//!
+//! One output shard per input shard, with the same name (`<split>-NNNNN-of-MMMMM.parquet`), so
+//! donors (drawn within a batch) always live in the same shard as their recipients. The manifest
+//! is rewritten after every completed shard; a rerun with the same config skips the shards it
+//! lists (after checking their blake3) and redoes the rest; a rerun with another config into the
+//! same directory is refused.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use cfkit_models::weights::file_blake3;
+use cfkit_models::{load_head, resolve_config, CamMethod, ClipModel, Towers};
+use cfkit_schemas::layout::MANIFEST_FILE;
+use cfkit_schemas::{
+    config_hash, counterfactuals_to_batch, shard_schema, CounterfactualDims, DatasetInfo, Manifest,
+    ShardKind, ShardReader, ShardWriter, TeacherInfo, WriterOptions, SCHEMA_VERSION,
+};
+use serde::Serialize;
+
+use crate::build_config::BuildConfig;
+use crate::cf_batch::{build_batch, BatchSpec, Teacher};
+use crate::error::{PipelineError, Result};
+use crate::prepare::check_existing;
+use crate::split_writer::progress_bar;
+
+/// Mask-ratio statistics of one strategy.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct MaskStats {
+    pub variants: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub rows: u64,
+    pub shards_written: usize,
+    pub shards_skipped: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub images_per_s: f64,
+    /// Fraction of the wall time spent in teacher forward/backward passes and CAMs.
+    pub device_busy_fraction: f64,
+    pub device: String,
+    pub mask_ratio: BTreeMap<String, MaskStats>,
+}
+
+/// Splits `n` rows into batches of `size`, folding a last batch of one row into the previous one
+/// (a donor pool needs two images).
+pub fn batch_bounds(n: usize, size: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = (0..n)
+        .step_by(size.max(1))
+        .map(|s| (s, (s + size).min(n)))
+        .collect();
+    if out.len() >= 2 && out.last().is_some_and(|(s, e)| e - s == 1) {
+        let (_, e) = out.pop().expect("non-empty");
+        out.last_mut().expect("non-empty").1 = e;
+    }
+    out
+}
+
+/// Runs the build described by `cfg` into `out`.
+pub fn build_counterfactuals(cfg: &BuildConfig, out: &Path, quiet: bool) -> Result<BuildReport> {
+    let start = Instant::now();
+    let strategies = cfg.strategies()?;
+    let c = &cfg.counterfactuals;
+    let device =
+        cfkit_models::parse_device(&c.device).map_err(|e| PipelineError::Input(e.to_string()))?;
+    let cam: CamMethod = c
+        .cam
+        .parse()
+        .map_err(|e: cfkit_models::ModelError| PipelineError::Input(e.to_string()))?;
+
+    let source = Manifest::read(&cfg.source.shards)?;
+    let entry = source.splits.get(&cfg.source.split).ok_or_else(|| {
+        PipelineError::Input(format!(
+            "'{}' has no split '{}' (it has: {})",
+            cfg.source.shards.join(MANIFEST_FILE).display(),
+            cfg.source.split,
+            source.splits.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let model_cfg = resolve_config(&cfg.teacher.model)?;
+    let model = ClipModel::load(&model_cfg, &cfg.teacher.weights, Towers::Vision, device)?;
+    let (head, head_info) = load_head(&cfg.teacher.head, device)?;
+    if head_info.classes != entry.classes {
+        return Err(PipelineError::Input(format!(
+            "the teacher head '{}' has classes {:?}…, the source split has {:?}…: they must be the same list",
+            cfg.teacher.head.display(),
+            &head_info.classes[..head_info.classes.len().min(3)],
+            &entry.classes[..entry.classes.len().min(3)]
+        )));
+    }
+    let teacher_info = TeacherInfo {
+        model: cfg.teacher.model.clone(),
+        weights_blake3: file_blake3(&cfg.teacher.weights)?,
+        head_blake3: file_blake3(&cfg.teacher.head)?,
+    };
+    let mut resolved = serde_json::to_value(cfg).expect("config serialises");
+    resolved["output"] = serde_json::Value::Null; // where the output goes does not change it
+    let config = serde_json::json!({
+        "command": "build-counterfactuals",
+        "config": resolved,
+        "source_config_hash": source.config_hash,
+        "teacher": teacher_info,
+    });
+    let hash = config_hash(&config);
+    check_existing(out, &hash)?;
+    let mut manifest = if out.join(MANIFEST_FILE).exists() {
+        Manifest::read(out)?
+    } else {
+        let mut m = Manifest::new(
+            ShardKind::Counterfactuals,
+            config.clone(),
+            &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
+        );
+        m.teacher_blake3 = Some(teacher_info.weights_blake3.clone());
+        m
+    };
+    let vision = model.vision()?;
+    let info = DatasetInfo {
+        schema_version: SCHEMA_VERSION,
+        kind: ShardKind::Counterfactuals,
+        split: cfg.source.split.clone(),
+        classes: entry.classes.clone(),
+        image_size: vision.config.image_size as u32,
+        preprocessing: format!("as the source dataset ({})", cfg.source.shards.display()),
+        source: format!("shards:{}", cfg.source.shards.display()),
+        seed: Some(c.seed),
+        config_hash: Some(hash.clone()),
+        teacher: Some(teacher_info),
+        method: Some(serde_json::json!({
+            "cam": c.cam, "strategies": strategies.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "variants_per_strategy": c.variants, "batch_size": c.batch_size, "donor_pool": "batch",
+        })),
+    };
+    let dims = CounterfactualDims {
+        num_patches: vision.config.num_patches() as i32,
+        feature_dim: vision.config.projection_dim as i32,
+    };
+    let schema = shard_schema(&info, Some(dims));
+    let options = WriterOptions {
+        row_group_bytes: cfg
+            .output
+            .row_group_bytes
+            .unwrap_or(cfkit_schemas::writer::DEFAULT_ROW_GROUP_BYTES),
+        ..Default::default()
+    };
+    let teacher = Teacher {
+        vision,
+        head: &head,
+        device,
+        cam,
+    };
+    let pb = progress_bar(entry.rows, &format!("cf {}", cfg.source.split), quiet);
+    let (mut rows, mut written, mut skipped, mut device_s) = (0u64, 0usize, 0usize, 0f64);
+    let mut stats: BTreeMap<String, (u64, f64, f64, f64)> = BTreeMap::new();
+    let done: BTreeMap<String, _> = manifest
+        .splits
+        .get(&cfg.source.split)
+        .map(|e| {
+            e.shards
+                .iter()
+                .map(|s| (s.file.clone(), s.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (k, shard) in entry.shards.iter().enumerate() {
+        if let Some(prev) = done.get(&shard.file) {
+            if ShardReader::open_verified(&out.join(&prev.file), prev.bytes, &prev.blake3).is_ok() {
+                skipped += 1;
+                rows += prev.rows;
+                pb.inc(shard.rows);
+                continue;
+            }
+        }
+        let reader = ShardReader::open_verified(
+            &cfg.source.shards.join(&shard.file),
+            shard.bytes,
+            &shard.blake3,
+        )?;
+        let images = reader.read_images()?;
+        let mut writer =
+            ShardWriter::try_new(out, Path::new(&shard.file), schema.clone(), options)?;
+        for (b, (s, e)) in batch_bounds(images.len(), c.batch_size)
+            .into_iter()
+            .enumerate()
+        {
+            let spec = BatchSpec {
+                strategies: &strategies,
+                variants: c.variants,
+                seed: c.seed,
+                shard: k,
+                batch: b,
+                store_logits: c.store_logits,
+            };
+            let t0 = Instant::now();
+            let records = build_batch(&teacher, images[s..e].to_vec(), &spec)?;
+            device_s += t0.elapsed().as_secs_f64();
+            for r in &records {
+                for v in &r.variants {
+                    let ratio =
+                        v.mask.iter().filter(|&&m| m).count() as f64 / v.mask.len().max(1) as f64;
+                    let st = stats.entry(v.strategy.clone()).or_insert((
+                        0,
+                        0.0,
+                        f64::INFINITY,
+                        f64::NEG_INFINITY,
+                    ));
+                    *st = (st.0 + 1, st.1 + ratio, st.2.min(ratio), st.3.max(ratio));
+                }
+            }
+            writer.write(&counterfactuals_to_batch(&schema, &records)?)?;
+            rows += records.len() as u64;
+            pb.inc(records.len() as u64);
+        }
+        let summary = writer.close()?;
+        manifest.add_shard(&cfg.source.split, &entry.classes, summary);
+        manifest.write(out)?;
+        written += 1;
+    }
+    pb.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let bytes = manifest
+        .splits
+        .get(&cfg.source.split)
+        .map(|e| e.shards.iter().map(|s| s.bytes).sum())
+        .unwrap_or(0);
+    let report = BuildReport {
+        rows,
+        shards_written: written,
+        shards_skipped: skipped,
+        bytes,
+        seconds,
+        images_per_s: rows as f64 / seconds.max(1e-9),
+        device_busy_fraction: (device_s / seconds.max(1e-9)).min(1.0),
+        device: format!("{device:?}"),
+        mask_ratio: stats
+            .into_iter()
+            .map(|(k, (n, sum, min, max))| {
+                (
+                    k,
+                    MaskStats {
+                        variants: n,
+                        mean: sum / n.max(1) as f64,
+                        min,
+                        max,
+                    },
+                )
+            })
+            .collect(),
+    };
+    let run = serde_json::json!({"cfkit": env!("CARGO_PKG_VERSION"), "config": config, "config_hash": hash, "report": report});
+    let path = out.join("run.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&run).expect("json") + "\n",
+    )
+    .map_err(|e| PipelineError::io(&path, e))?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_bounds;
+
+    #[test]
+    fn a_lone_last_image_joins_the_previous_batch() {
+        assert_eq!(batch_bounds(10, 4), vec![(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(batch_bounds(9, 4), vec![(0, 4), (4, 9)]);
+        assert_eq!(batch_bounds(1, 4), vec![(0, 1)]);
+        assert_eq!(batch_bounds(0, 4), vec![]);
+    }
+}

@@ -1,0 +1,222 @@
+//! One device batch of the counterfactual builder: teacher features, logits and CAM of the clean
+//! images, masks and donors per strategy and variant, refill, and the teacher features of every
+//! counterfactual (DESIGN §3).
+//!
+//! Seeds: every (batch, strategy, variant) has a seed `hash(config seed, shard, batch, strategy,
+//! variant)`; the donor draw uses it directly and image `i`'s random mask uses `hash(seed, i)`. The
+//! seed and the donor ids are stored with each variant, so any counterfactual can be recomputed
+//! from the shard it lives in.
+
+use cfkit_models::{
+    clip_normalize, compute_cam, CamMethod, ClassificationHead, VisionForward, VisionTransformer,
+};
+use cfkit_schemas::{
+    decode_image, encode_png, CounterfactualRecord, ImageRecord, RgbPixels, StoredImage, Variant,
+};
+use rayon::prelude::*;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{PipelineError, Result};
+use crate::refill::{multi_fill_shifts, refill, single_fill_donors, PatchGrid};
+use crate::rng::{hash_keys, SplitMix64};
+use crate::strategy::{FillKind, Strategy};
+
+/// The teacher on its device.
+pub struct Teacher<'a> {
+    pub vision: &'a VisionTransformer,
+    pub head: &'a ClassificationHead,
+    pub device: Device,
+    pub cam: CamMethod,
+}
+
+/// What a batch needs besides its images.
+pub struct BatchSpec<'a> {
+    pub strategies: &'a [Strategy],
+    pub variants: usize,
+    pub seed: u64,
+    pub shard: usize,
+    pub batch: usize,
+    pub store_logits: bool,
+}
+
+/// The seed of one (batch, strategy, variant) draw.
+pub fn variant_seed(seed: u64, shard: usize, batch: usize, strategy: usize, variant: usize) -> u64 {
+    hash_keys(&[
+        seed,
+        shard as u64,
+        batch as u64,
+        strategy as u64,
+        variant as u64,
+    ])
+}
+
+/// uint8 HWC images -> CLIP-normalised [N, 3, S, S] on `device`.
+pub fn to_model_input(images: &[Vec<u8>], size: usize, device: Device) -> Tensor {
+    let flat: Vec<u8> = images.iter().flat_map(|i| i.iter().copied()).collect();
+    let t = Tensor::from_slice(&flat)
+        .view([images.len() as i64, size as i64, size as i64, 3])
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        .to_device(device)
+        / 255.0;
+    clip_normalize(&t)
+}
+
+fn rows_f32(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let (n, d) = t.size2().map_err(|e| PipelineError::Input(e.to_string()))?;
+    let flat =
+        Vec::<f32>::try_from(t.view([-1])).map_err(|e| PipelineError::Input(e.to_string()))?;
+    Ok((0..n as usize)
+        .map(|i| flat[i * d as usize..(i + 1) * d as usize].to_vec())
+        .collect())
+}
+
+/// Builds the counterfactual records of one batch (at least 2 images: the donor pool).
+pub fn build_batch(
+    teacher: &Teacher,
+    rows: Vec<ImageRecord>,
+    spec: &BatchSpec,
+) -> Result<Vec<CounterfactualRecord>> {
+    let n = rows.len();
+    let cfg = &teacher.vision.config;
+    let grid = PatchGrid::new(cfg.image_size as usize, cfg.patch_size as usize)?;
+    let images: Vec<Vec<u8>> = rows
+        .par_iter()
+        .map(|r| {
+            let img = decode_image(&r.image.bytes)?;
+            if img.width as usize != grid.image_size || img.height as usize != grid.image_size {
+                return Err(PipelineError::Input(format!(
+                    "image '{}' is {}x{}, the teacher takes {}x{}",
+                    r.id, img.width, img.height, grid.image_size, grid.image_size
+                )));
+            }
+            Ok(img.pixels)
+        })
+        .collect::<Result<_>>()?;
+    let x = to_model_input(&images, grid.image_size, teacher.device);
+    let labels = Tensor::from_slice(&rows.iter().map(|r| r.label).collect::<Vec<_>>())
+        .to_device(teacher.device);
+    let (features, logits) = {
+        let _g = tch::no_grad_guard();
+        let f = teacher.vision.features(&x)?;
+        let l = teacher.head.forward(&f);
+        (rows_f32(&f)?, rows_f32(&l)?)
+    };
+    let cams = rows_f32(&compute_cam(
+        teacher.vision,
+        teacher.head,
+        &x,
+        &labels,
+        teacher.cam,
+    )?)?;
+
+    let mut variants: Vec<Vec<Variant>> = vec![Vec::new(); n];
+    for (si, strategy) in spec.strategies.iter().enumerate() {
+        for k in 0..spec.variants {
+            let seed = variant_seed(spec.seed, spec.shard, spec.batch, si, k);
+            let mut rng = SplitMix64::from_keys(&[seed]);
+            let masks: Vec<Vec<bool>> = (0..n)
+                .map(|i| strategy.mask(&cams[i], &mut SplitMix64::from_keys(&[seed, i as u64])))
+                .collect();
+            let (cf_images, donors): (Vec<Vec<u8>>, Vec<Vec<String>>) = match strategy.fill {
+                FillKind::Single => {
+                    let perm = single_fill_donors(n, &mut rng);
+                    (0..n)
+                        .map(|i| {
+                            let img = refill(&images[i], &masks[i], grid, |_| &images[perm[i]])?;
+                            Ok((img, vec![rows[perm[i]].id.clone()]))
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                        .into_iter()
+                        .unzip()
+                }
+                FillKind::Multi => {
+                    let shifts = multi_fill_shifts(n, grid.num_patches(), &mut rng)?;
+                    (0..n)
+                        .map(|i| {
+                            let img = refill(&images[i], &masks[i], grid, |j| {
+                                &images[(i + shifts[j]) % n]
+                            })?;
+                            let ids = shifts
+                                .iter()
+                                .map(|s| rows[(i + s) % n].id.clone())
+                                .collect();
+                            Ok((img, ids))
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                        .into_iter()
+                        .unzip()
+                }
+                FillKind::None => (images.clone(), vec![Vec::new(); n]),
+            };
+            let feats = {
+                let _g = tch::no_grad_guard();
+                let xc = to_model_input(&cf_images, grid.image_size, teacher.device);
+                let out = if strategy.fill == FillKind::None {
+                    // Masked keys hidden in every block; the class token's output equals dropping
+                    // the masked tokens (they never reach any other token).
+                    let flat: Vec<bool> = masks.iter().flatten().copied().collect();
+                    let m = Tensor::from_slice(&flat)
+                        .view([n as i64, grid.num_patches() as i64])
+                        .to_device(teacher.device);
+                    teacher
+                        .vision
+                        .forward_with(
+                            &xc,
+                            VisionForward {
+                                key_mask: Some(&m),
+                                ..Default::default()
+                            },
+                        )?
+                        .features
+                } else {
+                    teacher.vision.features(&xc)?
+                };
+                rows_f32(&out)?
+            };
+            let pngs: Vec<Vec<u8>> = cf_images
+                .par_iter()
+                .map(|p| {
+                    encode_png(&RgbPixels {
+                        width: grid.image_size as u32,
+                        height: grid.image_size as u32,
+                        pixels: p.clone(),
+                    })
+                    .map_err(PipelineError::from)
+                })
+                .collect::<Result<_>>()?;
+            for (i, ((png, feat), (mask, donor_ids))) in pngs
+                .into_iter()
+                .zip(feats)
+                .zip(masks.into_iter().zip(donors))
+                .enumerate()
+            {
+                variants[i].push(Variant {
+                    variant: (si * spec.variants + k) as i32,
+                    strategy: strategy.to_string(),
+                    mask,
+                    donor_ids,
+                    seed,
+                    image: StoredImage {
+                        bytes: png,
+                        path: String::new(),
+                    },
+                    teacher_feature: feat,
+                });
+            }
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .zip(variants)
+        .enumerate()
+        .map(|(i, (base, variants))| CounterfactualRecord {
+            teacher_feature: features[i].clone(),
+            teacher_logits: spec.store_logits.then(|| logits[i].clone()),
+            cam: cams[i].clone(),
+            variants,
+            base,
+        })
+        .collect())
+}

@@ -1,0 +1,270 @@
+//! End-to-end test of `cfkit build-counterfactuals` on FashionShift data with a randomly
+//! initialised `tiny` teacher: pixel-exact refill, stored features/CAMs equal a recomputation,
+//! no-fill features equal a forward with the stored mask, resume and config checks.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::Result;
+use cfkit_models::clip::VISION_PREFIXES;
+use cfkit_models::weights::{named_tensors, write_safetensors};
+use cfkit_models::{
+    compute_cam, preset, save_head, CamMethod, ClassificationHead, ClipModel, HeadInfo, Towers,
+    VisionForward,
+};
+use cfkit_pipeline::cf_batch::to_model_input;
+use cfkit_schemas::{decode_image, Manifest, ShardReader};
+use tch::{Device, Tensor};
+
+fn cfkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cfkit"))
+        .args(args)
+        .output()
+        .expect("cfkit runs")
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "cfkit failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cfkit-build-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A random tiny teacher: weights (HF names) and a head over the FashionShift classes.
+fn teacher(dir: &Path) -> Result<ClipModel> {
+    tch::manual_seed(3);
+    let model = ClipModel::new(&preset("tiny")?, Towers::Vision, Device::Cpu)?;
+    write_safetensors(
+        &dir.join("teacher.safetensors"),
+        &named_tensors(&model.vs, &VISION_PREFIXES),
+        &HashMap::new(),
+    )?;
+    let head = ClassificationHead::new(&model.vs.root(), 10, 128);
+    let classes: Vec<String> = cfkit_pipeline::fashionshift::CLASS_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let info = HeadInfo {
+        classes,
+        source: "random".into(),
+        text_weights_blake3: None,
+        templates: vec![],
+        logit_scale: None,
+        hash: "x".into(),
+    };
+    save_head(&dir.join("head.safetensors"), &head, &info)?;
+    Ok(model)
+}
+
+fn write_config(dir: &Path, seed: u64) -> PathBuf {
+    let cfg = format!(
+        r#"[source]
+shards = "data"
+split = "train"
+
+[teacher]
+model = "tiny"
+weights = "teacher.safetensors"
+head = "head.safetensors"
+
+[counterfactuals]
+strategies = ["ObjMaskSingleFill(0.3)", "RandMaskMultiFill(0.5)", "CtxMaskNoFill(0.6)"]
+variants = 2
+seed = {seed}
+batch_size = 8
+device = "cpu"
+"#
+    );
+    let p = dir.join(format!("build-{seed}.toml"));
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+#[test]
+fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
+    let dir = tmpdir("cf");
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        dir.join("data").to_str().unwrap(),
+        "--splits",
+        "train",
+        "--scale",
+        "0.004",
+        "--rows-per-shard",
+        "16",
+        "-q",
+    ]));
+    let model = teacher(&dir)?;
+    let vision = model.vision()?;
+    let (head, _) = cfkit_models::load_head(&dir.join("head.safetensors"), Device::Cpu)?;
+    let out = dir.join("cf");
+    let cfg = write_config(&dir, 0);
+    let stdout = ok(cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(stdout.contains("40 rows in 3 shard(s) written"), "{stdout}");
+
+    let m = Manifest::read(&out)?;
+    let entry = &m.splits["train"];
+    assert_eq!(entry.rows, 40);
+    let (mut checked_fill, mut checked_nofill) = (0, 0);
+    for s in &entry.shards {
+        let rows = ShardReader::open_verified(&out.join(&s.file), s.bytes, &s.blake3)?
+            .read_counterfactuals()?;
+        let pixels: HashMap<String, Vec<u8>> = rows
+            .iter()
+            .map(|r| Ok((r.base.id.clone(), decode_image(&r.base.image.bytes)?.pixels)))
+            .collect::<Result<_>>()?;
+        for r in &rows {
+            let orig = &pixels[&r.base.id];
+            assert_eq!(r.variants.len(), 6);
+            // The stored CAM is the models crate's MMCAM of the stored image for its label.
+            let x = to_model_input(std::slice::from_ref(orig), 56, Device::Cpu);
+            let cam = compute_cam(
+                vision,
+                &head,
+                &x,
+                &Tensor::from_slice(&[r.base.label]),
+                CamMethod::Mmcam,
+            )?;
+            let err = (cam.view([-1]) - Tensor::from_slice(&r.cam))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(err < 1e-5, "cam differs by {err}");
+            let _g = tch::no_grad_guard();
+            let f = vision.features(&x)?.view([-1]);
+            assert!(
+                (f - Tensor::from_slice(&r.teacher_feature))
+                    .abs()
+                    .max()
+                    .double_value(&[])
+                    < 1e-5
+            );
+            for v in &r.variants {
+                let cf = decode_image(&v.image.bytes)?.pixels;
+                let xc = to_model_input(std::slice::from_ref(&cf), 56, Device::Cpu);
+                let feat = if v.strategy.contains("NoFill") {
+                    // No fill: the image is unchanged and the feature is a forward with the mask.
+                    assert_eq!(&cf, orig);
+                    assert!(v.donor_ids.is_empty());
+                    let mask = Tensor::from_slice(&v.mask).view([1, 49]);
+                    checked_nofill += 1;
+                    vision
+                        .forward_with(
+                            &xc,
+                            VisionForward {
+                                key_mask: Some(&mask),
+                                ..Default::default()
+                            },
+                        )?
+                        .features
+                } else {
+                    // Outside the mask: the original; inside: the donor, pixel for pixel.
+                    for y in 0..56 {
+                        for xpix in 0..56 {
+                            let j = (y / 8) * 7 + xpix / 8;
+                            let k = 3 * (y * 56 + xpix);
+                            let donor = if v.donor_ids.len() == 1 {
+                                &v.donor_ids[0]
+                            } else {
+                                &v.donor_ids[j]
+                            };
+                            let want = if v.mask[j] { &pixels[donor] } else { orig };
+                            assert_eq!(
+                                cf[k..k + 3],
+                                want[k..k + 3],
+                                "{} {} pixel ({xpix}, {y})",
+                                r.base.id,
+                                v.strategy
+                            );
+                        }
+                    }
+                    if v.strategy.starts_with("RandMaskMulti") {
+                        assert_eq!(v.donor_ids.len(), 49);
+                        assert!(
+                            v.donor_ids.iter().all(|d| d != &r.base.id),
+                            "multi fill used the image itself"
+                        );
+                    }
+                    checked_fill += 1;
+                    vision.features(&xc)?
+                };
+                let err = (feat.view([-1]) - Tensor::from_slice(&v.teacher_feature))
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                assert!(
+                    err < 1e-5,
+                    "{}: stored teacher feature differs by {err}",
+                    v.strategy
+                );
+                // Object / context masks are the CAM thresholded.
+                if v.strategy.starts_with("Obj") {
+                    assert!(v.mask.iter().zip(&r.cam).all(|(&m, &c)| m == (c > 0.3)));
+                } else if v.strategy.starts_with("Ctx") {
+                    assert!(v.mask.iter().zip(&r.cam).all(|(&m, &c)| m == (c <= 0.6)));
+                }
+            }
+            assert_eq!(r.teacher_logits.as_ref().map(|l| l.len()), Some(10));
+        }
+    }
+    assert_eq!((checked_fill, checked_nofill), (160, 80));
+
+    // A rerun skips complete shards; a deleted shard is redone, identically.
+    let stdout = ok(cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(stdout.contains("0 shard(s) written, 3 skipped"), "{stdout}");
+    let victim = out.join(&entry.shards[1].file);
+    let before = std::fs::read(&victim)?;
+    std::fs::remove_file(&victim)?;
+    let stdout = ok(cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(stdout.contains("1 shard(s) written, 2 skipped"), "{stdout}");
+    assert_eq!(
+        std::fs::read(&victim)?,
+        before,
+        "a redone shard differs from the first build"
+    );
+    // Another config into the same directory is refused.
+    let other = write_config(&dir, 1);
+    let o = cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        other.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another config"));
+    Ok(())
+}
