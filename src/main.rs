@@ -35,6 +35,9 @@ enum Command {
     /// Build counterfactual shards from image shards and a frozen teacher: CAMs, masks, donors,
     /// refilled images and the teacher's features of every counterfactual.
     BuildCounterfactuals(BuildArgs),
+    /// Check a dataset directory against its manifest: every shard's size, blake3, schema
+    /// version, split and row count. Exits non-zero naming every bad shard.
+    Verify(VerifyArgs),
     /// Check the installation: libtorch, visible CUDA devices, and a forward, backward and MMCAM
     /// pass of a preset on the chosen device, with timings.
     Doctor(DoctorArgs),
@@ -209,6 +212,39 @@ fn build_counterfactuals(a: BuildArgs) -> Result<()> {
         );
     }
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// Dataset directory (manifest.json + data/).
+    dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn verify(a: VerifyArgs) -> Result<()> {
+    let r = cfkit_schemas::verify::verify_dataset(&a.dir)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} shard(s), {} rows checked in {}",
+            r.shards,
+            r.rows,
+            a.dir.display()
+        );
+        for t in &r.temporary_files {
+            println!("note: {t} is a leftover of an interrupted write (a rerun replaces it)");
+        }
+        for p in &r.problems {
+            eprintln!("bad: {}: {}", p.file, p.reason);
+        }
+    }
+    if !r.problems.is_empty() {
+        anyhow::bail!("{} problem(s) in {}", r.problems.len(), a.dir.display());
+    }
     Ok(())
 }
 
@@ -404,6 +440,7 @@ fn main() -> ExitCode {
         Command::Prepare(a) => prepare(a),
         Command::DemoData(a) => demo_data(a),
         Command::BuildCounterfactuals(a) => build_counterfactuals(a),
+        Command::Verify(a) => verify(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -178,6 +178,24 @@ fn demo_data_is_read_by_arrow_tools_and_refuses_a_different_config() -> Result<(
         Ok(rows)
     };
     assert_eq!(read(&o2)?, read(&back)?);
+    // `verify` passes on the intact dataset and names every damaged shard.
+    let stdout = ok(cfkit(&["verify", o]));
+    assert!(stdout.contains("shard(s)"), "{stdout}");
+    let train0 = out.join(&m.splits["train"].shards[0].file);
+    let mut bytes = std::fs::read(&train0)?;
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&train0, &bytes)?;
+    let sketch = out.join(&m.splits["ood-sketch"].shards[0].file);
+    let bytes = std::fs::read(&sketch)?;
+    std::fs::write(&sketch, &bytes[..bytes.len() - 100])?;
+    let e = err(cfkit(&["verify", o]));
+    assert!(
+        e.contains("train-00000-of-00002.parquet")
+            && e.contains("ood-sketch-00000-of-00001.parquet"),
+        "{e}"
+    );
+    assert!(e.contains("2 problem(s)"), "{e}");
     // A missing Fashion-MNIST directory says what to install.
     let e = err(cfkit(&[
         "demo-data",

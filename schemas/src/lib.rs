@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod reader;
 pub mod records;
+pub mod verify;
 pub mod writer;
 
 pub use codec::{decode_image, encode_png, RgbPixels};

@@ -107,9 +107,9 @@ impl Manifest {
                 rows: 0,
                 shards: Vec::new(),
             });
-        entry.rows += shard.rows;
         entry.shards.retain(|s| s.file != shard.file);
         entry.shards.push(shard);
         entry.shards.sort_by(|a, b| a.file.cmp(&b.file));
+        entry.rows = entry.shards.iter().map(|s| s.rows).sum();
     }
 }

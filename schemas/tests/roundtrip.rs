@@ -273,6 +273,10 @@ fn manifest_round_trips_and_rejects_edits() -> Result<()> {
     m.add_shard("train", &["cat".to_string()], shard.clone());
     m.add_shard("train", &["cat".to_string()], shard); // same file again: replaced, not doubled
     assert_eq!(m.splits["train"].shards.len(), 1);
+    assert_eq!(
+        m.splits["train"].rows, 5,
+        "a replaced shard's rows are not counted twice"
+    );
     m.write(&dir)?;
     assert_eq!(Manifest::read(&dir)?, m);
     let text = std::fs::read_to_string(dir.join(MANIFEST_FILE))?.replace("\"b\": 1", "\"b\": 2");

@@ -94,7 +94,23 @@ def main():
             a = np.asarray(ds[i]["image"].convert("RGB")).reshape(-1)
             if a.tolist() != w:
                 fail(f"row {i}: pixels differ from what cfkit wrote")
-    print(json.dumps({"rows": entry["rows"], "shards": len(files), "classes": len(info["classes"]),
+    variants_checked = 0
+    if manifest["kind"] == "counterfactuals":
+        # Counterfactual shards: the nested variants, their images and features, from DuckDB and pyarrow.
+        k = con.execute(f"select min(len(variants)), max(len(variants)) from '{glob_pat}'").fetchone()
+        d = len(table.column("teacher_feature")[0].as_py())
+        row = con.execute(f"select id, unnest(variants, recursive := false) as v from '{glob_pat}' limit {k[0]}").fetchall()
+        for _, v in row:
+            img = np.asarray(Image.open(io.BytesIO(v["image"]["bytes"])).convert("RGB"))
+            if img.shape != (info["image_size"], info["image_size"], 3) or len(v["teacher_feature"]) != d:
+                fail(f"variant {v['strategy']}: image {img.shape}, feature {len(v['teacher_feature'])}")
+            if len(v["mask"]) != len(table.column("cam")[0].as_py()):
+                fail("mask and cam lengths differ")
+            variants_checked += 1
+        first = table.column("variants")[0].as_py()
+        if len(first) != k[0] or not first[0]["strategy"]:
+            fail("pyarrow variants differ from DuckDB's")
+    print(json.dumps({"rows": entry["rows"], "variants_checked": variants_checked, "shards": len(files), "classes": len(info["classes"]),
                       "min_png_bytes": png_len, "checked_pixels": n_check, "datasets": datasets.__version__}))
 
 
