@@ -109,9 +109,8 @@ impl BuildConfig {
         if let Some(out) = cfg.output.out.as_mut() {
             resolve(out);
         }
-        if !cfg.teacher.model.ends_with(".json") {
-            // a preset name stays as is
-        } else {
+        // A preset name stays as is; a config file path is resolved like the others.
+        if cfg.teacher.model.ends_with(".json") {
             let mut m = PathBuf::from(&cfg.teacher.model);
             resolve(&mut m);
             cfg.teacher.model = m.to_string_lossy().into_owned();
@@ -148,5 +147,73 @@ impl BuildConfig {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        std::env::temp_dir().join(format!("cfkit-build-config-{}", std::process::id()))
+    }
+
+    fn load(text: &str) -> Result<BuildConfig> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        std::fs::create_dir_all(dir()).unwrap();
+        let p = dir().join(format!(
+            "c{}.toml",
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::write(&p, text).unwrap();
+        BuildConfig::load(&p)
+    }
+
+    const GOOD: &str = r#"
+[source]
+shards = "data"
+split = "train"
+[teacher]
+model = "tiny"
+weights = "w.safetensors"
+head = "h.safetensors"
+[counterfactuals]
+strategies = ["ObjMaskSingleFill(0.3)"]
+"#;
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(
+            (c.counterfactuals.variants, c.counterfactuals.batch_size),
+            (1, 64)
+        );
+        assert_eq!(c.counterfactuals.cam, "mmcam");
+        assert_eq!(c.source.shards, dir().join("data"));
+        assert_eq!(c.teacher.weights, dir().join("w.safetensors"));
+        assert_eq!(c.teacher.model, "tiny");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = load(&GOOD.replace("split =", "splitt ="))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("splitt"), "{e}");
+        let e = load(&GOOD.replace("ObjMaskSingleFill(0.3)", "ObjMaskSomeFill(0.3)"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ObjMaskSomeFill"), "{e}");
+        let e = load(&GOOD.replace(
+            "strategies = [\"ObjMaskSingleFill(0.3)\"]",
+            "strategies = []",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("strategies is empty"), "{e}");
+        let e = load(&format!("{GOOD}cam = \"gradcamm\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gradcamm"), "{e}");
     }
 }
