@@ -22,9 +22,12 @@ bootstrap:
 build: bootstrap
     cargo build --release --bin cfkit
 
-# Build counterfactual shards (until the pipeline lands: builds cfkit and runs the model self-check).
+# The demo default needs the FashionShift teacher, which the trainer issue adds; with your own
+# teacher run: target/release/cfkit build-counterfactuals --config FILE.toml --out DIR
+# Build counterfactual shards (until the demo teacher exists: build cfkit, run `cfkit doctor`).
 build-counterfactuals *ARGS: build
-    @echo "cfkit: the counterfactual builder lands with the pipeline issue; checking the model stack it will run on:"
+    @echo "cfkit: the FashionShift demo teacher is not built yet (trainer issue); checking the model stack instead."
+    @echo "       with your own teacher run: target/release/cfkit build-counterfactuals --config FILE.toml --out DIR"
     target/release/cfkit doctor {{ARGS}}
 
 # Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
