@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use cfkit_models as models;
 use cfkit_pipeline as pipeline;
 
+mod train_cmd;
+
 /// Robust fine-tuning of pretrained vision models (CLIP ViTs) with masked images as
 /// counterfactual samples (Xiao et al., CVPR 2023).
 #[derive(Debug, Parser)]
@@ -38,6 +40,12 @@ enum Command {
     /// Check a dataset directory against its manifest: every shard's size, blake3, schema
     /// version, split and row count. Exits non-zero naming every bad shard.
     Verify(VerifyArgs),
+    /// Train or fine-tune a model from shards (FT, LP; from scratch or a checkpoint) with
+    /// validation, resumable checkpoints, metrics and an evaluation report.
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a checkpoint on named sets (shard splits or an ImageFolder): top-1 per set and
+    /// the OOD mean.
+    Eval(train_cmd::EvalArgs),
     /// Check the installation: libtorch, visible CUDA devices, and a forward, backward and MMCAM
     /// pass of a preset on the chosen device, with timings.
     Doctor(DoctorArgs),
@@ -441,6 +449,8 @@ fn main() -> ExitCode {
         Command::DemoData(a) => demo_data(a),
         Command::BuildCounterfactuals(a) => build_counterfactuals(a),
         Command::Verify(a) => verify(a),
+        Command::Train(a) => train_cmd::train(a),
+        Command::Eval(a) => train_cmd::eval(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,9 +2,10 @@
 //! initialised `tiny` teacher: pixel-exact refill, stored features/CAMs equal a recomputation,
 //! no-fill features equal a forward with the stored mask, resume and config checks.
 
+mod common;
+use common::{cfkit, ok};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use anyhow::Result;
 use cfkit_models::clip::VISION_PREFIXES;
@@ -17,27 +18,8 @@ use cfkit_pipeline::cf_batch::to_model_input;
 use cfkit_schemas::{decode_image, Manifest, ShardReader};
 use tch::{Device, Tensor};
 
-fn cfkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cfkit"))
-        .args(args)
-        .output()
-        .expect("cfkit runs")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "cfkit failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cfkit-build-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmpdir("build", name)
 }
 
 /// A random tiny teacher: weights (HF names) and a head over the FashionShift classes.

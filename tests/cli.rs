@@ -1,18 +1,13 @@
 //! End-to-end tests of the `cfkit` binary.
 
+mod common;
+use common::cfkit;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use anyhow::Result;
 use cfkit_models::weights::read_safetensors;
 use cfkit_models::{load_head, Tokenizer};
-
-fn cfkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cfkit"))
-        .args(args)
-        .output()
-        .expect("cfkit runs")
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")

@@ -2,44 +2,16 @@
 //! (pyarrow, DuckDB, Polars, Hugging Face datasets via tests/interop/check_shards.py), bad inputs
 //! quarantined with reasons, the bad-fraction threshold, manifests and class lists.
 
+mod common;
+use common::{cfkit, err, ok, python};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use anyhow::Result;
 use cfkit_schemas::{decode_image, encode_png, Manifest, RgbPixels, ShardReader};
 
-fn cfkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cfkit"))
-        .args(args)
-        .output()
-        .expect("cfkit runs")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "cfkit failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: Output) -> String {
-    assert!(!o.status.success(), "cfkit should have failed");
-    let e = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!e.contains("panicked"), "{e}");
-    e
-}
-
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cfkit-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn python() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+    common::tmpdir("data", name)
 }
 
 fn interop(dir: &Path, split: &str) -> serde_json::Value {

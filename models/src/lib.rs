@@ -7,6 +7,7 @@
 pub mod cam;
 pub mod clip;
 pub mod config;
+pub mod counterfactual;
 pub mod doctor;
 pub mod error;
 pub mod head;
@@ -27,7 +28,8 @@ pub use error::{ModelError, Result};
 pub use head::{load_head, save_head, ClassificationHead, HeadInfo};
 pub use tokenizer::Tokenizer;
 pub use vision::{
-    clip_normalize, VisionForward, VisionOutput, VisionTransformer, CLIP_MEAN, CLIP_STD,
+    clip_normalize, pixels_to_input, VisionForward, VisionOutput, VisionTransformer, CLIP_MEAN,
+    CLIP_STD,
 };
 pub use zeroshot::{build_zeroshot_head, load_class_names, zeroshot_weights, ZeroShotSpec};
 

@@ -27,6 +27,19 @@ pub fn clip_normalize(pixels: &Tensor) -> Tensor {
     (pixels - mean) / std
 }
 
+/// uint8 HWC RGB images (each `size·size·3` bytes) -> CLIP-normalised [N, 3, size, size] float
+/// on `device`: `(x / 255 - mean) / std`.
+pub fn pixels_to_input(images: &[Vec<u8>], size: usize, device: tch::Device) -> Tensor {
+    let flat: Vec<u8> = images.iter().flat_map(|i| i.iter().copied()).collect();
+    let t = Tensor::from_slice(&flat)
+        .view([images.len() as i64, size as i64, size as i64, 3])
+        .permute([0, 3, 1, 2])
+        .to_kind(tch::Kind::Float)
+        .to_device(device)
+        / 255.0;
+    clip_normalize(&t)
+}
+
 /// What a vision forward should do besides computing features.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct VisionForward<'a> {

@@ -125,7 +125,7 @@ impl BuildConfig {
         self.counterfactuals
             .strategies
             .iter()
-            .map(|s| s.parse())
+            .map(|s| s.parse::<Strategy>().map_err(PipelineError::from))
             .collect()
     }
 

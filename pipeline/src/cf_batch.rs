@@ -7,9 +7,7 @@
 //! seed and the donor ids are stored with each variant, so any counterfactual can be recomputed
 //! from the shard it lives in.
 
-use cfkit_models::{
-    clip_normalize, compute_cam, CamMethod, ClassificationHead, VisionForward, VisionTransformer,
-};
+use cfkit_models::{compute_cam, CamMethod, ClassificationHead, VisionForward, VisionTransformer};
 use cfkit_schemas::{
     decode_image, encode_png, CounterfactualRecord, ImageRecord, RgbPixels, StoredImage, Variant,
 };
@@ -50,17 +48,8 @@ pub fn variant_seed(seed: u64, shard: usize, batch: usize, strategy: usize, vari
     ])
 }
 
-/// uint8 HWC images -> CLIP-normalised [N, 3, S, S] on `device`.
-pub fn to_model_input(images: &[Vec<u8>], size: usize, device: Device) -> Tensor {
-    let flat: Vec<u8> = images.iter().flat_map(|i| i.iter().copied()).collect();
-    let t = Tensor::from_slice(&flat)
-        .view([images.len() as i64, size as i64, size as i64, 3])
-        .permute([0, 3, 1, 2])
-        .to_kind(Kind::Float)
-        .to_device(device)
-        / 255.0;
-    clip_normalize(&t)
-}
+/// uint8 HWC images -> CLIP-normalised input (shared with the trainer).
+pub use cfkit_models::vision::pixels_to_input as to_model_input;
 
 fn rows_f32(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();

@@ -11,11 +11,10 @@ pub mod error;
 pub mod fashionshift;
 pub mod prepare;
 pub mod preprocess;
-pub mod refill;
 pub mod resample;
-pub mod rng;
 pub mod sources;
 pub mod split_writer;
-pub mod strategy;
 
+/// Masks, donors and refill live in the models crate (shared with the trainer's online mode).
+pub use cfkit_models::counterfactual::{refill, rng, strategy};
 pub use error::{PipelineError, Result};

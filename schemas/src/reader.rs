@@ -5,12 +5,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
+use arrow_array::{Array, Int64Array};
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::error::{Result, SchemaError};
-use crate::fields::SCHEMA_VERSION;
+use crate::fields::{LABEL, SCHEMA_VERSION};
 use crate::metadata::{DatasetInfo, KEY_DATASET, KEY_SCHEMA_VERSION};
 use crate::records::{
     batch_to_counterfactuals, batch_to_images, CounterfactualRecord, ImageRecord,
@@ -137,6 +139,54 @@ impl ShardReader {
                 b.map_err(|e| SchemaError::parquet(&self.path, format!("row group {index}: {e}")))
             })
             .collect()
+    }
+
+    /// Rows per row group, from the footer.
+    pub fn row_group_rows(&self) -> Vec<usize> {
+        self.parquet_metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows() as usize)
+            .collect()
+    }
+
+    /// The `label` column of one row group, read alone (no image bytes are decoded).
+    pub fn read_labels(&self, index: usize) -> Result<Vec<i64>> {
+        let root = self.schema().index_of(LABEL).map_err(|_| {
+            SchemaError::parquet(&self.path, format!("column '{LABEL}' is missing"))
+        })?;
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| SchemaError::io(&self.path, e))?;
+        let mask =
+            ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), [root]);
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+            .with_row_groups(vec![index])
+            .with_projection(mask)
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| SchemaError::parquet(&self.path, e))?;
+        let mut out = Vec::new();
+        for b in reader {
+            let b =
+                b.map_err(|e| SchemaError::parquet(&self.path, format!("row group {index}: {e}")))?;
+            let col = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| {
+                    SchemaError::parquet(&self.path, format!("column '{LABEL}' is not int64"))
+                })?;
+            if col.null_count() > 0 {
+                return Err(SchemaError::parquet(
+                    &self.path,
+                    format!("column '{LABEL}' has nulls"),
+                ));
+            }
+            out.extend(col.values().iter().copied());
+        }
+        Ok(out)
     }
 
     /// Every row as image records (works for both shard kinds).

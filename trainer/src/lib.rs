@@ -1,6 +1,31 @@
-//! cfkit-trainer: shard loader, methods and losses, schedule, checkpoints, evaluation, WiSE-FT.
-//! So far: the learning-rate / β1 schedules (PyTorch's OneCycleLR and a cosine warm-up) and the
-//! AdamW optimiser with clipping, checked against torch.
+//! cfkit-trainer: the shard loader, the training loop (FT / LP, from scratch or a checkpoint),
+//! the one-cycle and cosine schedules, AdamW with resumable state, checkpoints, and evaluation on
+//! ID and OOD sets.
+//!
+//! A run directory (`cfkit train --out DIR`):
+//! ```text
+//! run.json            resolved config, config hash, seeds, data fingerprints, init weights hashes
+//! metrics.jsonl       one line per `log_every` steps ("kind": "step") and per epoch ("epoch")
+//! quarantine.jsonl    rows that could not be decoded (skipped, with the reason)
+//! checkpoints/last/   resumable checkpoint (weights, head, optimizer, sidecar)
+//! checkpoints/best/   best-validation weights (what is evaluated)
+//! report.json, report.md   final evaluation on the configured sets
+//! ```
 
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod init;
 pub mod optim;
+pub mod report;
+pub mod run_dir;
 pub mod schedule;
+pub mod student;
+pub mod train;
+
+pub use config::TrainConfig;
+pub use error::{Result, TrainError};
+pub use report::TrainReport;
+pub use train::{train, TrainOptions};

@@ -1,12 +1,13 @@
 //! The optimiser of the recipe (DESIGN §3): AdamW (weight decay on all parameters), with the
 //! schedule's lr and β1 applied before every step, and gradient-norm clipping.
 //!
-//! libtorch's `torch::optim::AdamW` (through tch) is the same algorithm as `torch.optim.AdamW`:
-//! decoupled decay `p *= 1 - lr·wd`, bias-corrected moments with the *current* β1. The parity test
-//! (`trainer/tests/optim.rs`) checks a scheduled, clipped run against torch step by step.
+//! The update is written out in tensor ops (not libtorch's C++ optimizer, whose state tch cannot
+//! read) so that checkpoints hold the moments and resume exactly. The parity test
+//! (`trainer/tests/optim.rs`) checks a scheduled, clipped run against `torch.optim.AdamW` step by
+//! step.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
+use tch::{nn, Kind, Tensor};
 
 use crate::schedule::Schedule;
 
@@ -52,51 +53,190 @@ impl Default for OptimConfig {
     }
 }
 
-/// AdamW over the trainable variables of `vs`, with the schedule driving lr and β1.
+/// What one optimizer step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
+    /// The learning rate used.
+    pub lr: f64,
+    /// The global gradient L2 norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// AdamW over a fixed list of parameters, with its state (step count, first and second moments)
+/// held as plain tensors so that a checkpoint can save and restore it exactly.
+///
+/// The update is torch's single-tensor AdamW (`torch/optim/adamw.py`, the CPU default):
+/// `p *= 1 - lr·wd; m.lerp_(g, 1 - β1); v = β2·v + (1 - β2)·g²;
+/// p -= lr / (1 - β1^t) · m / (sqrt(v) / sqrt(1 - β2^t) + ε)`, with the β1 of the current step.
 pub struct Optimizer {
-    inner: nn::Optimizer,
+    params: Vec<(String, Tensor)>,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+    /// Per-parameter step count (torch's `state["step"]`), 0 before the first update.
+    steps: Vec<u64>,
     config: OptimConfig,
 }
 
+impl std::fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optimizer")
+            .field("params", &self.params.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
 impl Optimizer {
-    pub fn new(
-        vs: &nn::VarStore,
-        config: OptimConfig,
-        schedule: &dyn Schedule,
-    ) -> Result<Self, tch::TchError> {
-        let lr = schedule.lr(0).unwrap_or(0.0);
-        let beta1 = schedule.beta1(0).unwrap_or(0.9);
-        let inner = nn::AdamW {
-            beta1,
-            beta2: config.beta2,
-            wd: config.weight_decay,
-            eps: config.eps,
-            amsgrad: false,
+    /// An optimizer over `params` (name, variable); the names key the saved state.
+    pub fn new(params: Vec<(String, Tensor)>, config: OptimConfig) -> Self {
+        let exp_avg = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        let exp_avg_sq = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        let steps = vec![0; params.len()];
+        Optimizer {
+            params,
+            exp_avg,
+            exp_avg_sq,
+            steps,
+            config,
         }
-        .build(vs, lr)?;
-        Ok(Optimizer { inner, config })
     }
 
-    /// Clips the accumulated gradients, sets lr and β1 for `step` and takes the step; returns the
-    /// lr used. Past the schedule's end the last lr and β1 stay in place.
-    pub fn step(&mut self, step: usize, schedule: &dyn Schedule) -> f64 {
+    /// Every variable of `vs` that requires a gradient, sorted by name.
+    pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub fn config(&self) -> &OptimConfig {
+        &self.config
+    }
+
+    /// Number of parameter tensors this optimizer updates.
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Clips the accumulated gradients (torch's `clip_grad_norm_`: one global L2 norm, factor
+    /// `max / (norm + 1e-6)` capped at 1), sets lr and β1 for `step` and updates every parameter
+    /// that has a gradient. Past the schedule's end the last lr and β1 stay in place.
+    pub fn step(&mut self, step: usize, schedule: &dyn Schedule) -> StepInfo {
+        let _guard = tch::no_grad_guard();
+        let last = schedule.total_steps().saturating_sub(1);
+        let lr = schedule
+            .lr(step)
+            .unwrap_or_else(|| schedule.lr(last).unwrap_or(0.0));
+        let beta1 = schedule
+            .beta1(step)
+            .unwrap_or_else(|| schedule.beta1(last).unwrap_or(0.9));
+        let grads: Vec<Option<Tensor>> = self
+            .params
+            .iter()
+            .map(|(_, p)| Some(p.grad()).filter(|g| g.defined()))
+            .collect();
+        let norms: Vec<Tensor> = grads
+            .iter()
+            .flatten()
+            .map(|g| g.norm().to_kind(Kind::Float))
+            .collect();
+        let grad_norm = if norms.is_empty() {
+            0.0
+        } else {
+            Tensor::stack(&norms, 0).norm().double_value(&[])
+        };
         if let Some(max) = self.config.grad_clip.filter(|m| *m > 0.0) {
-            self.inner.clip_grad_norm(max);
+            // torch multiplies by the clamped factor even when it is 1 (a no-op in value).
+            let coef = (max / (grad_norm + 1e-6)).min(1.0);
+            for g in grads.iter().flatten() {
+                let _ = g.shallow_clone().g_mul_scalar_(coef);
+            }
         }
-        let lr = schedule.lr(step).unwrap_or_else(|| {
-            schedule
-                .lr(schedule.total_steps().saturating_sub(1))
-                .unwrap_or(0.0)
-        });
-        if let Some(b1) = schedule.beta1(step) {
-            self.inner.set_momentum(b1);
+        let (beta2, eps, wd) = (self.config.beta2, self.config.eps, self.config.weight_decay);
+        for (i, g) in grads.iter().enumerate() {
+            let Some(g) = g else { continue };
+            self.steps[i] += 1;
+            let t = self.steps[i] as i32;
+            let mut p = self.params[i].1.shallow_clone();
+            if wd != 0.0 {
+                let _ = p.g_mul_scalar_(1.0 - lr * wd);
+            }
+            let _ = self.exp_avg[i].lerp_(g, 1.0 - beta1);
+            let _ = self.exp_avg_sq[i].g_mul_scalar_(beta2);
+            let _ = self.exp_avg_sq[i].g_add_(&(g * g * (1.0 - beta2)));
+            let bias1 = 1.0 - beta1.powi(t);
+            let bias2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+            let denom = self.exp_avg_sq[i].sqrt() / bias2_sqrt + eps;
+            let _ = p.g_sub_(&(&self.exp_avg[i] / denom * (lr / bias1)));
         }
-        self.inner.set_lr(lr);
-        self.inner.step();
-        lr
+        StepInfo { lr, grad_norm }
     }
 
     pub fn zero_grad(&mut self) {
-        self.inner.zero_grad();
+        for (_, p) in &self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_().zero_();
+            }
+        }
+    }
+
+    /// The state as named tensors: `exp_avg.<param>`, `exp_avg_sq.<param>`, and the step counts
+    /// as one int64 tensor `steps` in parameter order.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.params.len() + 1);
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            out.push((format!("exp_avg.{name}"), self.exp_avg[i].shallow_clone()));
+            out.push((
+                format!("exp_avg_sq.{name}"),
+                self.exp_avg_sq[i].shallow_clone(),
+            ));
+        }
+        let steps: Vec<i64> = self.steps.iter().map(|s| *s as i64).collect();
+        out.push(("steps".into(), Tensor::from_slice(&steps)));
+        out
+    }
+
+    /// Restores the state written by [`Optimizer::state_tensors`]; names and shapes must match.
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::BTreeMap<String, Tensor>,
+    ) -> Result<(), String> {
+        let _guard = tch::no_grad_guard();
+        let steps = tensors
+            .get("steps")
+            .ok_or("tensor 'steps' is missing")?
+            .to_kind(Kind::Int64);
+        if steps.size() != [self.params.len() as i64] {
+            return Err(format!(
+                "'steps' has shape {:?}, the model has {} trainable tensors",
+                steps.size(),
+                self.params.len()
+            ));
+        }
+        let steps: Vec<i64> = Vec::try_from(&steps).map_err(|e: tch::TchError| e.to_string())?;
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            for (key, dst) in [
+                (format!("exp_avg.{name}"), &mut self.exp_avg[i]),
+                (format!("exp_avg_sq.{name}"), &mut self.exp_avg_sq[i]),
+            ] {
+                let src = tensors
+                    .get(&key)
+                    .ok_or_else(|| format!("tensor '{key}' is missing"))?;
+                if src.size() != p.size() {
+                    return Err(format!(
+                        "'{key}' has shape {:?}, the parameter has {:?}",
+                        src.size(),
+                        p.size()
+                    ));
+                }
+                dst.copy_(&src.to_kind(p.kind()).to_device(p.device()));
+            }
+            self.steps[i] = steps[i].max(0) as u64;
+        }
+        Ok(())
     }
 }

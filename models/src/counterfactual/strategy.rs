@@ -8,8 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{PipelineError, Result};
-use crate::rng::SplitMix64;
+use super::rng::SplitMix64;
+use crate::error::{ModelError, Result};
 
 /// Which patches are masked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,7 +44,7 @@ pub struct Strategy {
 impl Strategy {
     pub fn new(mask: MaskKind, fill: FillKind, rate: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&rate) {
-            return Err(PipelineError::Input(format!(
+            return Err(ModelError::Input(format!(
                 "strategy rate must lie in [0, 1], got {rate}"
             )));
         }
@@ -100,11 +100,11 @@ impl fmt::Display for Strategy {
 }
 
 impl FromStr for Strategy {
-    type Err = PipelineError;
+    type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
-            PipelineError::Input(format!(
+            ModelError::Input(format!(
                 "unknown strategy '{s}' (expected e.g. ObjMaskSingleFill(0.3): Obj|Ctx|Rand + Mask + \
                  SingleFill|MultiFill|NoFill + (rate))"
             ))

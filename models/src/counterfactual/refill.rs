@@ -6,8 +6,8 @@
 //! reference's `images[randperm(N)]`); multi fill shifts the pool by a per-patch offset in
 //! `1..n`, so a patch never comes from the image itself.
 
-use crate::error::{PipelineError, Result};
-use crate::rng::SplitMix64;
+use super::rng::SplitMix64;
+use crate::error::{ModelError, Result};
 
 /// Square images of `image_size` pixels cut into `patch_size` patches, row-major.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct PatchGrid {
 impl PatchGrid {
     pub fn new(image_size: usize, patch_size: usize) -> Result<Self> {
         if patch_size == 0 || image_size == 0 || image_size % patch_size != 0 {
-            return Err(PipelineError::Input(format!(
+            return Err(ModelError::Input(format!(
                 "image size {image_size} is not a positive multiple of the patch size {patch_size}"
             )));
         }
@@ -57,7 +57,7 @@ pub fn single_fill_donors(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
 /// patch `j` is `(i + shift[j]) % n`. Needs `n >= 2`.
 pub fn multi_fill_shifts(n: usize, p: usize, rng: &mut SplitMix64) -> Result<Vec<usize>> {
     if n < 2 {
-        return Err(PipelineError::Input(format!(
+        return Err(ModelError::Input(format!(
             "multi fill needs a donor pool of at least 2 images, got {n}"
         )));
     }
@@ -76,7 +76,7 @@ pub fn refill<'a>(
 ) -> Result<Vec<u8>> {
     let (s, ps, side) = (grid.image_size, grid.patch_size, grid.side());
     if original.len() != grid.image_bytes() || mask.len() != grid.num_patches() {
-        return Err(PipelineError::Input(format!(
+        return Err(ModelError::Input(format!(
             "refill: image of {} bytes and mask of {} patches for a {s}x{s} image in {ps}-pixel patches",
             original.len(),
             mask.len()
@@ -86,7 +86,7 @@ pub fn refill<'a>(
     for (j, _) in mask.iter().enumerate().filter(|(_, &m)| m) {
         let src = donor(j);
         if src.len() != out.len() {
-            return Err(PipelineError::Input(format!(
+            return Err(ModelError::Input(format!(
                 "refill: donor of patch {j} has {} bytes, expected {}",
                 src.len(),
                 out.len()

@@ -1,0 +1,341 @@
+//! End-to-end tests of `cfkit train` and `cfkit eval` on a small FashionShift set with the `tiny`
+//! preset: a run from scratch with hold-out validation, gradient accumulation and every run
+//! record; a SIGKILL at a random moment and `--resume` ending bitwise equal to an uninterrupted
+//! run; evaluation from shards and from an ImageFolder agreeing with the run report; and clear
+//! errors for bad configs, reused directories and corrupt checkpoints.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use common::{cfkit, err, ok};
+
+fn tmpdir(name: &str) -> PathBuf {
+    common::tmpdir("train", name)
+}
+
+/// FashionShift at 1 % scale (train 100, test/ood 20 each) plus PNG folders of test-id.
+fn demo(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        data.to_str().unwrap(),
+        "--splits",
+        "train,test-id,ood-sketch",
+        "--scale",
+        "0.01",
+        "--image-folder",
+        dir.join("folders").to_str().unwrap(),
+        "-q",
+    ]));
+    data
+}
+
+fn config(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
+    let text = format!(
+        r#"
+[model]
+name = "tiny"
+
+[data]
+shards = "{data}"
+split = "train"
+val_holdout = 20
+shuffle_buffer = 32
+
+[train]
+method = "ft"
+epochs = {epochs}
+batch_size = 16
+micro_batch_size = 8
+seed = 5
+device = "cpu"
+log_every = 2
+checkpoint_every = 1
+eval_batch_size = 16
+
+[schedule]
+kind = "one-cycle"
+max_lr = 1e-3
+pct_start = 0.2
+
+[eval]
+sets = [{{ name = "test-id" }}, {{ name = "ood-sketch" }}]
+"#,
+        data = data.display()
+    );
+    let path = dir.join(format!("train-{epochs}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// metrics.jsonl without the wall-clock field.
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("images_per_s");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn train_resume_and_eval_end_to_end() -> Result<()> {
+    let dir = tmpdir("e2e");
+    let data = demo(&dir);
+    let cfg = config(&dir, &data, 3);
+
+    // An uninterrupted run.
+    let run_a = dir.join("run-a");
+    let out = ok(cfkit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run_a.to_str().unwrap(),
+        "-q",
+        "--json",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(out.trim())?;
+    // 100 rows - 20 held out = 80 -> 5 steps of 16 per epoch, 3 epochs.
+    assert_eq!(report["train_rows"], 80);
+    assert_eq!(report["val_rows"], 20);
+    assert_eq!(report["steps"], 15);
+    let sets = report["eval"]["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets[0]["images"], 20);
+    assert_eq!(sets[1]["ood"], true);
+    assert!(report["eval"]["ood_mean"].as_f64().is_some());
+
+    // Run records.
+    let run = json(&run_a.join("run.json"));
+    assert_eq!(run["seed"], 5);
+    assert_eq!(run["accumulation"], 2);
+    assert_eq!(
+        run["data"]["train"]["fingerprint"].as_str().unwrap().len(),
+        64
+    );
+    assert_eq!(run["data"]["eval"].as_array().unwrap().len(), 2);
+    assert_eq!(run["init"]["kind"], "scratch");
+    let m = metrics(&run_a);
+    let steps: Vec<&serde_json::Value> = m.iter().filter(|v| v["kind"] == "step").collect();
+    let epochs: Vec<&serde_json::Value> = m.iter().filter(|v| v["kind"] == "epoch").collect();
+    assert_eq!(epochs.len(), 3);
+    assert_eq!(steps.len(), 7, "log_every 2 over 15 steps");
+    assert!(epochs.iter().all(|e| e["val_top1"].as_f64().is_some()));
+    // The loss goes down over the run (training does something).
+    let first = epochs[0]["train_loss"].as_f64().unwrap();
+    let last = epochs[2]["train_loss"].as_f64().unwrap();
+    assert!(last < first, "train loss {first} -> {last}");
+    assert!(run_a.join("report.md").is_file());
+    let best = json(&run_a.join("checkpoints/best/checkpoint.json"));
+    assert_eq!(best["step"], report["best"]["step"]);
+
+    // Killed at a random moment after the first checkpoint, then resumed.
+    let run_b = dir.join("run-b");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos();
+    let delay = Duration::from_millis(u64::from(seed % 1500));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cfkit"))
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            run_b.to_str().unwrap(),
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let t0 = Instant::now();
+    while !run_b.join("checkpoints/last/checkpoint.json").exists()
+        && t0.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(delay);
+    child.kill()?; // SIGKILL
+    let status = child.wait()?;
+    eprintln!("killed after the first checkpoint + {delay:?} (exit {status:?})");
+    let killed_at = json(&run_b.join("checkpoints/last/checkpoint.json"))["step"].clone();
+    eprintln!("last checkpoint at step {killed_at}");
+    // Without --resume the directory is refused.
+    let e = err(cfkit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run_b.to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(e.contains("--resume"), "{e}");
+    ok(cfkit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run_b.to_str().unwrap(),
+        "-q",
+        "--resume",
+    ]));
+    for f in [
+        "checkpoints/last/model.safetensors",
+        "checkpoints/last/head.safetensors",
+        "checkpoints/last/optimizer.safetensors",
+        "checkpoints/best/model.safetensors",
+    ] {
+        assert_eq!(
+            std::fs::read(run_a.join(f))?,
+            std::fs::read(run_b.join(f))?,
+            "{f} differs between the uninterrupted and the resumed run"
+        );
+    }
+    assert_eq!(
+        metrics(&run_a),
+        metrics(&run_b),
+        "metrics differ after resume"
+    );
+    let report_b = json(&run_b.join("report.json"));
+    assert_eq!(report_b["eval"], report["eval"]);
+
+    // cfkit eval on the best checkpoint: the same numbers as the report, from shards and from
+    // the PNG folder of test-id (prepared on the fly; the same pixels).
+    let best_dir = run_a.join("checkpoints/best");
+    let e: serde_json::Value = serde_json::from_str(
+        ok(cfkit(&[
+            "eval",
+            "--checkpoint",
+            best_dir.to_str().unwrap(),
+            "--shards",
+            data.to_str().unwrap(),
+            "--split",
+            "test-id,ood-sketch",
+            "--json",
+            "--device",
+            "cpu",
+        ]))
+        .trim(),
+    )?;
+    assert_eq!(e["sets"], report["eval"]["sets"]);
+    let folder = dir.join("folders/test-id");
+    let f: serde_json::Value = serde_json::from_str(
+        ok(cfkit(&[
+            "eval",
+            "--checkpoint",
+            best_dir.to_str().unwrap(),
+            "--image-folder",
+            folder.to_str().unwrap(),
+            "--classes",
+            folder.join("classes.txt").to_str().unwrap(),
+            "--json",
+            "--device",
+            "cpu",
+        ]))
+        .trim(),
+    )?;
+    assert_eq!(f["sets"][0]["correct"], sets[0]["correct"]);
+    assert_eq!(f["sets"][0]["images"], 20);
+
+    // A corrupt checkpoint is refused, naming the file.
+    let bad = dir.join("bad-ckpt");
+    std::fs::create_dir_all(&bad)?;
+    for entry in std::fs::read_dir(&best_dir)? {
+        let p = entry?.path();
+        std::fs::copy(&p, bad.join(p.file_name().unwrap()))?;
+    }
+    let mut bytes = std::fs::read(bad.join("model.safetensors"))?;
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x55;
+    std::fs::write(bad.join("model.safetensors"), bytes)?;
+    let e = err(cfkit(&[
+        "eval",
+        "--checkpoint",
+        bad.to_str().unwrap(),
+        "--shards",
+        data.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("model.safetensors") && e.contains("blake3"),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_configs_and_reused_directories_fail_clearly() -> Result<()> {
+    let dir = tmpdir("bad");
+    let data = dir.join("no-such-data");
+    let cfg = config(&dir, &data, 1);
+    // Unknown key, named.
+    let text = std::fs::read_to_string(&cfg)?.replace("seed = 5", "seed = 5\nlearning_rate = 3");
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, text)?;
+    let e = err(cfkit(&[
+        "train",
+        "--config",
+        typo.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("learning_rate") && e.contains("typo.toml"),
+        "{e}"
+    );
+    // batch not a multiple of the micro-batch.
+    let text =
+        std::fs::read_to_string(&cfg)?.replace("micro_batch_size = 8", "micro_batch_size = 6");
+    let mb = dir.join("mb.toml");
+    std::fs::write(&mb, text)?;
+    let e = err(cfkit(&[
+        "train",
+        "--config",
+        mb.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]));
+    assert!(e.contains("micro_batch_size"), "{e}");
+    // Missing dataset: names the directory.
+    let e = err(cfkit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]));
+    assert!(e.contains("no-such-data"), "{e}");
+    // A non-empty directory that is not a run.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other)?;
+    std::fs::write(other.join("x.txt"), "x")?;
+    let e = err(cfkit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+    ]));
+    assert!(e.contains("not empty"), "{e}");
+    // eval: a checkpoint directory that is not one.
+    let e = err(cfkit(&[
+        "eval",
+        "--checkpoint",
+        other.to_str().unwrap(),
+        "--shards",
+        other.to_str().unwrap(),
+    ]));
+    assert!(e.contains("checkpoint.json"), "{e}");
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Streaming data for training and evaluation: a split of a shard dataset ([`SplitSource`]), the
+//! deterministic row order of an epoch and the stratified validation hold-out ([`plan`]), and the
+//! background loader that decodes batches ahead of the training step ([`stream`]).
+
+pub mod plan;
+pub mod source;
+pub mod stream;
+
+pub use plan::{epoch_order, stratified_holdout, RowRef};
+pub use source::SplitSource;
+pub use stream::{Batch, BatchStream, Skipped};

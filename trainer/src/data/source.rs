@@ -1,0 +1,160 @@
+//! One split of a shard dataset, opened for streaming: its shards (sizes checked against the
+//! manifest), row groups, classes and a fingerprint of exactly which files it reads.
+
+use std::path::{Path, PathBuf};
+
+use cfkit_schemas::{Manifest, ShardKind, ShardReader};
+
+use crate::error::{Result, TrainError};
+
+/// A row group of the split: which shard, which group in it, how many rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub shard: u32,
+    pub group: u32,
+    pub rows: u32,
+}
+
+/// An opened split.
+#[derive(Debug)]
+pub struct SplitSource {
+    pub dir: PathBuf,
+    pub split: String,
+    pub kind: ShardKind,
+    pub classes: Vec<String>,
+    /// Side of the stored (preprocessed) images.
+    pub image_size: u32,
+    pub shards: Vec<ShardReader>,
+    /// Row groups in (shard, group) order.
+    pub groups: Vec<GroupInfo>,
+    /// blake3 over the manifest's (file, rows, bytes, blake3) of this split's shards.
+    pub fingerprint: String,
+    /// The dataset's config hash (manifest).
+    pub config_hash: String,
+}
+
+impl SplitSource {
+    /// Opens `split` of the dataset in `dir`. Every shard must exist with the manifest's size and
+    /// row count (`cfkit verify` checks content hashes; this is the cheap check a run does).
+    pub fn open(dir: &Path, split: &str) -> Result<Self> {
+        let manifest = Manifest::read(dir)?;
+        let entry = manifest.splits.get(split).ok_or_else(|| {
+            TrainError::Data(format!(
+                "'{}' has no split '{split}' (it has: {})",
+                dir.display(),
+                manifest
+                    .splits
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        if entry.shards.is_empty() || entry.rows == 0 {
+            return Err(TrainError::Data(format!(
+                "split '{split}' of '{}' is empty",
+                dir.display()
+            )));
+        }
+        let mut shards = Vec::with_capacity(entry.shards.len());
+        let mut groups = Vec::new();
+        let mut image_size = None;
+        for (si, s) in entry.shards.iter().enumerate() {
+            let path = dir.join(&s.file);
+            let meta = std::fs::metadata(&path).map_err(|e| TrainError::io(&path, e))?;
+            if meta.len() != s.bytes {
+                return Err(TrainError::Data(format!(
+                    "'{}' is {} bytes, the manifest says {}: the dataset changed or is incomplete (run `cfkit verify {}`)",
+                    path.display(),
+                    meta.len(),
+                    s.bytes,
+                    dir.display()
+                )));
+            }
+            let reader = ShardReader::open(&path)?;
+            if reader.num_rows() != s.rows {
+                return Err(TrainError::Data(format!(
+                    "'{}' has {} rows, the manifest says {}",
+                    path.display(),
+                    reader.num_rows(),
+                    s.rows
+                )));
+            }
+            let info = reader.info();
+            if info.classes != entry.classes {
+                return Err(TrainError::Data(format!(
+                    "'{}' lists other classes than the manifest's split '{split}'",
+                    path.display()
+                )));
+            }
+            if *image_size.get_or_insert(info.image_size) != info.image_size {
+                return Err(TrainError::Data(format!(
+                    "'{}' holds {} px images, other shards of '{split}' hold {} px",
+                    path.display(),
+                    info.image_size,
+                    image_size.unwrap_or_default()
+                )));
+            }
+            for (g, rows) in reader.row_group_rows().into_iter().enumerate() {
+                groups.push(GroupInfo {
+                    shard: si as u32,
+                    group: g as u32,
+                    rows: rows as u32,
+                });
+            }
+            shards.push(reader);
+        }
+        let fingerprint = {
+            let canon = serde_json::to_string(&entry.shards).expect("shard list serialises");
+            blake3::hash(canon.as_bytes()).to_hex().to_string()
+        };
+        Ok(SplitSource {
+            dir: dir.to_path_buf(),
+            split: split.to_string(),
+            kind: manifest.kind,
+            classes: entry.classes.clone(),
+            image_size: image_size.unwrap_or_default(),
+            shards,
+            groups,
+            fingerprint,
+            config_hash: manifest.config_hash,
+        })
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.groups.iter().map(|g| g.rows as usize).sum()
+    }
+
+    /// Labels of every row group (label column only), checked against the class list.
+    pub fn labels(&self) -> Result<Vec<Vec<i64>>> {
+        let c = self.classes.len() as i64;
+        self.groups
+            .iter()
+            .map(|g| {
+                let reader = &self.shards[g.shard as usize];
+                let labels = reader.read_labels(g.group as usize)?;
+                if let Some(bad) = labels.iter().find(|l| **l < 0 || **l >= c) {
+                    return Err(TrainError::Data(format!(
+                        "'{}' row group {}: label {bad} is outside 0..{c}",
+                        reader.path().display(),
+                        g.group
+                    )));
+                }
+                Ok(labels)
+            })
+            .collect()
+    }
+
+    /// A JSON record of what this split is, for run records.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dir": self.dir,
+            "split": self.split,
+            "rows": self.num_rows(),
+            "shards": self.shards.len(),
+            "row_groups": self.groups.len(),
+            "fingerprint": self.fingerprint,
+            "dataset_config_hash": self.config_hash,
+        })
+    }
+}

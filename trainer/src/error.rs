@@ -1,0 +1,55 @@
+//! Errors of the trainer. Every message names the file, key or split it is about.
+
+use std::path::{Path, PathBuf};
+
+use cfkit_models::ModelError;
+use cfkit_schemas::SchemaError;
+
+use crate::schedule::ScheduleError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A config file or key that is missing or invalid.
+    #[error("config: {0}")]
+    Config(String),
+    /// Data that does not fit the run (classes, splits, image sizes, empty sets).
+    #[error("data: {0}")]
+    Data(String),
+    /// A checkpoint directory that is missing a file or does not match the run.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+    #[error("torch: {0}")]
+    Tch(#[from] tch::TchError),
+    /// The loader thread stopped without sending its error.
+    #[error("the data loader thread stopped unexpectedly")]
+    LoaderGone,
+}
+
+impl TrainError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn checkpoint(path: &Path, message: impl Into<String>) -> Self {
+        TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

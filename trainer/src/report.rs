@@ -1,0 +1,50 @@
+//! The final report of a run: `report.json` and `report.md`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::BestVal;
+use crate::error::{Result, TrainError};
+use crate::eval::{markdown_table, EvalReport};
+use crate::run_dir;
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub out: PathBuf,
+    pub method: String,
+    pub steps: usize,
+    pub epochs: usize,
+    pub train_rows: usize,
+    pub val_rows: usize,
+    pub best: Option<BestVal>,
+    /// The checkpoint the evaluation used.
+    pub evaluated: PathBuf,
+    pub eval: EvalReport,
+    pub train_seconds: f64,
+}
+
+pub fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
+    run_dir::write_json(
+        &out.join(run_dir::REPORT_JSON),
+        &serde_json::to_value(report).expect("report serialises"),
+    )?;
+    let mut md = format!(
+        "# cfkit train: {}\n\n{} steps over {} epochs, {} training images, {} validation images.\n",
+        report.method, report.steps, report.epochs, report.train_rows, report.val_rows
+    );
+    if let Some(b) = report.best {
+        md += &format!(
+            "Best validation top-1 {:.2}% at step {} (epoch {}); evaluated checkpoint: `{}`.\n",
+            100.0 * b.top1,
+            b.step,
+            b.epoch + 1,
+            report.evaluated.display()
+        );
+    }
+    md += &format!("Training took {:.1} s.\n\n", report.train_seconds);
+    md += &markdown_table(&report.eval);
+    let path = out.join(run_dir::REPORT_MD);
+    std::fs::write(&path, md).map_err(|e| TrainError::io(&path, e))
+}

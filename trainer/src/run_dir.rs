@@ -1,0 +1,117 @@
+//! The run directory: its record (`run.json`), the metrics log (`metrics.jsonl`), the quarantine
+//! log, and the rules for reusing a directory (same config + `--resume` only).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, TrainError};
+
+pub const RUN_FILE: &str = "run.json";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const QUARANTINE_FILE: &str = "quarantine.jsonl";
+pub const REPORT_JSON: &str = "report.json";
+pub const REPORT_MD: &str = "report.md";
+pub const LAST_DIR: &str = "checkpoints/last";
+pub const BEST_DIR: &str = "checkpoints/best";
+
+/// What the directory holds before the run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Existing {
+    /// Absent or empty: a fresh run.
+    Fresh,
+    /// A run of the same config (resumable with `--resume`).
+    SameConfig,
+}
+
+/// Checks that `out` can hold a run of the config with hash `config_hash`.
+pub fn check(out: &Path, config_hash: &str, resume: bool) -> Result<Existing> {
+    let run = out.join(RUN_FILE);
+    if !run.exists() {
+        let empty = match std::fs::read_dir(out) {
+            Ok(mut it) => it.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(TrainError::io(out, e)),
+        };
+        if !empty {
+            return Err(TrainError::Config(format!(
+                "'{}' is not empty and holds no {RUN_FILE}: choose a new --out directory",
+                out.display()
+            )));
+        }
+        return Ok(Existing::Fresh);
+    }
+    let text = std::fs::read_to_string(&run).map_err(|e| TrainError::io(&run, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Config(format!("'{}': {e}", run.display())))?;
+    let found = v["config_hash"].as_str().unwrap_or("");
+    if found != config_hash {
+        return Err(TrainError::Config(format!(
+            "'{}' holds a run of another config (hash {}…, this config {}…): choose a new --out directory",
+            out.display(),
+            &found[..found.len().min(12)],
+            &config_hash[..12]
+        )));
+    }
+    if !resume {
+        return Err(TrainError::Config(format!(
+            "'{}' already holds a run of this config: pass --resume to continue it, or choose a new --out",
+            out.display()
+        )));
+    }
+    Ok(Existing::SameConfig)
+}
+
+/// Writes a JSON file via a temporary name.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(value).expect("serialisable") + "\n";
+    std::fs::write(&tmp, text).map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+/// An append-only JSON-lines file.
+pub struct JsonLines {
+    path: PathBuf,
+    file: File,
+}
+
+impl JsonLines {
+    /// Opens `path` for appending after truncating it to `keep_bytes` (the length recorded in the
+    /// checkpoint being resumed; 0 for a fresh run).
+    pub fn open(path: &Path, keep_bytes: u64) -> Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| TrainError::io(path, e))?;
+        let len = file.metadata().map_err(|e| TrainError::io(path, e))?.len();
+        if len > keep_bytes {
+            file.set_len(keep_bytes)
+                .map_err(|e| TrainError::io(path, e))?;
+        }
+        Ok(JsonLines {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn write(&mut self, value: &serde_json::Value) -> Result<()> {
+        let line = value.to_string() + "\n";
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| TrainError::io(&self.path, e))
+    }
+
+    /// Flushes to disk and returns the file length (recorded in checkpoints).
+    pub fn sync(&mut self) -> Result<u64> {
+        self.file
+            .sync_data()
+            .map_err(|e| TrainError::io(&self.path, e))?;
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| TrainError::io(&self.path, e))?
+            .len())
+    }
+}
