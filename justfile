@@ -22,13 +22,28 @@ bootstrap:
 build: bootstrap
     cargo build --release --bin cfkit
 
-# The demo default needs the FashionShift teacher, which the trainer issue adds; with your own
-# teacher run: target/release/cfkit build-counterfactuals --config FILE.toml --out DIR
-# Build counterfactual shards (until the demo teacher exists: build cfkit, run `cfkit doctor`).
-build-counterfactuals *ARGS: build
-    @echo "cfkit: the FashionShift demo teacher is not built yet (trainer issue); checking the model stack instead."
-    @echo "       with your own teacher run: target/release/cfkit build-counterfactuals --config FILE.toml --out DIR"
-    target/release/cfkit doctor {{ARGS}}
+# Build counterfactual shards: configs/demo.toml (FashionShift train + the committed teacher) unless ARGS give --config FILE.
+build-counterfactuals *ARGS: build fashion-mnist
+    #!/usr/bin/env bash
+    set -euo pipefail
+    args="{{ARGS}}"
+    if [[ "$args" != *--config* ]]; then
+        [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+        args="--config configs/demo.toml $args"
+    fi
+    target/release/cfkit build-counterfactuals $args
+
+# Train the FashionShift demo teacher from scratch (configs/pretrain-teacher.toml, ~15 min on 2 cores) and copy its best checkpoint to assets/teacher/.
+pretrain-teacher: build fashion-mnist
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    target/release/cfkit train --config configs/pretrain-teacher.toml --out runs/pretrain-teacher --resume
+    mkdir -p assets/teacher
+    cp runs/pretrain-teacher/checkpoints/best/{model.safetensors,head.safetensors,config.json,checkpoint.json} assets/teacher/
+
+# Fine-tune the committed teacher on FashionShift train (configs/ft-demo.toml; METHOD ft or lp) and print the ID/OOD table.
+finetune-demo METHOD="ft" *ARGS: build fashion-mnist
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    target/release/cfkit train --config configs/{{METHOD}}-demo.toml --resume {{ARGS}}
 
 # Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
 fashion-mnist:
@@ -66,3 +81,9 @@ bench-data: build fashion-mnist
 bench-models *ARGS: bootstrap
     cargo build --release -p cfkit-models --example bench_models
     {{python}} tools/bench_models.py --rust-bin target/release/examples/bench_models {{ARGS}}
+
+# FT step images/s (forward, CE, backward, clip, AdamW) of tiny and vit-b-32, cfkit next to PyTorch eager, same run; and the shard loader alone.
+bench-train *ARGS: build fashion-mnist
+    cargo build --release -p cfkit-trainer --example bench_train
+    [ -f target/bench-data/manifest.json ] || target/release/cfkit demo-data --out target/bench-data --splits train -q
+    {{python}} tools/bench_train.py --rust-bin target/release/examples/bench_train --loader-dir target/bench-data {{ARGS}}

@@ -40,6 +40,12 @@ enum Command {
     /// Check a dataset directory against its manifest: every shard's size, blake3, schema
     /// version, split and row count. Exits non-zero naming every bad shard.
     Verify(VerifyArgs),
+    /// Draw a contact sheet of counterfactual shards (original | CAM | mask | counterfactuals per
+    /// row) and print mask-ratio and donor-class statistics.
+    Inspect(InspectArgs),
+    /// Join the manifest parts of `build-counterfactuals --num-workers N` workers into
+    /// manifest.json, checking they belong to one config and cover the input.
+    Merge(MergeArgs),
     /// Train or fine-tune a model from shards (FT, LP; from scratch or a checkpoint) with
     /// validation, resumable checkpoints, metrics and an evaluation report.
     Train(train_cmd::TrainArgs),
@@ -193,6 +199,13 @@ struct BuildArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Split the input shards over N workers (shard k goes to worker k mod N); each writes its
+    /// own manifest part into --out, `cfkit merge` joins them.
+    #[arg(long, default_value_t = 1)]
+    num_workers: usize,
+    /// This process's worker index, in 0..N.
+    #[arg(long, default_value_t = 0)]
+    worker_index: usize,
 }
 
 fn build_counterfactuals(a: BuildArgs) -> Result<()> {
@@ -201,7 +214,8 @@ fn build_counterfactuals(a: BuildArgs) -> Result<()> {
         .out
         .or_else(|| cfg.output.out.clone())
         .context("no output directory: pass --out or set output.out in the config")?;
-    let r = pipeline::builder::build_counterfactuals(&cfg, &out, a.quiet)?;
+    let workers = pipeline::builder::Workers::new(a.num_workers, a.worker_index)?;
+    let r = pipeline::builder::build_counterfactuals(&cfg, &out, a.quiet, workers)?;
     println!(
         "{} rows in {} shard(s) written, {} skipped (already complete), {:.1} MB, {:.1} s, {:.1} images/s, device busy {:.0}% ({})",
         r.rows,
@@ -252,6 +266,91 @@ fn verify(a: VerifyArgs) -> Result<()> {
     }
     if !r.problems.is_empty() {
         anyhow::bail!("{} problem(s) in {}", r.problems.len(), a.dir.display());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The output directory the workers wrote into.
+    dir: PathBuf,
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let r = pipeline::merge::merge(&a.dir)?;
+    println!(
+        "merged {} worker manifests: {} shards, {} rows{}; wrote {}",
+        r.workers,
+        r.shards,
+        r.rows,
+        if r.coverage_checked {
+            ", every source shard covered"
+        } else {
+            " (source dataset not readable here: coverage not checked)"
+        },
+        a.dir.join("manifest.json").display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// Counterfactual dataset directory (manifest.json + data/).
+    dir: PathBuf,
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Rows drawn (the first N of the split); statistics cover every row.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    /// Contact sheet (PNG).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the statistics and legend as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn inspect(a: InspectArgs) -> Result<()> {
+    if a.n == 0 {
+        anyhow::bail!("--n must be >= 1");
+    }
+    let r = pipeline::inspect::inspect(&a.dir, &a.split, a.n, &a.out)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "{} rows in split '{}'; drew {} into {}",
+        r.rows,
+        r.split,
+        r.shown,
+        a.out.display()
+    );
+    println!("columns: original | CAM (blue low, red high) | mask of the first variant (white) | variants");
+    for l in &r.legend {
+        println!("  {l}");
+    }
+    for (name, s) in &r.strategies {
+        let hist: Vec<String> = s
+            .mask_ratio_histogram
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        println!(
+            "{name}: {} variants, mask ratio mean {:.3}, histogram (0.1 bins) [{}], self-donors {}",
+            s.variants,
+            s.mask_ratio_mean,
+            hist.join(" "),
+            s.self_donors
+        );
+        let donors: Vec<String> = s
+            .donor_classes
+            .iter()
+            .map(|(c, k)| format!("{c}: {k}"))
+            .collect();
+        if !donors.is_empty() {
+            println!("  donor classes: {}", donors.join(", "));
+        }
     }
     Ok(())
 }
@@ -449,6 +548,8 @@ fn main() -> ExitCode {
         Command::DemoData(a) => demo_data(a),
         Command::BuildCounterfactuals(a) => build_counterfactuals(a),
         Command::Verify(a) => verify(a),
+        Command::Inspect(a) => inspect(a),
+        Command::Merge(a) => merge(a),
         Command::Train(a) => train_cmd::train(a),
         Command::Eval(a) => train_cmd::eval(a),
     };

@@ -1,6 +1,7 @@
 //! End-to-end test of `cfkit build-counterfactuals` on FashionShift data with a randomly
 //! initialised `tiny` teacher: pixel-exact refill, stored features/CAMs equal a recomputation,
-//! no-fill features equal a forward with the stored mask, resume and config checks.
+//! no-fill features equal a forward with the stored mask, resume (also after a SIGKILL at a
+//! random moment) and config checks.
 
 mod common;
 use common::{cfkit, ok};
@@ -236,6 +237,154 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
         before,
         "a redone shard differs from the first build"
     );
+    // cfkit inspect: a contact sheet of 4 rows x (original, CAM, mask, 6 variants) and statistics
+    // over all 40 rows; image shards are refused.
+    let sheet = dir.join("sheet.png");
+    let js: serde_json::Value = serde_json::from_str(&ok(cfkit(&[
+        "inspect",
+        out.to_str().unwrap(),
+        "--n",
+        "4",
+        "--out",
+        sheet.to_str().unwrap(),
+        "--json",
+    ])))?;
+    let png = decode_image(&std::fs::read(&sheet)?)?;
+    assert_eq!((png.width, png.height), (9 * 60 + 4, 4 * 60 + 4));
+    assert_eq!(js["rows"], 40);
+    assert_eq!(js["legend"].as_array().unwrap().len(), 4);
+    for (name, st) in js["strategies"].as_object().unwrap() {
+        assert_eq!(st["variants"], 80, "{name}");
+        let hist: u64 = st["mask_ratio_histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(hist, 80, "{name}");
+        let donors: u64 = st["donor_classes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        if name.contains("NoFill") {
+            assert_eq!(donors, 0);
+        } else {
+            assert!(donors >= 80, "{name}: {donors}");
+            assert!(!st["donor_classes"]
+                .as_object()
+                .unwrap()
+                .contains_key("(not in shard)"));
+        }
+    }
+    let o = cfkit(&[
+        "inspect",
+        dir.join("data").to_str().unwrap(),
+        "--out",
+        sheet.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("counterfactual shards"));
+
+    // SIGKILL at a random moment of a second build (after its first shard is complete, within
+    // the time one shard takes), then a rerun: the same shards, byte for byte (so the same rows,
+    // none lost, none twice) as the uninterrupted build.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos();
+    let out2 = dir.join("cf-killed");
+    let t0 = std::time::Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cfkit"))
+        .args(["build-counterfactuals", "--config", cfg.to_str().unwrap()])
+        .args(["--out", out2.to_str().unwrap(), "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    while !out2.join("manifest.json").exists() && child.try_wait()?.is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let delay = t0.elapsed().mul_f64(f64::from(seed % 1000) / 1000.0);
+    std::thread::sleep(delay);
+    child.kill()?;
+    let status = child.wait()?;
+    let done_before = Manifest::read(&out2)
+        .map(|m| m.splits.get("train").map(|e| e.shards.len()).unwrap_or(0))
+        .unwrap_or(0);
+    eprintln!(
+        "killed {delay:?} after the first shard ({status:?}), {done_before} shard(s) complete"
+    );
+    ok(cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "-q",
+    ]));
+    let m2 = Manifest::read(&out2)?;
+    assert_eq!(m2.splits["train"], Manifest::read(&out)?.splits["train"]);
+    for s in &m2.splits["train"].shards {
+        assert_eq!(
+            std::fs::read(out2.join(&s.file))?,
+            std::fs::read(out.join(&s.file))?,
+            "{} differs after kill and rerun",
+            s.file
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(out2.join("data"))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // Two workers into one directory, then `cfkit merge`: the same manifest and shards as the
+    // single-process build. Merging with a worker missing is refused.
+    let out3 = dir.join("cf-workers");
+    let worker = |i: &str| {
+        ok(cfkit(&[
+            "build-counterfactuals",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out3.to_str().unwrap(),
+            "--num-workers",
+            "2",
+            "--worker-index",
+            i,
+            "-q",
+        ]))
+    };
+    let stdout = worker("1");
+    assert!(stdout.contains("1 shard(s) written"), "{stdout}");
+    let o = cfkit(&["merge", out3.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("workers [0] of 2"));
+    let stdout = worker("0");
+    assert!(stdout.contains("2 shard(s) written"), "{stdout}");
+    let stdout = ok(cfkit(&["merge", out3.to_str().unwrap()]));
+    assert!(
+        stdout.contains("3 shards, 40 rows, every source shard covered"),
+        "{stdout}"
+    );
+    let m3 = Manifest::read(&out3)?;
+    assert_eq!(m3.splits, Manifest::read(&out)?.splits);
+    assert_eq!(m3.config_hash, Manifest::read(&out)?.config_hash);
+    ok(cfkit(&["verify", out3.to_str().unwrap()]));
+    let o = cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out3.to_str().unwrap(),
+        "--num-workers",
+        "2",
+        "--worker-index",
+        "2",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--worker-index 2"));
+
     // Another config into the same directory is refused.
     let other = write_config(&dir, 1);
     let o = cfkit(&[

@@ -191,6 +191,21 @@ fn presets_json_lists_every_preset() -> Result<()> {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(v["vit-b-32"]["vision_config"]["patch_size"], 32);
     assert_eq!(v["tiny"]["vision_config"]["image_size"], 56);
+    // The benchmark drivers' copy of the shapes (tools/presets.py) matches.
+    let o = std::process::Command::new(common::python())
+        .args(["-c", "import json, sys; sys.path.insert(0, 'tools'); from presets import PRESETS; print(json.dumps(PRESETS))"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let py: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    for (name, shape) in py.as_object().unwrap() {
+        for (key, value) in shape.as_object().unwrap() {
+            assert_eq!(
+                &v[name]["vision_config"][key], value,
+                "tools/presets.py {name}.{key}"
+            );
+        }
+    }
     Ok(())
 }
 

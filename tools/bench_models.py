@@ -19,15 +19,7 @@ import time
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-# Must match cfkit-models' presets (models/src/config.rs).
-PRESETS = {
-    "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, image_size=56, patch_size=8,
-                 projection_dim=128),
-    "vit-b-32": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
-                     patch_size=32, projection_dim=512),
-    "vit-b-16": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
-                     patch_size=16, projection_dim=512),
-}
+from presets import PRESETS  # tools/presets.py: the shapes of models/src/config.rs
 DEFAULT_BATCH = {"tiny": 128, "vit-b-32": 16, "vit-b-16": 8}
 DEFAULT_ITERS = {"tiny": 10, "vit-b-32": 4, "vit-b-16": 3}
 

@@ -63,8 +63,60 @@ pub fn batch_bounds(n: usize, size: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// Runs the build described by `cfg` into `out`.
-pub fn build_counterfactuals(cfg: &BuildConfig, out: &Path, quiet: bool) -> Result<BuildReport> {
+/// Which part of the input this process builds: input shard `k` belongs to worker
+/// `k mod count`. Workers share the output directory and the config hash; each writes its own
+/// manifest part (`manifest.worker-I-of-N.json`), joined by [`crate::merge::merge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workers {
+    pub count: usize,
+    pub index: usize,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers { count: 1, index: 0 }
+    }
+}
+
+impl Workers {
+    pub fn new(count: usize, index: usize) -> Result<Self> {
+        if count == 0 || index >= count {
+            return Err(PipelineError::Input(format!(
+                "--worker-index {index} must lie in 0..--num-workers ({count})"
+            )));
+        }
+        Ok(Workers { count, index })
+    }
+
+    fn takes(&self, shard: usize) -> bool {
+        shard % self.count == self.index
+    }
+
+    /// `manifest.json` for a single worker, else the worker's part.
+    fn manifest_name(&self) -> String {
+        if self.count == 1 {
+            MANIFEST_FILE.to_string()
+        } else {
+            cfkit_schemas::layout::worker_manifest_name(self.index, self.count)
+        }
+    }
+
+    fn run_name(&self) -> String {
+        if self.count == 1 {
+            "run.json".into()
+        } else {
+            format!("run.worker-{:05}-of-{:05}.json", self.index, self.count)
+        }
+    }
+}
+
+/// Runs the build described by `cfg` into `out` (the part of `workers`).
+pub fn build_counterfactuals(
+    cfg: &BuildConfig,
+    out: &Path,
+    quiet: bool,
+    workers: Workers,
+) -> Result<BuildReport> {
     let start = Instant::now();
     let strategies = cfg.strategies()?;
     let c = &cfg.counterfactuals;
@@ -110,8 +162,16 @@ pub fn build_counterfactuals(cfg: &BuildConfig, out: &Path, quiet: bool) -> Resu
     });
     let hash = config_hash(&config);
     check_existing(out, &hash)?;
-    let mut manifest = if out.join(MANIFEST_FILE).exists() {
-        Manifest::read(out)?
+    let manifest_path = out.join(workers.manifest_name());
+    let mut manifest = if manifest_path.exists() {
+        let m = Manifest::read_file(&manifest_path)?;
+        if m.config_hash != hash {
+            return Err(PipelineError::Input(format!(
+                "'{}' was written with another config: choose another --out or remove it",
+                manifest_path.display()
+            )));
+        }
+        m
     } else {
         let mut m = Manifest::new(
             ShardKind::Counterfactuals,
@@ -156,7 +216,14 @@ pub fn build_counterfactuals(cfg: &BuildConfig, out: &Path, quiet: bool) -> Resu
         device,
         cam,
     };
-    let pb = progress_bar(entry.rows, &format!("cf {}", cfg.source.split), quiet);
+    let my_rows: u64 = entry
+        .shards
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| workers.takes(*k))
+        .map(|(_, s)| s.rows)
+        .sum();
+    let pb = progress_bar(my_rows, &format!("cf {}", cfg.source.split), quiet);
     let (mut rows, mut written, mut skipped, mut device_s) = (0u64, 0usize, 0usize, 0f64);
     let mut stats: BTreeMap<String, (u64, f64, f64, f64)> = BTreeMap::new();
     let done: BTreeMap<String, _> = manifest
@@ -170,6 +237,9 @@ pub fn build_counterfactuals(cfg: &BuildConfig, out: &Path, quiet: bool) -> Resu
         })
         .unwrap_or_default();
     for (k, shard) in entry.shards.iter().enumerate() {
+        if !workers.takes(k) {
+            continue;
+        }
         if let Some(prev) = done.get(&shard.file) {
             if ShardReader::open_verified(&out.join(&prev.file), prev.bytes, &prev.blake3).is_ok() {
                 skipped += 1;
@@ -220,7 +290,7 @@ pub fn build_counterfactuals(cfg: &BuildConfig, out: &Path, quiet: bool) -> Resu
         }
         let summary = writer.close()?;
         manifest.add_shard(&cfg.source.split, &entry.classes, summary);
-        manifest.write(out)?;
+        manifest.write_file(&manifest_path)?;
         written += 1;
     }
     pb.finish_and_clear();
@@ -255,7 +325,7 @@ pub fn build_counterfactuals(cfg: &BuildConfig, out: &Path, quiet: bool) -> Resu
             .collect(),
     };
     let run = serde_json::json!({"cfkit": env!("CARGO_PKG_VERSION"), "config": config, "config_hash": hash, "report": report});
-    let path = out.join("run.json");
+    let path = out.join(workers.run_name());
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&run).expect("json") + "\n",

@@ -9,6 +9,8 @@ pub mod cf_batch;
 pub mod decode;
 pub mod error;
 pub mod fashionshift;
+pub mod inspect;
+pub mod merge;
 pub mod prepare;
 pub mod preprocess;
 pub mod resample;

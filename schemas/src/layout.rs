@@ -35,9 +35,37 @@ pub fn valid_split_name(split: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// The manifest part of worker `index` of `count` (`cfkit build-counterfactuals --num-workers`),
+/// joined into `manifest.json` by `cfkit merge`.
+pub fn worker_manifest_name(index: usize, count: usize) -> String {
+    format!("manifest.worker-{index:05}-of-{count:05}.json")
+}
+
+/// Parses a [`worker_manifest_name`] into (index, count).
+pub fn parse_worker_manifest_name(name: &str) -> Option<(usize, usize)> {
+    let rest = name
+        .strip_prefix("manifest.worker-")?
+        .strip_suffix(".json")?;
+    let (i, n) = rest.split_once("-of-")?;
+    let (i, n) = (i.parse().ok()?, n.parse().ok()?);
+    (i < n).then_some((i, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_manifest_names_round_trip() {
+        let n = worker_manifest_name(3, 12);
+        assert_eq!(n, "manifest.worker-00003-of-00012.json");
+        assert_eq!(parse_worker_manifest_name(&n), Some((3, 12)));
+        assert_eq!(
+            parse_worker_manifest_name("manifest.worker-00012-of-00012.json"),
+            None
+        );
+        assert_eq!(parse_worker_manifest_name("manifest.json"), None);
+    }
 
     #[test]
     fn names_round_trip() {

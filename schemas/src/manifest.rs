@@ -59,7 +59,12 @@ impl Manifest {
 
     /// Reads `dir/manifest.json` and checks its version.
     pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(MANIFEST_FILE);
+        Self::read_file(&dir.join(MANIFEST_FILE))
+    }
+
+    /// Reads a manifest file of any name (e.g. a worker's part) and checks its version.
+    pub fn read_file(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
         let text = std::fs::read_to_string(&path).map_err(|e| SchemaError::io(&path, e))?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| SchemaError::Manifest {
             path: path.clone(),
@@ -84,10 +89,29 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The entry of `split`; the error (for the manifest in `dir`) lists the splits there are.
+    pub fn split(&self, dir: &Path, split: &str) -> Result<&SplitEntry> {
+        self.splits.get(split).ok_or_else(|| SchemaError::Manifest {
+            path: dir.join(MANIFEST_FILE),
+            message: format!(
+                "no split '{split}' (it has: {})",
+                self.splits.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
     /// Writes `dir/manifest.json` atomically (temporary file, sync, rename).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(MANIFEST_FILE);
-        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+        self.write_file(&dir.join(MANIFEST_FILE))
+    }
+
+    /// Writes a manifest file of any name atomically (temporary file, sync, rename).
+    pub fn write_file(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        let path = path.to_path_buf();
         let text = serde_json::to_string_pretty(self).expect("manifest serialises");
         std::fs::create_dir_all(dir).map_err(|e| SchemaError::io(dir, e))?;
         std::fs::write(&tmp, text + "\n").map_err(|e| SchemaError::io(&tmp, e))?;

@@ -38,18 +38,7 @@ impl SplitSource {
     /// row count (`cfkit verify` checks content hashes; this is the cheap check a run does).
     pub fn open(dir: &Path, split: &str) -> Result<Self> {
         let manifest = Manifest::read(dir)?;
-        let entry = manifest.splits.get(split).ok_or_else(|| {
-            TrainError::Data(format!(
-                "'{}' has no split '{split}' (it has: {})",
-                dir.display(),
-                manifest
-                    .splits
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
+        let entry = manifest.split(dir, split)?;
         if entry.shards.is_empty() || entry.rows == 0 {
             return Err(TrainError::Data(format!(
                 "split '{split}' of '{}' is empty",
