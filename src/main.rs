@@ -206,6 +206,10 @@ struct BuildArgs {
     /// This process's worker index, in 0..N.
     #[arg(long, default_value_t = 0)]
     worker_index: usize,
+    /// Overlap decode / device / encode stages: auto (on for CUDA, off on CPU where they share
+    /// the cores), on, off. The output is the same either way.
+    #[arg(long, default_value = "auto")]
+    pipeline: String,
 }
 
 fn build_counterfactuals(a: BuildArgs) -> Result<()> {
@@ -214,8 +218,12 @@ fn build_counterfactuals(a: BuildArgs) -> Result<()> {
         .out
         .or_else(|| cfg.output.out.clone())
         .context("no output directory: pass --out or set output.out in the config")?;
-    let workers = pipeline::builder::Workers::new(a.num_workers, a.worker_index)?;
-    let r = pipeline::builder::build_counterfactuals(&cfg, &out, a.quiet, workers)?;
+    let opts = pipeline::builder::RunOptions {
+        quiet: a.quiet,
+        workers: pipeline::builder::Workers::new(a.num_workers, a.worker_index)?,
+        pipelining: a.pipeline.parse()?,
+    };
+    let r = pipeline::builder::build_counterfactuals(&cfg, &out, opts)?;
     println!(
         "{} rows in {} shard(s) written, {} skipped (already complete), {:.1} MB, {:.1} s, {:.1} images/s, device busy {:.0}% ({})",
         r.rows,

@@ -20,10 +20,14 @@ use cfkit_schemas::{
 use serde::Serialize;
 
 use crate::build_config::BuildConfig;
-use crate::cf_batch::{build_batch, BatchSpec, Teacher};
+use crate::cf_batch::{
+    compute_batch, decode_batch, encode_batch, BatchSpec, ComputedBatch, DecodedBatch, Teacher,
+};
 use crate::error::{PipelineError, Result};
 use crate::prepare::check_existing;
+pub use crate::run_options::{Pipelining, RunOptions, Workers};
 use crate::split_writer::progress_bar;
+use crossbeam_channel::bounded;
 
 /// Mask-ratio statistics of one strategy.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -43,10 +47,38 @@ pub struct BuildReport {
     pub bytes: u64,
     pub seconds: f64,
     pub images_per_s: f64,
-    /// Fraction of the wall time spent in teacher forward/backward passes and CAMs.
+    /// Fraction of the wall time the device stage was busy (teacher passes, CAMs, masks, refill),
+    /// with decode and PNG encode running concurrently on other threads.
     pub device_busy_fraction: f64,
     pub device: String,
     pub mask_ratio: BTreeMap<String, MaskStats>,
+}
+
+/// Per strategy: (variants, sum of mask ratios, min, max).
+type StrategyStats = BTreeMap<String, (u64, f64, f64, f64)>;
+
+fn add_mask_stats(stats: &mut StrategyStats, records: &[cfkit_schemas::CounterfactualRecord]) {
+    for r in records {
+        for v in &r.variants {
+            let ratio = v.mask.iter().filter(|&&m| m).count() as f64 / v.mask.len().max(1) as f64;
+            let st = stats.entry(v.strategy.clone()).or_insert((
+                0,
+                0.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            ));
+            *st = (st.0 + 1, st.1 + ratio, st.2.min(ratio), st.3.max(ratio));
+        }
+    }
+}
+
+fn merge_mask_stats(into: &mut StrategyStats, from: StrategyStats) {
+    for (k, (n, sum, min, max)) in from {
+        let st = into
+            .entry(k)
+            .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+        *st = (st.0 + n, st.1 + sum, st.2.min(min), st.3.max(max));
+    }
 }
 
 /// Splits `n` rows into batches of `size`, folding a last batch of one row into the previous one
@@ -63,60 +95,17 @@ pub fn batch_bounds(n: usize, size: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// Which part of the input this process builds: input shard `k` belongs to worker
-/// `k mod count`. Workers share the output directory and the config hash; each writes its own
-/// manifest part (`manifest.worker-I-of-N.json`), joined by [`crate::merge::merge`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Workers {
-    pub count: usize,
-    pub index: usize,
-}
-
-impl Default for Workers {
-    fn default() -> Self {
-        Workers { count: 1, index: 0 }
-    }
-}
-
-impl Workers {
-    pub fn new(count: usize, index: usize) -> Result<Self> {
-        if count == 0 || index >= count {
-            return Err(PipelineError::Input(format!(
-                "--worker-index {index} must lie in 0..--num-workers ({count})"
-            )));
-        }
-        Ok(Workers { count, index })
-    }
-
-    fn takes(&self, shard: usize) -> bool {
-        shard % self.count == self.index
-    }
-
-    /// `manifest.json` for a single worker, else the worker's part.
-    fn manifest_name(&self) -> String {
-        if self.count == 1 {
-            MANIFEST_FILE.to_string()
-        } else {
-            cfkit_schemas::layout::worker_manifest_name(self.index, self.count)
-        }
-    }
-
-    fn run_name(&self) -> String {
-        if self.count == 1 {
-            "run.json".into()
-        } else {
-            format!("run.worker-{:05}-of-{:05}.json", self.index, self.count)
-        }
-    }
-}
-
-/// Runs the build described by `cfg` into `out` (the part of `workers`).
+/// Runs the build described by `cfg` into `out` (the part of `opts.workers`).
 pub fn build_counterfactuals(
     cfg: &BuildConfig,
     out: &Path,
-    quiet: bool,
-    workers: Workers,
+    opts: RunOptions,
 ) -> Result<BuildReport> {
+    let RunOptions {
+        quiet,
+        workers,
+        pipelining,
+    } = opts;
     let start = Instant::now();
     let strategies = cfg.strategies()?;
     let c = &cfg.counterfactuals;
@@ -223,9 +212,14 @@ pub fn build_counterfactuals(
         .filter(|(k, _)| workers.takes(*k))
         .map(|(_, s)| s.rows)
         .sum();
+    let pipelined = match pipelining {
+        Pipelining::On => true,
+        Pipelining::Off => false,
+        Pipelining::Auto => device.is_cuda(),
+    };
     let pb = progress_bar(my_rows, &format!("cf {}", cfg.source.split), quiet);
     let (mut rows, mut written, mut skipped, mut device_s) = (0u64, 0usize, 0usize, 0f64);
-    let mut stats: BTreeMap<String, (u64, f64, f64, f64)> = BTreeMap::new();
+    let mut stats = StrategyStats::new();
     let done: BTreeMap<String, _> = manifest
         .splits
         .get(&cfg.source.split)
@@ -254,40 +248,85 @@ pub fn build_counterfactuals(
             &shard.blake3,
         )?;
         let images = reader.read_images()?;
-        let mut writer =
-            ShardWriter::try_new(out, Path::new(&shard.file), schema.clone(), options)?;
-        for (b, (s, e)) in batch_bounds(images.len(), c.batch_size)
-            .into_iter()
-            .enumerate()
-        {
-            let spec = BatchSpec {
-                strategies: &strategies,
-                variants: c.variants,
-                seed: c.seed,
-                shard: k,
-                batch: b,
-                store_logits: c.store_logits,
-            };
-            let t0 = Instant::now();
-            let records = build_batch(&teacher, images[s..e].to_vec(), &spec)?;
-            device_s += t0.elapsed().as_secs_f64();
-            for r in &records {
-                for v in &r.variants {
-                    let ratio =
-                        v.mask.iter().filter(|&&m| m).count() as f64 / v.mask.len().max(1) as f64;
-                    let st = stats.entry(v.strategy.clone()).or_insert((
-                        0,
-                        0.0,
-                        f64::INFINITY,
-                        f64::NEG_INFINITY,
-                    ));
-                    *st = (st.0 + 1, st.1 + ratio, st.2.min(ratio), st.3.max(ratio));
+        let writer = ShardWriter::try_new(out, Path::new(&shard.file), schema.clone(), options)?;
+        let size = vision.config.image_size as usize;
+        let bounds = batch_bounds(images.len(), c.batch_size);
+        let spec_of = |b: usize| BatchSpec {
+            strategies: &strategies,
+            variants: c.variants,
+            seed: c.seed,
+            shard: k,
+            batch: b,
+            store_logits: c.store_logits,
+        };
+        // Three stages joined by bounded channels: decode (rayon) -> device (this thread) ->
+        // encode (rayon) + write. Each channel holds two batches, so at most ~6 batches are in
+        // memory and the device never waits for PNG work.
+        let (writer, shard_stats, shard_rows, shard_device_s) = if pipelined {
+            std::thread::scope(|scope| {
+                let (tx_dec, rx_dec) = bounded::<Result<DecodedBatch>>(2);
+                let (tx_enc, rx_enc) = bounded::<ComputedBatch>(2);
+                let images = &images;
+                scope.spawn(move || {
+                    for (s, e) in bounds {
+                        let d = decode_batch(images[s..e].to_vec(), size);
+                        let failed = d.is_err();
+                        if tx_dec.send(d).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                let schema = &schema;
+                let pb = pb.clone();
+                let encoder = scope.spawn(move || -> Result<_> {
+                    let mut writer = writer;
+                    let mut stats = StrategyStats::new();
+                    let mut rows = 0u64;
+                    for computed in rx_enc {
+                        let records = encode_batch(computed)?;
+                        add_mask_stats(&mut stats, &records);
+                        writer.write(&counterfactuals_to_batch(schema, &records)?)?;
+                        rows += records.len() as u64;
+                        pb.inc(records.len() as u64);
+                    }
+                    Ok((writer, stats, rows))
+                });
+                let mut device_s = 0.0;
+                for (b, decoded) in rx_dec.into_iter().enumerate() {
+                    let spec = spec_of(b);
+                    let t0 = Instant::now();
+                    let computed = compute_batch(&teacher, decoded?, &spec)?;
+                    device_s += t0.elapsed().as_secs_f64();
+                    if tx_enc.send(computed).is_err() {
+                        break; // the encoder failed; its error is returned below
+                    }
                 }
+                drop(tx_enc);
+                let (writer, stats, rows) = encoder
+                    .join()
+                    .map_err(|_| PipelineError::Input("the encoder thread panicked".into()))??;
+                Ok::<_, PipelineError>((writer, stats, rows, device_s))
+            })?
+        } else {
+            let mut writer = writer;
+            let (mut st, mut n, mut dev) = (StrategyStats::new(), 0u64, 0.0);
+            for (b, (s, e)) in bounds.into_iter().enumerate() {
+                let decoded = decode_batch(images[s..e].to_vec(), size)?;
+                let spec = spec_of(b);
+                let t0 = Instant::now();
+                let computed = compute_batch(&teacher, decoded, &spec)?;
+                dev += t0.elapsed().as_secs_f64();
+                let records = encode_batch(computed)?;
+                add_mask_stats(&mut st, &records);
+                writer.write(&counterfactuals_to_batch(&schema, &records)?)?;
+                n += records.len() as u64;
+                pb.inc(records.len() as u64);
             }
-            writer.write(&counterfactuals_to_batch(&schema, &records)?)?;
-            rows += records.len() as u64;
-            pb.inc(records.len() as u64);
-        }
+            (writer, st, n, dev)
+        };
+        device_s += shard_device_s;
+        rows += shard_rows;
+        merge_mask_stats(&mut stats, shard_stats);
         let summary = writer.close()?;
         manifest.add_shard(&cfg.source.split, &entry.classes, summary);
         manifest.write_file(&manifest_path)?;

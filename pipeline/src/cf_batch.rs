@@ -61,28 +61,76 @@ fn rows_f32(t: &Tensor) -> Result<Vec<Vec<f32>>> {
         .collect())
 }
 
-/// Builds the counterfactual records of one batch (at least 2 images: the donor pool).
+/// Builds the counterfactual records of one batch (at least 2 images: the donor pool): the three
+/// stages [`decode_batch`], [`compute_batch`] and [`encode_batch`] in a row.
 pub fn build_batch(
     teacher: &Teacher,
     rows: Vec<ImageRecord>,
     spec: &BatchSpec,
 ) -> Result<Vec<CounterfactualRecord>> {
-    let n = rows.len();
-    let cfg = &teacher.vision.config;
-    let grid = PatchGrid::new(cfg.image_size as usize, cfg.patch_size as usize)?;
-    let images: Vec<Vec<u8>> = rows
+    let decoded = decode_batch(rows, teacher.vision.config.image_size as usize)?;
+    encode_batch(compute_batch(teacher, decoded, spec)?)
+}
+
+/// Stage 1 (CPU, rayon): the batch's stored images decoded to uint8 HWC pixels.
+pub struct DecodedBatch {
+    pub rows: Vec<ImageRecord>,
+    pub pixels: Vec<Vec<u8>>,
+}
+
+/// Decodes the rows' images; each must be `size`×`size`.
+pub fn decode_batch(rows: Vec<ImageRecord>, size: usize) -> Result<DecodedBatch> {
+    let pixels: Vec<Vec<u8>> = rows
         .par_iter()
         .map(|r| {
             let img = decode_image(&r.image.bytes)?;
-            if img.width as usize != grid.image_size || img.height as usize != grid.image_size {
+            if img.width as usize != size || img.height as usize != size {
                 return Err(PipelineError::Input(format!(
-                    "image '{}' is {}x{}, the teacher takes {}x{}",
-                    r.id, img.width, img.height, grid.image_size, grid.image_size
+                    "image '{}' is {}x{}, the teacher takes {size}x{size}",
+                    r.id, img.width, img.height
                 )));
             }
             Ok(img.pixels)
         })
         .collect::<Result<_>>()?;
+    Ok(DecodedBatch { rows, pixels })
+}
+
+/// One variant of every image of a batch, before PNG encoding.
+struct PendingVariant {
+    variant: i32,
+    strategy: String,
+    seed: u64,
+    masks: Vec<Vec<bool>>,
+    donors: Vec<Vec<String>>,
+    images: Vec<Vec<u8>>,
+    features: Vec<Vec<f32>>,
+}
+
+/// Stage 2 output: everything but the encoded counterfactual images.
+pub struct ComputedBatch {
+    rows: Vec<ImageRecord>,
+    features: Vec<Vec<f32>>,
+    logits: Option<Vec<Vec<f32>>>,
+    cams: Vec<Vec<f32>>,
+    variants: Vec<PendingVariant>,
+    image_size: u32,
+}
+
+/// Stage 2 (the device): teacher features, logits and CAM of the clean images; masks, donors and
+/// refill per strategy and variant; teacher features of every counterfactual.
+pub fn compute_batch(
+    teacher: &Teacher,
+    decoded: DecodedBatch,
+    spec: &BatchSpec,
+) -> Result<ComputedBatch> {
+    let DecodedBatch {
+        rows,
+        pixels: images,
+    } = decoded;
+    let n = rows.len();
+    let cfg = &teacher.vision.config;
+    let grid = PatchGrid::new(cfg.image_size as usize, cfg.patch_size as usize)?;
     let x = to_model_input(&images, grid.image_size, teacher.device);
     let labels = Tensor::from_slice(&rows.iter().map(|r| r.label).collect::<Vec<_>>())
         .to_device(teacher.device);
@@ -100,7 +148,7 @@ pub fn build_batch(
         teacher.cam,
     )?)?;
 
-    let mut variants: Vec<Vec<Variant>> = vec![Vec::new(); n];
+    let mut variants: Vec<PendingVariant> = Vec::new();
     for (si, strategy) in spec.strategies.iter().enumerate() {
         for k in 0..spec.variants {
             let seed = variant_seed(spec.seed, spec.shard, spec.batch, si, k);
@@ -164,48 +212,85 @@ pub fn build_batch(
                 };
                 rows_f32(&out)?
             };
-            let pngs: Vec<Vec<u8>> = cf_images
-                .par_iter()
-                .map(|p| {
-                    encode_png(&RgbPixels {
-                        width: grid.image_size as u32,
-                        height: grid.image_size as u32,
-                        pixels: p.clone(),
-                    })
-                    .map_err(PipelineError::from)
-                })
-                .collect::<Result<_>>()?;
-            for (i, ((png, feat), (mask, donor_ids))) in pngs
-                .into_iter()
-                .zip(feats)
-                .zip(masks.into_iter().zip(donors))
-                .enumerate()
-            {
-                variants[i].push(Variant {
-                    variant: (si * spec.variants + k) as i32,
-                    strategy: strategy.to_string(),
-                    mask,
-                    donor_ids,
-                    seed,
-                    image: StoredImage {
-                        bytes: png,
-                        path: String::new(),
-                    },
-                    teacher_feature: feat,
-                });
-            }
+            variants.push(PendingVariant {
+                variant: (si * spec.variants + k) as i32,
+                strategy: strategy.to_string(),
+                seed,
+                masks,
+                donors,
+                images: cf_images,
+                features: feats,
+            });
         }
     }
+    Ok(ComputedBatch {
+        rows,
+        features,
+        logits: spec.store_logits.then_some(logits),
+        cams,
+        variants,
+        image_size: grid.image_size as u32,
+    })
+}
+
+/// Stage 3 (CPU, rayon): PNG-encodes the counterfactual images and assembles the records.
+pub fn encode_batch(batch: ComputedBatch) -> Result<Vec<CounterfactualRecord>> {
+    let ComputedBatch {
+        rows,
+        features,
+        logits,
+        cams,
+        variants,
+        image_size,
+    } = batch;
+    let n = rows.len();
+    let mut per_row: Vec<Vec<Variant>> = vec![Vec::with_capacity(variants.len()); n];
+    for v in variants {
+        let pngs: Vec<Vec<u8>> = v
+            .images
+            .par_iter()
+            .map(|p| {
+                encode_png(&RgbPixels {
+                    width: image_size,
+                    height: image_size,
+                    pixels: p.clone(),
+                })
+                .map_err(PipelineError::from)
+            })
+            .collect::<Result<_>>()?;
+        for (i, ((png, feat), (mask, donor_ids))) in pngs
+            .into_iter()
+            .zip(v.features)
+            .zip(v.masks.into_iter().zip(v.donors))
+            .enumerate()
+        {
+            per_row[i].push(Variant {
+                variant: v.variant,
+                strategy: v.strategy.clone(),
+                mask,
+                donor_ids,
+                seed: v.seed,
+                image: StoredImage {
+                    bytes: png,
+                    path: String::new(),
+                },
+                teacher_feature: feat,
+            });
+        }
+    }
+    let mut logits = logits.map(|l| l.into_iter());
     Ok(rows
         .into_iter()
-        .zip(variants)
-        .enumerate()
-        .map(|(i, (base, variants))| CounterfactualRecord {
-            teacher_feature: features[i].clone(),
-            teacher_logits: spec.store_logits.then(|| logits[i].clone()),
-            cam: cams[i].clone(),
-            variants,
-            base,
-        })
+        .zip(per_row)
+        .zip(features.into_iter().zip(cams))
+        .map(
+            |((base, variants), (teacher_feature, cam))| CounterfactualRecord {
+                teacher_feature,
+                teacher_logits: logits.as_mut().and_then(|l| l.next()),
+                cam,
+                variants,
+                base,
+            },
+        )
         .collect())
 }

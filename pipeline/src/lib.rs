@@ -14,6 +14,7 @@ pub mod merge;
 pub mod prepare;
 pub mod preprocess;
 pub mod resample;
+pub mod run_options;
 pub mod sources;
 pub mod split_writer;
 
