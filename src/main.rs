@@ -235,6 +235,13 @@ fn build_counterfactuals(a: BuildArgs) -> Result<()> {
         100.0 * r.device_busy_fraction,
         r.device
     );
+    if r.quarantined > 0 {
+        println!(
+            "{} input rows could not be used and were left out: see {}",
+            r.quarantined,
+            out.join("quarantine").display()
+        );
+    }
     for (s, m) in &r.mask_ratio {
         println!(
             "  {s:<26} mask ratio mean {:.3} (min {:.3}, max {:.3}) over {} variants",

@@ -403,3 +403,66 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
     assert!(String::from_utf8_lossy(&o.stderr).contains("another config"));
     Ok(())
 }
+
+#[test]
+fn an_undecodable_source_image_is_quarantined_not_fatal() -> Result<()> {
+    use cfkit_schemas::{images_to_batch, ShardKind, ShardWriter, WriterOptions};
+    let dir = tmpdir("quarantine");
+    let clean = dir.join("clean");
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        clean.to_str().unwrap(),
+        "--splits",
+        "train",
+        "--scale",
+        "0.002",
+        "-q",
+    ]));
+    // The same 20 rows, one with bytes that are not an image, in a new dataset directory.
+    let m = Manifest::read(&clean)?;
+    let entry = &m.splits["train"];
+    let reader = ShardReader::open(&clean.join(&entry.shards[0].file))?;
+    let mut rows = reader.read_images()?;
+    rows[5].image.bytes = b"not a png at all".to_vec();
+    let bad_id = rows[5].id.clone();
+    let data = dir.join("data");
+    let mut w = ShardWriter::try_new(
+        &data,
+        Path::new(&entry.shards[0].file),
+        reader.schema(),
+        WriterOptions::default(),
+    )?;
+    w.write(&images_to_batch(&reader.schema(), &rows)?)?;
+    let mut bad = Manifest::new(
+        ShardKind::Images,
+        serde_json::json!({"test": "quarantine"}),
+        "test",
+    );
+    bad.add_shard("train", &entry.classes, w.close()?);
+    bad.write(&data)?;
+
+    teacher(&dir)?;
+    let cfg = write_config(&dir, 0);
+    let out = dir.join("cf");
+    let stdout = ok(cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(stdout.contains("19 rows in 1 shard(s) written"), "{stdout}");
+    assert!(
+        stdout.contains("1 input rows could not be used"),
+        "{stdout}"
+    );
+    let q = std::fs::read_to_string(out.join("quarantine/train-00000-of-00001.jsonl"))?;
+    let line: serde_json::Value = serde_json::from_str(q.lines().next().unwrap())?;
+    assert_eq!(line["id"], bad_id.as_str());
+    assert!(line["reason"].as_str().unwrap().len() > 5);
+    let m = Manifest::read(&out)?;
+    assert_eq!(m.splits["train"].rows, 19);
+    Ok(())
+}

@@ -51,7 +51,46 @@ pub struct BuildReport {
     /// with decode and PNG encode running concurrently on other threads.
     pub device_busy_fraction: f64,
     pub device: String,
+    /// Input rows left out (undecodable images), listed in `quarantine/<shard>.jsonl`.
+    pub quarantined: u64,
     pub mask_ratio: BTreeMap<String, MaskStats>,
+}
+
+/// `quarantine/<shard>.jsonl`: the rows of one input shard that were left out, with reasons
+/// (rewritten with its shard, so reruns and workers never mix entries). Removed when empty.
+fn write_quarantine(out: &Path, shard_file: &str, rejected: &[(String, String)]) -> Result<()> {
+    let name = Path::new(shard_file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| shard_file.replace('/', "_"));
+    let path = out.join("quarantine").join(format!("{name}.jsonl"));
+    if rejected.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PipelineError::io(&path, e)),
+            _ => Ok(()),
+        };
+    }
+    let dir = out.join("quarantine");
+    std::fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
+    let text: String = rejected
+        .iter()
+        .map(|(id, reason)| {
+            serde_json::json!({"id": id, "shard": shard_file, "reason": reason}).to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&path, text).map_err(|e| PipelineError::io(&path, e))
+}
+
+/// Rows listed in the quarantine files of `shards`.
+fn count_quarantined(out: &Path, shards: &[&str]) -> u64 {
+    shards
+        .iter()
+        .filter_map(|f| {
+            let stem = Path::new(f).file_stem()?.to_string_lossy().into_owned();
+            std::fs::read_to_string(out.join("quarantine").join(format!("{stem}.jsonl"))).ok()
+        })
+        .map(|t| t.lines().count() as u64)
+        .sum()
 }
 
 /// Per strategy: (variants, sum of mask ratios, min, max).
@@ -262,22 +301,24 @@ pub fn build_counterfactuals(
         // Three stages joined by bounded channels: decode (rayon) -> device (this thread) ->
         // encode (rayon) + write. Each channel holds two batches, so at most ~6 batches are in
         // memory and the device never waits for PNG work.
+        let mut rejected: Vec<(String, String)> = Vec::new();
         let (writer, shard_stats, shard_rows, shard_device_s) = if pipelined {
             std::thread::scope(|scope| {
-                let (tx_dec, rx_dec) = bounded::<Result<DecodedBatch>>(2);
+                let (tx_dec, rx_dec) = bounded::<DecodedBatch>(2);
                 let (tx_enc, rx_enc) = bounded::<ComputedBatch>(2);
                 let images = &images;
                 scope.spawn(move || {
                     for (s, e) in bounds {
-                        let d = decode_batch(images[s..e].to_vec(), size);
-                        let failed = d.is_err();
-                        if tx_dec.send(d).is_err() || failed {
+                        if tx_dec
+                            .send(decode_batch(images[s..e].to_vec(), size))
+                            .is_err()
+                        {
                             return;
                         }
                     }
                 });
                 let schema = &schema;
-                let pb = pb.clone();
+                let enc_pb = pb.clone();
                 let encoder = scope.spawn(move || -> Result<_> {
                     let mut writer = writer;
                     let mut stats = StrategyStats::new();
@@ -287,16 +328,23 @@ pub fn build_counterfactuals(
                         add_mask_stats(&mut stats, &records);
                         writer.write(&counterfactuals_to_batch(schema, &records)?)?;
                         rows += records.len() as u64;
-                        pb.inc(records.len() as u64);
+                        enc_pb.inc(records.len() as u64);
                     }
                     Ok((writer, stats, rows))
                 });
                 let mut device_s = 0.0;
-                for (b, decoded) in rx_dec.into_iter().enumerate() {
+                let busy_since = Instant::now();
+                for (b, mut decoded) in rx_dec.into_iter().enumerate() {
+                    rejected.append(&mut decoded.rejected);
+                    if decoded.rows.is_empty() {
+                        continue;
+                    }
                     let spec = spec_of(b);
                     let t0 = Instant::now();
-                    let computed = compute_batch(&teacher, decoded?, &spec)?;
+                    let computed = compute_batch(&teacher, decoded, &spec)?;
                     device_s += t0.elapsed().as_secs_f64();
+                    let busy = device_s / busy_since.elapsed().as_secs_f64().max(1e-9);
+                    pb.set_message(format!("device busy {:.0}%", 100.0 * busy));
                     if tx_enc.send(computed).is_err() {
                         break; // the encoder failed; its error is returned below
                     }
@@ -310,12 +358,19 @@ pub fn build_counterfactuals(
         } else {
             let mut writer = writer;
             let (mut st, mut n, mut dev) = (StrategyStats::new(), 0u64, 0.0);
+            let busy_since = Instant::now();
             for (b, (s, e)) in bounds.into_iter().enumerate() {
-                let decoded = decode_batch(images[s..e].to_vec(), size)?;
+                let mut decoded = decode_batch(images[s..e].to_vec(), size);
+                rejected.append(&mut decoded.rejected);
+                if decoded.rows.is_empty() {
+                    continue;
+                }
                 let spec = spec_of(b);
                 let t0 = Instant::now();
                 let computed = compute_batch(&teacher, decoded, &spec)?;
                 dev += t0.elapsed().as_secs_f64();
+                let busy = dev / busy_since.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!("device busy {:.0}%", 100.0 * busy));
                 let records = encode_batch(computed)?;
                 add_mask_stats(&mut st, &records);
                 writer.write(&counterfactuals_to_batch(&schema, &records)?)?;
@@ -327,6 +382,7 @@ pub fn build_counterfactuals(
         device_s += shard_device_s;
         rows += shard_rows;
         merge_mask_stats(&mut stats, shard_stats);
+        write_quarantine(out, &shard.file, &rejected)?;
         let summary = writer.close()?;
         manifest.add_shard(&cfg.source.split, &entry.classes, summary);
         manifest.write_file(&manifest_path)?;
@@ -348,6 +404,16 @@ pub fn build_counterfactuals(
         images_per_s: rows as f64 / seconds.max(1e-9),
         device_busy_fraction: (device_s / seconds.max(1e-9)).min(1.0),
         device: format!("{device:?}"),
+        quarantined: count_quarantined(
+            out,
+            &entry
+                .shards
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| workers.takes(*k))
+                .map(|(_, s)| s.file.as_str())
+                .collect::<Vec<_>>(),
+        ),
         mask_ratio: stats
             .into_iter()
             .map(|(k, (n, sum, min, max))| {

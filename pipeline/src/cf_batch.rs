@@ -61,39 +61,55 @@ fn rows_f32(t: &Tensor) -> Result<Vec<Vec<f32>>> {
         .collect())
 }
 
-/// Builds the counterfactual records of one batch (at least 2 images: the donor pool): the three
-/// stages [`decode_batch`], [`compute_batch`] and [`encode_batch`] in a row.
-pub fn build_batch(
-    teacher: &Teacher,
-    rows: Vec<ImageRecord>,
-    spec: &BatchSpec,
-) -> Result<Vec<CounterfactualRecord>> {
-    let decoded = decode_batch(rows, teacher.vision.config.image_size as usize)?;
-    encode_batch(compute_batch(teacher, decoded, spec)?)
-}
-
-/// Stage 1 (CPU, rayon): the batch's stored images decoded to uint8 HWC pixels.
+/// Stage 1 (CPU, rayon): the batch's stored images decoded to uint8 HWC pixels. Rows whose image
+/// cannot be used are set aside with a reason (the run quarantines them and goes on).
 pub struct DecodedBatch {
     pub rows: Vec<ImageRecord>,
     pub pixels: Vec<Vec<u8>>,
+    /// (id, reason) of the rows left out.
+    pub rejected: Vec<(String, String)>,
 }
 
-/// Decodes the rows' images; each must be `size`×`size`.
-pub fn decode_batch(rows: Vec<ImageRecord>, size: usize) -> Result<DecodedBatch> {
-    let pixels: Vec<Vec<u8>> = rows
+/// Decodes the rows' images; each must be `size`×`size`. If bad images leave fewer than two
+/// good rows, those are set aside too (a batch is its own donor pool and needs two images).
+pub fn decode_batch(rows: Vec<ImageRecord>, size: usize) -> DecodedBatch {
+    let decoded: Vec<std::result::Result<Vec<u8>, String>> = rows
         .par_iter()
         .map(|r| {
-            let img = decode_image(&r.image.bytes)?;
+            let img = decode_image(&r.image.bytes).map_err(|e| e.to_string())?;
             if img.width as usize != size || img.height as usize != size {
-                return Err(PipelineError::Input(format!(
-                    "image '{}' is {}x{}, the teacher takes {size}x{size}",
-                    r.id, img.width, img.height
-                )));
+                return Err(format!(
+                    "image is {}x{}, the teacher takes {size}x{size}",
+                    img.width, img.height
+                ));
             }
             Ok(img.pixels)
         })
-        .collect::<Result<_>>()?;
-    Ok(DecodedBatch { rows, pixels })
+        .collect();
+    let mut out = DecodedBatch {
+        rows: Vec::with_capacity(rows.len()),
+        pixels: Vec::with_capacity(rows.len()),
+        rejected: Vec::new(),
+    };
+    for (r, d) in rows.into_iter().zip(decoded) {
+        match d {
+            Ok(p) => {
+                out.rows.push(r);
+                out.pixels.push(p);
+            }
+            Err(reason) => out.rejected.push((r.id, reason)),
+        }
+    }
+    if !out.rejected.is_empty() && out.rows.len() < 2 {
+        for r in out.rows.drain(..) {
+            out.rejected.push((
+                r.id,
+                "no donor left in its batch after bad images were removed".into(),
+            ));
+        }
+        out.pixels.clear();
+    }
+    out
 }
 
 /// One variant of every image of a batch, before PNG encoding.
@@ -127,6 +143,7 @@ pub fn compute_batch(
     let DecodedBatch {
         rows,
         pixels: images,
+        ..
     } = decoded;
     let n = rows.len();
     let cfg = &teacher.vision.config;
