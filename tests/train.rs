@@ -307,6 +307,23 @@ fn bad_configs_and_reused_directories_fail_clearly() -> Result<()> {
         dir.join("r").to_str().unwrap(),
     ]));
     assert!(e.contains("micro_batch_size"), "{e}");
+    // bf16 autocast needs CUDA.
+    let text = std::fs::read_to_string(&cfg)?
+        .replace("device = \"cpu\"", "device = \"cpu\"\nprecision = \"bf16\"");
+    let bf = dir.join("bf16.toml");
+    std::fs::write(&bf, text)?;
+    let real = demo(&dir);
+    let text = std::fs::read_to_string(&bf)?
+        .replace(&data.display().to_string(), &real.display().to_string());
+    std::fs::write(&bf, text)?;
+    let e = err(cfkit(&[
+        "train",
+        "--config",
+        bf.to_str().unwrap(),
+        "--out",
+        dir.join("r-bf16").to_str().unwrap(),
+    ]));
+    assert!(e.contains("bf16") && e.contains("CUDA"), "{e}");
     // Missing dataset: names the directory.
     let e = err(cfkit(&[
         "train",

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 use crate::optim::OptimConfig;
+use crate::precision::Precision;
 use crate::schedule::ScheduleConfig;
 
 /// The model and where its initial weights come from.
@@ -87,9 +88,9 @@ pub struct LoopConfig {
     /// auto, cpu, cuda, cuda:N.
     #[serde(default = "default_device")]
     pub device: String,
-    /// fp32 (the recipe's precision; bf16 autocast is not implemented yet).
-    #[serde(default = "default_precision")]
-    pub precision: String,
+    /// fp32 (the recipe's precision) or bf16 (autocast, CUDA only).
+    #[serde(default)]
+    pub precision: Precision,
     /// Steps between metrics lines.
     #[serde(default = "default_log_every")]
     pub log_every: usize,
@@ -175,9 +176,6 @@ fn default_prefetch() -> usize {
 }
 fn default_device() -> String {
     "auto".into()
-}
-fn default_precision() -> String {
-    "fp32".into()
 }
 fn default_log_every() -> usize {
     10
@@ -279,12 +277,6 @@ impl TrainConfig {
                     t.batch_size
                 ));
             }
-        }
-        if t.precision != "fp32" {
-            return Err(format!(
-                "[train] precision '{}': only fp32 is implemented (bf16 autocast needs a libtorch call tch does not expose yet)",
-                t.precision
-            ));
         }
         if t.checkpoint_every == 0 || t.log_every == 0 || t.val_every_epochs == 0 {
             return Err(

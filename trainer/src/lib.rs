@@ -19,6 +19,7 @@ pub mod error;
 pub mod eval;
 pub mod init;
 pub mod optim;
+pub mod precision;
 pub mod report;
 pub mod run_dir;
 pub mod schedule;

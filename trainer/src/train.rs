@@ -160,6 +160,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     if let Some(dir) = &resume_from {
         checkpoint::load_optimizer(dir, &mut optimizer)?;
     }
+    let autocast = cfg.train.precision.prepare(device)?;
     let micro = cfg.micro_batch();
     let accum = cfg.train.batch_size / micro;
     let n_train = train_rows.len();
@@ -268,8 +269,13 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
                 .batch_size
                 .min(n_train - step_in_epoch * cfg.train.batch_size);
             if !batch.is_empty() {
-                let logits = student.logits(&batch.images)?;
-                let loss = logits.cross_entropy_for_logits(&batch.labels);
+                // Forward and loss under autocast (bf16 on CUDA when configured); backward
+                // outside it, as torch.autocast prescribes.
+                let (logits, loss) = tch::autocast(autocast, || -> Result<_> {
+                    let logits = student.logits(&batch.images)?;
+                    let loss = logits.cross_entropy_for_logits(&batch.labels);
+                    Ok((logits, loss))
+                })?;
                 let scaled = &loss * (batch.len() as f64 / step_rows as f64);
                 scaled.backward();
                 let l = loss.double_value(&[]);
