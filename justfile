@@ -87,3 +87,7 @@ bench-train *ARGS: build fashion-mnist
     cargo build --release -p cfkit-trainer --example bench_train
     [ -f target/bench-data/manifest.json ] || target/release/cfkit demo-data --out target/bench-data --splits train -q
     {{python}} tools/bench_train.py --rust-bin target/release/examples/bench_train --loader-dir target/bench-data {{ARGS}}
+
+# images/s and device-busy fraction of build-counterfactuals (tiny: demo teacher; vit-b-32: random weights), stages overlapped and not.
+bench-pipeline *ARGS: build fashion-mnist
+    {{python}} tools/bench_pipeline.py --cfkit target/release/cfkit {{ARGS}}
