@@ -333,6 +333,10 @@ fn bad_configs_and_reused_directories_fail_clearly() -> Result<()> {
         dir.join("r").to_str().unwrap(),
     ]));
     assert!(e.contains("no-such-data"), "{e}");
+    assert!(
+        !dir.join("r").exists(),
+        "a failed start must not leave a run directory behind"
+    );
     // A non-empty directory that is not a run.
     let other = dir.join("other");
     std::fs::create_dir_all(&other)?;

@@ -60,7 +60,6 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     let config_hash = cfkit_schemas::config_hash(&cfg_json);
     let out = &opts.out;
     let existing = run_dir::check(out, &config_hash, opts.resume)?;
-    std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(out, e))?;
 
     // Data: training rows, validation rows (hold-out or split), evaluation sets (opened now so
     // that a missing set fails before training, not after).
@@ -169,6 +168,9 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     let total_steps = steps_per_epoch * cfg.train.epochs;
     let schedule = cfg.schedule.build(total_steps)?;
 
+    // Only now, with data, model and config checked, does the run directory come to exist (a
+    // failed start leaves nothing that a corrected rerun would refuse as "not empty").
+    std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(out, e))?;
     if resume_from.is_none() {
         let record = serde_json::json!({
             "command": "train",
