@@ -302,7 +302,23 @@ pub fn build_counterfactuals(
         // encode (rayon) + write. Each channel holds two batches, so at most ~6 batches are in
         // memory and the device never waits for PNG work.
         let mut rejected: Vec<(String, String)> = Vec::new();
-        let (writer, shard_stats, shard_rows, shard_device_s) = if pipelined {
+        // The device stage of one batch: set rejected rows aside, compute, time it.
+        let mut shard_device_s = 0.0;
+        let busy_since = Instant::now();
+        let mut device_step =
+            |b: usize, mut decoded: DecodedBatch| -> Result<Option<ComputedBatch>> {
+                rejected.append(&mut decoded.rejected);
+                if decoded.rows.is_empty() {
+                    return Ok(None);
+                }
+                let t0 = Instant::now();
+                let computed = compute_batch(&teacher, decoded, &spec_of(b))?;
+                shard_device_s += t0.elapsed().as_secs_f64();
+                let busy = shard_device_s / busy_since.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!("device busy {:.0}%", 100.0 * busy));
+                Ok(Some(computed))
+            };
+        let (writer, shard_stats, shard_rows) = if pipelined {
             std::thread::scope(|scope| {
                 let (tx_dec, rx_dec) = bounded::<DecodedBatch>(2);
                 let (tx_enc, rx_enc) = bounded::<ComputedBatch>(2);
@@ -332,19 +348,10 @@ pub fn build_counterfactuals(
                     }
                     Ok((writer, stats, rows))
                 });
-                let mut device_s = 0.0;
-                let busy_since = Instant::now();
-                for (b, mut decoded) in rx_dec.into_iter().enumerate() {
-                    rejected.append(&mut decoded.rejected);
-                    if decoded.rows.is_empty() {
+                for (b, decoded) in rx_dec.into_iter().enumerate() {
+                    let Some(computed) = device_step(b, decoded)? else {
                         continue;
-                    }
-                    let spec = spec_of(b);
-                    let t0 = Instant::now();
-                    let computed = compute_batch(&teacher, decoded, &spec)?;
-                    device_s += t0.elapsed().as_secs_f64();
-                    let busy = device_s / busy_since.elapsed().as_secs_f64().max(1e-9);
-                    pb.set_message(format!("device busy {:.0}%", 100.0 * busy));
+                    };
                     if tx_enc.send(computed).is_err() {
                         break; // the encoder failed; its error is returned below
                     }
@@ -353,31 +360,23 @@ pub fn build_counterfactuals(
                 let (writer, stats, rows) = encoder
                     .join()
                     .map_err(|_| PipelineError::Input("the encoder thread panicked".into()))??;
-                Ok::<_, PipelineError>((writer, stats, rows, device_s))
+                Ok::<_, PipelineError>((writer, stats, rows))
             })?
         } else {
             let mut writer = writer;
-            let (mut st, mut n, mut dev) = (StrategyStats::new(), 0u64, 0.0);
-            let busy_since = Instant::now();
+            let (mut st, mut n) = (StrategyStats::new(), 0u64);
             for (b, (s, e)) in bounds.into_iter().enumerate() {
-                let mut decoded = decode_batch(images[s..e].to_vec(), size);
-                rejected.append(&mut decoded.rejected);
-                if decoded.rows.is_empty() {
+                let decoded = decode_batch(images[s..e].to_vec(), size);
+                let Some(computed) = device_step(b, decoded)? else {
                     continue;
-                }
-                let spec = spec_of(b);
-                let t0 = Instant::now();
-                let computed = compute_batch(&teacher, decoded, &spec)?;
-                dev += t0.elapsed().as_secs_f64();
-                let busy = dev / busy_since.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!("device busy {:.0}%", 100.0 * busy));
+                };
                 let records = encode_batch(computed)?;
                 add_mask_stats(&mut st, &records);
                 writer.write(&counterfactuals_to_batch(&schema, &records)?)?;
                 n += records.len() as u64;
                 pb.inc(records.len() as u64);
             }
-            (writer, st, n, dev)
+            (writer, st, n)
         };
         device_s += shard_device_s;
         rows += shard_rows;
