@@ -52,6 +52,9 @@ enum Command {
     /// Evaluate a checkpoint on named sets (shard splits or an ImageFolder): top-1 per set and
     /// the OOD mean.
     Eval(train_cmd::EvalArgs),
+    /// WiSE-FT: interpolate all weights between a zero-shot and a fine-tuned checkpoint for each
+    /// α, write the checkpoints and evaluate each on the configured sets.
+    WiseFt(train_cmd::WiseFtArgs),
     /// Check the installation: libtorch, visible CUDA devices, and a forward, backward and MMCAM
     /// pass of a preset on the chosen device, with timings.
     Doctor(DoctorArgs),
@@ -566,6 +569,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect(a),
         Command::Merge(a) => merge(a),
         Command::Train(a) => train_cmd::train(a),
+        Command::WiseFt(a) => train_cmd::wise_ft(a),
         Command::Eval(a) => train_cmd::eval(a),
     };
     match result {

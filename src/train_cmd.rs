@@ -19,6 +19,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Override a config key, e.g. `--set distill.weight=10 --set train.seed=1` (repeatable;
+    /// recorded in run.json like the rest of the config).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
     /// No progress bar or per-epoch lines.
     #[arg(long, short)]
     quiet: bool,
@@ -28,7 +32,7 @@ pub struct TrainArgs {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    let cfg = trainer::TrainConfig::load(&a.config)?;
+    let cfg = trainer::TrainConfig::load_with(&a.config, &a.set)?;
     let out = a
         .out
         .or_else(|| cfg.output.out.clone())
@@ -210,4 +214,83 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+#[derive(Debug, Args)]
+pub struct WiseFtArgs {
+    /// The zero-shot checkpoint (e.g. assets/teacher).
+    #[arg(long)]
+    zeroshot: PathBuf,
+    /// The fine-tuned checkpoint (e.g. runs/ft-demo/checkpoints/best).
+    #[arg(long)]
+    finetuned: PathBuf,
+    /// Mixing weights of the fine-tuned model: start:stop:step or a comma list.
+    #[arg(long, default_value = "0:1:0.1")]
+    alpha: String,
+    /// Output directory (one checkpoint per α, wise-ft.json, wise-ft.md).
+    #[arg(long)]
+    out: PathBuf,
+    /// Train config whose [eval] sets to evaluate [default: the config in the run.json of the
+    /// fine-tuned run, two directories above --finetuned].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The evaluation sets of a WiSE-FT sweep: from --config, else from the fine-tuned run's record.
+fn wise_ft_sets(a: &WiseFtArgs) -> Result<Vec<trainer::config::ResolvedEvalSet>> {
+    if let Some(path) = &a.config {
+        return Ok(trainer::TrainConfig::load(path)?.eval_sets());
+    }
+    let run = a
+        .finetuned
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|d| d.join("run.json"))
+        .filter(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "no --config and no run.json two directories above '{}' to take the evaluation sets from",
+                a.finetuned.display()
+            )
+        })?;
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&run).with_context(|| format!("reading '{}'", run.display()))?,
+    )
+    .with_context(|| format!("'{}' is not JSON", run.display()))?;
+    let cfg: trainer::TrainConfig = serde_json::from_value(record["config"].clone())
+        .with_context(|| format!("'{}': field 'config' is not a train config", run.display()))?;
+    Ok(cfg.eval_sets())
+}
+
+pub fn wise_ft(a: WiseFtArgs) -> Result<()> {
+    let device = cfkit_models::parse_device(&a.device)?;
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size must be > 0");
+    }
+    let alphas = trainer::wise_ft::parse_alphas(&a.alpha)?;
+    let sets = wise_ft_sets(&a)?;
+    let report = trainer::wise_ft::wise_ft(
+        &a.zeroshot,
+        &a.finetuned,
+        &alphas,
+        &a.out,
+        &sets,
+        a.batch_size,
+        device,
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    print!("{}", trainer::wise_ft::markdown(&report));
+    println!("wrote {}", a.out.display());
+    Ok(())
 }

@@ -15,9 +15,12 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{PipelineError, Result};
-use crate::refill::{multi_fill_shifts, refill, single_fill_donors, PatchGrid};
-use crate::rng::{hash_keys, SplitMix64};
+use crate::refill::PatchGrid;
+use crate::rng::hash_keys;
 use crate::strategy::{FillKind, Strategy};
+use cfkit_models::counterfactual::draw::{
+    draw_counterfactuals, key_mask_tensor, CounterfactualDraw,
+};
 
 /// The teacher on its device.
 pub struct Teacher<'a> {
@@ -145,7 +148,6 @@ pub fn compute_batch(
         pixels: images,
         ..
     } = decoded;
-    let n = rows.len();
     let cfg = &teacher.vision.config;
     let grid = PatchGrid::new(cfg.image_size as usize, cfg.patch_size as usize)?;
     let x = to_model_input(&images, grid.image_size, teacher.device);
@@ -169,51 +171,22 @@ pub fn compute_batch(
     for (si, strategy) in spec.strategies.iter().enumerate() {
         for k in 0..spec.variants {
             let seed = variant_seed(spec.seed, spec.shard, spec.batch, si, k);
-            let mut rng = SplitMix64::from_keys(&[seed]);
-            let masks: Vec<Vec<bool>> = (0..n)
-                .map(|i| strategy.mask(&cams[i], &mut SplitMix64::from_keys(&[seed, i as u64])))
+            let CounterfactualDraw {
+                masks,
+                donors,
+                images: cf_images,
+            } = draw_counterfactuals(&images, &cams, strategy, seed, grid)?;
+            let donors: Vec<Vec<String>> = donors
+                .iter()
+                .map(|d| d.iter().map(|&j| rows[j].id.clone()).collect())
                 .collect();
-            let (cf_images, donors): (Vec<Vec<u8>>, Vec<Vec<String>>) = match strategy.fill {
-                FillKind::Single => {
-                    let perm = single_fill_donors(n, &mut rng);
-                    (0..n)
-                        .map(|i| {
-                            let img = refill(&images[i], &masks[i], grid, |_| &images[perm[i]])?;
-                            Ok((img, vec![rows[perm[i]].id.clone()]))
-                        })
-                        .collect::<Result<Vec<_>>>()?
-                        .into_iter()
-                        .unzip()
-                }
-                FillKind::Multi => {
-                    let shifts = multi_fill_shifts(n, grid.num_patches(), &mut rng)?;
-                    (0..n)
-                        .map(|i| {
-                            let img = refill(&images[i], &masks[i], grid, |j| {
-                                &images[(i + shifts[j]) % n]
-                            })?;
-                            let ids = shifts
-                                .iter()
-                                .map(|s| rows[(i + s) % n].id.clone())
-                                .collect();
-                            Ok((img, ids))
-                        })
-                        .collect::<Result<Vec<_>>>()?
-                        .into_iter()
-                        .unzip()
-                }
-                FillKind::None => (images.clone(), vec![Vec::new(); n]),
-            };
             let feats = {
                 let _g = tch::no_grad_guard();
                 let xc = to_model_input(&cf_images, grid.image_size, teacher.device);
                 let out = if strategy.fill == FillKind::None {
                     // Masked keys hidden in every block; the class token's output equals dropping
                     // the masked tokens (they never reach any other token).
-                    let flat: Vec<bool> = masks.iter().flatten().copied().collect();
-                    let m = Tensor::from_slice(&flat)
-                        .view([n as i64, grid.num_patches() as i64])
-                        .to_device(teacher.device);
+                    let m = key_mask_tensor(&masks, teacher.device)?;
                     teacher
                         .vision
                         .forward_with(

@@ -53,7 +53,7 @@ pub struct DataConfig {
     pub prefetch: usize,
 }
 
-/// Training methods of this crate so far.
+/// Training methods (DESIGN §3).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
@@ -61,6 +61,12 @@ pub enum Method {
     Ft,
     /// Linear probe: frozen backbone, head only, weight decay 0.
     Lp,
+    /// `[lp_ft] lp_epochs` of linear probing, then `epochs` of FT from the probed head.
+    LpFt,
+    /// FT + `weight`·T²·KL(teacher ‖ student) at temperature T on clean or masked images.
+    FtKd,
+    /// FT + `weight`·MSE(student feature, teacher feature) on clean or masked images.
+    FtFd,
 }
 
 impl Method {
@@ -68,8 +74,91 @@ impl Method {
         match self {
             Method::Ft => "ft",
             Method::Lp => "lp",
+            Method::LpFt => "lp-ft",
+            Method::FtKd => "ft-kd",
+            Method::FtFd => "ft-fd",
         }
     }
+
+    /// Whether the method distils from a teacher (needs `[distill]`).
+    pub fn distills(self) -> bool {
+        matches!(self, Method::FtKd | Method::FtFd)
+    }
+}
+
+/// The images a distillation loss is computed on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DistillImages {
+    /// The training images themselves.
+    #[default]
+    Clean,
+    /// Counterfactuals: stored variants (offline) or drawn at every step (online).
+    Masked,
+}
+
+/// Where the teacher's targets come from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DistillMode {
+    /// From counterfactual shards (`cfkit build-counterfactuals`): stored variants and teacher
+    /// features; no teacher forward in the loop.
+    #[default]
+    Offline,
+    /// The reference behaviour: at every step the student's own CAM for the label, masks,
+    /// in-batch donors and a frozen teacher forward on the masked batch.
+    Online,
+}
+
+/// Which stored variant of an image an epoch uses (offline masked distillation).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum VariantChoice {
+    /// Variant `epoch mod K` (K variants of the strategy per image).
+    #[default]
+    Epoch,
+    /// A seeded draw per (seed, epoch, image id).
+    Seeded,
+}
+
+/// `[distill]`: the teacher signal of `ft-kd` and `ft-fd`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    #[serde(default)]
+    pub images: DistillImages,
+    #[serde(default)]
+    pub mode: DistillMode,
+    /// Strategy of the counterfactuals, e.g. "ObjMaskSingleFill(0.3)". Offline: one of the
+    /// strategies in the shards (default: the only one); online: required for masked images.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub variant: VariantChoice,
+    /// Loss weight of the distillation term (the paper's 30 for CLIP features; DESIGN §6: scale
+    /// it to the model's feature scale on validation).
+    #[serde(default = "default_distill_weight")]
+    pub weight: f64,
+    /// KD temperature (DESIGN §3: 10).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Teacher checkpoint (online: the model run on the masked batch; KD: its head maps stored
+    /// features to logits). Defaults to `[model] checkpoint`.
+    #[serde(default)]
+    pub teacher: Option<PathBuf>,
+    /// Online mode: the CAM of the student (the reference's MMCAM by default).
+    #[serde(default)]
+    pub cam: cfkit_models::CamMethod,
+}
+
+/// `[lp_ft]`: the linear-probe phase of `lp-ft`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LpFtConfig {
+    /// Epochs of linear probing before the `[train] epochs` of FT.
+    pub lp_epochs: usize,
+    /// The probe's schedule (the FT phase uses `[schedule]`).
+    pub lp_schedule: ScheduleConfig,
 }
 
 /// The loop.
@@ -160,6 +249,10 @@ pub struct TrainConfig {
     pub eval: EvalConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    #[serde(default)]
+    pub distill: Option<DistillConfig>,
+    #[serde(default)]
+    pub lp_ft: Option<LpFtConfig>,
 }
 
 fn default_head_scale() -> f64 {
@@ -189,13 +282,31 @@ fn default_eval_batch() -> usize {
 fn one() -> usize {
     1
 }
+fn default_distill_weight() -> f64 {
+    30.0
+}
+fn default_temperature() -> f64 {
+    10.0
+}
 
 impl TrainConfig {
     /// Reads and validates a config file; relative paths in it are resolved against the
     /// directory of the file.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, &[])
+    }
+
+    /// As [`TrainConfig::load`], with `section.key=value` overrides applied first (`value` is a
+    /// TOML value; anything that does not parse as one is taken as a string).
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let mut cfg: TrainConfig = toml::from_str(&text)
+        let mut doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| TrainError::Config(format!("'{}': {e}", path.display())))?;
+        for o in overrides {
+            apply_override(&mut doc, o)?;
+        }
+        let mut cfg: TrainConfig = doc
+            .try_into()
             .map_err(|e| TrainError::Config(format!("'{}': {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
@@ -230,6 +341,9 @@ impl TrainConfig {
             }
         }
         if let Some(p) = &mut self.output.out {
+            fix(p);
+        }
+        if let Some(p) = self.distill.as_mut().and_then(|d| d.teacher.as_mut()) {
             fix(p);
         }
         if let Some(name) = &self.model.name {
@@ -295,7 +409,91 @@ impl TrainConfig {
         self.schedule
             .validate()
             .map_err(|e| format!("[schedule] {e}"))?;
+        self.validate_method()
+    }
+
+    fn validate_method(&self) -> std::result::Result<(), String> {
+        let method = self.train.method;
+        match (&self.distill, method.distills()) {
+            (None, true) => {
+                return Err(format!(
+                    "method '{}' needs a [distill] section",
+                    method.name()
+                ))
+            }
+            (Some(_), false) => {
+                return Err(format!(
+                    "[distill] is only used by ft-kd and ft-fd, not by '{}'",
+                    method.name()
+                ))
+            }
+            _ => {}
+        }
+        match (&self.lp_ft, method) {
+            (None, Method::LpFt) => return Err("method 'lp-ft' needs an [lp_ft] section".into()),
+            (Some(_), m) if m != Method::LpFt => {
+                return Err(format!(
+                    "[lp_ft] is only used by lp-ft, not by '{}'",
+                    m.name()
+                ))
+            }
+            (Some(l), _) => {
+                if l.lp_epochs == 0 {
+                    return Err("[lp_ft] lp_epochs must be >= 1".into());
+                }
+                l.lp_schedule
+                    .validate()
+                    .map_err(|e| format!("[lp_ft] lp_schedule: {e}"))?;
+            }
+            _ => {}
+        }
+        if let Some(d) = &self.distill {
+            if !(d.weight >= 0.0 && d.weight.is_finite()) {
+                return Err("[distill] weight must be a finite number >= 0".into());
+            }
+            if !(d.temperature > 0.0 && d.temperature.is_finite()) {
+                return Err("[distill] temperature must be > 0".into());
+            }
+            if let Some(s) = &d.strategy {
+                s.parse::<cfkit_models::counterfactual::strategy::Strategy>()
+                    .map_err(|e| format!("[distill] strategy: {e}"))?;
+            }
+            if d.images == DistillImages::Clean && d.strategy.is_some() {
+                return Err("[distill] strategy is only used with images = \"masked\"".into());
+            }
+            if d.mode == DistillMode::Online
+                && d.images == DistillImages::Masked
+                && d.strategy.is_none()
+            {
+                return Err(
+                    "[distill] online masked distillation needs `strategy` (e.g. \"ObjMaskSingleFill(0.3)\")"
+                        .into(),
+                );
+            }
+            if (d.mode == DistillMode::Online || method == Method::FtKd)
+                && d.teacher.is_none()
+                && self.model.checkpoint.is_none()
+            {
+                return Err(
+                    "[distill] teacher (a checkpoint directory) is required when [model] has no checkpoint"
+                        .into(),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The distillation teacher's checkpoint directory (online mode and KD).
+    pub fn teacher_dir(&self) -> Option<&Path> {
+        self.distill
+            .as_ref()
+            .and_then(|d| d.teacher.as_deref())
+            .or(self.model.checkpoint.as_deref())
+    }
+
+    /// Epochs of the whole run (LP-FT: probe epochs + FT epochs).
+    pub fn total_epochs(&self) -> usize {
+        self.train.epochs + self.lp_ft.as_ref().map(|l| l.lp_epochs).unwrap_or(0)
     }
 
     pub fn micro_batch(&self) -> usize {
@@ -326,6 +524,33 @@ impl TrainConfig {
             })
             .collect()
     }
+}
+
+/// Sets `section.key=value` in a parsed config.
+fn apply_override(doc: &mut toml::Table, item: &str) -> Result<()> {
+    let bad = |why: &str| TrainError::Config(format!("--set '{item}': {why}"));
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| bad("expected section.key=value"))?;
+    let path: Vec<&str> = key.trim().split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(bad("empty key"));
+    }
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed above"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let (last, parents) = path.split_last().expect("non-empty");
+    let mut table = doc;
+    for p in parents {
+        table = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| bad(&format!("'{p}' is not a table")))?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
 }
 
 /// An evaluation set with every default applied.

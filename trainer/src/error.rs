@@ -27,7 +27,8 @@ pub enum TrainError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
-    #[error("schedule: {0}")]
+    /// (ScheduleError's messages name the schedule already.)
+    #[error(transparent)]
     Schedule(#[from] ScheduleError),
     #[error("torch: {0}")]
     Tch(#[from] tch::TchError),

@@ -18,6 +18,9 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod init;
+pub mod losses;
+pub mod objective;
+pub mod online;
 pub mod optim;
 pub mod precision;
 pub mod report;
@@ -25,6 +28,7 @@ pub mod run_dir;
 pub mod schedule;
 pub mod student;
 pub mod train;
+pub mod wise_ft;
 
 pub use config::TrainConfig;
 pub use error::{Result, TrainError};

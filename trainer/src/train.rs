@@ -16,10 +16,12 @@ use crate::data::{epoch_order, stratified_holdout, BatchStream, RowRef, SplitSou
 use crate::error::{Result, TrainError};
 use crate::eval::{evaluate_sets, evaluate_source, Scoring};
 use crate::init::{init_record, init_student, rng_record};
+use crate::objective::Objective;
 use crate::optim::{OptimConfig, Optimizer};
 use crate::report::{write_report, TrainReport};
 use crate::run_dir::{self, Existing, JsonLines};
 use crate::schedule::Schedule;
+use crate::student::Student;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +44,11 @@ pub struct EpochStats {
     pub window_rows: u64,
     pub window_grad_norm_sum: f64,
     pub window_steps: u64,
+    /// Sums of the unweighted distillation term (distilling methods).
+    #[serde(default)]
+    pub distill_sum: f64,
+    #[serde(default)]
+    pub window_distill_sum: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -150,23 +157,41 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     }
 
     let method = cfg.train.method;
-    let mut optim_cfg: OptimConfig = cfg.optim;
-    if method == Method::Lp {
-        student.set_backbone_trainable(false);
-        optim_cfg.weight_decay = 0.0;
-    }
-    let mut optimizer = Optimizer::new(Optimizer::trainable(&student.vs), optim_cfg);
-    if let Some(dir) = &resume_from {
-        checkpoint::load_optimizer(dir, &mut optimizer)?;
-    }
     let autocast = cfg.train.precision.prepare(device)?;
+    let objective = Objective::new(cfg, &source, device)?;
+    // LP-FT probes for `lp_epochs` (its own schedule), then fine-tunes for `epochs`.
+    let lp_epochs = cfg.lp_ft.as_ref().map(|l| l.lp_epochs).unwrap_or(0);
+    let total_epochs = cfg.total_epochs();
+    let probing = |epoch: usize| method == Method::Lp || epoch < lp_epochs;
     let micro = cfg.micro_batch();
     let accum = cfg.train.batch_size / micro;
     let n_train = train_rows.len();
     let steps_per_epoch = n_train.div_ceil(cfg.train.batch_size);
     let micro_per_epoch = n_train.div_ceil(micro);
-    let total_steps = steps_per_epoch * cfg.train.epochs;
-    let schedule = cfg.schedule.build(total_steps)?;
+    let total_steps = steps_per_epoch * total_epochs;
+    let schedule = cfg.schedule.build(steps_per_epoch * cfg.train.epochs)?;
+    let lp_schedule = match &cfg.lp_ft {
+        Some(l) => Some(l.lp_schedule.build(steps_per_epoch * lp_epochs)?),
+        None => None,
+    };
+    // The schedule of a step and the step's index in it.
+    let lp_steps = steps_per_epoch * lp_epochs;
+    let schedule_at = |step: usize| match &lp_schedule {
+        Some(lp) if step < lp_steps => (lp, step),
+        _ => (&schedule, step.saturating_sub(lp_steps)),
+    };
+    let make_optimizer = |student: &mut Student, probe: bool| {
+        let mut optim_cfg: OptimConfig = cfg.optim;
+        student.set_backbone_trainable(!probe);
+        if probe {
+            optim_cfg.weight_decay = 0.0;
+        }
+        Optimizer::new(Optimizer::trainable(&student.vs), optim_cfg)
+    };
+    let mut optimizer = make_optimizer(&mut student, probing(progress.epoch));
+    if let Some(dir) = &resume_from {
+        checkpoint::load_optimizer(dir, &mut optimizer)?;
+    }
 
     // Only now, with data, model and config checked, does the run directory come to exist (a
     // failed start leaves nothing that a corrected rerun would refuse as "not empty").
@@ -182,6 +207,8 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             "device": format!("{device:?}"),
             "threads": tch::get_num_threads(),
             "method": method.name(),
+            "objective": objective.describe(),
+            "lp_epochs": lp_epochs,
             "init": init_record(cfg)?,
             "data": {
                 "train": source.describe(),
@@ -221,11 +248,16 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
 
     let started = Instant::now();
     let mut p = progress;
+    let (model_name, vision_config, classes) = (
+        student.model.clone(),
+        student.config().clone(),
+        student.classes.clone(),
+    );
     let ckpt_info = |p: &Progress, metrics_bytes: u64| CheckpointInfo {
         format: String::new(),
-        model: student.model.clone(),
-        vision_config: student.config().clone(),
-        classes: student.classes.clone(),
+        model: model_name.clone(),
+        vision_config: vision_config.clone(),
+        classes: classes.clone(),
         method: method.name().into(),
         config_hash: config_hash.clone(),
         step: p.step,
@@ -240,22 +272,23 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         head_blake3: String::new(),
     };
 
-    while p.epoch < cfg.train.epochs {
+    while p.epoch < total_epochs {
         let epoch = p.epoch;
-        bar.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.train.epochs));
+        bar.set_prefix(format!("epoch {}/{}", epoch + 1, total_epochs));
         let order = Arc::new(epoch_order(
             &train_rows,
             cfg.train.seed,
             epoch as u64,
             cfg.data.shuffle_buffer,
         ));
-        let stream = BatchStream::start(
+        let stream = BatchStream::start_with(
             source.clone(),
             order,
             micro,
             p.next_batch,
             cfg.data.prefetch,
             device,
+            objective.extras(epoch),
         );
         let mut window_start = Instant::now();
         let mut window_images = 0usize;
@@ -273,15 +306,16 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             if !batch.is_empty() {
                 // Forward and loss under autocast (bf16 on CUDA when configured); backward
                 // outside it, as torch.autocast prescribes.
-                let (logits, loss) = tch::autocast(autocast, || -> Result<_> {
-                    let logits = student.logits(&batch.images)?;
-                    let loss = logits.cross_entropy_for_logits(&batch.labels);
-                    Ok((logits, loss))
-                })?;
-                let scaled = &loss * (batch.len() as f64 / step_rows as f64);
+                let out = tch::autocast(autocast, || objective.step(&student, &batch, epoch))?;
+                let scaled = &out.loss * (batch.len() as f64 / step_rows as f64);
                 scaled.backward();
-                let l = loss.double_value(&[]);
-                let correct = logits
+                let l = out.loss.double_value(&[]);
+                if let Some(dl) = out.distill {
+                    p.stats.distill_sum += dl * batch.len() as f64;
+                    p.stats.window_distill_sum += dl * batch.len() as f64;
+                }
+                let correct = out
+                    .logits
                     .argmax(-1, false)
                     .eq_tensor(&batch.labels)
                     .sum(Kind::Int64)
@@ -298,7 +332,8 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             if !step_done {
                 continue;
             }
-            let info = optimizer.step(p.step, &schedule);
+            let (sched, local_step) = schedule_at(p.step);
+            let info = optimizer.step(local_step, sched);
             optimizer.zero_grad();
             p.step += 1;
             p.stats.window_grad_norm_sum += info.grad_norm;
@@ -308,9 +343,13 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
                 let secs = window_start.elapsed().as_secs_f64();
                 let loss = p.stats.window_loss_sum / p.stats.window_rows.max(1) as f64;
                 let ips = window_images as f64 / secs.max(1e-9);
+                let distill = objective
+                    .distills()
+                    .then(|| p.stats.window_distill_sum / p.stats.window_rows.max(1) as f64);
                 metrics.write(&serde_json::json!({
                     "kind": "step", "step": p.step, "epoch": epoch,
-                    "loss": loss, "lr": info.lr, "beta1": schedule.beta1(p.step - 1),
+                    "loss": loss, "distill": distill, "lr": info.lr,
+                    "beta1": sched.beta1(local_step),
                     "grad_norm": p.stats.window_grad_norm_sum / p.stats.window_steps.max(1) as f64,
                     "images_per_s": ips,
                 }))?;
@@ -319,6 +358,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
                 p.stats.window_rows = 0;
                 p.stats.window_grad_norm_sum = 0.0;
                 p.stats.window_steps = 0;
+                p.stats.window_distill_sum = 0.0;
                 window_start = Instant::now();
                 window_images = 0;
             }
@@ -334,7 +374,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             }
         }
         // Epoch end: validation, best checkpoint, epoch metrics, resumable checkpoint.
-        let last_epoch = epoch + 1 == cfg.train.epochs;
+        let last_epoch = epoch + 1 == total_epochs;
         let val_top1 = match &val {
             Some((vs, rows)) if (epoch + 1) % cfg.train.val_every_epochs == 0 || last_epoch => {
                 let scoring = Scoring::new(&vs.classes, &student.classes, false, None)?;
@@ -371,6 +411,8 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         metrics.write(&serde_json::json!({
             "kind": "epoch", "epoch": epoch, "step": p.step,
             "train_loss": st.loss_sum / st.rows.max(1) as f64,
+            "train_distill": objective.distills().then(|| st.distill_sum / st.rows.max(1) as f64),
+            "phase": if probing(epoch) { "probe" } else { "fine-tune" },
             "train_top1": st.correct as f64 / st.rows.max(1) as f64,
             "val_top1": val_top1,
             "best_val_top1": p.best.map(|b| b.top1),
@@ -380,7 +422,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
                 eprintln!(
                     "epoch {}/{}: train loss {:.4}, train top-1 {:.2}%{}",
                     epoch + 1,
-                    cfg.train.epochs,
+                    total_epochs,
                     st.loss_sum / st.rows.max(1) as f64,
                     100.0 * st.correct as f64 / st.rows.max(1) as f64,
                     val_top1
@@ -392,6 +434,11 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         p.epoch += 1;
         p.next_batch = 0;
         p.stats = EpochStats::default();
+        if p.epoch < total_epochs && probing(p.epoch) != probing(epoch) {
+            // LP-FT: the probe is done; the whole model trains from here, with a fresh optimizer
+            // (saved below, so a resumed run continues with this one).
+            optimizer = make_optimizer(&mut student, false);
+        }
         let len = metrics.sync()?;
         checkpoint::save(
             &last_dir,
@@ -415,7 +462,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         out: out.clone(),
         method: method.name().into(),
         steps: p.step,
-        epochs: cfg.train.epochs,
+        epochs: total_epochs,
         train_rows: n_train,
         val_rows: val.as_ref().map(|v| v.1.len()).unwrap_or(0),
         best: p.best,

@@ -2,6 +2,7 @@
 //! refill. Shared by the offline builder (pipeline) and the trainer's online mode, so both draw
 //! the same masks and donors for the same model, batch and seed.
 
+pub mod draw;
 pub mod refill;
 pub mod rng;
 pub mod strategy;

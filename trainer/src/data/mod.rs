@@ -8,4 +8,4 @@ pub mod stream;
 
 pub use plan::{epoch_order, stratified_holdout, RowRef};
 pub use source::SplitSource;
-pub use stream::{Batch, BatchStream, Skipped};
+pub use stream::{Batch, BatchExtras, BatchStream, Skipped, StoredStrategy, TargetSpec, Targets};

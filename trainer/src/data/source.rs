@@ -31,6 +31,8 @@ pub struct SplitSource {
     pub fingerprint: String,
     /// The dataset's config hash (manifest).
     pub config_hash: String,
+    /// The config the dataset was built with (manifest).
+    pub build_config: serde_json::Value,
 }
 
 impl SplitSource {
@@ -107,6 +109,7 @@ impl SplitSource {
             groups,
             fingerprint,
             config_hash: manifest.config_hash,
+            build_config: manifest.config,
         })
     }
 
@@ -132,6 +135,35 @@ impl SplitSource {
                 Ok(labels)
             })
             .collect()
+    }
+
+    /// Counterfactual datasets: the strategies their variants were drawn with, in variant order
+    /// (from the manifest's build config).
+    pub fn strategies(&self) -> Result<Vec<String>> {
+        let list = self.build_config["config"]["counterfactuals"]["strategies"].as_array();
+        match (self.kind, list) {
+            (ShardKind::Counterfactuals, Some(l)) => Ok(l
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()),
+            (ShardKind::Counterfactuals, None) => Err(TrainError::Data(format!(
+                "'{}': the manifest does not list the counterfactual strategies \
+                 (config.config.counterfactuals.strategies)",
+                self.dir.join("manifest.json").display()
+            ))),
+            (ShardKind::Images, _) => Err(TrainError::Data(format!(
+                "'{}' holds plain images, not counterfactuals with teacher features: build them \
+                 with `cfkit build-counterfactuals`, or use [distill] mode = \"online\"",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// Counterfactual datasets: blake3 of the teacher head they were built with, if recorded.
+    pub fn teacher_head_blake3(&self) -> Option<String> {
+        self.build_config["config"]["teacher"]["head_blake3"]
+            .as_str()
+            .map(str::to_string)
     }
 
     /// A JSON record of what this split is, for run records.

@@ -10,15 +10,104 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use cfkit_models::counterfactual::draw::key_mask_tensor;
+use cfkit_models::counterfactual::rng::{fnv1a64, hash_keys};
 use cfkit_models::pixels_to_input;
-use cfkit_schemas::{batch_to_images, decode_image, ImageRecord};
+use cfkit_schemas::{
+    batch_to_counterfactuals, batch_to_images, decode_image, CounterfactualRecord, ImageRecord,
+};
 use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
 use super::plan::RowRef;
 use super::source::SplitSource;
+use crate::config::VariantChoice;
 use crate::error::{Result, TrainError};
+
+/// What a batch carries besides the clean images and labels.
+#[derive(Debug, Clone, Default)]
+pub struct BatchExtras {
+    /// Keep the uint8 HWC pixels of the clean images (online counterfactuals refill them).
+    pub pixels: bool,
+    /// Teacher targets read from counterfactual shards.
+    pub targets: Option<TargetSpec>,
+}
+
+/// Which stored teacher targets to read.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// None: the clean image's teacher feature. Some: a variant of this strategy (its image, mask
+    /// and teacher feature).
+    pub strategy: Option<StoredStrategy>,
+    pub choice: VariantChoice,
+    pub seed: u64,
+    pub epoch: u64,
+}
+
+/// A strategy as stored: its name in the shards and whether it is a no-fill one (the mask is
+/// then applied in the student's forward).
+#[derive(Debug, Clone)]
+pub struct StoredStrategy {
+    pub name: String,
+    pub no_fill: bool,
+}
+
+/// Teacher targets of a batch, aligned with its rows.
+#[derive(Debug)]
+pub struct Targets {
+    /// Teacher features [N, D] of the clean images or of the chosen counterfactuals.
+    pub features: Tensor,
+    /// Counterfactual images [N, 3, S, S], CLIP-normalised (masked targets only).
+    pub images: Option<Tensor>,
+    /// [N, P] bool masks for no-fill strategies (hidden keys in the student's forward).
+    pub key_mask: Option<Tensor>,
+    /// The stored variant index used per row (masked targets only).
+    pub variants: Vec<i32>,
+}
+
+/// The chosen variant of a row: its index, mask and image (encoded, then decoded pixels).
+type ChosenVariant = (i32, Vec<bool>, Vec<u8>);
+
+/// The parts of a counterfactual record a batch needs (the chosen variant only).
+struct TargetRow {
+    feature: Vec<f32>,
+    variant: Option<ChosenVariant>,
+}
+
+/// Picks the variant of `strategy` for this epoch, or says why there is none.
+fn pick_variant(
+    rec: &CounterfactualRecord,
+    spec: &TargetSpec,
+) -> std::result::Result<TargetRow, String> {
+    let Some(strategy) = &spec.strategy else {
+        return Ok(TargetRow {
+            feature: rec.teacher_feature.clone(),
+            variant: None,
+        });
+    };
+    let candidates: Vec<_> = rec
+        .variants
+        .iter()
+        .filter(|v| v.strategy == strategy.name)
+        .collect();
+    if candidates.is_empty() {
+        return Err(format!(
+            "no variant of strategy {} in this row",
+            strategy.name
+        ));
+    }
+    let k = candidates.len() as u64;
+    let i = match spec.choice {
+        VariantChoice::Epoch => spec.epoch % k,
+        VariantChoice::Seeded => hash_keys(&[spec.seed, spec.epoch, fnv1a64(&rec.base.id)]) % k,
+    };
+    let v = candidates[i as usize];
+    Ok(TargetRow {
+        feature: v.teacher_feature.clone(),
+        variant: Some((v.variant, v.mask.clone(), v.image.bytes.clone())),
+    })
+}
 
 /// A row the loader could not use, with the reason (the run records it and goes on).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +129,10 @@ pub struct Batch {
     pub ids: Vec<String>,
     /// Rows of this batch that could not be decoded (not in `images`).
     pub skipped: Vec<Skipped>,
+    /// uint8 HWC pixels of `images` (when asked for).
+    pub pixels: Option<Vec<Vec<u8>>>,
+    /// Stored teacher targets (when asked for).
+    pub targets: Option<Targets>,
 }
 
 impl Batch {
@@ -68,11 +161,32 @@ impl BatchStream {
         prefetch: usize,
         device: Device,
     ) -> Self {
+        Self::start_with(
+            source,
+            order,
+            batch_size,
+            start_batch,
+            prefetch,
+            device,
+            BatchExtras::default(),
+        )
+    }
+
+    /// As [`BatchStream::start`], with pixels and/or stored teacher targets in each batch.
+    pub fn start_with(
+        source: Arc<SplitSource>,
+        order: Arc<Vec<RowRef>>,
+        batch_size: usize,
+        start_batch: usize,
+        prefetch: usize,
+        device: Device,
+        extras: BatchExtras,
+    ) -> Self {
         let (tx, rx) = bounded(prefetch.max(1));
         let handle = std::thread::Builder::new()
             .name("cfkit-loader".into())
             .spawn(move || {
-                let mut state = LoaderState::new(&source, &order, batch_size, start_batch);
+                let mut state = LoaderState::new(&order, batch_size, start_batch, extras);
                 let chunks =
                     order[(start_batch * batch_size).min(order.len())..].chunks(batch_size);
                 for (i, chunk) in chunks.enumerate() {
@@ -121,14 +235,35 @@ impl Drop for BatchStream {
     }
 }
 
-/// Rows read but not yet sent, per row group.
+/// Rows read but not yet sent, per row group: the base record and, with targets, the chosen
+/// variant (or why there is none).
+type Row = (ImageRecord, Option<std::result::Result<TargetRow, String>>);
+
 struct LoaderState {
     needed: HashMap<u32, HashSet<u32>>,
-    loaded: HashMap<u32, HashMap<u32, ImageRecord>>,
+    loaded: HashMap<u32, HashMap<u32, Row>>,
+    extras: BatchExtras,
+}
+
+/// A row decoded for a batch.
+struct Decoded {
+    pixels: Vec<u8>,
+    target: Option<(Vec<f32>, Option<ChosenVariant>)>,
+}
+
+fn decode_sized(bytes: &[u8], size: u32, what: &str) -> std::result::Result<Vec<u8>, String> {
+    let img = decode_image(bytes).map_err(|e| format!("{what}: {e}"))?;
+    if img.width != size || img.height != size {
+        return Err(format!(
+            "{what} is {}x{}, the split's images are {size}x{size}",
+            img.width, img.height
+        ));
+    }
+    Ok(img.pixels)
 }
 
 impl LoaderState {
-    fn new(_source: &SplitSource, order: &[RowRef], batch_size: usize, start: usize) -> Self {
+    fn new(order: &[RowRef], batch_size: usize, start: usize, extras: BatchExtras) -> Self {
         let mut needed: HashMap<u32, HashSet<u32>> = HashMap::new();
         for r in &order[(start * batch_size).min(order.len())..] {
             needed.entry(r.group).or_default().insert(r.row);
@@ -136,10 +271,11 @@ impl LoaderState {
         LoaderState {
             needed,
             loaded: HashMap::new(),
+            extras,
         }
     }
 
-    fn take(&mut self, source: &SplitSource, r: RowRef) -> Result<ImageRecord> {
+    fn take(&mut self, source: &SplitSource, r: RowRef) -> Result<Row> {
         if !self.loaded.contains_key(&r.group) {
             let g = source.groups[r.group as usize];
             let reader = &source.shards[g.shard as usize];
@@ -149,7 +285,20 @@ impl LoaderState {
             for b in reader.read_row_group(g.group as usize, 1024)? {
                 let n = b.num_rows() as u32;
                 if (offset..offset + n).any(|i| keep.contains(&i)) {
-                    for (i, rec) in batch_to_images(&b, reader.path())?.into_iter().enumerate() {
+                    let recs: Vec<Row> = match &self.extras.targets {
+                        None => batch_to_images(&b, reader.path())?
+                            .into_iter()
+                            .map(|r| (r, None))
+                            .collect(),
+                        Some(spec) => batch_to_counterfactuals(&b, reader.path())?
+                            .into_iter()
+                            .map(|r| {
+                                let t = pick_variant(&r, spec);
+                                (r.base, Some(t))
+                            })
+                            .collect(),
+                    };
+                    for (i, rec) in recs.into_iter().enumerate() {
                         let i = offset + i as u32;
                         if keep.contains(&i) {
                             rows.insert(i, rec);
@@ -180,32 +329,41 @@ impl LoaderState {
         index: usize,
         device: Device,
     ) -> Result<Batch> {
-        let records: Vec<(RowRef, ImageRecord)> = chunk
+        let records: Vec<(RowRef, Row)> = chunk
             .iter()
             .map(|r| Ok((*r, self.take(source, *r)?)))
             .collect::<Result<_>>()?;
         let size = source.image_size;
-        let decoded: Vec<std::result::Result<Vec<u8>, String>> = records
+        let decoded: Vec<std::result::Result<Decoded, String>> = records
             .par_iter()
-            .map(|(_, rec)| {
-                let img = decode_image(&rec.image.bytes).map_err(|e| e.to_string())?;
-                if img.width != size || img.height != size {
-                    return Err(format!(
-                        "image is {}x{}, the split's images are {size}x{size}",
-                        img.width, img.height
-                    ));
-                }
-                Ok(img.pixels)
+            .map(|(_, (rec, target))| {
+                let pixels = decode_sized(&rec.image.bytes, size, "image")?;
+                let target = match target {
+                    None => None,
+                    Some(Err(reason)) => return Err(reason.clone()),
+                    Some(Ok(t)) => Some((
+                        t.feature.clone(),
+                        match &t.variant {
+                            None => None,
+                            Some((v, mask, bytes)) => Some((
+                                *v,
+                                mask.clone(),
+                                decode_sized(bytes, size, &format!("variant {v} image"))?,
+                            )),
+                        },
+                    )),
+                };
+                Ok(Decoded { pixels, target })
             })
             .collect();
-        let mut pixels = Vec::with_capacity(records.len());
+        let mut good: Vec<Decoded> = Vec::with_capacity(records.len());
         let mut labels = Vec::with_capacity(records.len());
         let mut ids = Vec::with_capacity(records.len());
         let mut skipped = Vec::new();
-        for ((r, rec), img) in records.into_iter().zip(decoded) {
-            match img {
-                Ok(p) => {
-                    pixels.push(p);
+        for ((r, (rec, _)), d) in records.into_iter().zip(decoded) {
+            match d {
+                Ok(d) => {
+                    good.push(d);
                     labels.push(rec.label);
                     ids.push(rec.id);
                 }
@@ -219,17 +377,80 @@ impl LoaderState {
                 }
             }
         }
-        let images = if pixels.is_empty() {
-            Tensor::zeros([0, 3, size as i64, size as i64], (tch::Kind::Float, device))
-        } else {
-            pixels_to_input(&pixels, size as usize, device)
+        let to_input = |imgs: &[&Vec<u8>]| {
+            if imgs.is_empty() {
+                Tensor::zeros([0, 3, size as i64, size as i64], (tch::Kind::Float, device))
+            } else {
+                let owned: Vec<Vec<u8>> = imgs.iter().map(|v| (*v).clone()).collect();
+                pixels_to_input(&owned, size as usize, device)
+            }
         };
+        let clean: Vec<&Vec<u8>> = good.iter().map(|d| &d.pixels).collect();
+        let images = to_input(&clean);
+        let targets = match &self.extras.targets {
+            None => None,
+            Some(spec) => Some(self.targets(spec, &good, device, &to_input)?),
+        };
+        let pixels = self
+            .extras
+            .pixels
+            .then(|| good.into_iter().map(|d| d.pixels).collect());
         Ok(Batch {
             index,
             images,
             labels: Tensor::from_slice(&labels).to_device(device),
             ids,
             skipped,
+            pixels,
+            targets,
+        })
+    }
+
+    fn targets(
+        &self,
+        spec: &TargetSpec,
+        good: &[Decoded],
+        device: Device,
+        to_input: &dyn Fn(&[&Vec<u8>]) -> Tensor,
+    ) -> Result<Targets> {
+        let rows: Vec<_> = good
+            .iter()
+            .map(|d| d.target.as_ref().expect("targets were read for every row"))
+            .collect();
+        let d = rows.first().map(|(f, _)| f.len()).unwrap_or(0);
+        let flat: Vec<f32> = rows.iter().flat_map(|(f, _)| f.iter().copied()).collect();
+        if flat.len() != d * rows.len() {
+            return Err(TrainError::Data(
+                "teacher features of one batch differ in length".into(),
+            ));
+        }
+        let features = Tensor::from_slice(&flat)
+            .view([rows.len() as i64, d as i64])
+            .to_device(device);
+        let Some(strategy) = &spec.strategy else {
+            return Ok(Targets {
+                features,
+                images: None,
+                key_mask: None,
+                variants: Vec::new(),
+            });
+        };
+        let variants: Vec<_> = rows
+            .iter()
+            .map(|(_, v)| v.as_ref().expect("masked targets carry a variant"))
+            .collect();
+        let images = to_input(&variants.iter().map(|v| &v.2).collect::<Vec<_>>());
+        let key_mask = if strategy.no_fill && !variants.is_empty() {
+            let masks: Vec<Vec<bool>> = variants.iter().map(|v| v.1.clone()).collect();
+            Some(key_mask_tensor(&masks, device)?)
+        } else {
+            None
+        };
+        Ok(Targets {
+            features,
+            images: Some(images),
+            key_mask,
+            variants: variants.iter().map(|v| v.0).collect(),
         })
     }
 }

@@ -1,0 +1,337 @@
+//! The training objective of each method (DESIGN §3):
+//!
+//! * `ft`, `lp`, `lp-ft`: `CE(student_logits(x), y)`.
+//! * `ft-fd`: `CE + w · MSE(student_feature(x'), teacher_feature(x'))`, `x'` the clean image or
+//!   its counterfactual.
+//! * `ft-kd`: `CE + w · T²·KL(softmax(teacher_logits(x')/T) ‖ softmax(student_logits(x')/T))`.
+//!
+//! Offline, `x'` and the teacher's features come from counterfactual shards; online, `x'` is
+//! drawn at every step with the student's own CAM and the frozen teacher is run on it. The
+//! student sees the clean and the counterfactual batch in one forward (`[x; x']`, 2N images):
+//! no image attends to another, so this equals two forwards.
+
+use cfkit_models::counterfactual::strategy::{FillKind, Strategy};
+use cfkit_models::VisionForward;
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint;
+use crate::config::{DistillConfig, DistillImages, DistillMode, Method, TrainConfig};
+use crate::data::{Batch, BatchExtras, SplitSource, StoredStrategy, TargetSpec};
+use crate::error::{Result, TrainError};
+use crate::losses::{cross_entropy, feature_mse, kd_kl};
+use crate::online;
+use crate::student::Student;
+
+/// A method's loss, with everything it needs loaded and checked.
+pub struct Objective {
+    pub method: Method,
+    seed: u64,
+    distill: Option<Distill>,
+}
+
+struct Distill {
+    cfg: DistillConfig,
+    /// The counterfactual strategy (masked images).
+    strategy: Option<Strategy>,
+    /// The frozen teacher (online mode, and KD for its head).
+    teacher: Option<Student>,
+    teacher_record: serde_json::Value,
+}
+
+/// The loss of one micro-batch.
+pub struct StepLoss {
+    /// Total loss (scalar, with graph).
+    pub loss: Tensor,
+    /// Cross-entropy on the clean images.
+    pub ce: f64,
+    /// The distillation term before weighting.
+    pub distill: Option<f64>,
+    /// Student logits of the clean images [N, C] (for training accuracy).
+    pub logits: Tensor,
+}
+
+impl Objective {
+    /// Checks the method against the training data and loads the teacher when one is needed.
+    pub fn new(cfg: &TrainConfig, source: &SplitSource, device: Device) -> Result<Self> {
+        let method = cfg.train.method;
+        let Some(d) = cfg.distill.clone().filter(|_| method.distills()) else {
+            return Ok(Objective {
+                method,
+                seed: cfg.train.seed,
+                distill: None,
+            });
+        };
+        let strategy = match (&d.strategy, d.images, d.mode) {
+            (_, DistillImages::Clean, _) => None,
+            (Some(s), DistillImages::Masked, _) => Some(s.parse::<Strategy>()?),
+            (None, DistillImages::Masked, DistillMode::Online) => {
+                return Err(TrainError::Config(
+                    "[distill] online masked distillation needs `strategy`".into(),
+                ))
+            }
+            (None, DistillImages::Masked, DistillMode::Offline) => {
+                let stored = source.strategies()?;
+                match stored.as_slice() {
+                    [one] => Some(one.parse::<Strategy>()?),
+                    _ => {
+                        return Err(TrainError::Config(format!(
+                            "[distill] strategy: '{}' holds several strategies ({}); name one",
+                            source.dir.display(),
+                            stored.join(", ")
+                        )))
+                    }
+                }
+            }
+        };
+        if d.mode == DistillMode::Offline {
+            let stored = source.strategies()?;
+            if let Some(s) = &strategy {
+                if !stored.contains(&s.to_string()) {
+                    return Err(TrainError::Config(format!(
+                        "[distill] strategy {s} is not in '{}' (it holds {})",
+                        source.dir.display(),
+                        stored.join(", ")
+                    )));
+                }
+            }
+        }
+        let needs_teacher = d.mode == DistillMode::Online || method == Method::FtKd;
+        let (teacher, teacher_record) = if needs_teacher {
+            let dir = cfg.teacher_dir().ok_or_else(|| {
+                TrainError::Config("[distill] teacher (a checkpoint directory) is required".into())
+            })?;
+            let (mut t, info) = checkpoint::load_student(dir, device)?;
+            t.set_backbone_trainable(false);
+            for (_, v) in t.vs.variables() {
+                let _ = v.set_requires_grad(false);
+            }
+            if t.classes != source.classes {
+                return Err(TrainError::checkpoint(
+                    dir,
+                    format!(
+                        "the teacher's classes differ from split '{}' of '{}'",
+                        source.split,
+                        source.dir.display()
+                    ),
+                ));
+            }
+            if d.mode == DistillMode::Offline {
+                if let Some(built) = source.teacher_head_blake3() {
+                    if built != info.head_blake3 {
+                        return Err(TrainError::checkpoint(
+                            dir,
+                            format!(
+                                "its head (blake3 {}) is not the head the counterfactuals in '{}' \
+                                 were built with ({built}); KD logits would not match the stored \
+                                 features",
+                                info.head_blake3,
+                                source.dir.display()
+                            ),
+                        ));
+                    }
+                }
+            }
+            if d.mode == DistillMode::Online && t.config().image_size as u32 != source.image_size {
+                return Err(TrainError::checkpoint(
+                    dir,
+                    format!(
+                        "the teacher takes {} px images; split '{}' holds {} px",
+                        t.config().image_size,
+                        source.split,
+                        source.image_size
+                    ),
+                ));
+            }
+            let record = serde_json::json!({
+                "dir": dir,
+                "weights_blake3": info.weights_blake3,
+                "head_blake3": info.head_blake3,
+            });
+            (Some(t), record)
+        } else {
+            (None, serde_json::Value::Null)
+        };
+        Ok(Objective {
+            method,
+            seed: cfg.train.seed,
+            distill: Some(Distill {
+                cfg: d,
+                strategy,
+                teacher,
+                teacher_record,
+            }),
+        })
+    }
+
+    /// Whether the objective has a distillation term.
+    pub fn distills(&self) -> bool {
+        self.distill.is_some()
+    }
+
+    /// What the loader must put into each batch of `epoch`.
+    pub fn extras(&self, epoch: usize) -> BatchExtras {
+        let Some(d) = &self.distill else {
+            return BatchExtras::default();
+        };
+        match d.cfg.mode {
+            DistillMode::Online => BatchExtras {
+                pixels: d.cfg.images == DistillImages::Masked,
+                targets: None,
+            },
+            DistillMode::Offline => BatchExtras {
+                pixels: false,
+                targets: Some(TargetSpec {
+                    strategy: d.strategy.map(|s| StoredStrategy {
+                        name: s.to_string(),
+                        no_fill: s.fill == FillKind::None,
+                    }),
+                    choice: d.cfg.variant,
+                    seed: self.seed,
+                    epoch: epoch as u64,
+                }),
+            },
+        }
+    }
+
+    /// A JSON record for run.json.
+    pub fn describe(&self) -> serde_json::Value {
+        match &self.distill {
+            None => serde_json::json!({"method": self.method.name()}),
+            Some(d) => serde_json::json!({
+                "method": self.method.name(),
+                "loss": match self.method {
+                    Method::FtKd => "ce + weight * T^2 * KL(teacher || student), batchmean",
+                    _ => "ce + weight * MSE(student feature, teacher feature), mean over N*D",
+                },
+                "distill": d.cfg,
+                "strategy": d.strategy.map(|s| s.to_string()),
+                "teacher": d.teacher_record,
+            }),
+        }
+    }
+
+    /// The loss of one (non-empty) micro-batch of `epoch`.
+    pub fn step(&self, student: &Student, batch: &Batch, epoch: usize) -> Result<StepLoss> {
+        let x = &batch.images;
+        let Some(d) = &self.distill else {
+            let logits = student.logits(x)?;
+            let loss = cross_entropy(&logits, &batch.labels);
+            return Ok(StepLoss {
+                ce: loss.double_value(&[]),
+                loss,
+                distill: None,
+                logits,
+            });
+        };
+        let n = batch.len() as i64;
+        let missing = |what: &str| TrainError::Data(format!("batch {} has no {what}", batch.index));
+        // The distillation images x' (None: the clean images), their key mask (no fill) and the
+        // teacher's features of them.
+        let (cf_x, key_mask, t_feat): (Option<Tensor>, Option<Tensor>, Tensor) =
+            match (d.cfg.mode, d.cfg.images) {
+                (DistillMode::Offline, images) => {
+                    let t = batch
+                        .targets
+                        .as_ref()
+                        .ok_or_else(|| missing("teacher targets"))?;
+                    let cf = match images {
+                        DistillImages::Clean => None,
+                        DistillImages::Masked => Some(
+                            t.images
+                                .as_ref()
+                                .ok_or_else(|| missing("counterfactual images"))?
+                                .shallow_clone(),
+                        ),
+                    };
+                    (
+                        cf,
+                        t.key_mask.as_ref().map(Tensor::shallow_clone),
+                        t.features.shallow_clone(),
+                    )
+                }
+                (DistillMode::Online, images) => {
+                    let teacher = d.teacher.as_ref().ok_or_else(|| missing("teacher"))?;
+                    match images {
+                        DistillImages::Clean => (
+                            None,
+                            None,
+                            online::frozen_features(&teacher.vision, x, None)?,
+                        ),
+                        DistillImages::Masked => {
+                            let pixels = batch.pixels.as_ref().ok_or_else(|| missing("pixels"))?;
+                            let strategy =
+                                d.strategy.as_ref().ok_or_else(|| missing("strategy"))?;
+                            let ob = online::counterfactuals(
+                                online::CamModel {
+                                    vision: &student.vision,
+                                    head: &student.head,
+                                    cam: d.cfg.cam,
+                                },
+                                pixels,
+                                x,
+                                &batch.labels,
+                                strategy,
+                                online::step_seed(self.seed, epoch, batch.index),
+                            )?;
+                            let tf = online::frozen_features(
+                                &teacher.vision,
+                                &ob.images,
+                                ob.key_mask.as_ref(),
+                            )?;
+                            (Some(ob.images), ob.key_mask, tf)
+                        }
+                    }
+                }
+            };
+        let (clean_f, cf_f) = match cf_x {
+            None => {
+                let f = student.features(x)?;
+                (f.shallow_clone(), f)
+            }
+            Some(cx) => {
+                let both = Tensor::cat(&[x, &cx], 0);
+                let mask = key_mask.map(|m| Tensor::cat(&[m.zeros_like(), m], 0));
+                let f = student
+                    .vision
+                    .forward_with(
+                        &both,
+                        VisionForward {
+                            key_mask: mask.as_ref(),
+                            ..Default::default()
+                        },
+                    )?
+                    .features;
+                (f.narrow(0, 0, n), f.narrow(0, n, n))
+            }
+        };
+        if cf_f.size() != t_feat.size() {
+            return Err(TrainError::Data(format!(
+                "the student's features are {:?}, the teacher's {:?}: distillation needs the same \
+                 projection size",
+                cf_f.size(),
+                t_feat.size()
+            )));
+        }
+        let t_feat = t_feat.to_kind(cf_f.kind());
+        let logits = student.head.forward(&clean_f);
+        let ce = cross_entropy(&logits, &batch.labels);
+        let distill = match self.method {
+            Method::FtKd => {
+                let teacher = d.teacher.as_ref().ok_or_else(|| missing("teacher"))?;
+                let t_logits = {
+                    let _g = tch::no_grad_guard();
+                    teacher.head.forward(&t_feat)
+                };
+                kd_kl(&student.head.forward(&cf_f), &t_logits, d.cfg.temperature)
+            }
+            _ => feature_mse(&cf_f, &t_feat),
+        };
+        let loss = &ce + &distill * d.cfg.weight;
+        Ok(StepLoss {
+            ce: ce.double_value(&[]),
+            distill: Some(distill.to_kind(Kind::Double).double_value(&[])),
+            loss,
+            logits,
+        })
+    }
+}
