@@ -45,6 +45,23 @@ finetune-demo METHOD="ft" *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     target/release/cfkit train --config configs/{{METHOD}}-demo.toml --resume {{ARGS}}
 
+# The headline method on FashionShift: offline masked feature distillation, ObjMaskSingleFill(0.3), from the committed teacher (configs/train.toml); prints the ID/OOD table (~8 min on 2 cores once the shards exist).
+train *ARGS: build fashion-mnist
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
+    target/release/cfkit train --config configs/train.toml --resume {{ARGS}}
+
+# The whole FashionShift benchmark over 3 seeds (tools/demo.py): RESULTS.md, results/fashionshift.json and the ID-vs-OOD plot. Hours on 2 cores; stop and rerun at will (finished runs are kept).
+demo *ARGS: build fashion-mnist
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    {{python}} tools/demo.py --cfkit target/release/cfkit {{ARGS}}
+
+# Choose the FD weight on the validation hold-out only: FT and masked FD at weights 1, 3, 10, 30 (tools/tune_fd_weight.py, ~40 min on 2 cores).
+tune-fd-weight *ARGS: build fashion-mnist
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
+    {{python}} tools/tune_fd_weight.py --cfkit target/release/cfkit {{ARGS}}
+
 # Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
 fashion-mnist:
     @{{root}}/tools/ensure-fashion-mnist.sh
@@ -91,3 +108,7 @@ bench-train *ARGS: build fashion-mnist
 # images/s and device-busy fraction of build-counterfactuals (tiny: demo teacher; vit-b-32: random weights), stages overlapped and not.
 bench-pipeline *ARGS: build fashion-mnist
     {{python}} tools/bench_pipeline.py --cfkit target/release/cfkit {{ARGS}}
+
+# Epoch time of FT, offline masked FD and online masked FD on the same data and model, side by side (ratios; tools/bench_methods.py).
+bench-methods *ARGS: build fashion-mnist
+    {{python}} tools/bench_methods.py --cfkit target/release/cfkit {{ARGS}}

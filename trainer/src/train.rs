@@ -58,6 +58,10 @@ struct Progress {
     next_batch: usize,
     best: Option<BestVal>,
     stats: EpochStats,
+    /// Length of quarantine.jsonl at this checkpoint (a resumed run truncates to it, so rows
+    /// skipped again after the checkpoint are not logged twice).
+    #[serde(default)]
+    quarantine_bytes: Option<u64>,
 }
 
 /// Trains as configured; see the crate docs for the run directory layout.
@@ -228,7 +232,10 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         run_dir::write_json(&out.join(run_dir::RUN_FILE), &record)?;
     }
     let mut metrics = JsonLines::open(&out.join(run_dir::METRICS_FILE), metrics_bytes)?;
-    let mut quarantine = JsonLines::open(&out.join(run_dir::QUARANTINE_FILE), u64::MAX)?;
+    let mut quarantine = JsonLines::open(
+        &out.join(run_dir::QUARANTINE_FILE),
+        progress.quarantine_bytes.unwrap_or(u64::MAX),
+    )?;
 
     let bar = if opts.quiet {
         ProgressBar::hidden()
@@ -364,6 +371,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             }
             if p.step % cfg.train.checkpoint_every == 0 {
                 let len = metrics.sync()?;
+                p.quarantine_bytes = Some(quarantine.sync()?);
                 checkpoint::save(
                     &last_dir,
                     &student,
@@ -398,6 +406,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
                     epoch,
                 });
                 let len = metrics.sync()?;
+                p.quarantine_bytes = Some(quarantine.sync()?);
                 checkpoint::save(
                     &out.join(run_dir::BEST_DIR),
                     &student,
@@ -440,6 +449,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             optimizer = make_optimizer(&mut student, false);
         }
         let len = metrics.sync()?;
+        p.quarantine_bytes = Some(quarantine.sync()?);
         checkpoint::save(
             &last_dir,
             &student,

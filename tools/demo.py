@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""`just demo`: the FashionShift benchmark (DESIGN §6) end to end.
+
+Methods, each over the seeds (default 0, 1, 2), all from the committed teacher (assets/teacher)
+on the counterfactual shards of configs/demo-all.toml (FashionShift train with all nine
+strategies; the clean images are in them, so every method sees the same rows and hold-out):
+
+  zero-shot     the teacher itself (no training; seed-independent)
+  LP            configs/lp-demo.toml (head only, peak lr 1e-2 chosen on validation)
+  FT            configs/ft-demo.toml (peak lr 1e-3 chosen on validation)
+  LP-FT         2 probe epochs at LP's schedule, then FT's 4 epochs
+  WiSE-FT       weight interpolation of zero-shot and FT, α = 0, 0.1, ..., 1 (table: α = 0.5)
+  FT+KD         KD on clean images, T = 10, weight 1
+  FT+FD         feature distillation on clean images
+  FT+FD <S>     masked feature distillation, offline, for each of the nine strategies S
+  FT+FD <S> online   the headline strategy with the reference's online counterfactuals
+
+The FD weight is configs/train.toml's [distill] weight (chosen on the validation hold-out by
+`just tune-fd-weight`, DESIGN §6); every other hyperparameter is the FT recipe. Nothing here is
+tuned on the OOD sets.
+
+Runs live in runs/demo/seed<N>/<method>/; a run with a report.json is done and skipped, an
+unfinished one is resumed, so `just demo` can be stopped and restarted at any time. At the end
+(or with --report-only, on whatever has finished) it writes RESULTS.md (mean ± std over seeds per
+set, OOD mean, machine and commit), results/fashionshift.json and the ID-vs-OOD scatter plot
+results/fashionshift-id-ood.png.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRATEGIES = [
+    "ObjMaskSingleFill(0.3)", "CtxMaskSingleFill(0.5)", "RandMaskSingleFill(0.5)",
+    "ObjMaskMultiFill(0.6)", "CtxMaskMultiFill(0.3)", "RandMaskMultiFill(0.5)",
+    "ObjMaskNoFill(0.3)", "CtxMaskNoFill(0.6)", "RandMaskNoFill(0.75)",
+]
+HEADLINE = STRATEGIES[0]
+CF = "data/fashionshift-cf-all"
+EVAL = "data/fashionshift"
+SETS = ["test-id", "ood-bg-random", "ood-bg-anti", "ood-sketch", "ood-render", "ood-near"]
+KD_WEIGHT, KD_T = 1.0, 10.0
+LP_FT = ('lp_ft={ lp_epochs = 2, lp_schedule = { kind = "one-cycle", max_lr = 1e-2, '
+         'pct_start = 0.02 } }')
+
+
+def slug(name):
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", name).strip("-").lower()
+
+
+def fd_weight():
+    with open(os.path.join(ROOT, "configs/train.toml"), "rb") as f:
+        return float(tomllib.load(f)["distill"]["weight"])
+
+
+def methods(w):
+    """(key, label, base config, --set overrides) of every trained method."""
+    out = [
+        ("lp", "LP", "lp-demo.toml", []),
+        ("ft", "FT", "ft-demo.toml", []),
+        ("lp-ft", "LP-FT", "ft-demo.toml", ['train.method="lp-ft"', LP_FT]),
+        ("ft-kd", "FT+KD", "ft-demo.toml",
+         ['train.method="ft-kd"',
+          f'distill={{ images = "clean", weight = {KD_WEIGHT}, temperature = {KD_T} }}']),
+        ("ft-fd", "FT+FD", "ft-demo.toml",
+         ['train.method="ft-fd"', f'distill={{ images = "clean", weight = {w} }}']),
+    ]
+    for s in STRATEGIES:
+        out.append((f"fd-{slug(s)}", f"FT+FD {s}", "ft-demo.toml",
+                    ['train.method="ft-fd"',
+                     f'distill={{ images = "masked", strategy = "{s}", weight = {w} }}']))
+    out.append((f"fd-{slug(HEADLINE)}-online", f"FT+FD {HEADLINE} online", "ft-demo.toml",
+                ['train.method="ft-fd"',
+                 f'distill={{ images = "masked", mode = "online", strategy = "{HEADLINE}", '
+                 f'weight = {w} }}']))
+    return out
+
+
+def sh(cmd, capture=False):
+    print("+", " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, check=True, cwd=ROOT, capture_output=capture, text=True)
+    return r.stdout
+
+
+def run_all(a, seeds):
+    cfkit = a.cfkit
+    if not os.path.exists(os.path.join(ROOT, CF, "manifest.json")):
+        sh([cfkit, "build-counterfactuals", "--config", "configs/demo-all.toml"])
+    zs = os.path.join(ROOT, a.runs, "zeroshot.json")
+    if not os.path.exists(zs):
+        out = sh([cfkit, "eval", "--checkpoint", "assets/teacher", "--shards", EVAL,
+                  "--split", ",".join(SETS), "--json"], capture=True)
+        os.makedirs(os.path.dirname(zs), exist_ok=True)
+        with open(zs, "w") as f:
+            f.write(out)
+    common = [f'data.shards="../{CF}"', f'eval.shards="../{EVAL}"']
+    for seed in seeds:
+        for key, _, config, sets in methods(fd_weight()):
+            if a.only and key not in a.only:
+                continue
+            out = os.path.join(ROOT, a.runs, f"seed{seed}", key)
+            if os.path.exists(os.path.join(out, "report.json")):
+                continue
+            cmd = [cfkit, "train", "--config", f"configs/{config}", "--out", out, "--resume", "-q"]
+            for s in common + [f"train.seed={seed}"] + sets:
+                cmd += ["--set", s]
+            sh(cmd)
+        wise = os.path.join(ROOT, a.runs, f"seed{seed}", "wise-ft")
+        ft = os.path.join(ROOT, a.runs, f"seed{seed}", "ft")
+        if (not os.path.exists(os.path.join(wise, "wise-ft.json"))
+                and os.path.exists(os.path.join(ft, "report.json"))
+                and (not a.only or "wise-ft" in a.only)):
+            sh([cfkit, "wise-ft", "--zeroshot", "assets/teacher", "--finetuned",
+                os.path.join(ft, "checkpoints/best"), "--alpha", "0:1:0.1", "--out", wise])
+
+
+def top1(eval_report):
+    return {s["name"]: 100.0 * s["correct"] / max(s["images"], 1) for s in eval_report["sets"]}
+
+
+def collect(a, seeds):
+    """{label: {"seeds": [...], "sets": {set: [per seed]}, "ood_mean": [...], ...}}."""
+    res = {}
+
+    def add(label, seed, accs, extra=None):
+        r = res.setdefault(label, {"seeds": [], "sets": {}, "ood_mean": [], "val": [],
+                                   "minutes": []})
+        r["seeds"].append(seed)
+        for k, v in accs.items():
+            r["sets"].setdefault(k, []).append(v)
+        r["ood_mean"].append(statistics.mean(v for k, v in accs.items() if k.startswith("ood")))
+        for k, v in (extra or {}).items():
+            r[k].append(v)
+
+    zs = os.path.join(ROOT, a.runs, "zeroshot.json")
+    if os.path.exists(zs):
+        with open(zs) as f:
+            add("zero-shot", None, top1(json.load(f)))
+    wise_curve = {}
+    for key, label, _, _ in methods(fd_weight()):
+        for seed in seeds:
+            p = os.path.join(ROOT, a.runs, f"seed{seed}", key, "report.json")
+            if not os.path.exists(p):
+                continue
+            with open(p) as f:
+                rep = json.load(f)
+            add(label, seed, top1(rep["eval"]),
+                {"val": 100.0 * rep["best"]["top1"] if rep.get("best") else float("nan"),
+                 "minutes": rep["train_seconds"] / 60.0})
+        if key == "ft":
+            for seed in seeds:
+                p = os.path.join(ROOT, a.runs, f"seed{seed}", "wise-ft", "wise-ft.json")
+                if not os.path.exists(p):
+                    continue
+                with open(p) as f:
+                    for pt in json.load(f)["points"]:
+                        accs = top1(pt["eval"])
+                        wise_curve.setdefault(pt["alpha"], []).append(accs)
+                        if abs(pt["alpha"] - 0.5) < 1e-9:
+                            add("WiSE-FT (α = 0.5)", seed, accs)
+    return res, wise_curve
+
+
+def ms(values):
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def plot(res, wise_curve, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
+    for label, r in res.items():
+        if label.startswith("WiSE-FT") or "test-id" not in r["sets"]:
+            continue
+        x, y = statistics.mean(r["sets"]["test-id"]), statistics.mean(r["ood_mean"])
+        ax.scatter([x], [y], s=30)
+        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if wise_curve:
+        alphas = sorted(wise_curve)
+        xs = [statistics.mean(p["test-id"] for p in wise_curve[al]) for al in alphas]
+        ys = [statistics.mean(statistics.mean(v for k, v in p.items() if k.startswith("ood"))
+                              for p in wise_curve[al]) for al in alphas]
+        ax.plot(xs, ys, "-o", color="gray", markersize=3, label="WiSE-FT, α = 0 … 1")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("ID top-1 (test-id, %)")
+    ax.set_ylabel("OOD top-1 (mean of five OOD sets, %)")
+    ax.set_title("FashionShift: ID vs OOD accuracy (mean over seeds)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def report(a, seeds):
+    res, wise_curve = collect(a, seeds)
+    if not res:
+        print("nothing has finished yet", file=sys.stderr)
+        return
+    w = fd_weight()
+    lines = [
+        "# FashionShift results (`just demo`)",
+        "",
+        "Produced by `./just demo` (tools/demo.py); every number below comes from the runs it "
+        "made. Top-1 (%) on each test set, mean ± sample std over seeds "
+        f"{', '.join(map(str, seeds))} (zero-shot is deterministic). OOD mean = mean of the five "
+        "OOD sets. Methods, hyperparameters and how they were chosen: tools/demo.py and "
+        "README.md; FD weight "
+        f"{w:g} (configs/train.toml, chosen on the validation hold-out, runs/tune-fd-weight), KD "
+        f"weight {KD_WEIGHT:g} at T = {KD_T:g}.",
+        "",
+        "| method | seeds | " + " | ".join(SETS) + " | OOD mean | best val | train min |",
+        "|---|---:|" + "---:|" * (len(SETS) + 3),
+    ]
+    for label, r in res.items():
+        n = len(r["seeds"])
+        cells = [ms(r["sets"].get(s, [])) for s in SETS]
+        val = [v for v in r["val"] if v == v]
+        lines.append(f"| {label} | {n if r['seeds'][0] is not None else '–'} | "
+                     + " | ".join(cells)
+                     + f" | {ms(r['ood_mean'])} | {ms(val)} | {ms(r['minutes'])} |")
+    if wise_curve:
+        lines += ["", "WiSE-FT sweep (zero-shot ↔ FT, mean over seeds):", "",
+                  "| α | test-id | OOD mean |", "|---:|---:|---:|"]
+        for al in sorted(wise_curve):
+            pts = wise_curve[al]
+            oods = [statistics.mean(v for k, v in p.items() if k.startswith("ood")) for p in pts]
+            lines.append(f"| {al:.1f} | {ms([p['test-id'] for p in pts])} | {ms(oods)} |")
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain") else ""
+    lines += [
+        "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}. "
+        f"Commit {git('rev-parse', 'HEAD')}{dirty}. Written "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "Scatter plot: results/fashionshift-id-ood.png; raw numbers: results/fashionshift.json.",
+    ]
+    os.makedirs(os.path.join(ROOT, "results"), exist_ok=True)
+    with open(os.path.join(ROOT, a.results), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(ROOT, "results/fashionshift.json"), "w") as f:
+        json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
+                   "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
+                   "commit": git("rev-parse", "HEAD")}, f, indent=1)
+        f.write("\n")
+    plot(res, wise_curve, os.path.join(ROOT, "results/fashionshift-id-ood.png"))
+    print("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cfkit", default=os.path.join(ROOT, "target/release/cfkit"))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--runs", default="runs/demo")
+    ap.add_argument("--results", default="RESULTS.md")
+    ap.add_argument("--only", nargs="*", help="method keys to run (default: all)")
+    ap.add_argument("--report-only", action="store_true")
+    a = ap.parse_args()
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if not a.report_only:
+        run_all(a, seeds)
+    report(a, seeds)
+
+
+if __name__ == "__main__":
+    main()
