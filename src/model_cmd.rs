@@ -1,0 +1,163 @@
+//! `cfkit zeroshot-head`, `presets` and `doctor`: argument parsing and printing; the work is in
+//! cfkit-models.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use cfkit_models as models;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Vision preset to run.
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Images in the test batch.
+    #[arg(long, default_value_t = 16)]
+    batch: i64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ZeroshotHeadArgs {
+    /// Model preset (tiny, vit-b-32, vit-b-16, vit-l-14) or a config.json with `text_config`.
+    #[arg(long)]
+    model: String,
+    /// CLIP weights (safetensors) with Hugging Face or open_clip/OpenAI tensor names.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Class names, one per line, in label order.
+    #[arg(long)]
+    classes: PathBuf,
+    /// Prompt templates, one per line with `{}` for the class name [default: the 80 OpenAI
+    /// ImageNet templates].
+    #[arg(long)]
+    templates: Option<PathBuf>,
+    /// BPE merges: OpenAI's bpe_simple_vocab_16e6.txt.gz or a Hugging Face merges.txt
+    /// [default: $CFKIT_BPE_VOCAB, else open_clip's copy in the project venv].
+    #[arg(long)]
+    vocab: Option<PathBuf>,
+    /// Output file (safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Texts encoded per forward pass.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PresetsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn zeroshot_head(a: ZeroshotHeadArgs) -> Result<()> {
+    let config = models::resolve_config(&a.model)?;
+    let classes = models::load_class_names(&a.classes)?;
+    let templates = match &a.templates {
+        Some(path) => models::templates::load_templates(path)?,
+        None => models::templates::openai_imagenet_templates(),
+    };
+    let vocab = match a.vocab {
+        Some(v) => v,
+        None => models::Tokenizer::discover()?,
+    };
+    let spec = models::ZeroShotSpec {
+        config,
+        weights: a.weights,
+        classes,
+        templates,
+        vocab,
+        device: models::parse_device(&a.device)?,
+        batch_size: a.batch_size,
+    };
+    let info = models::build_zeroshot_head(&spec, &a.out)
+        .with_context(|| format!("building the zero-shot head into '{}'", a.out.display()))?;
+    println!(
+        "wrote {} ({} classes x {} templates, logit scale {:.4}, hash {})",
+        a.out.display(),
+        info.classes.len(),
+        info.templates.len(),
+        info.logit_scale.unwrap_or(f64::NAN),
+        info.hash
+    );
+    Ok(())
+}
+
+pub fn presets(a: PresetsArgs) -> Result<()> {
+    let all: Vec<(String, models::ClipConfig)> = models::PRESETS
+        .iter()
+        .map(|n| Ok((n.to_string(), models::preset(n)?)))
+        .collect::<Result<_>>()?;
+    if a.json {
+        let map: serde_json::Map<String, serde_json::Value> = all
+            .into_iter()
+            .map(|(n, c)| (n, serde_json::to_value(c).expect("config serialises")))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&map)?);
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6}",
+        "preset", "image", "patch", "grid", "width", "layers", "heads", "embed"
+    );
+    for (n, c) in all {
+        let v = c.vision_config;
+        println!(
+            "{:<10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6}",
+            n,
+            v.image_size,
+            v.patch_size,
+            format!("{0}x{0}", v.grid_size()),
+            v.hidden_size,
+            v.num_hidden_layers,
+            v.num_attention_heads,
+            v.projection_dim
+        );
+    }
+    Ok(())
+}
+
+pub fn doctor(a: DoctorArgs) -> Result<()> {
+    if a.batch <= 0 {
+        anyhow::bail!("--batch must be > 0, got {}", a.batch);
+    }
+    let device = models::parse_device(&a.device)?;
+    let r = models::doctor::run_doctor(device, &a.preset, a.batch)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "CUDA available:   {} ({} device(s), cuDNN {})",
+            r.cuda_available, r.cuda_devices, r.cudnn_available
+        );
+        println!("torch threads:    {}", r.torch_threads);
+        println!("device:           {}", r.device);
+        println!(
+            "{} train step:  {:.1} images/s (batch {})",
+            r.preset, r.train_step_images_per_s, r.batch
+        );
+        println!(
+            "{} MMCAM:       {:.1} images/s",
+            r.preset, r.mmcam_images_per_s
+        );
+        println!(
+            "CAM check:        {}",
+            if r.cam_ok { "ok" } else { "FAILED" }
+        );
+    }
+    if !r.cam_ok {
+        anyhow::bail!("the CAM check failed on {}", r.device);
+    }
+    Ok(())
+}
