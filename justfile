@@ -56,7 +56,7 @@ demo *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     {{python}} tools/demo.py --cfkit target/release/cfkit {{ARGS}}
 
-# Choose the FD weight on the validation hold-out only: FT and masked FD at weights 1, 3, 10, 30 (tools/tune_fd_weight.py, ~40 min on 2 cores).
+# Choose the FD weight on the validation hold-out only: FT and masked FD at weights 0.03, 0.1, 0.3, 1 (tools/tune_fd_weight.py, ~40 min on 2 cores).
 tune-fd-weight *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q

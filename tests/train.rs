@@ -210,6 +210,29 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
     );
     let report_b = json(&run_b.join("report.json"));
     assert_eq!(report_b["eval"], report["eval"]);
+    // A finished run rerun with --resume trains nothing and keeps its training time.
+    let again: serde_json::Value = serde_json::from_str(
+        ok(cfkit(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            run_a.to_str().unwrap(),
+            "-q",
+            "--resume",
+            "--json",
+        ]))
+        .trim(),
+    )?;
+    assert_eq!(again["eval"], report["eval"]);
+    let (t0, t1) = (
+        report["train_seconds"].as_f64().unwrap(),
+        again["train_seconds"].as_f64().unwrap(),
+    );
+    assert!(
+        t0 > 0.0 && t1 >= t0 && t1 < t0 + 5.0,
+        "train_seconds {t0} -> {t1}"
+    );
 
     // cfkit eval on the best checkpoint: the same numbers as the report, from shards and from
     // the PNG folder of test-id (prepared on the fly; the same pixels).

@@ -30,7 +30,7 @@ def train(cfkit, config, out, sets):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cfkit", default=str(ROOT / "target/release/cfkit"))
-    ap.add_argument("--weights", default="1,3,10,30")
+    ap.add_argument("--weights", default="0.03,0.1,0.3,1")
     ap.add_argument("--within", type=float, default=3.0)
     ap.add_argument("--out", default=str(ROOT / "runs/tune-fd-weight"))
     a = ap.parse_args()

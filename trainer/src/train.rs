@@ -62,6 +62,9 @@ struct Progress {
     /// skipped again after the checkpoint are not logged twice).
     #[serde(default)]
     quarantine_bytes: Option<u64>,
+    /// Training seconds so far, over every resumed part of the run.
+    #[serde(default)]
+    train_seconds: f64,
 }
 
 /// Trains as configured; see the crate docs for the run directory layout.
@@ -255,6 +258,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
 
     let started = Instant::now();
     let mut p = progress;
+    let seconds_before = p.train_seconds;
     let (model_name, vision_config, classes) = (
         student.model.clone(),
         student.config().clone(),
@@ -372,6 +376,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             if p.step % cfg.train.checkpoint_every == 0 {
                 let len = metrics.sync()?;
                 p.quarantine_bytes = Some(quarantine.sync()?);
+                p.train_seconds = seconds_before + started.elapsed().as_secs_f64();
                 checkpoint::save(
                     &last_dir,
                     &student,
@@ -407,6 +412,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
                 });
                 let len = metrics.sync()?;
                 p.quarantine_bytes = Some(quarantine.sync()?);
+                p.train_seconds = seconds_before + started.elapsed().as_secs_f64();
                 checkpoint::save(
                     &out.join(run_dir::BEST_DIR),
                     &student,
@@ -450,6 +456,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         }
         let len = metrics.sync()?;
         p.quarantine_bytes = Some(quarantine.sync()?);
+        p.train_seconds = seconds_before + started.elapsed().as_secs_f64();
         checkpoint::save(
             &last_dir,
             &student,
@@ -459,7 +466,9 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         )?;
     }
     bar.finish_and_clear();
-    let train_seconds = started.elapsed().as_secs_f64();
+    // Over every part of a resumed run, up to the last epoch's checkpoint (so a finished run
+    // rerun with --resume reports the same time).
+    let train_seconds = p.train_seconds;
 
     // Evaluate the best-validation checkpoint (the last one without validation).
     let evaluated = match p.best {
