@@ -19,6 +19,7 @@ pub mod error;
 pub mod eval;
 pub mod init;
 pub mod losses;
+pub mod method;
 pub mod objective;
 pub mod online;
 pub mod optim;

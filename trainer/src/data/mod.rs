@@ -5,7 +5,9 @@
 pub mod plan;
 pub mod source;
 pub mod stream;
+pub mod targets;
 
 pub use plan::{epoch_order, stratified_holdout, RowRef};
 pub use source::SplitSource;
-pub use stream::{Batch, BatchExtras, BatchStream, Skipped, StoredStrategy, TargetSpec, Targets};
+pub use stream::{Batch, BatchStream, Skipped};
+pub use targets::{BatchExtras, StoredStrategy, TargetSpec, Targets};
