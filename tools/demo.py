@@ -265,15 +265,16 @@ def report(a, seeds):
         "",
         "Scatter plot: results/fashionshift-id-ood.png; raw numbers: results/fashionshift.json.",
     ]
-    os.makedirs(os.path.join(ROOT, "results"), exist_ok=True)
-    with open(os.path.join(ROOT, a.results), "w") as f:
+    out = os.path.join(ROOT, a.out_dir)
+    os.makedirs(os.path.join(out, "results"), exist_ok=True)
+    with open(os.path.join(out, "RESULTS.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    with open(os.path.join(ROOT, "results/fashionshift.json"), "w") as f:
+    with open(os.path.join(out, "results/fashionshift.json"), "w") as f:
         json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
                    "commit": git("rev-parse", "HEAD")}, f, indent=1)
         f.write("\n")
-    plot(res, wise_curve, os.path.join(ROOT, "results/fashionshift-id-ood.png"))
+    plot(res, wise_curve, os.path.join(out, "results/fashionshift-id-ood.png"))
     print("\n".join(lines))
 
 
@@ -282,7 +283,8 @@ def main():
     ap.add_argument("--cfkit", default=os.path.join(ROOT, "target/release/cfkit"))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--runs", default="runs/demo")
-    ap.add_argument("--results", default="RESULTS.md")
+    ap.add_argument("--out-dir", default=".",
+                    help="where RESULTS.md and results/ go (relative to the repo root)")
     ap.add_argument("--only", nargs="*", help="method keys to run (default: all)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()

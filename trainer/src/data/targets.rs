@@ -137,3 +137,89 @@ pub(super) fn assemble(
         variants: variants.iter().map(|v| v.0).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cfkit_schemas::{ImageRecord, StoredImage, Variant};
+
+    /// A row with variants 0, 1 of strategy A and 2, 3, 4 of strategy B; variant v's feature is
+    /// [v] and its image bytes are [v].
+    fn record() -> CounterfactualRecord {
+        let image = |b: u8| StoredImage {
+            bytes: vec![b],
+            path: String::new(),
+        };
+        let variants = [("A", 0), ("A", 1), ("B", 2), ("B", 3), ("B", 4)]
+            .into_iter()
+            .map(|(s, v)| Variant {
+                variant: v,
+                strategy: s.into(),
+                mask: vec![v % 2 == 0; 4],
+                donor_ids: Vec::new(),
+                seed: 0,
+                image: image(v as u8),
+                teacher_feature: vec![v as f32],
+            })
+            .collect();
+        CounterfactualRecord {
+            base: ImageRecord {
+                id: "row-7".into(),
+                label: 0,
+                class_name: String::new(),
+                source_blake3: String::new(),
+                orig_width: 1,
+                orig_height: 1,
+                image: image(9),
+            },
+            teacher_feature: vec![-1.0],
+            teacher_logits: None,
+            cam: vec![0.0; 4],
+            variants,
+        }
+    }
+
+    fn spec(strategy: Option<&str>, choice: VariantChoice, epoch: u64) -> TargetSpec {
+        TargetSpec {
+            strategy: strategy.map(|s| StoredStrategy {
+                name: s.into(),
+                no_fill: false,
+            }),
+            choice,
+            seed: 3,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn epochs_cycle_through_the_strategys_variants() {
+        let r = record();
+        let clean = pick_variant(&r, &spec(None, VariantChoice::Epoch, 5)).unwrap();
+        assert_eq!(clean.feature, vec![-1.0]);
+        assert!(clean.variant.is_none());
+        // Epoch e uses the (e mod K)-th variant of the strategy, K = 3 for B.
+        let picked: Vec<i32> = (0..6)
+            .map(|e| {
+                let t = pick_variant(&r, &spec(Some("B"), VariantChoice::Epoch, e)).unwrap();
+                let (v, mask, bytes) = t.variant.unwrap();
+                assert_eq!(t.feature, vec![v as f32]);
+                assert_eq!(bytes, vec![v as u8]);
+                assert_eq!(mask, vec![v % 2 == 0; 4]);
+                v
+            })
+            .collect();
+        assert_eq!(picked, [2, 3, 4, 2, 3, 4]);
+        // Seeded: a fixed choice per (seed, epoch, id), always of the right strategy.
+        let seeded: Vec<i32> = (0..20)
+            .map(|e| {
+                let s = spec(Some("A"), VariantChoice::Seeded, e);
+                let v = pick_variant(&r, &s).unwrap().variant.unwrap().0;
+                assert_eq!(v, pick_variant(&r, &s).unwrap().variant.unwrap().0);
+                v
+            })
+            .collect();
+        assert!(seeded.contains(&0) && seeded.contains(&1), "{seeded:?}");
+        let e = pick_variant(&r, &spec(Some("C"), VariantChoice::Epoch, 0)).err();
+        assert!(e.unwrap().contains("no variant of strategy C"));
+    }
+}
