@@ -45,7 +45,7 @@ finetune-demo METHOD="ft" *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     target/release/cfkit train --config configs/{{METHOD}}-demo.toml --resume {{ARGS}}
 
-# The headline method on FashionShift: offline masked feature distillation, ObjMaskSingleFill(0.3), from the committed teacher (configs/train.toml); prints the ID/OOD table (~8 min on 2 cores once the shards exist).
+# The headline method on FashionShift: offline masked feature distillation, ObjMaskSingleFill(0.3), from the committed teacher (configs/train.toml); prints the ID/OOD table (7 min on 2 cores once the shards exist).
 train *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
