@@ -308,6 +308,16 @@ fn lp_ft_then_wise_ft_and_method_errors() -> Result<()> {
     };
     let report = json(&lpft.join("report.json"));
     assert_eq!(correct(&points[2]["eval"]), correct(&report["eval"]));
+    let prints = |eval: &serde_json::Value| -> Vec<String> {
+        eval["sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["fingerprint"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(prints(&points[0]["eval"]), prints(&report["eval"]));
+    assert!(prints(&report["eval"]).iter().all(|p| p.len() == 64));
     let teacher_eval: serde_json::Value = serde_json::from_str(&ok(cfkit(&[
         "eval",
         "--checkpoint",

@@ -1,6 +1,7 @@
 //! End-to-end tests of `cfkit train` and `cfkit eval` on a small FashionShift set with the `tiny`
 //! preset: a run from scratch with hold-out validation, gradient accumulation and every run
-//! record; a SIGKILL at a random moment and `--resume` ending bitwise equal to an uninterrupted
+//! record and an undecodable row quarantined each epoch; a SIGKILL at a random moment and
+//! `--resume` ending bitwise equal (weights, metrics, quarantine log) to an uninterrupted
 //! run; evaluation from shards and from an ImageFolder agreeing with the run report; and clear
 //! errors for bad configs, reused directories and corrupt checkpoints.
 
@@ -33,6 +34,34 @@ fn demo(dir: &Path) -> PathBuf {
         "-q",
     ]));
     data
+}
+
+/// Rows of the train split whose image bytes `corrupt_train_rows` replaces.
+const BAD_ROWS: [usize; 2] = [5, 6];
+
+/// Replaces the images of `BAD_ROWS` of the train split's first shard with bytes that are not
+/// images, updating the manifest to match (decode failures, not a damaged file); returns the ids.
+fn corrupt_train_rows(data: &Path) -> Result<Vec<String>> {
+    use cfkit_schemas::{images_to_batch, Manifest, ShardReader, ShardWriter, WriterOptions};
+    let mut m = Manifest::read(data)?;
+    let file = m.splits["train"].shards[0].file.clone();
+    let reader = ShardReader::open(&data.join(&file))?;
+    let schema = reader.schema();
+    let mut rows = reader.read_images()?;
+    drop(reader);
+    for r in BAD_ROWS {
+        rows[r].image.bytes = b"not an image".to_vec();
+    }
+    let mut w = ShardWriter::try_new(
+        data,
+        Path::new(&file),
+        schema.clone(),
+        WriterOptions::default(),
+    )?;
+    w.write(&images_to_batch(&schema, &rows)?)?;
+    m.splits.get_mut("train").unwrap().shards[0] = w.close()?;
+    m.write(data)?;
+    Ok(BAD_ROWS.iter().map(|&r| rows[r].id.clone()).collect())
 }
 
 fn config(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
@@ -94,6 +123,7 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
 fn train_resume_and_eval_end_to_end() -> Result<()> {
     let dir = tmpdir("e2e");
     let data = demo(&dir);
+    let bad_ids = corrupt_train_rows(&data)?;
     let cfg = config(&dir, &data, 3);
 
     // An uninterrupted run.
@@ -126,8 +156,33 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
         run["data"]["train"]["fingerprint"].as_str().unwrap().len(),
         64
     );
-    assert_eq!(run["data"]["eval"].as_array().unwrap().len(), 2);
+    let eval_records = run["data"]["eval"].as_array().unwrap();
+    assert_eq!(eval_records.len(), 2);
+    for (set, rec) in sets.iter().zip(eval_records) {
+        // The report names exactly the data each set was scored on.
+        assert_eq!(set["fingerprint"].as_str().unwrap().len(), 64);
+        assert_eq!(set["fingerprint"], rec["data"]["fingerprint"]);
+    }
     assert_eq!(run["init"]["kind"], "scratch");
+    // Undecodable rows are quarantined with their reason every epoch; the run goes on.
+    let quarantine = std::fs::read_to_string(run_a.join("quarantine.jsonl"))?;
+    let lines: Vec<serde_json::Value> = quarantine
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    // Row 6 is trained on, row 5 is in the seed-5 hold-out: each epoch quarantines one, then the
+    // other at validation.
+    assert_eq!(lines.len(), 6, "{quarantine}");
+    for (i, l) in lines.iter().enumerate() {
+        let (id, stage) = match i % 2 {
+            0 => (&bad_ids[1], "train"),
+            _ => (&bad_ids[0], "validation"),
+        };
+        assert_eq!(l["id"], id.as_str(), "{l}");
+        assert_eq!(l["stage"], stage, "{l}");
+        assert_eq!(l["epoch"], i / 2, "{l}");
+        assert!(l["reason"].as_str().unwrap().contains("PNG"), "{l}");
+    }
     let m = metrics(&run_a);
     let steps: Vec<&serde_json::Value> = m.iter().filter(|v| v["kind"] == "step").collect();
     let epochs: Vec<&serde_json::Value> = m.iter().filter(|v| v["kind"] == "epoch").collect();
@@ -207,6 +262,11 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
         metrics(&run_a),
         metrics(&run_b),
         "metrics differ after resume"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_b.join("quarantine.jsonl"))?,
+        quarantine,
+        "the quarantine log differs after resume"
     );
     let report_b = json(&run_b.join("report.json"));
     assert_eq!(report_b["eval"], report["eval"]);

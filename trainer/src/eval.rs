@@ -24,6 +24,10 @@ pub struct SetResult {
     pub top1: f64,
     /// Rows that could not be decoded (not counted).
     pub skipped: usize,
+    /// Fingerprint of the split's shards that were scored (`SplitSource::fingerprint`; empty
+    /// in reports written before it was recorded).
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
 /// Results on every set, plus the summaries.
@@ -236,6 +240,7 @@ pub fn evaluate_set(
         set.restrict,
         set.label_map.as_deref(),
     )?;
+    let fingerprint = source.fingerprint.clone();
     let (n, correct, skipped) =
         evaluate_source(student, source, None, &scoring, batch_size, device)?;
     Ok(SetResult {
@@ -249,6 +254,7 @@ pub fn evaluate_set(
             correct as f64 / n as f64
         },
         skipped: skipped.len(),
+        fingerprint,
     })
 }
 
@@ -356,6 +362,7 @@ mod tests {
             correct: (top1 * 10.0) as usize,
             top1,
             skipped: 0,
+            fingerprint: String::new(),
         };
         let rep = EvalReport::new(vec![
             r("id", false, 0.9),

@@ -306,7 +306,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         for batch in stream {
             let batch = batch?;
             for s in &batch.skipped {
-                quarantine.write(&serde_json::json!({"id": s.id, "shard": s.shard, "reason": s.reason, "epoch": epoch}))?;
+                quarantine.write(&serde_json::json!({"id": s.id, "shard": s.shard, "reason": s.reason, "epoch": epoch, "stage": "train"}))?;
             }
             let mb = batch.index;
             let step_in_epoch = mb / accum;
@@ -391,7 +391,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         let val_top1 = match &val {
             Some((vs, rows)) if (epoch + 1) % cfg.train.val_every_epochs == 0 || last_epoch => {
                 let scoring = Scoring::new(&vs.classes, &student.classes, false, None)?;
-                let (n, c, _) = evaluate_source(
+                let (n, c, skipped) = evaluate_source(
                     &student,
                     vs.clone(),
                     Some(rows.clone()),
@@ -399,6 +399,9 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
                     cfg.train.eval_batch_size,
                     device,
                 )?;
+                for s in &skipped {
+                    quarantine.write(&serde_json::json!({"id": s.id, "shard": s.shard, "reason": s.reason, "epoch": epoch, "stage": "validation"}))?;
+                }
                 Some(c as f64 / n.max(1) as f64)
             }
             _ => None,
