@@ -151,6 +151,16 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
     // Run records.
     let run = json(&run_a.join("run.json"));
     assert_eq!(run["seed"], 5);
+    // The commit the binary was built from: this checkout's HEAD (cargo rebuilds when it moves).
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(run["cfkit_commit"], head.as_str());
     assert_eq!(run["accumulation"], 2);
     assert_eq!(
         run["data"]["train"]["fingerprint"].as_str().unwrap().len(),

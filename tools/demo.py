@@ -168,6 +168,21 @@ def collect(a, seeds):
     return res, wise_curve
 
 
+def run_commits(a, seeds):
+    """{commit: number of runs} over the finished runs (run.json's cfkit_commit; runs made
+    before it was recorded count as "not recorded")."""
+    counts = {}
+    for key, _, _, _ in methods(fd_weight()):
+        for seed in seeds:
+            d = os.path.join(ROOT, a.runs, f"seed{seed}", key)
+            if not os.path.exists(os.path.join(d, "report.json")):
+                continue
+            with open(os.path.join(d, "run.json")) as f:
+                c = json.load(f).get("cfkit_commit", "not recorded")
+            counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
 def ms(values):
     if not values:
         return "–"
@@ -260,8 +275,12 @@ def report(a, seeds):
     lines += [
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}. "
-        f"Commit {git('rev-parse', 'HEAD')}{dirty}. Written "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        f"Report written at commit {git('rev-parse', 'HEAD')}{dirty}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. `just demo` "
+        "resumes, so its runs may span several commits; the cfkit commit each run was trained "
+        "with (run.json): "
+        + ", ".join(f"{c[:12]} ({n} runs)" for c, n in sorted(run_commits(a, seeds).items()))
+        + ".",
         "",
         "Scatter plot: results/fashionshift-id-ood.png; raw numbers: results/fashionshift.json.",
     ]
@@ -272,7 +291,8 @@ def report(a, seeds):
     with open(os.path.join(out, "results/fashionshift.json"), "w") as f:
         json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
-                   "commit": git("rev-parse", "HEAD")}, f, indent=1)
+                   "commit": git("rev-parse", "HEAD"),
+                   "run_commits": run_commits(a, seeds)}, f, indent=1)
         f.write("\n")
     plot(res, wise_curve, os.path.join(out, "results/fashionshift-id-ood.png"))
     print("\n".join(lines))

@@ -207,6 +207,8 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         let record = serde_json::json!({
             "command": "train",
             "cfkit_version": env!("CARGO_PKG_VERSION"),
+            // HEAD of the checkout the binary was built from (build.rs).
+            "cfkit_commit": env!("CFKIT_GIT_COMMIT"),
             "config": cfg_json,
             "config_hash": config_hash,
             "seed": cfg.train.seed,
