@@ -56,11 +56,17 @@ demo *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     {{python}} tools/demo.py --cfkit target/release/cfkit {{ARGS}}
 
-# Choose the FD weight on the validation hold-out only: FT and masked FD at weights 0.03, 0.1, 0.3, 1 (tools/tune_fd_weight.py, ~40 min on 2 cores).
+# Choose the FD weight on the validation hold-out only: FT and masked FD at weights 0.03, 0.1, 0.3, 1 (tools/tune_distill_weight.py, ~40 min on 2 cores).
 tune-fd-weight *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
-    {{python}} tools/tune_fd_weight.py --cfkit target/release/cfkit {{ARGS}}
+    {{python}} tools/tune_distill_weight.py --method fd --cfkit target/release/cfkit {{ARGS}}
+
+# The same rule for the KD weight of the demo's FT+KD (clean images, T = 10); reuses tune-fd-weight's FT run when it exists.
+tune-kd-weight *ARGS: build fashion-mnist
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
+    {{python}} tools/tune_distill_weight.py --method kd --cfkit target/release/cfkit $([ -f runs/tune-fd-weight/ft/report.json ] && echo --ft-run runs/tune-fd-weight/ft) {{ARGS}}
 
 # Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
 fashion-mnist:

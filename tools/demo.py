@@ -183,6 +183,16 @@ def run_commits(a, seeds):
     return counts
 
 
+def progress(a, seeds):
+    """(finished, expected) runs: every trained method and the WiSE-FT sweep, per seed."""
+    keys = [m[0] for m in methods(fd_weight())]
+    done = sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", k, "report.json"))
+               for s in seeds for k in keys)
+    done += sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", "wise-ft", "wise-ft.json"))
+                for s in seeds)
+    return done, len(seeds) * (len(keys) + 1)
+
+
 def ms(values):
     if not values:
         return "–"
@@ -243,9 +253,15 @@ def report(a, seeds):
         print("nothing has finished yet", file=sys.stderr)
         return
     w = fd_weight()
+    done, expected = progress(a, seeds)
     lines = [
         "# FashionShift results (`just demo`)",
         "",
+    ]
+    if done < expected:
+        lines += [f"**Partial: {done} of {expected} runs have finished**; `./just demo` resumes "
+                  "the rest. The seeds column says how many seeds each row averages.", ""]
+    lines += [
         "Produced by `./just demo` (tools/demo.py); every number below comes from the runs it "
         "made. Top-1 (%) on each test set, mean ± sample std over seeds "
         f"{', '.join(map(str, seeds))} (zero-shot is deterministic). OOD mean = mean of the five "
@@ -292,7 +308,8 @@ def report(a, seeds):
         json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
                    "commit": git("rev-parse", "HEAD"),
-                   "run_commits": run_commits(a, seeds)}, f, indent=1)
+                   "run_commits": run_commits(a, seeds),
+                   "finished_runs": done, "expected_runs": expected}, f, indent=1)
         f.write("\n")
     plot(res, wise_curve, os.path.join(out, "results/fashionshift-id-ood.png"))
     print("\n".join(lines))

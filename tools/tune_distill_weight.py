@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Chooses a distillation weight of the demo on the ID validation hold-out only (DESIGN §6):
+FT and FT + distillation at several weights; no OOD set is evaluated. The rule, the same for
+both methods: the largest weight whose best validation top-1 is within --within points of FT's.
+
+  --method fd   offline masked feature distillation (configs/train.toml: ObjMaskSingleFill(0.3))
+  --method kd   knowledge distillation on clean images, T = 10 (the demo's FT+KD)
+
+Writes <out>/summary.{json,md} (out: runs/tune-<method>-weight).
+
+Run: just tune-fd-weight / just tune-kd-weight  (about 35 minutes each on 2 cores)
+"""
+import argparse
+import json
+import pathlib
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+KD_T = 10.0
+FT_DATA = "data.shards=../data/fashionshift-cf"
+
+
+def best_val(run: pathlib.Path) -> float:
+    report = json.loads((run / "report.json").read_text())
+    return 100.0 * report["best"]["top1"]
+
+
+def train(cfkit, config, out, sets):
+    cmd = [cfkit, "train", "--config", str(config), "--out", str(out), "--resume", "-q",
+           "--set", "eval.sets=[]"] + [a for s in sets for a in ("--set", s)]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return best_val(out)
+
+
+def distill_run(method, w):
+    """(config, --set overrides, label) of one distillation run at weight w."""
+    if method == "fd":
+        return ROOT / "configs/train.toml", [f"distill.weight={w}"], "ft-fd masked"
+    return (ROOT / "configs/ft-demo.toml",
+            [FT_DATA, 'train.method="ft-kd"',
+             f'distill={{ images = "clean", weight = {w}, temperature = {KD_T} }}'],
+            f"ft-kd clean T={KD_T:g}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cfkit", default=str(ROOT / "target/release/cfkit"))
+    ap.add_argument("--method", choices=["fd", "kd"], default="fd")
+    ap.add_argument("--weights", default="0.03,0.1,0.3,1")
+    ap.add_argument("--within", type=float, default=3.0)
+    ap.add_argument("--out", help="default: runs/tune-<method>-weight")
+    ap.add_argument("--ft-run", help="a finished FT run of configs/ft-demo.toml on "
+                    "data/fashionshift-cf to compare with (default: <out>/ft, trained if missing)")
+    a = ap.parse_args()
+    out = pathlib.Path(a.out or ROOT / f"runs/tune-{a.method}-weight")
+    if a.ft_run:
+        ft_dir = pathlib.Path(a.ft_run)
+        if not (ft_dir / "report.json").exists():
+            ap.error(f"--ft-run {ft_dir}: no report.json (not a finished run)")
+        ft = best_val(ft_dir)
+    else:
+        ft_dir = out / "ft"
+        ft = train(a.cfkit, ROOT / "configs/ft-demo.toml", ft_dir, [FT_DATA])
+    rows = [{"method": "ft", "weight": 0.0, "val_top1": ft, "run": str(ft_dir)}]
+    for w in [float(x) for x in a.weights.split(",")]:
+        config, sets, label = distill_run(a.method, w)
+        run = out / f"{a.method}-w{w:g}"
+        v = train(a.cfkit, config, run, sets)
+        rows.append({"method": label, "weight": w, "val_top1": v, "run": str(run)})
+    ok = [r["weight"] for r in rows[1:] if r["val_top1"] >= ft - a.within]
+    chosen = max(ok) if ok else None
+    summary = {"rule": f"largest weight with best val top-1 >= FT - {a.within} points",
+               "runs": rows, "chosen_weight": chosen}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    md = ["| method | weight | best val top-1 (%) |", "|---|---:|---:|"]
+    md += [f"| {r['method']} | {r['weight']:g} | {r['val_top1']:.2f} |" for r in rows]
+    md.append(f"\nchosen weight: {chosen} ({summary['rule']})")
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
