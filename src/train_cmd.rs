@@ -29,10 +29,19 @@ pub struct TrainArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Print the resolved config and its hash (as run.json records them) as JSON, and exit
+    /// without training.
+    #[arg(long)]
+    print_config: bool,
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let cfg = trainer::TrainConfig::load_with(&a.config, &a.set)?;
+    if a.print_config {
+        let v = serde_json::json!({"config_hash": cfg.hash(), "config": cfg.to_json()});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     let out = a
         .out
         .or_else(|| cfg.output.out.clone())

@@ -151,6 +151,21 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
     // Run records.
     let run = json(&run_a.join("run.json"));
     assert_eq!(run["seed"], 5);
+    // --print-config resolves the same config and hash without training; an override changes it.
+    let printed = |sets: &[&str]| -> serde_json::Value {
+        let mut args = vec!["train", "--config", cfg.to_str().unwrap(), "--print-config"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        serde_json::from_str(&ok(cfkit(&args))).unwrap()
+    };
+    let p = printed(&[]);
+    assert_eq!(p["config_hash"], run["config_hash"]);
+    assert_eq!(p["config"], run["config"]);
+    assert_ne!(
+        printed(&["train.seed=6"])["config_hash"],
+        run["config_hash"]
+    );
     // The commit the binary was built from: this checkout's HEAD (cargo rebuilds when it moves).
     let head = Command::new("git")
         .args(["rev-parse", "HEAD"])

@@ -89,6 +89,19 @@ def sh(cmd, capture=False):
     return r.stdout
 
 
+def check_finished(cmd, out):
+    """A finished run is kept only if it was made with the config the demo asks for now
+    (`cfkit train --print-config`); otherwise stop, rather than report stale numbers."""
+    want = json.loads(subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True,
+                                     text=True).stdout)["config_hash"]
+    with open(os.path.join(out, "run.json")) as f:
+        have = json.load(f)["config_hash"]
+    if have != want:
+        sys.exit(f"{out} holds a finished run of another config (hash {have[:12]}…) than the "
+                 f"demo now asks for ({want[:12]}…): a hyperparameter changed since it ran. "
+                 "Move the directory away to rerun it.")
+
+
 def run_all(a, seeds):
     cfkit = a.cfkit
     if not os.path.exists(os.path.join(ROOT, CF, "manifest.json")):
@@ -106,12 +119,13 @@ def run_all(a, seeds):
             if a.only and key not in a.only:
                 continue
             out = os.path.join(ROOT, a.runs, f"seed{seed}", key)
-            if os.path.exists(os.path.join(out, "report.json")):
-                continue
-            cmd = [cfkit, "train", "--config", f"configs/{config}", "--out", out, "--resume", "-q"]
+            base = [cfkit, "train", "--config", f"configs/{config}"]
             for s in common + [f"train.seed={seed}"] + sets:
-                cmd += ["--set", s]
-            sh(cmd)
+                base += ["--set", s]
+            if os.path.exists(os.path.join(out, "report.json")):
+                check_finished(base + ["--print-config"], out)
+                continue
+            sh(base + ["--out", out, "--resume", "-q"])
         wise = os.path.join(ROOT, a.runs, f"seed{seed}", "wise-ft")
         ft = os.path.join(ROOT, a.runs, f"seed{seed}", "ft")
         if (not os.path.exists(os.path.join(wise, "wise-ft.json"))
@@ -268,7 +282,9 @@ def report(a, seeds):
         "OOD sets. Methods, hyperparameters and how they were chosen: tools/demo.py and "
         "README.md; FD weight "
         f"{w:g} (configs/train.toml, chosen on the validation hold-out, runs/tune-fd-weight), KD "
-        f"weight {KD_WEIGHT:g} at T = {KD_T:g}.",
+        f"weight {KD_WEIGHT:g} at T = {KD_T:g}. \"train min\" is the run's wall-clock training "
+        "time on a machine that other jobs sometimes shared: a rough guide, not a benchmark (the "
+        "side-by-side timing of FT, offline and online FD is `just bench-methods`).",
         "",
         "| method | seeds | " + " | ".join(SETS) + " | OOD mean | best val | train min |",
         "|---|---:|" + "---:|" * (len(SETS) + 3),

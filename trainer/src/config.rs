@@ -324,6 +324,11 @@ impl TrainConfig {
         serde_json::to_value(self).expect("config serialises")
     }
 
+    /// blake3 of [`TrainConfig::to_json`]: what `run.json` records and `--resume` compares.
+    pub fn hash(&self) -> String {
+        cfkit_schemas::config_hash(&self.to_json())
+    }
+
     /// The resolved evaluation sets: (name, shards dir, split, ood, restrict, label_map).
     pub fn eval_sets(&self) -> Vec<ResolvedEvalSet> {
         self.eval

@@ -71,7 +71,7 @@ struct Progress {
 pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     let device = parse_device(&cfg.train.device)?;
     let cfg_json = cfg.to_json();
-    let config_hash = cfkit_schemas::config_hash(&cfg_json);
+    let config_hash = cfg.hash();
     let out = &opts.out;
     let existing = run_dir::check(out, &config_hash, opts.resume)?;
 
