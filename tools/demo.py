@@ -307,7 +307,9 @@ def report(a, seeds):
             pts = wise_curve[al]
             oods = [statistics.mean(v for k, v in p.items() if k.startswith("ood")) for p in pts]
             lines.append(f"| {al:.1f} | {ms([p['test-id'] for p in pts])} | {ms(oods)} |")
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain") else ""
+    # The demo's own outputs do not count as uncommitted changes.
+    dirty = (" (with uncommitted changes)"
+             if git("status", "--porcelain", "--", ".", ":!RESULTS.md", ":!results") else "")
     lines += [
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}. "
