@@ -242,26 +242,46 @@ def plot(res, wise_curve, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
-    for label, r in res.items():
-        if label.startswith("WiSE-FT") or "test-id" not in r["sets"]:
-            continue
+    fig, ax = plt.subplots(figsize=(11, 6), dpi=120)
+    # The fine-tuned methods cluster within a few points, so each gets its own colour and marker
+    # and the names go in a legend beside the axes rather than on top of one another.
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^v<>ph*"
+    points = [(label, r) for label, r in res.items()
+              if not label.startswith("WiSE-FT") and "test-id" in r["sets"]]
+    for i, (label, r) in enumerate(points):
         x, y = statistics.mean(r["sets"]["test-id"]), statistics.mean(r["ood_mean"])
-        ax.scatter([x], [y], s=30)
-        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.scatter([x], [y], s=40, color=colors[i % len(colors)], marker=markers[i % len(markers)],
+                   label=label, edgecolors="black", linewidths=0.4, zorder=3)
     if wise_curve:
         alphas = sorted(wise_curve)
         xs = [statistics.mean(p["test-id"] for p in wise_curve[al]) for al in alphas]
         ys = [statistics.mean(statistics.mean(v for k, v in p.items() if k.startswith("ood"))
                               for p in wise_curve[al]) for al in alphas]
-        ax.plot(xs, ys, "-o", color="gray", markersize=3, label="WiSE-FT, α = 0 … 1")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.plot(xs, ys, "-o", color="gray", markersize=3, label="WiSE-FT, α = 0 … 1", zorder=2)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     ax.set_xlabel("ID top-1 (test-id, %)")
     ax.set_ylabel("OOD top-1 (mean of five OOD sets, %)")
     ax.set_title("FashionShift: ID vs OOD accuracy (mean over seeds)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def wise_gap(wise_curve):
+    """f(id, ood) -> OOD minus the WiSE-FT curve's OOD at the same ID top-1 (the mean curve,
+    linearly interpolated between neighbouring α; None outside its ID range)."""
+    pts = sorted((statistics.mean(p["test-id"] for p in v),
+                  statistics.mean(statistics.mean(x for k, x in p.items() if k.startswith("ood"))
+                                  for p in v)) for v in wise_curve.values())
+
+    def gap(x, y):
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            lo, hi = min(x0, x1), max(x0, x1)
+            if lo <= x <= hi and hi > lo:
+                return y - (y0 + (x - x0) / (x1 - x0) * (y1 - y0))
+        return None
+    return gap
 
 
 def report(a, seeds):
@@ -290,16 +310,26 @@ def report(a, seeds):
         "time on a machine that other jobs sometimes shared: a rough guide, not a benchmark (the "
         "side-by-side timing of FT, offline and online FD is `just bench-methods`).",
         "",
-        "| method | seeds | " + " | ".join(SETS) + " | OOD mean | best val | train min |",
-        "|---|---:|" + "---:|" * (len(SETS) + 3),
+        "\"vs WiSE-FT\": the row's mean OOD minus the WiSE-FT curve's (zero-shot ↔ FT) at the same "
+        "mean ID top-1, in points; positive = more robust than weight interpolation at equal ID "
+        "accuracy (– outside the curve's ID range, and for its end points zero-shot and FT).",
+        "",
+        "| method | seeds | " + " | ".join(SETS) + " | OOD mean | vs WiSE-FT | best val | train min |",
+        "|---|---:|" + "---:|" * (len(SETS) + 4),
     ]
+    gap = wise_gap(wise_curve) if wise_curve else (lambda x, y: None)
     for label, r in res.items():
         n = len(r["seeds"])
         cells = [ms(r["sets"].get(s, [])) for s in SETS]
         val = [v for v in r["val"] if v == v]
+        g = (gap(statistics.mean(r["sets"]["test-id"]), statistics.mean(r["ood_mean"]))
+             # The curve's own end points (zero-shot, FT) and points are not compared with it.
+             if "test-id" in r["sets"] and label not in ("zero-shot", "FT")
+             and not label.startswith("WiSE-FT") else None)
         lines.append(f"| {label} | {n if r['seeds'][0] is not None else '–'} | "
                      + " | ".join(cells)
-                     + f" | {ms(r['ood_mean'])} | {ms(val)} | {ms(r['minutes'])} |")
+                     + f" | {ms(r['ood_mean'])} | {'–' if g is None else f'{g:+.2f}'} | "
+                     + f"{ms(val)} | {ms(r['minutes'])} |")
     if wise_curve:
         lines += ["", "WiSE-FT sweep (zero-shot ↔ FT, mean over seeds):", "",
                   "| α | test-id | OOD mean |", "|---:|---:|---:|"]
