@@ -350,7 +350,11 @@ def report(a, seeds):
         + ", ".join(f"{c[:12]} ({n} runs)" for c, n in sorted(run_commits(a, seeds).items()))
         + ".",
         "",
-        "Scatter plot: results/fashionshift-id-ood.png; raw numbers: results/fashionshift.json.",
+        "Scatter plot: results/fashionshift-id-ood.png; raw numbers: results/fashionshift.json. "
+        "This report was written by `"
+        + " ".join([os.path.relpath(sys.argv[0], ROOT)] + [os.path.relpath(x, ROOT)
+                   if os.path.isabs(x) else x for x in sys.argv[1:]])
+        + "` (`./just demo` runs `tools/demo.py --cfkit target/release/cfkit`).",
     ]
     out = os.path.join(ROOT, a.out_dir)
     os.makedirs(os.path.join(out, "results"), exist_ok=True)
