@@ -20,7 +20,8 @@ The FD weight is configs/train.toml's [distill] weight (chosen on the validation
 rule); every other hyperparameter is the FT recipe. Nothing here is
 tuned on the OOD sets.
 
-Runs live in runs/demo/seed<N>/<method>/; a run with a report.json is done and skipped, an
+Runs live in runs/demo/seed<N>/<method>/; a run with a report.json is done and skipped (after
+checking that its config hash is the one asked for now; a mismatch stops the demo), an
 unfinished one is resumed, so `just demo` can be stopped and restarted at any time. At the end
 (or with --report-only, on whatever has finished) it writes RESULTS.md (mean ± std over seeds per
 set, OOD mean, machine and commit), results/fashionshift.json and the ID-vs-OOD scatter plot
@@ -152,7 +153,7 @@ def collect(a, seeds):
         r["seeds"].append(seed)
         for k, v in accs.items():
             r["sets"].setdefault(k, []).append(v)
-        r["ood_mean"].append(statistics.mean(v for k, v in accs.items() if k.startswith("ood")))
+        r["ood_mean"].append(ood_mean(accs))
         for k, v in (extra or {}).items():
             r[k].append(v)
 
@@ -237,6 +238,16 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def ood_mean(accs):
+    return statistics.mean(v for k, v in accs.items() if k.startswith("ood"))
+
+
+def wise_means(wise_curve):
+    """[(α, mean test-id, mean OOD mean)] over seeds, by α."""
+    return [(al, statistics.mean(p["test-id"] for p in wise_curve[al]),
+             statistics.mean(ood_mean(p) for p in wise_curve[al])) for al in sorted(wise_curve)]
+
+
 def plot(res, wise_curve, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -254,10 +265,7 @@ def plot(res, wise_curve, path):
         ax.scatter([x], [y], s=40, color=colors[i % len(colors)], marker=markers[i % len(markers)],
                    label=label, edgecolors="black", linewidths=0.4, zorder=3)
     if wise_curve:
-        alphas = sorted(wise_curve)
-        xs = [statistics.mean(p["test-id"] for p in wise_curve[al]) for al in alphas]
-        ys = [statistics.mean(statistics.mean(v for k, v in p.items() if k.startswith("ood"))
-                              for p in wise_curve[al]) for al in alphas]
+        _, xs, ys = zip(*wise_means(wise_curve))
         ax.plot(xs, ys, "-o", color="gray", markersize=3, label="WiSE-FT, α = 0 … 1", zorder=2)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     ax.set_xlabel("ID top-1 (test-id, %)")
@@ -271,9 +279,7 @@ def plot(res, wise_curve, path):
 def wise_gap(wise_curve):
     """f(id, ood) -> OOD minus the WiSE-FT curve's OOD at the same ID top-1 (the mean curve,
     linearly interpolated between neighbouring α; None outside its ID range)."""
-    pts = sorted((statistics.mean(p["test-id"] for p in v),
-                  statistics.mean(statistics.mean(x for k, x in p.items() if k.startswith("ood"))
-                                  for p in v)) for v in wise_curve.values())
+    pts = sorted((x, y) for _, x, y in wise_means(wise_curve))
 
     def gap(x, y):
         for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
@@ -291,6 +297,7 @@ def report(a, seeds):
         return
     w = fd_weight()
     done, expected = progress(a, seeds)
+    commits = run_commits(a, seeds)
     lines = [
         "# FashionShift results (`just demo`)",
         "",
@@ -335,7 +342,7 @@ def report(a, seeds):
                   "| α | test-id | OOD mean |", "|---:|---:|---:|"]
         for al in sorted(wise_curve):
             pts = wise_curve[al]
-            oods = [statistics.mean(v for k, v in p.items() if k.startswith("ood")) for p in pts]
+            oods = [ood_mean(p) for p in pts]
             lines.append(f"| {al:.1f} | {ms([p['test-id'] for p in pts])} | {ms(oods)} |")
     # The demo's own outputs do not count as uncommitted changes.
     dirty = (" (with uncommitted changes)"
@@ -347,7 +354,7 @@ def report(a, seeds):
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. `just demo` "
         "resumes, so its runs may span several commits; the cfkit commit each run was trained "
         "with (run.json): "
-        + ", ".join(f"{c[:12]} ({n} runs)" for c, n in sorted(run_commits(a, seeds).items()))
+        + ", ".join(f"{c[:12]} ({n} runs)" for c, n in sorted(commits.items()))
         + ".",
         "",
         "Scatter plot: results/fashionshift-id-ood.png; raw numbers: results/fashionshift.json. "
@@ -364,7 +371,7 @@ def report(a, seeds):
         json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
                    "commit": git("rev-parse", "HEAD"),
-                   "run_commits": run_commits(a, seeds),
+                   "run_commits": commits,
                    "finished_runs": done, "expected_runs": expected}, f, indent=1)
         f.write("\n")
     plot(res, wise_curve, os.path.join(out, "results/fashionshift-id-ood.png"))
