@@ -19,7 +19,7 @@ use cfkit_pipeline::cf_batch::to_model_input;
 use cfkit_schemas::{decode_image, Manifest, ShardReader};
 use tch::{Device, Tensor};
 
-fn tmpdir(name: &str) -> PathBuf {
+fn tmpdir(name: &str) -> common::TmpDir {
     common::tmpdir("build", name)
 }
 

@@ -4,13 +4,13 @@
 
 mod common;
 use common::{cfkit, err, ok, python};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::Result;
 use cfkit_schemas::{decode_image, encode_png, Manifest, RgbPixels, ShardReader};
 
-fn tmpdir(name: &str) -> PathBuf {
+fn tmpdir(name: &str) -> common::TmpDir {
     common::tmpdir("data", name)
 }
 

@@ -30,7 +30,8 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
 /// Data (train 100 images, test-id and ood-sketch 20 each), a teacher checkpoint, and
 /// counterfactual shards of the train split built with it.
 struct Fixture {
-    dir: PathBuf,
+    /// Removed when the fixture is dropped (kept if the test fails).
+    dir: common::TmpDir,
     data: PathBuf,
     teacher: PathBuf,
     cf: PathBuf,
@@ -171,6 +172,23 @@ fn run(f: &Fixture, name: &str, sets: &[&str]) -> PathBuf {
     out
 }
 
+/// `cfkit wise-ft` from the fixture's teacher to `finetuned` at `alphas`, written to `out`.
+fn wise_ft(f: &Fixture, finetuned: &Path, alphas: &str, out: &Path) -> std::process::Output {
+    cfkit(&[
+        "wise-ft",
+        "--zeroshot",
+        f.teacher.to_str().unwrap(),
+        "--finetuned",
+        finetuned.to_str().unwrap(),
+        "--alpha",
+        alphas,
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ])
+}
+
 /// The first step's distillation term and the mean of the later ones.
 fn distill_terms(run: &Path) -> (f64, f64) {
     let steps: Vec<f64> = metrics(run)
@@ -281,19 +299,7 @@ fn lp_ft_then_wise_ft_and_method_errors() -> Result<()> {
     // fine-tuned model, each evaluated as `cfkit eval` / the run's report evaluate them.
     let wise = f.dir.join("wise");
     let finetuned = lpft.join("checkpoints/best");
-    let out = ok(cfkit(&[
-        "wise-ft",
-        "--zeroshot",
-        f.teacher.to_str().unwrap(),
-        "--finetuned",
-        finetuned.to_str().unwrap(),
-        "--alpha",
-        "0:1:0.5",
-        "--out",
-        wise.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]));
+    let out = ok(wise_ft(&f, &finetuned, "0:1:0.5", &wise));
     assert!(out.contains("| 0.50 |"), "{out}");
     let w = json(&wise.join("wise-ft.json"));
     let points = w["points"].as_array().unwrap();
@@ -396,17 +402,35 @@ fn lp_ft_then_wise_ft_and_method_errors() -> Result<()> {
         &["train.method=\"ft-fd\"", "distill={ weight = -1.0 }"],
     );
     assert!(e.contains("weight"), "{e}");
-    let e = err(cfkit(&[
-        "wise-ft",
-        "--zeroshot",
-        f.teacher.to_str().unwrap(),
-        "--finetuned",
-        finetuned.to_str().unwrap(),
-        "--alpha",
-        "1:0:0.1",
-        "--out",
-        f.dir.join("bad-wise").to_str().unwrap(),
-    ]));
+    let e = err(wise_ft(&f, &finetuned, "1:0:0.1", &f.dir.join("bad-wise")));
     assert!(e.contains("--alpha '1:0:0.1'"), "{e}");
+
+    // A fine-tuned model of another shape (2 blocks of width 64 instead of tiny's 4 of 128) is
+    // refused before anything is written, naming both checkpoints.
+    let small = f.dir.join("small.json");
+    std::fs::write(
+        &small,
+        r#"{"vision_config": {"hidden_size": 64, "intermediate_size": 256,
+            "num_attention_heads": 2, "num_hidden_layers": 2, "image_size": 56,
+            "patch_size": 8, "projection_dim": 64}}"#,
+    )?;
+    let other = run(
+        &f,
+        "other-shape",
+        &[
+            &format!("model={{ name = \"{}\" }}", small.display()),
+            "eval.sets=[]",
+        ],
+    );
+    let other_ckpt = other.join("checkpoints/last");
+    let mismatch_out = f.dir.join("mismatch-wise");
+    let e = err(wise_ft(&f, &other_ckpt, "0.5", &mismatch_out));
+    assert!(
+        e.contains("is not the same model")
+            && e.contains(other_ckpt.to_str().unwrap())
+            && e.contains(f.teacher.to_str().unwrap()),
+        "{e}"
+    );
+    assert!(!mismatch_out.exists(), "nothing is written on a mismatch");
     Ok(())
 }

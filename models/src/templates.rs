@@ -161,5 +161,6 @@ mod tests {
         assert!(err.contains("line 4"), "{err}");
         std::fs::write(&path, "a photo of a {}.\nart of the {}.\n").unwrap();
         assert_eq!(load_templates(&path).unwrap().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,9 +15,7 @@ fn tiny() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cfkit-weights-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    std::env::temp_dir().join(format!("cfkit-weights-{}-{name}", std::process::id()))
 }
 
 #[test]
@@ -52,6 +50,7 @@ fn save_then_load_round_trips_every_vision_tensor() -> Result<()> {
     let a = model.vision()?.features(&x)?;
     let b = again.vision()?.features(&x)?;
     assert!(a.equal(&b));
+    std::fs::remove_file(&out)?;
     Ok(())
 }
 
@@ -93,6 +92,7 @@ fn corrupt_and_mismatched_files_name_the_problem() -> Result<()> {
     let err = ClipModel::load(&config, &p, Towers::Vision, Device::Cpu).unwrap_err();
     assert!(matches!(err, ModelError::Safetensors { .. }), "{err}");
     assert!(err.to_string().contains("badheader.safetensors"), "{err}");
+    std::fs::remove_file(&p)?;
 
     // A checkpoint with a block more than the config: the extra tensors are reported.
     let mut fewer = config.clone();

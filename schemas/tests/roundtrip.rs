@@ -169,6 +169,7 @@ fn image_shards_round_trip_with_metadata_and_row_groups() -> Result<()> {
             );
         }
     }
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
@@ -211,6 +212,7 @@ fn counterfactual_shards_round_trip_with_variants_and_null_logits() -> Result<()
         .unwrap_err()
         .to_string();
     assert!(err.contains("cam has 7 values, the schema says 6"), "{err}");
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
@@ -252,6 +254,7 @@ fn corrupt_shards_give_errors_that_name_the_shard() -> Result<()> {
     std::fs::write(&path, b"hello")?;
     let err = ShardReader::open(&path).unwrap_err().to_string();
     assert!(err.contains(&name), "{err}");
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
@@ -286,6 +289,7 @@ fn manifest_round_trips_and_rejects_edits() -> Result<()> {
         err.contains("manifest.json") && err.contains("config_hash"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 

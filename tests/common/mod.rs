@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the cfkit binary built for this test run.
@@ -32,12 +32,37 @@ pub fn err(o: Output) -> String {
     e
 }
 
-/// A fresh, empty directory under the system temp dir, unique to this process.
-pub fn tmpdir(group: &str, name: &str) -> PathBuf {
+/// A scratch directory under the system temp dir, unique to this process and name. It is
+/// removed when dropped, unless the test is failing (then it stays, to be inspected).
+pub struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TmpDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh, empty [`TmpDir`] named `cfkit-{group}-{name}-{pid}`.
+pub fn tmpdir(group: &str, name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("cfkit-{group}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 /// The project venv's python (has torch, transformers, pyarrow, duckdb, datasets).
