@@ -29,8 +29,11 @@ pub fn clip_normalize(pixels: &Tensor) -> Tensor {
 
 /// uint8 HWC RGB images (each `size·size·3` bytes) -> CLIP-normalised [N, 3, size, size] float
 /// on `device`: `(x / 255 - mean) / std`.
-pub fn pixels_to_input(images: &[Vec<u8>], size: usize, device: tch::Device) -> Tensor {
-    let flat: Vec<u8> = images.iter().flat_map(|i| i.iter().copied()).collect();
+pub fn pixels_to_input<P: AsRef<[u8]>>(images: &[P], size: usize, device: tch::Device) -> Tensor {
+    let mut flat = Vec::with_capacity(images.len() * size * size * 3);
+    for image in images {
+        flat.extend_from_slice(image.as_ref());
+    }
     let t = Tensor::from_slice(&flat)
         .view([images.len() as i64, size as i64, size as i64, 3])
         .permute([0, 3, 1, 2])

@@ -166,7 +166,10 @@ mod tests {
             N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         std::fs::write(&p, text).unwrap();
-        BuildConfig::load(&p)
+        let config = BuildConfig::load(&p);
+        // The directory is shared by the tests running in parallel; only the file is removed.
+        std::fs::remove_file(&p).unwrap();
+        config
     }
 
     const GOOD: &str = r#"

@@ -206,13 +206,29 @@ mod tests {
     use flate2::{write::GzEncoder, Compression};
     use std::io::Write;
 
-    /// A fresh scratch directory under the system temp dir (no `tempfile` crate needed).
-    fn scratch(name: &str) -> PathBuf {
+    /// A fresh scratch directory under the system temp dir (no `tempfile` crate needed),
+    /// removed on drop.
+    struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
         let dir =
             std::env::temp_dir().join(format!("fashionshift-idx-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        Scratch(dir)
     }
 
     fn gz(bytes: &[u8]) -> Vec<u8> {

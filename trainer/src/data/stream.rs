@@ -293,8 +293,7 @@ impl LoaderState {
             if imgs.is_empty() {
                 Tensor::zeros([0, 3, size as i64, size as i64], (tch::Kind::Float, device))
             } else {
-                let owned: Vec<Vec<u8>> = imgs.iter().map(|v| (*v).clone()).collect();
-                pixels_to_input(&owned, size as usize, device)
+                pixels_to_input(imgs, size as usize, device)
             }
         };
         let clean: Vec<&Vec<u8>> = good.iter().map(|d| &d.pixels).collect();
