@@ -249,30 +249,51 @@ def wise_means(wise_curve):
 
 
 def plot(res, wise_curve, path):
+    """Left: every method and the WiSE-FT curve. Right: the same, zoomed on the fine-tuned
+    methods, which cluster within a few points. Error bars: sample std over seeds (≥ 2 seeds)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(11, 6), dpi=120)
-    # The fine-tuned methods cluster within a few points, so each gets its own colour and marker
-    # and the names go in a legend beside the axes rather than on top of one another.
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(14, 6), dpi=120,
+                                     gridspec_kw={"width_ratios": [1, 1]})
+    # Each method gets its own colour and marker; the names go in one legend beside the axes.
     colors = plt.get_cmap("tab20").colors
     markers = "osD^v<>ph*"
     points = [(label, r) for label, r in res.items()
               if not label.startswith("WiSE-FT") and "test-id" in r["sets"]]
-    for i, (label, r) in enumerate(points):
-        x, y = statistics.mean(r["sets"]["test-id"]), statistics.mean(r["ood_mean"])
-        ax.scatter([x], [y], s=40, color=colors[i % len(colors)], marker=markers[i % len(markers)],
-                   label=label, edgecolors="black", linewidths=0.4, zorder=3)
-    if wise_curve:
-        _, xs, ys = zip(*wise_means(wise_curve))
-        ax.plot(xs, ys, "-o", color="gray", markersize=3, label="WiSE-FT, α = 0 … 1", zorder=2)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
-    ax.set_xlabel("ID top-1 (test-id, %)")
-    ax.set_ylabel("OOD top-1 (mean of five OOD sets, %)")
-    ax.set_title("FashionShift: ID vs OOD accuracy (mean over seeds)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    curve = list(zip(*wise_means(wise_curve)))[1:] if wise_curve else None
+    for ax in (full, zoom):
+        for i, (label, r) in enumerate(points):
+            ids, oods = r["sets"]["test-id"], r["ood_mean"]
+            x, y = statistics.mean(ids), statistics.mean(oods)
+            style = dict(color=colors[i % len(colors)], marker=markers[i % len(markers)])
+            if len(ids) > 1:
+                ax.errorbar([x], [y], xerr=[statistics.stdev(ids)], yerr=[statistics.stdev(oods)],
+                            fmt="none", ecolor=style["color"], elinewidth=0.8, alpha=0.7, zorder=2)
+            ax.scatter([x], [y], s=40, label=label, edgecolors="black", linewidths=0.4, zorder=3,
+                       **style)
+        if curve:
+            ax.plot(*curve, "-o", color="gray", markersize=3, label="WiSE-FT, α = 0 … 1",
+                    zorder=1)
+        ax.set_xlabel("ID top-1 (test-id, %)")
+        ax.grid(alpha=0.3)
+    # The zoom: the fine-tuned methods (ID within 5 points of the best), plus their error bars.
+    tuned = [(statistics.mean(r["sets"]["test-id"]), statistics.mean(r["ood_mean"]))
+             for _, r in points]
+    best = max(x for x, _ in tuned)
+    near = [(x, y) for x, y in tuned if x >= best - 5]
+    xs, ys = [x for x, _ in near], [y for _, y in near]
+    zoom.set_xlim(min(xs) - 1, max(xs) + 1)
+    zoom.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
+    zoom.set_title("zoom: the fine-tuned methods", fontsize=10)
+    full.set_ylabel("OOD top-1 (mean of five OOD sets, %)")
+    full.set_title("all methods", fontsize=10)
+    handles, labels = full.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.82, 0.5), fontsize=7,
+               frameon=False)
+    fig.suptitle("FashionShift: ID vs OOD accuracy (mean over seeds; bars: std over seeds)")
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
     fig.savefig(path)
 
 
