@@ -144,7 +144,8 @@ def top1(eval_report):
 
 
 def collect(a, seeds):
-    """{label: {"seeds": [...], "sets": {set: [per seed]}, "ood_mean": [...], ...}}."""
+    """({label: {"seeds": [...], "sets": {set: [per seed]}, "ood_mean": [...], ...}},
+    {α: [accs per seed]}, {seed: [(test-id, OOD mean) per α]})."""
     res = {}
 
     def add(label, seed, accs, extra=None):
@@ -161,7 +162,7 @@ def collect(a, seeds):
     if os.path.exists(zs):
         with open(zs) as f:
             add("zero-shot", None, top1(json.load(f)))
-    wise_curve = {}
+    wise_curve, wise_by_seed = {}, {}
     for key, label, _, _ in methods(fd_weight()):
         for seed in seeds:
             p = os.path.join(ROOT, a.runs, f"seed{seed}", key, "report.json")
@@ -181,9 +182,11 @@ def collect(a, seeds):
                     for pt in json.load(f)["points"]:
                         accs = top1(pt["eval"])
                         wise_curve.setdefault(pt["alpha"], []).append(accs)
+                        wise_by_seed.setdefault(seed, []).append(
+                            (accs["test-id"], ood_mean(accs)))
                         if abs(pt["alpha"] - 0.5) < 1e-9:
                             add("WiSE-FT (α = 0.5)", seed, accs)
-    return res, wise_curve
+    return res, wise_curve, wise_by_seed
 
 
 def run_commits(a, seeds):
@@ -211,12 +214,19 @@ def progress(a, seeds):
     return done, len(seeds) * (len(keys) + 1)
 
 
-def ms(values):
+def ms(values, signed=False):
+    """"mean ± sample std" (the value alone for one, – for none); `signed` shows a + sign."""
     if not values:
         return "–"
+    mean = f"{statistics.mean(values):+.2f}" if signed else f"{statistics.mean(values):.2f}"
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return mean
+    return f"{mean} ± {statistics.stdev(values):.2f}"
+
+
+def of_seeds(values, n):
+    """" (k of n seeds)" where a column averages fewer seeds than its row, else ""."""
+    return f" ({len(values)} of {n} seeds)" if 0 < len(values) < n else ""
 
 
 def git(*args):
@@ -297,22 +307,27 @@ def plot(res, wise_curve, path):
     fig.savefig(path)
 
 
-def wise_gap(wise_curve):
-    """f(id, ood) -> OOD minus the WiSE-FT curve's OOD at the same ID top-1 (the mean curve,
-    linearly interpolated between neighbouring α; None outside its ID range)."""
-    pts = sorted((x, y) for _, x, y in wise_means(wise_curve))
+def curve_gap(points, x, y):
+    """y minus the piecewise-linear curve through `points` [(id, ood)] at x; None outside its
+    ID range."""
+    pts = sorted(points)
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= x <= x1 and x1 > x0:
+            return y - (y0 + (x - x0) / (x1 - x0) * (y1 - y0))
+    return None
 
-    def gap(x, y):
-        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-            lo, hi = min(x0, x1), max(x0, x1)
-            if lo <= x <= hi and hi > lo:
-                return y - (y0 + (x - x0) / (x1 - x0) * (y1 - y0))
-        return None
-    return gap
+
+def paired(r, ref, f):
+    """[f(seed's values of r, seed's values of ref)] over the seeds both have; values are
+    (test-id, OOD mean)."""
+    by_seed = {s: (i, o) for s, i, o in zip(ref["seeds"], ref["sets"]["test-id"],
+                                             ref["ood_mean"])}
+    return [f((i, o), by_seed[s]) for s, i, o in zip(r["seeds"], r["sets"]["test-id"],
+                                                      r["ood_mean"]) if s in by_seed]
 
 
 def report(a, seeds):
-    res, wise_curve = collect(a, seeds)
+    res, wise_curve, wise_by_seed = collect(a, seeds)
     if not res:
         print("nothing has finished yet", file=sys.stderr)
         return
@@ -338,26 +353,39 @@ def report(a, seeds):
         "time on a machine that other jobs sometimes shared: a rough guide, not a benchmark (the "
         "side-by-side timing of FT, offline and online FD is `just bench-methods`).",
         "",
-        "\"vs WiSE-FT\": the row's mean OOD minus the WiSE-FT curve's (zero-shot ↔ FT) at the same "
-        "mean ID top-1, in points; positive = more robust than weight interpolation at equal ID "
-        "accuracy (– outside the curve's ID range, and for its end points zero-shot and FT).",
+        "\"vs WiSE-FT\": per seed, the run's OOD mean minus that seed's WiSE-FT curve "
+        "(zero-shot ↔ that seed's FT, linear between α points) at the run's ID top-1, in points; "
+        "mean ± std over the seeds; positive = more robust than weight interpolation at equal ID "
+        "accuracy (– where the run's ID lies outside the curve's range, and for the curve's end "
+        "points zero-shot and FT).",
         "",
         "| method | seeds | " + " | ".join(SETS) + " | OOD mean | vs WiSE-FT | best val | train min |",
         "|---|---:|" + "---:|" * (len(SETS) + 4),
     ]
-    gap = wise_gap(wise_curve) if wise_curve else (lambda x, y: None)
+    # The curve's own end points (zero-shot, FT) and points are not compared with it.
+    compared = [label for label, r in res.items() if "test-id" in r["sets"]
+                and label not in ("zero-shot", "FT") and not label.startswith("WiSE-FT")]
     for label, r in res.items():
         n = len(r["seeds"])
         cells = [ms(r["sets"].get(s, [])) for s in SETS]
         val = [v for v in r["val"] if v == v]
-        g = (gap(statistics.mean(r["sets"]["test-id"]), statistics.mean(r["ood_mean"]))
-             # The curve's own end points (zero-shot, FT) and points are not compared with it.
-             if "test-id" in r["sets"] and label not in ("zero-shot", "FT")
-             and not label.startswith("WiSE-FT") else None)
+        gaps = [] if label not in compared else [
+            g for seed, i, o in zip(r["seeds"], r["sets"]["test-id"], r["ood_mean"])
+            if seed in wise_by_seed
+            for g in [curve_gap(wise_by_seed[seed], i, o)] if g is not None]
         lines.append(f"| {label} | {n if r['seeds'][0] is not None else '–'} | "
                      + " | ".join(cells)
-                     + f" | {ms(r['ood_mean'])} | {'–' if g is None else f'{g:+.2f}'} | "
+                     + f" | {ms(r['ood_mean'])} | {ms(gaps, signed=True)}{of_seeds(gaps, n)} | "
                      + f"{ms(val)} | {ms(r['minutes'])} |")
+    if "FT" in res:
+        lines += ["", "Paired with FT: each run minus the FT run of the same seed, mean ± std "
+                  "over the seeds both have, in points.", "",
+                  "| method | seeds | Δ test-id | Δ OOD mean |", "|---|---:|---:|---:|"]
+        for label in compared:
+            d_id = paired(res[label], res["FT"], lambda m, f: m[0] - f[0])
+            d_ood = paired(res[label], res["FT"], lambda m, f: m[1] - f[1])
+            lines.append(f"| {label} | {len(d_id)} | {ms(d_id, signed=True)} | "
+                         f"{ms(d_ood, signed=True)} |")
     if wise_curve:
         lines += ["", "WiSE-FT sweep (zero-shot ↔ FT, mean over seeds):", "",
                   "| α | test-id | OOD mean |", "|---:|---:|---:|"]
@@ -390,6 +418,7 @@ def report(a, seeds):
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "results/fashionshift.json"), "w") as f:
         json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
+                   "wise_ft_seeds": list(wise_by_seed),
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
                    "commit": git("rev-parse", "HEAD"),
                    "run_commits": commits,
