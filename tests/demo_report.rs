@@ -109,21 +109,35 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
     assert_eq!(fd[1], "2");
     assert_eq!(fd[2], "60.00 ± 7.07", "test-id mean ± sample std");
     assert_eq!(fd[8], "49.50 ± 0.71", "OOD mean");
-    assert_eq!(fd[9], "+0.00 ± 2.83", "per-seed distances +2 and -2");
+    // The mean point (60, 49.5) against the mean curve (54 at ID 60).
+    assert_eq!(fd[9], "-4.50");
     assert_eq!(fd[10], "50.00 ± 0.00", "best val");
     assert_eq!(fd[11], "1.00 ± 0.00", "train minutes");
     let kd = row("FT+KD", 12);
-    assert_eq!(kd[9], "+1.00 (1 of 2 seeds)", "seed 1 is outside the curve");
+    // (67.5, 47.5) against 43.5 at ID 67.5.
+    assert_eq!(kd[9], "+4.00");
     // The curve's end points are not compared with it.
     assert_eq!(row("FT", 12)[9], "–");
     assert_eq!(row("zero-shot", 12)[9], "–");
     assert_eq!(row("WiSE-FT (α = 0.5)", 12)[8], "54.00 ± 0.00");
 
-    // Paired with FT: method, seeds, Δ test-id, Δ OOD mean.
-    let fd = row("FT+FD ObjMaskSingleFill(0.3)", 4);
-    assert_eq!(fd[1..], ["2", "-10.00 ± 7.07", "+9.50 ± 0.71"]);
-    let kd = row("FT+KD", 4);
-    assert_eq!(kd[1..], ["2", "-2.50 ± 10.61", "+7.50 ± 10.61"]);
+    // Paired by seed: method, seeds, Δ test-id, Δ OOD mean, vs WiSE-FT against the seed's curve
+    // (the headline's per-seed distances are +2 and -2; KD's seed 1 is beyond its curve).
+    let fd = row("FT+FD ObjMaskSingleFill(0.3)", 5);
+    assert_eq!(
+        fd[1..],
+        ["2", "-10.00 ± 7.07", "+9.50 ± 0.71", "+0.00 ± 2.83"]
+    );
+    let kd = row("FT+KD", 5);
+    assert_eq!(
+        kd[1..],
+        [
+            "2",
+            "-2.50 ± 10.61",
+            "+7.50 ± 10.61",
+            "+1.00 (1 of 2 seeds)"
+        ]
+    );
 
     let j: Value = serde_json::from_slice(&std::fs::read(out.join("results/fashionshift.json"))?)?;
     assert_eq!(j["wise_ft_seeds"], json!([0, 1]));

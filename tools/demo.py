@@ -353,11 +353,11 @@ def report(a, seeds):
         "time on a machine that other jobs sometimes shared: a rough guide, not a benchmark (the "
         "side-by-side timing of FT, offline and online FD is `just bench-methods`).",
         "",
-        "\"vs WiSE-FT\": per seed, the run's OOD mean minus that seed's WiSE-FT curve "
-        "(zero-shot ↔ that seed's FT, linear between α points) at the run's ID top-1, in points; "
-        "mean ± std over the seeds; positive = more robust than weight interpolation at equal ID "
-        "accuracy (– where the run's ID lies outside the curve's range, and for the curve's end "
-        "points zero-shot and FT).",
+        "\"vs WiSE-FT\": the row's mean OOD minus the mean WiSE-FT curve's (zero-shot ↔ FT, "
+        "linear between α points) at the row's mean ID top-1, in points; positive = more robust "
+        "than weight interpolation at equal ID accuracy (– outside the curve's ID range, and for "
+        "its end points zero-shot and FT). The same per seed, against each seed's own curve, is "
+        "in the paired table below.",
         "",
         "| method | seeds | " + " | ".join(SETS) + " | OOD mean | vs WiSE-FT | best val | train min |",
         "|---|---:|" + "---:|" * (len(SETS) + 4),
@@ -365,27 +365,34 @@ def report(a, seeds):
     # The curve's own end points (zero-shot, FT) and points are not compared with it.
     compared = [label for label, r in res.items() if "test-id" in r["sets"]
                 and label not in ("zero-shot", "FT") and not label.startswith("WiSE-FT")]
+    mean_curve = [(x, y) for _, x, y in wise_means(wise_curve)] if wise_curve else []
     for label, r in res.items():
         n = len(r["seeds"])
         cells = [ms(r["sets"].get(s, [])) for s in SETS]
         val = [v for v in r["val"] if v == v]
-        gaps = [] if label not in compared else [
-            g for seed, i, o in zip(r["seeds"], r["sets"]["test-id"], r["ood_mean"])
-            if seed in wise_by_seed
-            for g in [curve_gap(wise_by_seed[seed], i, o)] if g is not None]
+        g = (curve_gap(mean_curve, statistics.mean(r["sets"]["test-id"]),
+                       statistics.mean(r["ood_mean"])) if label in compared else None)
         lines.append(f"| {label} | {n if r['seeds'][0] is not None else '–'} | "
                      + " | ".join(cells)
-                     + f" | {ms(r['ood_mean'])} | {ms(gaps, signed=True)}{of_seeds(gaps, n)} | "
+                     + f" | {ms(r['ood_mean'])} | {'–' if g is None else f'{g:+.2f}'} | "
                      + f"{ms(val)} | {ms(r['minutes'])} |")
     if "FT" in res:
-        lines += ["", "Paired with FT: each run minus the FT run of the same seed, mean ± std "
-                  "over the seeds both have, in points.", "",
-                  "| method | seeds | Δ test-id | Δ OOD mean |", "|---|---:|---:|---:|"]
+        lines += ["", "Paired by seed: each run minus the FT run of the same seed, and its OOD "
+                  "mean minus that seed's WiSE-FT curve at its ID top-1; mean ± std over the "
+                  "seeds, in points. A seed whose run has a higher ID top-1 than that seed's FT "
+                  "lies beyond the curve and is left out of the last column (the count says so).",
+                  "", "| method | seeds | Δ test-id | Δ OOD mean | vs WiSE-FT, same seed |",
+                  "|---|---:|---:|---:|---:|"]
         for label in compared:
-            d_id = paired(res[label], res["FT"], lambda m, f: m[0] - f[0])
-            d_ood = paired(res[label], res["FT"], lambda m, f: m[1] - f[1])
+            r = res[label]
+            d_id = paired(r, res["FT"], lambda m, f: m[0] - f[0])
+            d_ood = paired(r, res["FT"], lambda m, f: m[1] - f[1])
+            gaps = [g for seed, i, o in zip(r["seeds"], r["sets"]["test-id"], r["ood_mean"])
+                    if seed in wise_by_seed
+                    for g in [curve_gap(wise_by_seed[seed], i, o)] if g is not None]
             lines.append(f"| {label} | {len(d_id)} | {ms(d_id, signed=True)} | "
-                         f"{ms(d_ood, signed=True)} |")
+                         f"{ms(d_ood, signed=True)} | "
+                         f"{ms(gaps, signed=True)}{of_seeds(gaps, len(r['seeds']))} |")
     if wise_curve:
         lines += ["", "WiSE-FT sweep (zero-shot ↔ FT, mean over seeds):", "",
                   "| α | test-id | OOD mean |", "|---:|---:|---:|"]
