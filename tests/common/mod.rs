@@ -33,7 +33,8 @@ pub fn err(o: Output) -> String {
 }
 
 /// A scratch directory under the system temp dir, unique to this process and name. It is
-/// removed when dropped, unless the test is failing (then it stays, to be inspected).
+/// removed when dropped, unless the test is panicking (a failed assertion: then it stays, to be
+/// inspected). A test that fails by returning an error removes it like a passing one.
 pub struct TmpDir(PathBuf);
 
 impl std::ops::Deref for TmpDir {
