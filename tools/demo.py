@@ -333,13 +333,15 @@ def curve_gap(points, x, y):
     return None
 
 
+def per_seed(r):
+    """{seed: (test-id, OOD mean)} of a result row."""
+    return dict(zip(r["seeds"], zip(r["sets"]["test-id"], r["ood_mean"])))
+
+
 def paired(r, ref, f):
-    """[f(seed's values of r, seed's values of ref)] over the seeds both have; values are
-    (test-id, OOD mean)."""
-    by_seed = {s: (i, o) for s, i, o in zip(ref["seeds"], ref["sets"]["test-id"],
-                                             ref["ood_mean"])}
-    return [f((i, o), by_seed[s]) for s, i, o in zip(r["seeds"], r["sets"]["test-id"],
-                                                      r["ood_mean"]) if s in by_seed]
+    """[f(r's (test-id, OOD mean), ref's)] over the seeds both have."""
+    mine, theirs = per_seed(r), per_seed(ref)
+    return [f(mine[s], theirs[s]) for s in mine if s in theirs]
 
 
 def report(a, seeds):
@@ -403,9 +405,9 @@ def report(a, seeds):
             r = res[label]
             d_id = paired(r, res["FT"], lambda m, f: m[0] - f[0])
             d_ood = paired(r, res["FT"], lambda m, f: m[1] - f[1])
-            gaps = [g for seed, i, o in zip(r["seeds"], r["sets"]["test-id"], r["ood_mean"])
-                    if seed in wise_by_seed
-                    for g in [curve_gap(wise_by_seed[seed], i, o)] if g is not None]
+            gaps = [curve_gap(wise_by_seed[seed], i, o)
+                    for seed, (i, o) in per_seed(r).items() if seed in wise_by_seed]
+            gaps = [g for g in gaps if g is not None]
             lines.append(f"| {label} | {len(d_id)} | {ms(d_id, signed=True)} | "
                          f"{ms(d_ood, signed=True)} | "
                          f"{ms(gaps, signed=True)}{of_seeds(gaps, len(r['seeds']))} |")
