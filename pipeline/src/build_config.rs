@@ -154,22 +154,25 @@ impl BuildConfig {
 mod tests {
     use super::*;
 
-    fn dir() -> PathBuf {
-        std::env::temp_dir().join(format!("cfkit-build-config-{}", std::process::id()))
+    /// Writes `text` to a config file in a fresh scratch directory of its own, loads it and
+    /// removes the directory again; returns the directory (relative paths resolve against it).
+    fn load_in(text: &str) -> (PathBuf, Result<BuildConfig>) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cfkit-build-config-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("build.toml");
+        std::fs::write(&p, text).unwrap();
+        let config = BuildConfig::load(&p);
+        std::fs::remove_dir_all(&dir).unwrap();
+        (dir, config)
     }
 
     fn load(text: &str) -> Result<BuildConfig> {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        std::fs::create_dir_all(dir()).unwrap();
-        let p = dir().join(format!(
-            "c{}.toml",
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        std::fs::write(&p, text).unwrap();
-        let config = BuildConfig::load(&p);
-        // The directory is shared by the tests running in parallel; only the file is removed.
-        std::fs::remove_file(&p).unwrap();
-        config
+        load_in(text).1
     }
 
     const GOOD: &str = r#"
@@ -186,14 +189,15 @@ strategies = ["ObjMaskSingleFill(0.3)"]
 
     #[test]
     fn defaults_and_relative_paths() {
-        let c = load(GOOD).unwrap();
+        let (dir, c) = load_in(GOOD);
+        let c = c.unwrap();
         assert_eq!(
             (c.counterfactuals.variants, c.counterfactuals.batch_size),
             (1, 64)
         );
         assert_eq!(c.counterfactuals.cam, "mmcam");
-        assert_eq!(c.source.shards, dir().join("data"));
-        assert_eq!(c.teacher.weights, dir().join("w.safetensors"));
+        assert_eq!(c.source.shards, dir.join("data"));
+        assert_eq!(c.teacher.weights, dir.join("w.safetensors"));
         assert_eq!(c.teacher.model, "tiny");
     }
 
