@@ -429,7 +429,10 @@ def report(a, seeds):
         "resumes, so its runs may span several commits; the cfkit commit each run was trained "
         "with (run.json): "
         + ", ".join(f"{c[:12]} ({n} runs)" for c, n in sorted(commits.items()))
-        + ".",
+        + (" (\"not recorded\": trained before run.json carried the commit)"
+           if "not recorded" in commits else "")
+        + ". Before it reuses a finished run, the demo checks that the current binary resolves "
+        "that run's config to the same hash (run.json config_hash).",
         "",
         "Scatter plot: results/fashionshift-id-ood.png; raw numbers: results/fashionshift.json. "
         "This report was written by `"
