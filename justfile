@@ -101,7 +101,7 @@ bench-data: build fashion-mnist
     {{python}} tools/bench_data.py --rust-bin target/release/examples/bench_data --dir target/bench-data --split train
 
 # Forward+backward images/s of the tiny and vit-b-32 presets, cfkit next to PyTorch eager, same run.
-bench-models *ARGS: bootstrap
+bench-models *ARGS: build
     cargo build --release -p cfkit-models --example bench_models
     {{python}} tools/bench_models.py --rust-bin target/release/examples/bench_models {{ARGS}}
 

@@ -33,17 +33,17 @@ pub struct BuildArgs {
 }
 
 pub fn build_counterfactuals(a: BuildArgs) -> Result<()> {
-    let cfg = pipeline::build_config::BuildConfig::load(&a.config)?;
+    let cfg = pipeline::build::BuildConfig::load(&a.config)?;
     let out = a
         .out
         .or_else(|| cfg.output.out.clone())
         .context("no output directory: pass --out or set output.out in the config")?;
-    let opts = pipeline::builder::RunOptions {
+    let opts = pipeline::build::RunOptions {
         quiet: a.quiet,
-        workers: pipeline::builder::Workers::new(a.num_workers, a.worker_index)?,
+        workers: pipeline::build::Workers::new(a.num_workers, a.worker_index)?,
         pipelining: a.pipeline.parse()?,
     };
-    let r = pipeline::builder::build_counterfactuals(&cfg, &out, opts)?;
+    let r = pipeline::build::build_counterfactuals(&cfg, &out, opts)?;
     println!(
         "{} rows in {} shard(s) written, {} skipped (already complete), {:.1} MB, {:.1} s, {:.1} images/s, device busy {:.0}% ({})",
         r.rows,
@@ -112,7 +112,7 @@ pub struct MergeArgs {
 }
 
 pub fn merge(a: MergeArgs) -> Result<()> {
-    let r = pipeline::merge::merge(&a.dir)?;
+    let r = pipeline::build::merge::merge(&a.dir)?;
     println!(
         "merged {} worker manifests: {} shards, {} rows{}; wrote {}",
         r.workers,

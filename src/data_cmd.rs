@@ -58,7 +58,7 @@ pub struct PrepareArgs {
     #[arg(long, default_value_t = 224)]
     image_size: u32,
     /// Largest accepted source image, in pixels (decompression-bomb limit).
-    #[arg(long, default_value_t = pipeline::decode::DEFAULT_MAX_PIXELS)]
+    #[arg(long, default_value_t = pipeline::prepare::decode::DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
     /// Fail when more than this fraction of the inputs is quarantined.
     #[arg(long, default_value_t = 0.05)]
@@ -114,9 +114,9 @@ pub fn print_reports(reports: &[pipeline::prepare::SplitReport]) {
 
 pub fn prepare(a: PrepareArgs) -> Result<()> {
     let listing = match (&a.image_folder, &a.manifest) {
-        (Some(dir), _) => pipeline::sources::list_image_folder(dir, a.classes.as_deref())?,
+        (Some(dir), _) => pipeline::prepare::sources::list_image_folder(dir, a.classes.as_deref())?,
         (None, Some(m)) => {
-            pipeline::sources::list_manifest(m, a.root.as_deref(), a.classes.as_deref())?
+            pipeline::prepare::sources::list_manifest(m, a.root.as_deref(), a.classes.as_deref())?
         }
         (None, None) => unreachable!("clap requires a source"),
     };

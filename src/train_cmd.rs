@@ -72,6 +72,28 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where and how `eval` and `wise-ft` score a model.
+#[derive(Debug, Args)]
+struct ScoringArgs {
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ScoringArgs {
+    fn device(&self) -> Result<tch::Device> {
+        if self.batch_size == 0 {
+            anyhow::bail!("--batch-size must be > 0");
+        }
+        Ok(cfkit_models::parse_device(&self.device)?)
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("data").required(true).args(["shards", "image_folder"])))]
 pub struct EvalArgs {
@@ -100,129 +122,45 @@ pub struct EvalArgs {
     /// JSON {set class: [model classes]}: correct if the argmax is any mapped class (ObjectNet).
     #[arg(long)]
     label_map: Option<PathBuf>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    scoring: ScoringArgs,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let device = cfkit_models::parse_device(&a.device)?;
-    if a.batch_size == 0 {
-        anyhow::bail!("--batch-size must be > 0");
-    }
+    let device = a.scoring.device()?;
     let (student, _) = trainer::checkpoint::load_student(&a.checkpoint, device)?;
-    let mut _tmp = None;
+    let mut _scratch = None;
     let (dir, splits) = match (&a.shards, &a.image_folder) {
-        (Some(dir), _) => {
-            let manifest = cfkit_schemas::Manifest::read(dir)?;
-            let splits = if a.split.is_empty() {
-                let named: Vec<String> = manifest
-                    .splits
-                    .keys()
-                    .filter(|s| s.starts_with("test") || s.starts_with("ood"))
-                    .cloned()
-                    .collect();
-                if named.is_empty() {
-                    manifest.splits.keys().cloned().collect()
-                } else {
-                    named
-                }
-            } else {
-                a.split.clone()
-            };
-            (dir.clone(), splits)
-        }
+        (Some(dir), _) if a.split.is_empty() => (dir.clone(), trainer::eval::default_splits(dir)?),
+        (Some(dir), _) => (dir.clone(), a.split.clone()),
         (None, Some(folder)) => {
-            let name = folder
-                .file_name()
-                .map(|n| {
-                    n.to_string_lossy().replace(
-                        |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.',
-                        "_",
-                    )
-                })
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "images".into());
-            let tmp = TempDir::new()?;
-            let listing = pipeline::sources::list_image_folder(folder, a.classes.as_deref())?;
-            let opts = pipeline::prepare::PrepareOptions {
-                split: name.clone(),
-                image_size: student.config().image_size as u32,
-                max_pixels: pipeline::decode::DEFAULT_MAX_PIXELS,
-                max_bad_fraction: 1.0,
-                output: pipeline::prepare::OutputOptions {
-                    rows_per_shard: 10_000,
-                    row_group_bytes: 100 * 1024 * 1024,
-                    quiet: true,
-                },
-            };
-            let r = pipeline::prepare::prepare(listing, &tmp.0, &opts)?;
-            if r.quarantined > 0 {
+            let size = student.config().image_size as u32;
+            let s = pipeline::prepare::image_folder_to_scratch(folder, a.classes.as_deref(), size)?;
+            if s.report.quarantined > 0 {
                 eprintln!(
                     "note: {} of {} images could not be used and are not counted",
-                    r.quarantined, r.inputs
+                    s.report.quarantined, s.report.inputs
                 );
             }
-            let dir = tmp.0.clone();
-            _tmp = Some(tmp);
-            (dir, vec![name])
+            let found = (s.dir.clone(), vec![s.split.clone()]);
+            _scratch = Some(s);
+            found
         }
         (None, None) => unreachable!("clap requires a data source"),
     };
-    let results = splits
-        .iter()
-        .map(|split| {
-            let set = trainer::config::ResolvedEvalSet {
-                name: split.clone(),
-                shards: dir.clone(),
-                split: split.clone(),
-                ood: if a.ood.is_empty() {
-                    split.starts_with("ood")
-                } else {
-                    a.ood.contains(split)
-                },
-                restrict: a.restrict,
-                label_map: a.label_map.clone(),
-            };
-            trainer::eval::evaluate_set(&student, &set, a.batch_size, device)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let report = trainer::eval::EvalReport::new(results);
-    if a.json {
+    let protocol = trainer::eval::SplitProtocol {
+        ood: a.ood.clone(),
+        restrict: a.restrict,
+        label_map: a.label_map.clone(),
+    };
+    let sets = trainer::eval::split_sets(&dir, &splits, &protocol);
+    let report = trainer::eval::evaluate_sets(&student, &sets, a.scoring.batch_size, device)?;
+    if a.scoring.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", trainer::eval::markdown_table(&report));
     }
     Ok(())
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let base = std::env::temp_dir().join(format!(
-            "cfkit-eval-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-        Ok(TempDir(base))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[derive(Debug, Args)]
@@ -243,59 +181,24 @@ pub struct WiseFtArgs {
     /// fine-tuned run, two directories above --finetuned].
     #[arg(long)]
     config: Option<PathBuf>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
-}
-
-/// The evaluation sets of a WiSE-FT sweep: from --config, else from the fine-tuned run's record.
-fn wise_ft_sets(a: &WiseFtArgs) -> Result<Vec<trainer::config::ResolvedEvalSet>> {
-    if let Some(path) = &a.config {
-        return Ok(trainer::TrainConfig::load(path)?.eval_sets());
-    }
-    let run = a
-        .finetuned
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|d| d.join("run.json"))
-        .filter(|p| p.is_file())
-        .with_context(|| {
-            format!(
-                "no --config and no run.json two directories above '{}' to take the evaluation sets from",
-                a.finetuned.display()
-            )
-        })?;
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&run).with_context(|| format!("reading '{}'", run.display()))?,
-    )
-    .with_context(|| format!("'{}' is not JSON", run.display()))?;
-    let cfg: trainer::TrainConfig = serde_json::from_value(record["config"].clone())
-        .with_context(|| format!("'{}': field 'config' is not a train config", run.display()))?;
-    Ok(cfg.eval_sets())
+    #[command(flatten)]
+    scoring: ScoringArgs,
 }
 
 pub fn wise_ft(a: WiseFtArgs) -> Result<()> {
-    let device = cfkit_models::parse_device(&a.device)?;
-    if a.batch_size == 0 {
-        anyhow::bail!("--batch-size must be > 0");
-    }
+    let device = a.scoring.device()?;
     let alphas = trainer::wise_ft::parse_alphas(&a.alpha)?;
-    let sets = wise_ft_sets(&a)?;
+    let sets = trainer::wise_ft::eval_sets_for(&a.finetuned, a.config.as_deref())?;
     let report = trainer::wise_ft::wise_ft(
         &a.zeroshot,
         &a.finetuned,
         &alphas,
         &a.out,
         &sets,
-        a.batch_size,
+        a.scoring.batch_size,
         device,
     )?;
-    if a.json {
+    if a.scoring.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }

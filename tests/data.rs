@@ -2,6 +2,8 @@
 //! (pyarrow, DuckDB, Polars, Hugging Face datasets via tests/interop/check_shards.py), bad inputs
 //! quarantined with reasons, the bad-fraction threshold, manifests and class lists.
 
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom; the limit is for library code
+
 mod common;
 use common::{cfkit, err, ok, python};
 use std::path::Path;
@@ -262,7 +264,7 @@ fn prepare_quarantines_bad_inputs_and_keeps_the_good_ones_exactly() -> Result<()
     // Stored pixels are exactly the preprocessing of the source file.
     for r in &rows {
         let src_bytes = std::fs::read(src.join(&r.id))?;
-        let want = cfkit_pipeline::preprocess::clip_preprocess_encoded(&src_bytes, 24)?;
+        let want = cfkit_pipeline::prepare::preprocess::clip_preprocess_encoded(&src_bytes, 24)?;
         assert_eq!(
             decode_image(&r.image.bytes)?.pixels,
             want.into_raw(),

@@ -5,6 +5,8 @@
 //! run; evaluation from shards and from an ImageFolder agreeing with the run report; and clear
 //! errors for bad configs, reused directories and corrupt checkpoints.
 
+#![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom; the limit is for library code
+
 mod common;
 
 use std::path::{Path, PathBuf};

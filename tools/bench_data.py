@@ -5,7 +5,7 @@ Both sides read the same Parquet files of one split and decode every stored PNG 
 The PyTorch-ecosystem reference is pyarrow.parquet (reading the image column) + PIL decoding in one
 process (one core); cfkit's bench binary runs with 1 thread (per-core comparison) and with all
 cores. Rounds alternate; medians are reported. Both sides sum the decoded pixels, and the sums
-must agree (so both really decode everything). Results go to bench/results/data.json.
+must agree (so both really decode everything). Results go to results/bench/data.json.
 """
 import argparse
 import io
@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--split", default="train")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", default="bench/results/data.json")
+    ap.add_argument("--out", default="results/bench/data.json")
     args = ap.parse_args()
     manifest = json.load(open(os.path.join(args.dir, "manifest.json")))
     files = [os.path.join(args.dir, s["file"]) for s in manifest["splits"][args.split]["shards"]]

@@ -12,7 +12,7 @@ median per method is reported, so machine noise hits all of them.
 What the ratios mean (DESIGN §3): offline FD runs the student on the clean and the counterfactual
 batch (two student passes per step, so its floor is about 2x FT); online FD adds the student's
 MMCAM (a forward with attention maps and a backward to them) and a frozen teacher forward on the
-masked batch at every step. Results go to stdout and bench/results/methods.json. Nothing is
+masked batch at every step. Results go to stdout and results/bench/methods.json. Nothing is
 asserted.
 """
 import argparse
@@ -90,7 +90,7 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "target/bench-methods"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/methods.json"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "results/bench/methods.json"))
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     data, cf = os.path.join(a.work, "data"), os.path.join(a.work, "cf")

@@ -6,7 +6,7 @@ SDPA attention, float32) and timed in this process; cfkit's bench binary is time
 with the same batch, thread count and iteration count. Rounds alternate between the two so that
 machine noise hits both; the median of the rounds is reported, with the ratio
 cfkit time / PyTorch time (< 1 means cfkit is faster). Results go to stdout and to
-bench/results/models.json.
+results/bench/models.json.
 """
 import argparse
 import json
@@ -19,7 +19,8 @@ import time
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from presets import PRESETS  # tools/presets.py: the shapes of models/src/config.rs
+import presets  # tools/presets.py: the shapes of `cfkit presets --json`
+from presets import PRESETS
 DEFAULT_BATCH = {"tiny": 128, "vit-b-32": 16, "vit-b-16": 8}
 DEFAULT_ITERS = {"tiny": 10, "vit-b-32": 4, "vit-b-16": 3}
 
@@ -58,14 +59,16 @@ def rust_run(binary, preset, batch, iters, warmup, threads, device):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rust-bin", required=True)
+    ap.add_argument("--cfkit", default="target/release/cfkit", help="the cfkit binary (preset shapes)")
     ap.add_argument("--presets", default="tiny,vit-b-32")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=0, help="override every preset's batch")
     ap.add_argument("--iters", type=int, default=0, help="override every preset's iterations")
-    ap.add_argument("--out", default="bench/results/models.json")
+    ap.add_argument("--out", default="results/bench/models.json")
     args = ap.parse_args()
+    presets.load(args.cfkit)
     torch.set_num_threads(args.threads)
     results = []
     for preset in args.presets.split(","):

@@ -17,7 +17,7 @@ rows (images), seconds (wall), images_per_s, device_busy_fraction (the fraction 
 the device stage — teacher passes, CAM, masks, refill — was running) and device. With --rounds N
 the modes alternate N times and the run of median wall time is reported. Preparation steps
 whose outputs exist are skipped. Nothing is asserted: the ratio on ÷ off is reported. Results go
-to stdout and to bench/results/pipeline.json.
+to stdout and to results/bench/pipeline.json.
 """
 import argparse
 import json
@@ -30,7 +30,8 @@ import time
 
 import torch
 
-from presets import PRESETS  # tools/presets.py: the shapes of models/src/config.rs
+import presets  # tools/presets.py: the shapes of `cfkit presets --json`
+from presets import PRESETS
 
 DEFAULT_BATCH = {"tiny": 64, "vit-b-32": 16}
 CONFIG = """\
@@ -141,8 +142,9 @@ def main():
                     help="demo-data --scale for vit-b-32 (0.005: 50 images, ~30 s a run on 2 idle CPU cores; "
                          "raise it on a GPU, where 50 images are mostly start-up)")
     ap.add_argument("--work", default="target/bench-pipeline")
-    ap.add_argument("--out", default="bench/results/pipeline.json")
+    ap.add_argument("--out", default="results/bench/pipeline.json")
     args = ap.parse_args()
+    presets.load(args.cfkit)
     os.makedirs(args.work, exist_ok=True)
     results = []
     for preset in args.presets.split(","):

@@ -16,7 +16,7 @@ optimizer part of the step (clip + AdamW + zero_grad) to tell the model from the
 Loader: if --loader-dir holds a shard dataset, every tiny round also runs the bench binary in
 loader mode (cfkit's streaming BatchStream over the split, decode + preprocessing, tiny's batch)
 and reports its images/s next to the tiny cfkit step's images/s (ratio loader / step; > 1 means
-the loader keeps up with training). Results go to stdout and to bench/results/train.json.
+the loader keeps up with training). Results go to stdout and to results/bench/train.json.
 """
 import argparse
 import json
@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from presets import PRESETS  # tools/presets.py: the shapes of models/src/config.rs
+import presets  # tools/presets.py: the shapes of `cfkit presets --json`
+from presets import PRESETS
 DEFAULT_BATCH = {"tiny": 64, "vit-b-32": 8, "vit-b-16": 4}
 DEFAULT_STEPS = {"tiny": 10, "vit-b-32": 3, "vit-b-16": 2}
 DEFAULT_WARMUP = {"tiny": 2, "vit-b-32": 1, "vit-b-16": 1}
@@ -96,6 +97,7 @@ def rust_loader(binary, directory, split, batch, threads):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rust-bin", required=True)
+    ap.add_argument("--cfkit", default="target/release/cfkit", help="the cfkit binary (preset shapes)")
     ap.add_argument("--presets", default="tiny,vit-b-32")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -104,8 +106,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=-1, help="override every preset's warm-up steps")
     ap.add_argument("--loader-dir", default="", help="shard dataset for the loader measurement (skipped if absent)")
     ap.add_argument("--loader-split", default="train")
-    ap.add_argument("--out", default="bench/results/train.json")
+    ap.add_argument("--out", default="results/bench/train.json")
     args = ap.parse_args()
+    presets.load(args.cfkit)
     torch.set_num_threads(args.threads)
     has_loader = bool(args.loader_dir) and os.path.isfile(os.path.join(args.loader_dir, "manifest.json"))
     if args.loader_dir and not has_loader:

@@ -1,25 +1,10 @@
 #!/usr/bin/env python3
 """`just demo`: the FashionShift benchmark (DESIGN §6) end to end.
 
-Methods, each over the seeds (default 0, 1, 2), all from the committed teacher (assets/teacher)
-on the counterfactual shards of configs/demo-all.toml (FashionShift train with all nine
-strategies; the clean images are in them, so every method sees the same rows and hold-out):
-
-  zero-shot     the teacher itself (no training; seed-independent)
-  LP            configs/lp-demo.toml (head only, peak lr 1e-2 chosen on validation)
-  FT            configs/ft-demo.toml (peak lr 1e-3 chosen on validation)
-  LP-FT         2 probe epochs at LP's schedule, then FT's 4 epochs
-  WiSE-FT       weight interpolation of zero-shot and FT, α = 0, 0.1, ..., 1 and 0.85, 0.95
-                (WISE_ALPHAS; table row: α = 0.5)
-  FT+KD         KD on clean images, T = 10, weight 0.1 (chosen on validation like FD's)
-  FT+FD         feature distillation on clean images
-  FT+FD <S>     masked feature distillation, offline, for each of the nine strategies S
-  FT+FD <S> online   the headline strategy with the reference's online counterfactuals
-
-The FD weight is configs/train.toml's [distill] weight (chosen on the validation hold-out by
-`just tune-fd-weight`, DESIGN §6), the KD weight KD_WEIGHT below (`just tune-kd-weight`, the same
-rule); every other hyperparameter is the FT recipe. Nothing here is
-tuned on the OOD sets.
+The grid — methods, strategies, seeds, sets, weights, WiSE-FT α — is configs/demo/benchmark.toml;
+this script runs it and reports it. Besides the trained methods listed there it evaluates the
+zero-shot teacher (no training; seed-independent) and sweeps WiSE-FT between the teacher and each
+seed's FT run.
 
 Runs live in runs/demo/seed<N>/<method>/; a run with a report.json is done and skipped (after
 checking that its config hash is the one asked for now; a mismatch stops the demo), an
@@ -35,29 +20,24 @@ import os
 import platform
 import re
 import statistics
+import string
 import subprocess
 import sys
 import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRATEGIES = [
-    "ObjMaskSingleFill(0.3)", "CtxMaskSingleFill(0.5)", "RandMaskSingleFill(0.5)",
-    "ObjMaskMultiFill(0.6)", "CtxMaskMultiFill(0.3)", "RandMaskMultiFill(0.5)",
-    "ObjMaskNoFill(0.3)", "CtxMaskNoFill(0.6)", "RandMaskNoFill(0.75)",
-]
+# The benchmark grid: methods, strategies, sets, seeds, weights (this script only runs and
+# reports it).
+GRID_FILE = "configs/demo/benchmark.toml"
+with open(os.path.join(ROOT, GRID_FILE), "rb") as _f:
+    GRID = tomllib.load(_f)
+STRATEGIES = GRID["strategies"]
 HEADLINE = STRATEGIES[0]
-CF = "data/fashionshift-cf-all"
-EVAL = "data/fashionshift"
-SETS = ["test-id", "ood-bg-random", "ood-bg-anti", "ood-sketch", "ood-render", "ood-near"]
-# KD weight chosen on the validation hold-out by the FD rule (just tune-kd-weight: FT 70.9; KD
-# 0.03 71.8, 0.1 69.4, 0.3 67.7, 1 63.1 -> 0.1); T = 10 as in the paper.
-KD_WEIGHT, KD_T = 0.1, 10.0
-# WiSE-FT mixing coefficients: the 0.1 grid, plus 0.85 and 0.95 because every fine-tuned method
-# lands between α = 0.9 and 1 in ID accuracy, where the curve is steepest (about one OOD point per
-# ID point) and bends, so a linear interpolation over the 0.1 grid would understate it there.
-WISE_ALPHAS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0]
-LP_FT = ('lp_ft={ lp_epochs = 2, lp_schedule = { kind = "one-cycle", max_lr = 1e-2, '
-         'pct_start = 0.02 } }')
+CF = GRID["counterfactuals"]["shards"]
+EVAL = GRID["eval"]["shards"]
+SETS = GRID["eval"]["sets"]
+KD_WEIGHT, KD_T = GRID["kd"]["weight"], GRID["kd"]["temperature"]
+WISE_ALPHAS = GRID["wise_ft"]["alphas"]
 
 
 def slug(name):
@@ -65,30 +45,20 @@ def slug(name):
 
 
 def fd_weight():
-    with open(os.path.join(ROOT, "configs/train.toml"), "rb") as f:
+    with open(os.path.join(ROOT, GRID["fd_weight_from"]), "rb") as f:
         return float(tomllib.load(f)["distill"]["weight"])
 
 
 def methods(w):
-    """(key, label, base config, --set overrides) of every trained method."""
-    out = [
-        ("lp", "LP", "lp-demo.toml", []),
-        ("ft", "FT", "ft-demo.toml", []),
-        ("lp-ft", "LP-FT", "ft-demo.toml", ['train.method="lp-ft"', LP_FT]),
-        ("ft-kd", "FT+KD", "ft-demo.toml",
-         ['train.method="ft-kd"',
-          f'distill={{ images = "clean", weight = {KD_WEIGHT}, temperature = {KD_T} }}']),
-        ("ft-fd", "FT+FD", "ft-demo.toml",
-         ['train.method="ft-fd"', f'distill={{ images = "clean", weight = {w} }}']),
-    ]
-    for s in STRATEGIES:
-        out.append((f"fd-{slug(s)}", f"FT+FD {s}", "ft-demo.toml",
-                    ['train.method="ft-fd"',
-                     f'distill={{ images = "masked", strategy = "{s}", weight = {w} }}']))
-    out.append((f"fd-{slug(HEADLINE)}-online", f"FT+FD {HEADLINE} online", "ft-demo.toml",
-                ['train.method="ft-fd"',
-                 f'distill={{ images = "masked", mode = "online", strategy = "{HEADLINE}", '
-                 f'weight = {w} }}']))
+    """(key, label, base config, --set overrides) of every trained method of the grid."""
+    fill = {"fd_weight": w, "kd_weight": KD_WEIGHT, "kd_temperature": KD_T,
+            "headline": HEADLINE, "headline_slug": slug(HEADLINE)}
+    out = []
+    for m in GRID["methods"]:
+        for s in (STRATEGIES if m.get("each_strategy") else [None]):
+            f = dict(fill, **({"strategy": s, "slug": slug(s)} if s else {}))
+            sub = lambda t: string.Template(t).substitute({k: str(v) for k, v in f.items()})
+            out.append((sub(m["key"]), sub(m["label"]), m["config"], [sub(x) for x in m["set"]]))
     return out
 
 
@@ -114,21 +84,23 @@ def check_finished(cmd, out):
 def run_all(a, seeds):
     cfkit = a.cfkit
     if not os.path.exists(os.path.join(ROOT, CF, "manifest.json")):
-        sh([cfkit, "build-counterfactuals", "--config", "configs/demo-all.toml"])
+        sh([cfkit, "build-counterfactuals", "--config", GRID["counterfactuals"]["config"]])
     zs = os.path.join(ROOT, a.runs, "zeroshot.json")
     if not os.path.exists(zs):
-        out = sh([cfkit, "eval", "--checkpoint", "assets/teacher", "--shards", EVAL,
+        out = sh([cfkit, "eval", "--checkpoint", GRID["teacher"], "--shards", EVAL,
                   "--split", ",".join(SETS), "--json"], capture=True)
         os.makedirs(os.path.dirname(zs), exist_ok=True)
         with open(zs, "w") as f:
             f.write(out)
-    common = [f'data.shards="../{CF}"', f'eval.shards="../{EVAL}"']
     for seed in seeds:
         for key, _, config, sets in methods(fd_weight()):
             if a.only and key not in a.only:
                 continue
             out = os.path.join(ROOT, a.runs, f"seed{seed}", key)
-            base = [cfkit, "train", "--config", f"configs/{config}"]
+            base = [cfkit, "train", "--config", config]
+            # The grid's data, relative to the base config (as paths in a config are).
+            rel = lambda p: os.path.relpath(os.path.join(ROOT, p), os.path.dirname(os.path.join(ROOT, config)))
+            common = [f'data.shards="{rel(CF)}"', f'eval.shards="{rel(EVAL)}"']
             for s in common + [f"train.seed={seed}"] + sets:
                 base += ["--set", s]
             if os.path.exists(os.path.join(out, "report.json")):
@@ -136,12 +108,12 @@ def run_all(a, seeds):
                 continue
             sh(base + ["--out", out, "--resume", "-q"])
         wise = os.path.join(ROOT, a.runs, f"seed{seed}", "wise-ft")
-        ft = os.path.join(ROOT, a.runs, f"seed{seed}", "ft")
+        ft = os.path.join(ROOT, a.runs, f"seed{seed}", GRID["wise_ft"]["finetuned"])
         if (sweep_alphas(wise) != WISE_ALPHAS
                 and os.path.exists(os.path.join(ft, "report.json"))
                 and (not a.only or "wise-ft" in a.only)):
             # A sweep over other α (or none) is (re)made; its checkpoints are replaced atomically.
-            sh([cfkit, "wise-ft", "--zeroshot", "assets/teacher", "--finetuned",
+            sh([cfkit, "wise-ft", "--zeroshot", GRID["teacher"], "--finetuned",
                 os.path.join(ft, "checkpoints/best"), "--alpha",
                 ",".join(f"{al:g}" for al in WISE_ALPHAS), "--out", wise])
 
@@ -189,7 +161,7 @@ def collect(a, seeds):
             add(label, seed, top1(rep["eval"]),
                 {"val": 100.0 * rep["best"]["top1"] if rep.get("best") else float("nan"),
                  "minutes": rep["train_seconds"] / 60.0})
-        if key == "ft":
+        if key == GRID["wise_ft"]["finetuned"]:
             for seed in seeds:
                 p = os.path.join(ROOT, a.runs, f"seed{seed}", "wise-ft", "wise-ft.json")
                 if not os.path.exists(p):
@@ -459,7 +431,7 @@ def report(a, seeds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cfkit", default=os.path.join(ROOT, "target/release/cfkit"))
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default=",".join(map(str, GRID["seeds"])))
     ap.add_argument("--runs", default="runs/demo")
     ap.add_argument("--out-dir", default=".",
                     help="where RESULTS.md and results/ go (relative to the repo root)")

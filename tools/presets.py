@@ -1,11 +1,20 @@
-"""Shapes of cfkit's vision presets (must match models/src/config.rs `preset`), shared by the
-benchmark drivers in this directory."""
+"""Shapes of cfkit's vision presets for the benchmark drivers in this directory, read from
+`cfkit presets --json` (models/src/config.rs stays the one place they are defined).
 
-PRESETS = {
-    "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, image_size=56, patch_size=8,
-                 projection_dim=128),
-    "vit-b-32": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
-                     patch_size=32, projection_dim=512),
-    "vit-b-16": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
-                     patch_size=16, projection_dim=512),
-}
+`PRESETS` is empty until `load(cfkit)` has run (each driver calls it after parsing its arguments).
+"""
+import json
+import subprocess
+
+# The vision_config fields the drivers use (transformers' CLIPVisionConfig names).
+FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size",
+          "projection_dim")
+PRESETS = {}
+
+
+def load(cfkit):
+    """Fills PRESETS from the cfkit binary at `cfkit`."""
+    out = subprocess.run([cfkit, "presets", "--json"], check=True, capture_output=True, text=True)
+    for name, cfg in json.loads(out.stdout).items():
+        PRESETS[name] = {k: cfg["vision_config"][k] for k in FIELDS}
+    return PRESETS

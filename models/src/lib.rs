@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod error;
 pub mod head;
 pub mod layers;
+pub mod rows;
 pub mod templates;
 pub mod text;
 pub mod tokenizer;
@@ -26,6 +27,7 @@ pub use config::{
 };
 pub use error::{ModelError, Result};
 pub use head::{load_head, save_head, ClassificationHead, HeadInfo};
+pub use rows::rows_f32;
 pub use tokenizer::Tokenizer;
 pub use vision::{
     clip_normalize, pixels_to_input, VisionForward, VisionOutput, VisionTransformer, CLIP_MEAN,

@@ -1,22 +1,17 @@
-//! cfkit-pipeline: the offline builder. So far: sources (ImageFolder, CSV/Parquet manifests, the
-//! FashionShift generator), CLIP-exact preprocessing, quarantine of bad inputs, and image shards
-//! (`cfkit prepare`, `cfkit demo-data`), and the counterfactual strategies (masks, donors,
-//! refill). The counterfactual builder itself comes next.
+//! cfkit-pipeline: the offline stage, one folder per command.
+//!
+//! * [`prepare`] (`cfkit prepare`, `cfkit demo-data`): sources (ImageFolder, CSV/Parquet
+//!   manifests), CLIP-exact preprocessing, quarantine of bad inputs, image shards.
+//! * [`fashionshift`]: the embedded FashionShift benchmark's generator (DESIGN §6).
+//! * [`build`] (`cfkit build-counterfactuals`, `cfkit merge`): teacher, CAM, masks, donors and
+//!   refill per batch, counterfactual shards, workers and their merge.
+//! * [`inspect`] (`cfkit inspect`): pictures of original | CAM | mask | counterfactual.
 
-pub mod build_config;
-pub mod builder;
-pub mod cf_batch;
-pub mod decode;
+pub mod build;
 pub mod error;
 pub mod fashionshift;
 pub mod inspect;
-pub mod merge;
 pub mod prepare;
-pub mod preprocess;
-pub mod resample;
-pub mod run_options;
-pub mod sources;
-pub mod split_writer;
 
 /// Masks, donors and refill live in the models crate (shared with the trainer's online mode).
 pub use cfkit_models::counterfactual::{refill, rng, strategy};

@@ -1,4 +1,4 @@
-//! Parity of `cfkit_pipeline::preprocess` with the CLIP reference preprocessing
+//! Parity of `cfkit_pipeline::prepare::preprocess` with the CLIP reference preprocessing
 //! (`Resize(S, BICUBIC) -> CenterCrop(S) -> convert("RGB")` in torchvision 0.28 / Pillow 13).
 //!
 //! Fixtures: `tests/fixtures/preprocess/` at the repository root, made by
@@ -13,7 +13,7 @@
 
 use std::path::PathBuf;
 
-use cfkit_pipeline::preprocess::{
+use cfkit_pipeline::prepare::preprocess::{
     clip_preprocess, clip_preprocess_encoded, clip_preprocess_with, pil_hints,
 };
 use image::RgbImage;

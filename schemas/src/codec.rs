@@ -44,6 +44,19 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbPixels> {
     })
 }
 
+/// Decodes a stored image that must be `size`×`size` pixels (every image of a split has the
+/// split's size) to its uint8 HWC pixels.
+pub fn decode_image_sized(bytes: &[u8], size: u32) -> Result<Vec<u8>> {
+    let img = decode_image(bytes)?;
+    if img.width != size || img.height != size {
+        return Err(SchemaError::Record(format!(
+            "stored image is {}x{}, expected {size}x{size}",
+            img.width, img.height
+        )));
+    }
+    Ok(img.pixels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +76,21 @@ mod tests {
             pixels: vec![0; 5]
         })
         .is_err());
+        let png = encode_png(&img).unwrap();
+        assert!(decode_image_sized(&png, 5).is_err());
+        assert!(
+            decode_image_sized(
+                &encode_png(&RgbPixels {
+                    width: 4,
+                    height: 4,
+                    pixels: vec![7; 48]
+                })
+                .unwrap(),
+                4
+            )
+            .unwrap()
+                == vec![7; 48]
+        );
         assert!(decode_image(b"not a png")
             .unwrap_err()
             .to_string()

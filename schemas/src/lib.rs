@@ -14,7 +14,7 @@ pub mod records;
 pub mod verify;
 pub mod writer;
 
-pub use codec::{decode_image, encode_png, RgbPixels};
+pub use codec::{decode_image, decode_image_sized, encode_png, RgbPixels};
 pub use error::{Result, SchemaError};
 pub use fields::SCHEMA_VERSION;
 pub use manifest::{config_hash, Manifest, SplitEntry};

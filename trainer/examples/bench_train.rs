@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use cfkit_trainer::data::{epoch_order, BatchStream, SplitSource};
+use cfkit_trainer::data::{epoch_order, BatchExtras, BatchStream, SplitSource};
 use cfkit_trainer::eval::all_rows;
+use cfkit_trainer::optim::schedule::OneCycleConfig;
 use cfkit_trainer::optim::{OptimConfig, Optimizer};
-use cfkit_trainer::schedule::OneCycleConfig;
 use cfkit_trainer::student::Student;
 use tch::{Device, Kind, Tensor};
 
@@ -132,7 +132,15 @@ fn loader(args: &[String], dir: PathBuf) -> Result<()> {
     let rows = all_rows(&source);
     let order = epoch_order(&rows, 0, 0, 16384);
     let t0 = Instant::now();
-    let stream = BatchStream::start(Arc::new(source), Arc::new(order), batch, 0, 4, Device::Cpu);
+    let stream = BatchStream::start(
+        Arc::new(source),
+        Arc::new(order),
+        batch,
+        0,
+        4,
+        Device::Cpu,
+        BatchExtras::default(),
+    );
     let limit = if batches == 0 { usize::MAX } else { batches };
     let (mut images, mut n_batches) = (0usize, 0usize);
     for b in stream.take(limit) {

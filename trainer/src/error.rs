@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use cfkit_models::ModelError;
 use cfkit_schemas::SchemaError;
 
-use crate::schedule::ScheduleError;
+use crate::optim::schedule::ScheduleError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

@@ -14,12 +14,42 @@ use serde::Serialize;
 use tch::Device;
 
 use crate::checkpoint::{self, CheckpointInfo};
-use crate::config::ResolvedEvalSet;
+use crate::config::{ResolvedEvalSet, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::eval::{evaluate_sets, EvalReport};
 use crate::student::Student;
 
 /// Parses `start:stop:step` (inclusive of `stop` up to rounding) or a comma list `0,0.5,1`.
+/// The evaluation sets of a sweep: those of the train config `config`, else those of the
+/// fine-tuned run's record (`run.json` two directories above the checkpoint `finetuned`).
+pub fn eval_sets_for(finetuned: &Path, config: Option<&Path>) -> Result<Vec<ResolvedEvalSet>> {
+    if let Some(path) = config {
+        return Ok(TrainConfig::load(path)?.eval_sets());
+    }
+    let run = finetuned
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|d| d.join(crate::run::dir::RUN_FILE))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            TrainError::Config(format!(
+                "no --config and no run.json two directories above '{}' to take the evaluation \
+                 sets from",
+                finetuned.display()
+            ))
+        })?;
+    let text = std::fs::read_to_string(&run).map_err(|e| TrainError::io(&run, e))?;
+    let record: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Config(format!("'{}' is not JSON: {e}", run.display())))?;
+    let cfg: TrainConfig = serde_json::from_value(record["config"].clone()).map_err(|e| {
+        TrainError::Config(format!(
+            "'{}': field 'config' is not a train config: {e}",
+            run.display()
+        ))
+    })?;
+    Ok(cfg.eval_sets())
+}
+
 pub fn parse_alphas(spec: &str) -> Result<Vec<f64>> {
     let bad = |why: &str| {
         TrainError::Config(format!(

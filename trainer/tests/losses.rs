@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use cfkit_models::weights::read_safetensors;
-use cfkit_trainer::losses::{cross_entropy, feature_mse, kd_kl};
+use cfkit_trainer::objective::losses::{cross_entropy, feature_mse, kd_kl};
 use tch::{Kind, Tensor};
 
 fn close(name: &str, got: &Tensor, want: &Tensor) {

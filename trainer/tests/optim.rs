@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use cfkit_models::weights::read_safetensors;
+use cfkit_trainer::optim::schedule::{OneCycleConfig, Schedule};
 use cfkit_trainer::optim::{OptimConfig, Optimizer};
-use cfkit_trainer::schedule::{OneCycleConfig, Schedule};
 use tch::{nn, Device, Kind};
 
 #[test]

@@ -1,4 +1,4 @@
-//! Parity of `cfkit_trainer::schedule` with PyTorch's schedulers, against the traces in
+//! Parity of `cfkit_trainer::optim::schedule` with PyTorch's schedulers, against the traces in
 //! `tests/fixtures/schedule.json` (made by `tests/schedule/make_fixtures.py`, torch 2.13), plus the
 //! serde form of `ScheduleConfig`.
 //!
@@ -15,7 +15,7 @@
 //! hiding the difference. (Torch's recursive forms themselves stay within 1e-14 of the closed
 //! forms on these cases, because consecutive cosine ratios telescope.)
 
-use cfkit_trainer::schedule::{
+use cfkit_trainer::optim::schedule::{
     CosineWarmup, CosineWarmupConfig, OneCycle, OneCycleConfig, Schedule, ScheduleConfig,
     ScheduleError,
 };

@@ -5,4 +5,5 @@
 pub mod draw;
 pub mod refill;
 pub mod rng;
+pub mod step;
 pub mod strategy;

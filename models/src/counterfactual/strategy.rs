@@ -133,6 +133,21 @@ impl FromStr for Strategy {
     }
 }
 
+/// Configs hold strategies by name (`"ObjMaskSingleFill(0.3)"`): parsed when the config is
+/// loaded, written back as the same name.
+impl serde::Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +169,26 @@ mod tests {
         ] {
             assert!(bad.parse::<Strategy>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn configs_read_and_write_strategies_by_name() {
+        let s: Vec<Strategy> =
+            serde_json::from_str(r#"["ObjMaskSingleFill(0.3)", "RandMaskNoFill(0.75)"]"#).unwrap();
+        assert_eq!(
+            s[1],
+            Strategy::new(MaskKind::Random, FillKind::None, 0.75).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"["ObjMaskSingleFill(0.3)","RandMaskNoFill(0.75)"]"#
+        );
+        let err = serde_json::from_str::<Strategy>(r#""ObjMaskFill(0.3)""#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown strategy 'ObjMaskFill(0.3)'"),
+            "{err}"
+        );
     }
 
     #[test]

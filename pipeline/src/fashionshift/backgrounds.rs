@@ -83,18 +83,18 @@ fn rotation(rng: &mut SplitMix64, max: f64) -> (f64, f64) {
     (a.cos(), a.sin())
 }
 
-/// Fills `field` (`size * size`, row-major) with the pattern of `family` drawn from `rng`.
-/// `scale` multiplies every length (1 = the reference look; other values shift the nuisance).
-pub fn pattern(family: u8, rng: &mut SplitMix64, size: usize, scale: f64, field: &mut [f32]) {
-    assert_eq!(field.len(), size * size);
-    assert!(
-        usize::from(family) < NUM_FAMILIES,
-        "background family {family} out of range"
-    );
-    let unit = scale * size as f64 / REFERENCE_SIZE;
-    let len = |rng: &mut SplitMix64, lo: f64, hi: f64| rng.uniform(lo, hi) * unit;
-    // Every family draws its parameters first, then evaluates a closure per pixel centre.
-    let f: Box<dyn Fn(f64, f64) -> f64> = match family {
+/// A pixel-centre function of a pattern family.
+type Field = Box<dyn Fn(f64, f64) -> f64>;
+
+/// Draws a length in `[lo, hi)` reference pixels, times `unit`.
+fn draw_len(rng: &mut SplitMix64, lo: f64, hi: f64, unit: f64) -> f64 {
+    rng.uniform(lo, hi) * unit
+}
+
+/// Families 0-3: stripes, checkerboard, polka dots, clouds.
+fn tiling_field(family: u8, rng: &mut SplitMix64, unit: f64) -> Field {
+    let len = |rng: &mut SplitMix64, lo: f64, hi: f64| draw_len(rng, lo, hi, unit);
+    match family {
         0 => {
             // Straight stripes, period 5-11 px, any orientation.
             let (c, s) = rotation(rng, PI);
@@ -134,13 +134,20 @@ pub fn pattern(family: u8, rng: &mut SplitMix64, size: usize, scale: f64, field:
                 inside((du * du + dv * dv).sqrt() - r)
             })
         }
-        3 => {
+        _ => {
             // Clouds: 3-octave value noise, base cell 10-18 px, contrast-stretched.
             let (cell, key) = (len(rng, 10.0, 18.0), rng.next_u64());
             Box::new(move |x, y| {
                 ((fbm(key, x / cell, y / cell, 3) - 0.5) * 2.5 + 0.5).clamp(0.0, 1.0)
             })
         }
+    }
+}
+
+/// Families 4-9: gradient, rings, waves, grid, bricks, marble.
+fn free_field(family: u8, rng: &mut SplitMix64, size: usize, unit: f64) -> Field {
+    let len = |rng: &mut SplitMix64, lo: f64, hi: f64| draw_len(rng, lo, hi, unit);
+    match family {
         4 => {
             // Linear gradient across the whole canvas, any direction: no texture at all.
             let (c, s) = rotation(rng, TAU);
@@ -221,6 +228,23 @@ pub fn pattern(family: u8, rng: &mut SplitMix64, size: usize, scale: f64, field:
                 (1.0 - ph.sin().abs()).powi(6)
             })
         }
+    }
+}
+
+/// Fills `field` (`size * size`, row-major) with the pattern of `family` drawn from `rng`.
+/// `scale` multiplies every length (1 = the reference look; other values shift the nuisance).
+pub fn pattern(family: u8, rng: &mut SplitMix64, size: usize, scale: f64, field: &mut [f32]) {
+    assert_eq!(field.len(), size * size);
+    assert!(
+        usize::from(family) < NUM_FAMILIES,
+        "background family {family} out of range"
+    );
+    let unit = scale * size as f64 / REFERENCE_SIZE;
+    // Every family draws its parameters first, then evaluates a closure per pixel centre.
+    let f = if family < 4 {
+        tiling_field(family, rng, unit)
+    } else {
+        free_field(family, rng, size, unit)
     };
     for (i, t) in field.iter_mut().enumerate() {
         let (x, y) = ((i % size) as f64 + 0.5, (i / size) as f64 + 0.5);

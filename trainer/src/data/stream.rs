@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use cfkit_models::pixels_to_input;
-use cfkit_schemas::{batch_to_counterfactuals, batch_to_images, decode_image, ImageRecord};
+use cfkit_schemas::{batch_to_counterfactuals, batch_to_images, decode_image_sized, ImageRecord};
 use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
 use tch::{Device, Tensor};
@@ -64,28 +64,9 @@ pub struct BatchStream {
 }
 
 impl BatchStream {
-    /// Streams `order[start_batch * batch_size..]` in batches of `batch_size` rows.
+    /// Streams `order[start_batch * batch_size..]` in batches of `batch_size` rows, with
+    /// `extras` (pixels and/or stored teacher targets) in each batch.
     pub fn start(
-        source: Arc<SplitSource>,
-        order: Arc<Vec<RowRef>>,
-        batch_size: usize,
-        start_batch: usize,
-        prefetch: usize,
-        device: Device,
-    ) -> Self {
-        Self::start_with(
-            source,
-            order,
-            batch_size,
-            start_batch,
-            prefetch,
-            device,
-            BatchExtras::default(),
-        )
-    }
-
-    /// As [`BatchStream::start`], with pixels and/or stored teacher targets in each batch.
-    pub fn start_with(
         source: Arc<SplitSource>,
         order: Arc<Vec<RowRef>>,
         batch_size: usize,
@@ -164,14 +145,7 @@ struct Decoded {
 }
 
 fn decode_sized(bytes: &[u8], size: u32, what: &str) -> std::result::Result<Vec<u8>, String> {
-    let img = decode_image(bytes).map_err(|e| format!("{what}: {e}"))?;
-    if img.width != size || img.height != size {
-        return Err(format!(
-            "{what} is {}x{}, the split's images are {size}x{size}",
-            img.width, img.height
-        ));
-    }
-    Ok(img.pixels)
+    decode_image_sized(bytes, size).map_err(|e| format!("{what}: {e}"))
 }
 
 impl LoaderState {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::TrainConfig;
-use crate::schedule::ScheduleConfig;
+use cfkit_models::counterfactual::strategy::Strategy;
+
+use crate::optim::schedule::ScheduleConfig;
 
 /// Training methods (DESIGN §3).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -87,7 +88,7 @@ pub struct DistillConfig {
     /// Strategy of the counterfactuals, e.g. "ObjMaskSingleFill(0.3)". Offline: one of the
     /// strategies in the shards (default: the only one); online: required for masked images.
     #[serde(default)]
-    pub strategy: Option<String>,
+    pub strategy: Option<Strategy>,
     #[serde(default)]
     pub variant: VariantChoice,
     /// Loss weight of the distillation term (the paper's 30 for CLIP features; DESIGN §6: scale
@@ -123,10 +124,15 @@ fn default_temperature() -> f64 {
     10.0
 }
 
-/// The checks of `method`, `[distill]` and `[lp_ft]` that need no data.
-pub(crate) fn validate_method(cfg: &TrainConfig) -> std::result::Result<(), String> {
-    let method = cfg.train.method;
-    match (&cfg.distill, method.distills()) {
+/// The checks of `method`, `[distill]` and `[lp_ft]` that need no data; `has_checkpoint`:
+/// whether `[model] checkpoint` is set (the default teacher).
+pub(crate) fn validate_method(
+    method: Method,
+    distill: Option<&DistillConfig>,
+    lp_ft: Option<&LpFtConfig>,
+    has_checkpoint: bool,
+) -> std::result::Result<(), String> {
+    match (distill, method.distills()) {
         (None, true) => {
             return Err(format!(
                 "method '{}' needs a [distill] section",
@@ -141,7 +147,7 @@ pub(crate) fn validate_method(cfg: &TrainConfig) -> std::result::Result<(), Stri
         }
         _ => {}
     }
-    match (&cfg.lp_ft, method) {
+    match (lp_ft, method) {
         (None, Method::LpFt) => return Err("method 'lp-ft' needs an [lp_ft] section".into()),
         (Some(_), m) if m != Method::LpFt => {
             return Err(format!(
@@ -159,16 +165,12 @@ pub(crate) fn validate_method(cfg: &TrainConfig) -> std::result::Result<(), Stri
         }
         _ => {}
     }
-    if let Some(d) = &cfg.distill {
+    if let Some(d) = distill {
         if !(d.weight >= 0.0 && d.weight.is_finite()) {
             return Err("[distill] weight must be a finite number >= 0".into());
         }
         if !(d.temperature > 0.0 && d.temperature.is_finite()) {
             return Err("[distill] temperature must be > 0".into());
-        }
-        if let Some(s) = &d.strategy {
-            s.parse::<cfkit_models::counterfactual::strategy::Strategy>()
-                .map_err(|e| format!("[distill] strategy: {e}"))?;
         }
         if d.images == DistillImages::Clean && d.strategy.is_some() {
             return Err("[distill] strategy is only used with images = \"masked\"".into());
@@ -184,7 +186,7 @@ pub(crate) fn validate_method(cfg: &TrainConfig) -> std::result::Result<(), Stri
         }
         if (d.mode == DistillMode::Online || method == Method::FtKd)
             && d.teacher.is_none()
-            && cfg.model.checkpoint.is_none()
+            && !has_checkpoint
         {
             return Err(
                 "[distill] teacher (a checkpoint directory) is required when [model] has no checkpoint"

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::BestVal;
 use crate::error::{Result, TrainError};
 use crate::eval::{markdown_table, EvalReport};
-use crate::run_dir;
+use crate::run::dir;
 
 /// What a finished run reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,8 +26,8 @@ pub struct TrainReport {
 }
 
 pub fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
-    run_dir::write_json(
-        &out.join(run_dir::REPORT_JSON),
+    dir::write_json(
+        &out.join(dir::REPORT_JSON),
         &serde_json::to_value(report).expect("report serialises"),
     )?;
     let mut md = format!(
@@ -45,6 +45,6 @@ pub fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
     }
     md += &format!("Training took {:.1} s.\n\n", report.train_seconds);
     md += &markdown_table(&report.eval);
-    let path = out.join(run_dir::REPORT_MD);
+    let path = out.join(dir::REPORT_MD);
     std::fs::write(&path, md).map_err(|e| TrainError::io(&path, e))
 }

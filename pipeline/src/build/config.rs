@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use cfkit_models::CamMethod;
+
 use crate::error::{PipelineError, Result};
 use crate::strategy::Strategy;
 
@@ -33,10 +35,10 @@ pub struct TeacherConfig {
 #[serde(deny_unknown_fields)]
 pub struct CounterfactualConfig {
     /// mmcam (default), gradcam or rollout.
-    #[serde(default = "default_cam")]
-    pub cam: String,
-    /// Strategy names, e.g. ["ObjMaskSingleFill(0.3)"].
-    pub strategies: Vec<String>,
+    #[serde(default)]
+    pub cam: CamMethod,
+    /// Strategies by name, e.g. ["ObjMaskSingleFill(0.3)"].
+    pub strategies: Vec<Strategy>,
     /// Variants per strategy and image (different masks/donors per epoch).
     #[serde(default = "one")]
     pub variants: usize,
@@ -75,9 +77,6 @@ pub struct BuildConfig {
     pub output: OutputConfig,
 }
 
-fn default_cam() -> String {
-    "mmcam".into()
-}
 fn one() -> usize {
     1
 }
@@ -120,15 +119,6 @@ impl BuildConfig {
         Ok(cfg)
     }
 
-    /// Parsed strategies, in order.
-    pub fn strategies(&self) -> Result<Vec<Strategy>> {
-        self.counterfactuals
-            .strategies
-            .iter()
-            .map(|s| s.parse::<Strategy>().map_err(PipelineError::from))
-            .collect()
-    }
-
     pub fn validate(&self) -> Result<()> {
         let c = &self.counterfactuals;
         if c.strategies.is_empty() {
@@ -136,10 +126,6 @@ impl BuildConfig {
                 "counterfactuals.strategies is empty".into(),
             ));
         }
-        self.strategies()?;
-        c.cam
-            .parse::<cfkit_models::CamMethod>()
-            .map_err(|e| PipelineError::Input(e.to_string()))?;
         if c.variants == 0 || c.batch_size < 2 {
             return Err(PipelineError::Input(format!(
                 "counterfactuals.variants must be >= 1 and batch_size >= 2 (the donor pool), got {} and {}",
@@ -195,7 +181,11 @@ strategies = ["ObjMaskSingleFill(0.3)"]
             (c.counterfactuals.variants, c.counterfactuals.batch_size),
             (1, 64)
         );
-        assert_eq!(c.counterfactuals.cam, "mmcam");
+        assert_eq!(c.counterfactuals.cam, CamMethod::Mmcam);
+        assert_eq!(
+            c.counterfactuals.strategies[0].to_string(),
+            "ObjMaskSingleFill(0.3)"
+        );
         assert_eq!(c.source.shards, dir.join("data"));
         assert_eq!(c.teacher.weights, dir.join("w.safetensors"));
         assert_eq!(c.teacher.model, "tiny");

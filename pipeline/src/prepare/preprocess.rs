@@ -7,7 +7,7 @@
 //! applied to `PIL.Image.open(file)` (torchvision 0.28, Pillow 13). The output is an `S x S` RGB8
 //! image, i.e. an array of shape `[S, S, 3]` (row-major, HWC); `ToTensor`/`Normalize` are not here.
 //!
-//! Resampling is Pillow 13's own algorithm, pass order included (see [`crate::resample`]). Pillow
+//! Resampling is Pillow 13's own algorithm, pass order included (see [`crate::prepare::resample`]). Pillow
 //! decisions that depend on the PIL image *mode*, which the `image` crate's decoded pixels no
 //! longer show, are reproduced:
 //! - `RGBA` and `LA` are resized premultiplied by alpha, then un-premultiplied (Pillow
@@ -29,7 +29,7 @@
 
 use image::{DynamicImage, ImageBuffer, RgbImage};
 
-use crate::resample::{
+use crate::prepare::resample::{
     premultiply_alpha, resize_bicubic_window, resize_nearest_window, unpremultiply_alpha,
 };
 
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn pass_order_follows_pillow_13() {
-        use crate::resample::vertical_first;
+        use crate::prepare::resample::vertical_first;
         assert!(vertical_first(37, 135, 16, 58)); // 77 > 2 * 21
         assert!(!vertical_first(83, 157, 64, 121)); // 36 <= 2 * 19
         assert!(!vertical_first(7, 5, 89, 64)); // height grows

@@ -11,7 +11,7 @@ use cfkit_schemas::{encode_png, RgbPixels};
 use image::{ImageReader, Limits};
 use serde::Serialize;
 
-use crate::preprocess::clip_preprocess_decoded;
+use crate::prepare::preprocess::clip_preprocess_decoded;
 
 /// Default limit on source pixels: Pillow's `MAX_IMAGE_PIXELS` (89,478,485) × 2, the size at which
 /// Pillow raises `DecompressionBombError` instead of warning.

@@ -7,7 +7,7 @@ use crate::error::{PipelineError, Result};
 
 /// Which part of the input this process builds: input shard `k` belongs to worker
 /// `k mod count`. Workers share the output directory and the config hash; each writes its own
-/// manifest part (`manifest.worker-I-of-N.json`), joined by [`crate::merge::merge`].
+/// manifest part (`manifest.worker-I-of-N.json`), joined by [`crate::build::merge::merge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Workers {
     pub count: usize,

@@ -1,15 +1,16 @@
 //! Online counterfactuals (the trainer's reference mode) against the offline builder's: for the
 //! same model, batch and seed, every strategy gives the same masks, donors, refilled images and
-//! teacher features.
+//! teacher features. Both call `cfkit_models::counterfactual::step`; this holds the builder's
+//! batching, seeding and record assembly to the step the trainer runs online.
 
 use anyhow::Result;
+use cfkit_models::counterfactual::step::{CamModel, CounterfactualStep};
 use cfkit_models::counterfactual::strategy::Strategy;
 use cfkit_models::{preset, CamMethod, ClassificationHead, ClipModel, Towers};
-use cfkit_pipeline::cf_batch::{
+use cfkit_pipeline::build::batch::{
     compute_batch, encode_batch, to_model_input, variant_seed, BatchSpec, DecodedBatch, Teacher,
 };
 use cfkit_schemas::{decode_image, ImageRecord, StoredImage};
-use cfkit_trainer::online;
 use tch::{Device, Tensor};
 
 #[test]
@@ -68,19 +69,17 @@ fn online_counterfactuals_equal_the_builders() -> Result<()> {
     let mut masked_somewhere = 0;
     for (si, strategy) in strategies.iter().enumerate() {
         let seed = variant_seed(17, 0, 0, si, 0);
-        let on = online::counterfactuals(
-            online::CamModel {
+        // The trainer's online step, with this model as the CAM model and the teacher.
+        let step = CounterfactualStep {
+            cam_model: CamModel {
                 vision,
                 head: &head,
                 cam: CamMethod::Mmcam,
             },
-            &pixels,
-            &x,
-            &labels,
-            strategy,
-            seed,
-        )?;
-        let feats = online::frozen_features(vision, &on.images, on.key_mask.as_ref())?;
+            teacher: vision,
+        };
+        let (cams, on) = step.run(&pixels, &x, &labels, strategy, seed)?;
+        let feats = &on.teacher_features;
         for (i, rec) in offline.iter().enumerate() {
             let v = &rec.variants[si];
             assert_eq!(v.strategy, strategy.to_string());
@@ -106,7 +105,7 @@ fn online_counterfactuals_equal_the_builders() -> Result<()> {
             );
             masked_somewhere += v.mask.iter().filter(|&&m| m).count();
             // The CAM the masks came from is the builder's stored CAM.
-            let cam_diff = on.cams[i]
+            let cam_diff = cams[i]
                 .iter()
                 .zip(&rec.cam)
                 .map(|(a, b)| (a - b).abs())

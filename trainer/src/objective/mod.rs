@@ -10,6 +10,9 @@
 //! student sees the clean and the counterfactual batch in one forward (`[x; x']`, 2N images):
 //! no image attends to another, so this equals two forwards.
 
+pub mod losses;
+pub mod online;
+
 use cfkit_models::counterfactual::strategy::{FillKind, Strategy};
 use cfkit_models::VisionForward;
 use tch::{Device, Kind, Tensor};
@@ -18,9 +21,8 @@ use crate::checkpoint;
 use crate::config::{DistillConfig, DistillImages, DistillMode, Method, TrainConfig};
 use crate::data::{Batch, BatchExtras, SplitSource, StoredStrategy, TargetSpec};
 use crate::error::{Result, TrainError};
-use crate::losses::{cross_entropy, feature_mse, kd_kl};
-use crate::online;
 use crate::student::Student;
+use losses::{cross_entropy, feature_mse, kd_kl};
 
 /// A method's loss, with everything it needs loaded and checked.
 pub struct Objective {
@@ -36,6 +38,42 @@ struct Distill {
     /// The frozen teacher (online mode, and KD for its head).
     teacher: Option<Student>,
     teacher_record: serde_json::Value,
+}
+
+/// What the distillation term of one batch compares with.
+struct DistillTargets {
+    /// The distillation images x' ([N, 3, S, S], CLIP-normalised); `None`: the clean images.
+    images: Option<Tensor>,
+    /// No-fill counterfactuals: [N, P] bool, masked keys hidden in the student as in the teacher.
+    key_mask: Option<Tensor>,
+    /// The teacher's features of x': [N, E].
+    features: Tensor,
+}
+
+fn missing(batch: &Batch, what: &str) -> TrainError {
+    TrainError::Data(format!("batch {} has no {what}", batch.index))
+}
+
+/// Offline targets: stored teacher features, and for masked images the stored variant.
+fn offline_targets(d: &Distill, batch: &Batch) -> Result<DistillTargets> {
+    let t = batch
+        .targets
+        .as_ref()
+        .ok_or_else(|| missing(batch, "teacher targets"))?;
+    let images = match d.cfg.images {
+        DistillImages::Clean => None,
+        DistillImages::Masked => Some(
+            t.images
+                .as_ref()
+                .ok_or_else(|| missing(batch, "counterfactual images"))?
+                .shallow_clone(),
+        ),
+    };
+    Ok(DistillTargets {
+        images,
+        key_mask: t.key_mask.as_ref().map(Tensor::shallow_clone),
+        features: t.features.shallow_clone(),
+    })
 }
 
 /// The loss of one micro-batch.
@@ -63,7 +101,7 @@ impl Objective {
         };
         let strategy = match (&d.strategy, d.images, d.mode) {
             (_, DistillImages::Clean, _) => None,
-            (Some(s), DistillImages::Masked, _) => Some(s.parse::<Strategy>()?),
+            (Some(s), DistillImages::Masked, _) => Some(*s),
             (None, DistillImages::Masked, DistillMode::Online) => {
                 return Err(TrainError::Config(
                     "[distill] online masked distillation needs `strategy`".into(),
@@ -224,65 +262,17 @@ impl Objective {
             });
         };
         let n = batch.len() as i64;
-        let missing = |what: &str| TrainError::Data(format!("batch {} has no {what}", batch.index));
-        // The distillation images x' (None: the clean images), their key mask (no fill) and the
-        // teacher's features of them.
-        let (cf_x, key_mask, t_feat): (Option<Tensor>, Option<Tensor>, Tensor) =
-            match (d.cfg.mode, d.cfg.images) {
-                (DistillMode::Offline, images) => {
-                    let t = batch
-                        .targets
-                        .as_ref()
-                        .ok_or_else(|| missing("teacher targets"))?;
-                    let cf = match images {
-                        DistillImages::Clean => None,
-                        DistillImages::Masked => Some(
-                            t.images
-                                .as_ref()
-                                .ok_or_else(|| missing("counterfactual images"))?
-                                .shallow_clone(),
-                        ),
-                    };
-                    (
-                        cf,
-                        t.key_mask.as_ref().map(Tensor::shallow_clone),
-                        t.features.shallow_clone(),
-                    )
-                }
-                (DistillMode::Online, images) => {
-                    let teacher = d.teacher.as_ref().ok_or_else(|| missing("teacher"))?;
-                    match images {
-                        DistillImages::Clean => (
-                            None,
-                            None,
-                            online::frozen_features(&teacher.vision, x, None)?,
-                        ),
-                        DistillImages::Masked => {
-                            let pixels = batch.pixels.as_ref().ok_or_else(|| missing("pixels"))?;
-                            let strategy =
-                                d.strategy.as_ref().ok_or_else(|| missing("strategy"))?;
-                            let ob = online::counterfactuals(
-                                online::CamModel {
-                                    vision: &student.vision,
-                                    head: &student.head,
-                                    cam: d.cfg.cam,
-                                },
-                                pixels,
-                                x,
-                                &batch.labels,
-                                strategy,
-                                online::step_seed(self.seed, epoch, batch.index),
-                            )?;
-                            let tf = online::frozen_features(
-                                &teacher.vision,
-                                &ob.images,
-                                ob.key_mask.as_ref(),
-                            )?;
-                            (Some(ob.images), ob.key_mask, tf)
-                        }
-                    }
-                }
-            };
+        let DistillTargets {
+            images: cf_x,
+            key_mask,
+            features: t_feat,
+        } = match d.cfg.mode {
+            DistillMode::Offline => offline_targets(d, batch)?,
+            DistillMode::Online => {
+                let seed = online::step_seed(self.seed, epoch, batch.index);
+                online::targets(d, student, batch, seed)?
+            }
+        };
         let (clean_f, cf_f) = match cf_x {
             None => {
                 let f = student.features(x)?;
@@ -317,7 +307,10 @@ impl Objective {
         let ce = cross_entropy(&logits, &batch.labels);
         let distill = match self.method {
             Method::FtKd => {
-                let teacher = d.teacher.as_ref().ok_or_else(|| missing("teacher"))?;
+                let teacher = d
+                    .teacher
+                    .as_ref()
+                    .ok_or_else(|| missing(batch, "teacher"))?;
                 let t_logits = {
                     let _g = tch::no_grad_guard();
                     teacher.head.forward(&t_feat)

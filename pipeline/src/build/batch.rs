@@ -7,20 +7,18 @@
 //! seed and the donor ids are stored with each variant, so any counterfactual can be recomputed
 //! from the shard it lives in.
 
-use cfkit_models::{compute_cam, CamMethod, ClassificationHead, VisionForward, VisionTransformer};
+use cfkit_models::counterfactual::step::{CamModel, CounterfactualStep, Counterfactuals};
+use cfkit_models::{rows_f32, CamMethod, ClassificationHead, VisionTransformer};
 use cfkit_schemas::{
-    decode_image, encode_png, CounterfactualRecord, ImageRecord, RgbPixels, StoredImage, Variant,
+    decode_image_sized, encode_png, CounterfactualRecord, ImageRecord, RgbPixels, StoredImage,
+    Variant,
 };
 use rayon::prelude::*;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::error::{PipelineError, Result};
-use crate::refill::PatchGrid;
 use crate::rng::hash_keys;
-use crate::strategy::{FillKind, Strategy};
-use cfkit_models::counterfactual::draw::{
-    draw_counterfactuals, key_mask_tensor, CounterfactualDraw,
-};
+use crate::strategy::Strategy;
 
 /// The teacher on its device.
 pub struct Teacher<'a> {
@@ -28,6 +26,20 @@ pub struct Teacher<'a> {
     pub head: &'a ClassificationHead,
     pub device: Device,
     pub cam: CamMethod,
+}
+
+impl<'a> Teacher<'a> {
+    /// The counterfactual step with the teacher as both the CAM model and the frozen teacher.
+    pub fn step(&self) -> CounterfactualStep<'a> {
+        CounterfactualStep {
+            cam_model: CamModel {
+                vision: self.vision,
+                head: self.head,
+                cam: self.cam,
+            },
+            teacher: self.vision,
+        }
+    }
 }
 
 /// What a batch needs besides its images.
@@ -54,16 +66,6 @@ pub fn variant_seed(seed: u64, shard: usize, batch: usize, strategy: usize, vari
 /// uint8 HWC images -> CLIP-normalised input (shared with the trainer).
 pub use cfkit_models::vision::pixels_to_input as to_model_input;
 
-fn rows_f32(t: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-    let (n, d) = t.size2().map_err(|e| PipelineError::Input(e.to_string()))?;
-    let flat =
-        Vec::<f32>::try_from(t.view([-1])).map_err(|e| PipelineError::Input(e.to_string()))?;
-    Ok((0..n as usize)
-        .map(|i| flat[i * d as usize..(i + 1) * d as usize].to_vec())
-        .collect())
-}
-
 /// Stage 1 (CPU, rayon): the batch's stored images decoded to uint8 HWC pixels. Rows whose image
 /// cannot be used are set aside with a reason (the run quarantines them and goes on).
 pub struct DecodedBatch {
@@ -78,16 +80,7 @@ pub struct DecodedBatch {
 pub fn decode_batch(rows: Vec<ImageRecord>, size: usize) -> DecodedBatch {
     let decoded: Vec<std::result::Result<Vec<u8>, String>> = rows
         .par_iter()
-        .map(|r| {
-            let img = decode_image(&r.image.bytes).map_err(|e| e.to_string())?;
-            if img.width as usize != size || img.height as usize != size {
-                return Err(format!(
-                    "image is {}x{}, the teacher takes {size}x{size}",
-                    img.width, img.height
-                ));
-            }
-            Ok(img.pixels)
-        })
+        .map(|r| decode_image_sized(&r.image.bytes, size as u32).map_err(|e| e.to_string()))
         .collect();
     let mut out = DecodedBatch {
         rows: Vec::with_capacity(rows.len()),
@@ -148,9 +141,9 @@ pub fn compute_batch(
         pixels: images,
         ..
     } = decoded;
-    let cfg = &teacher.vision.config;
-    let grid = PatchGrid::new(cfg.image_size as usize, cfg.patch_size as usize)?;
-    let x = to_model_input(&images, grid.image_size, teacher.device);
+    let step = teacher.step();
+    let image_size = step.grid()?.image_size;
+    let x = to_model_input(&images, image_size, teacher.device);
     let labels = Tensor::from_slice(&rows.iter().map(|r| r.label).collect::<Vec<_>>())
         .to_device(teacher.device);
     let (features, logits) = {
@@ -159,57 +152,30 @@ pub fn compute_batch(
         let l = teacher.head.forward(&f);
         (rows_f32(&f)?, rows_f32(&l)?)
     };
-    let cams = rows_f32(&compute_cam(
-        teacher.vision,
-        teacher.head,
-        &x,
-        &labels,
-        teacher.cam,
-    )?)?;
+    let cams = step.cams(&x, &labels)?;
 
     let mut variants: Vec<PendingVariant> = Vec::new();
     for (si, strategy) in spec.strategies.iter().enumerate() {
         for k in 0..spec.variants {
             let seed = variant_seed(spec.seed, spec.shard, spec.batch, si, k);
-            let CounterfactualDraw {
-                masks,
-                donors,
-                images: cf_images,
-            } = draw_counterfactuals(&images, &cams, strategy, seed, grid)?;
-            let donors: Vec<Vec<String>> = donors
+            let Counterfactuals {
+                draw,
+                teacher_features,
+                ..
+            } = step.draw(&images, &cams, strategy, seed, teacher.device)?;
+            let donors: Vec<Vec<String>> = draw
+                .donors
                 .iter()
                 .map(|d| d.iter().map(|&j| rows[j].id.clone()).collect())
                 .collect();
-            let feats = {
-                let _g = tch::no_grad_guard();
-                let xc = to_model_input(&cf_images, grid.image_size, teacher.device);
-                let out = if strategy.fill == FillKind::None {
-                    // Masked keys hidden in every block; the class token's output equals dropping
-                    // the masked tokens (they never reach any other token).
-                    let m = key_mask_tensor(&masks, teacher.device)?;
-                    teacher
-                        .vision
-                        .forward_with(
-                            &xc,
-                            VisionForward {
-                                key_mask: Some(&m),
-                                ..Default::default()
-                            },
-                        )?
-                        .features
-                } else {
-                    teacher.vision.features(&xc)?
-                };
-                rows_f32(&out)?
-            };
             variants.push(PendingVariant {
                 variant: (si * spec.variants + k) as i32,
                 strategy: strategy.to_string(),
                 seed,
-                masks,
+                masks: draw.masks,
                 donors,
-                images: cf_images,
-                features: feats,
+                images: draw.images,
+                features: rows_f32(&teacher_features)?,
             });
         }
     }
@@ -219,7 +185,7 @@ pub fn compute_batch(
         logits: spec.store_logits.then_some(logits),
         cams,
         variants,
-        image_size: grid.image_size as u32,
+        image_size: image_size as u32,
     })
 }
 

@@ -29,12 +29,14 @@ extern "C" {
 }
 
 /// Sets the dtype CUDA autocast casts to (a `c10::ScalarType` code).
+#[allow(unsafe_code)] // the workspace denies it; this FFI call is the one exception
 pub fn set_cuda_autocast_dtype(dtype: i8) {
     // SAFETY: plain setter of a global in libtorch, valid for any ScalarType code we pass.
     unsafe { at_autocast_set_dtype(DEVICE_CUDA, dtype) }
 }
 
 /// The dtype CUDA autocast casts to (a `c10::ScalarType` code).
+#[allow(unsafe_code)] // the workspace denies it; this FFI call is the one exception
 pub fn cuda_autocast_dtype() -> i8 {
     // SAFETY: plain getter of a global in libtorch.
     unsafe { at_autocast_get_dtype(DEVICE_CUDA) }

@@ -2,6 +2,10 @@
 //! (logits restricted to the set's classes before argmax, as ImageNet-R/-A) and a many-to-one
 //! label map (correct if the argmax is any mapped class, as ObjectNet) — and the OOD mean.
 
+mod splits;
+
+pub use splits::{default_splits, split_sets, SplitProtocol};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::ResolvedEvalSet;
-use crate::data::{BatchStream, RowRef, Skipped, SplitSource};
+use crate::data::{BatchExtras, BatchStream, RowRef, Skipped, SplitSource};
 use crate::error::{Result, TrainError};
 use crate::student::Student;
 
@@ -186,7 +190,15 @@ pub fn evaluate_source(
     let order = Arc::new(rows);
     let _g = tch::no_grad_guard();
     let (mut n, mut correct, mut skipped) = (0, 0, Vec::new());
-    for batch in BatchStream::start(source.clone(), order, batch_size, 0, 2, device) {
+    for batch in BatchStream::start(
+        source.clone(),
+        order,
+        batch_size,
+        0,
+        2,
+        device,
+        BatchExtras::default(),
+    ) {
         let batch = batch?;
         skipped.extend(batch.skipped.iter().cloned());
         if batch.is_empty() {

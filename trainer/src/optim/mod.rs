@@ -6,10 +6,12 @@
 //! (`trainer/tests/optim.rs`) checks a scheduled, clipped run against `torch.optim.AdamW` step by
 //! step.
 
+pub mod schedule;
+
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use crate::schedule::Schedule;
+use schedule::Schedule;
 
 /// AdamW hyperparameters; `Default` is the paper recipe.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

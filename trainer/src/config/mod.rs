@@ -1,17 +1,18 @@
 //! The config of `cfkit train` (TOML), resolved and validated before anything runs.
 
+pub mod method;
+pub mod precision;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::optim::schedule::ScheduleConfig;
 use crate::optim::OptimConfig;
-use crate::precision::Precision;
-use crate::schedule::ScheduleConfig;
+use precision::Precision;
 
-pub use crate::method::{
-    DistillConfig, DistillImages, DistillMode, LpFtConfig, Method, VariantChoice,
-};
+pub use method::{DistillConfig, DistillImages, DistillMode, LpFtConfig, Method, VariantChoice};
 
 /// The model and where its initial weights come from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -299,7 +300,12 @@ impl TrainConfig {
         self.schedule
             .validate()
             .map_err(|e| format!("[schedule] {e}"))?;
-        crate::method::validate_method(self)
+        method::validate_method(
+            self.train.method,
+            self.distill.as_ref(),
+            self.lp_ft.as_ref(),
+            self.model.checkpoint.is_some(),
+        )
     }
 
     /// The distillation teacher's checkpoint directory (online mode and KD).

@@ -1,6 +1,12 @@
 //! `cfkit prepare` and `cfkit demo-data`: sources to image shards, with a quarantine file, a
 //! duplicate report, a manifest and a run record in the output directory.
 
+pub mod decode;
+pub mod preprocess;
+pub mod resample;
+pub mod sources;
+pub mod split_writer;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,11 +18,11 @@ use cfkit_schemas::{
 };
 use serde::Serialize;
 
-use crate::decode::prepare_file;
 use crate::error::{PipelineError, Result};
 use crate::fashionshift::{self, FashionMnist, FashionShiftConfig, Split};
-use crate::sources::SourceListing;
-use crate::split_writer::{write_split, Rejected, SplitOutput};
+use crate::prepare::decode::prepare_file;
+use crate::prepare::sources::SourceListing;
+use crate::prepare::split_writer::{write_split, Rejected, SplitOutput};
 
 /// How the stored images are made (recorded in the shards' metadata).
 pub fn preprocessing_description(size: u32) -> String {
@@ -54,7 +60,7 @@ pub struct PrepareOptions {
 }
 
 /// Per-split outcome, for the summary and `run.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct SplitReport {
     pub split: String,
     pub inputs: usize,
@@ -238,6 +244,67 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
     manifest.write(out)?;
     write_run_record(out, &config, std::slice::from_ref(&rep))?;
     Ok(rep)
+}
+
+/// Image shards of one split in a temporary directory, removed on drop (`cfkit eval
+/// --image-folder`: a folder evaluated without a `prepare` step of its own).
+pub struct ScratchShards {
+    pub dir: PathBuf,
+    pub split: String,
+    pub report: SplitReport,
+}
+
+impl Drop for ScratchShards {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Preprocesses the ImageFolder tree `folder` (classes from `class_list`) for a model of
+/// `image_size` px into temporary shards of one split named after the folder. Unreadable images
+/// are quarantined (counted in the report), never fatal.
+pub fn image_folder_to_scratch(
+    folder: &Path,
+    class_list: Option<&Path>,
+    image_size: u32,
+) -> Result<ScratchShards> {
+    let split = folder
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy().replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.',
+                "_",
+            )
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "images".into());
+    let dir = std::env::temp_dir().join(format!(
+        "cfkit-eval-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let listing = crate::prepare::sources::list_image_folder(folder, class_list)?;
+    let opts = PrepareOptions {
+        split: split.clone(),
+        image_size,
+        max_pixels: crate::prepare::decode::DEFAULT_MAX_PIXELS,
+        max_bad_fraction: 1.0,
+        output: OutputOptions {
+            rows_per_shard: 10_000,
+            row_group_bytes: 100 * 1024 * 1024,
+            quiet: true,
+        },
+    };
+    let mut scratch = ScratchShards {
+        dir,
+        split,
+        report: SplitReport::default(),
+    };
+    scratch.report = prepare(listing, &scratch.dir, &opts)?;
+    Ok(scratch)
 }
 
 /// Options of `cfkit demo-data`.

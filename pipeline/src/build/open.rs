@@ -1,0 +1,139 @@
+//! Opening a build: the source split, the teacher and its hashes, the resolved config and its
+//! hash, the manifest to resume (same config only), and the output schema.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cfkit_models::weights::file_blake3;
+use cfkit_models::{load_head, resolve_config, ClipModel, Towers};
+use cfkit_schemas::layout::MANIFEST_FILE;
+use cfkit_schemas::{
+    config_hash, shard_schema, CounterfactualDims, DatasetInfo, Manifest, ShardKind, TeacherInfo,
+    WriterOptions, SCHEMA_VERSION,
+};
+
+use super::{Build, BuildConfig, RunOptions, Tally};
+use crate::error::{PipelineError, Result};
+use crate::prepare::check_existing;
+use crate::prepare::split_writer::progress_bar;
+
+impl<'a> Build<'a> {
+    /// Loads the teacher and the source manifest and checks `out`: empty, or a build of this
+    /// config (whose finished shards are then kept).
+    pub fn open(cfg: &'a BuildConfig, out: &Path, opts: RunOptions) -> Result<Self> {
+        let start = Instant::now();
+        let c = &cfg.counterfactuals;
+        let device = cfkit_models::parse_device(&c.device)
+            .map_err(|e| PipelineError::Input(e.to_string()))?;
+        let source = Manifest::read(&cfg.source.shards)?;
+        let entry = source.splits.get(&cfg.source.split).ok_or_else(|| {
+            PipelineError::Input(format!(
+                "'{}' has no split '{}' (it has: {})",
+                cfg.source.shards.join(MANIFEST_FILE).display(),
+                cfg.source.split,
+                source.splits.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let model_cfg = resolve_config(&cfg.teacher.model)?;
+        let model = ClipModel::load(&model_cfg, &cfg.teacher.weights, Towers::Vision, device)?;
+        let (head, head_info) = load_head(&cfg.teacher.head, device)?;
+        if head_info.classes != entry.classes {
+            return Err(PipelineError::Input(format!(
+                "the teacher head '{}' has classes {:?}…, the source split has {:?}…: they must be the same list",
+                cfg.teacher.head.display(),
+                &head_info.classes[..head_info.classes.len().min(3)],
+                &entry.classes[..entry.classes.len().min(3)]
+            )));
+        }
+        let teacher = TeacherInfo {
+            model: cfg.teacher.model.clone(),
+            weights_blake3: file_blake3(&cfg.teacher.weights)?,
+            head_blake3: file_blake3(&cfg.teacher.head)?,
+        };
+        let mut resolved = serde_json::to_value(cfg).expect("config serialises");
+        resolved["output"] = serde_json::Value::Null; // where the output goes does not change it
+        let config = serde_json::json!({
+            "command": "build-counterfactuals",
+            "config": resolved,
+            "source_config_hash": source.config_hash,
+            "teacher": teacher,
+        });
+        let hash = config_hash(&config);
+        check_existing(out, &hash)?;
+        let manifest_path = out.join(opts.workers.manifest_name());
+        let manifest = if manifest_path.exists() {
+            let m = Manifest::read_file(&manifest_path)?;
+            if m.config_hash != hash {
+                return Err(PipelineError::Input(format!(
+                    "'{}' was written with another config: choose another --out or remove it",
+                    manifest_path.display()
+                )));
+            }
+            m
+        } else {
+            let mut m = Manifest::new(
+                ShardKind::Counterfactuals,
+                config.clone(),
+                &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
+            );
+            m.teacher_blake3 = Some(teacher.weights_blake3.clone());
+            m
+        };
+        let vision = &model.vision()?.config;
+        let info = DatasetInfo {
+            schema_version: SCHEMA_VERSION,
+            kind: ShardKind::Counterfactuals,
+            split: cfg.source.split.clone(),
+            classes: entry.classes.clone(),
+            image_size: vision.image_size as u32,
+            preprocessing: format!("as the source dataset ({})", cfg.source.shards.display()),
+            source: format!("shards:{}", cfg.source.shards.display()),
+            seed: Some(c.seed),
+            config_hash: Some(hash.clone()),
+            teacher: Some(teacher),
+            method: Some(serde_json::json!({
+                "cam": c.cam,
+                "strategies": c.strategies.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "variants_per_strategy": c.variants, "batch_size": c.batch_size,
+                "donor_pool": "batch",
+            })),
+        };
+        let dims = CounterfactualDims {
+            num_patches: vision.num_patches() as i32,
+            feature_dim: vision.projection_dim as i32,
+        };
+        let writer_options = WriterOptions {
+            row_group_bytes: cfg
+                .output
+                .row_group_bytes
+                .unwrap_or(cfkit_schemas::writer::DEFAULT_ROW_GROUP_BYTES),
+            ..Default::default()
+        };
+        let my_rows: u64 = entry
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| opts.workers.takes(*k))
+            .map(|(_, s)| s.rows)
+            .sum();
+        let pb = progress_bar(my_rows, &format!("cf {}", cfg.source.split), opts.quiet);
+        Ok(Build {
+            cfg,
+            out: out.to_path_buf(),
+            opts,
+            device,
+            model,
+            head,
+            entry: entry.clone(),
+            config,
+            hash,
+            manifest,
+            manifest_path,
+            schema: shard_schema(&info, Some(dims)),
+            writer_options,
+            pb,
+            start,
+            tally: Tally::default(),
+        })
+    }
+}

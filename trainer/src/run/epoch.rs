@@ -1,0 +1,219 @@
+//! One epoch of a training run: micro-batches through the objective, optimizer steps with
+//! logging and periodic checkpoints, then the epoch's end (validation, best checkpoint, epoch
+//! metrics, LP-FT's switch to fine-tuning, one save of `last`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tch::Kind;
+
+use super::open::make_optimizer;
+use super::{EpochStats, TrainingRun};
+use crate::checkpoint::BestVal;
+use crate::data::{epoch_order, Batch, BatchStream, Skipped};
+use crate::error::Result;
+use crate::eval::{evaluate_source, Scoring};
+use crate::optim::schedule::Schedule;
+use crate::optim::StepInfo;
+use crate::run::dir;
+
+/// Images and time of the current logging window (not saved: a resumed run starts a new one).
+struct Window {
+    start: Instant,
+    images: usize,
+}
+
+impl TrainingRun<'_> {
+    /// Trains the rest of the current epoch (from `next_batch` when resumed mid-epoch).
+    pub fn train_epoch(&mut self) -> Result<()> {
+        let epoch = self.progress.epoch;
+        let cfg = self.cfg;
+        self.bar
+            .set_prefix(format!("epoch {}/{}", epoch + 1, self.plan.total_epochs));
+        let order = Arc::new(epoch_order(
+            &self.data.train_rows,
+            cfg.train.seed,
+            epoch as u64,
+            cfg.data.shuffle_buffer,
+        ));
+        let stream = BatchStream::start(
+            self.data.source.clone(),
+            order,
+            self.plan.micro,
+            self.progress.next_batch,
+            cfg.data.prefetch,
+            self.device,
+            self.objective.extras(epoch),
+        );
+        let mut window = Window {
+            start: Instant::now(),
+            images: 0,
+        };
+        for batch in stream {
+            let batch = batch?;
+            self.log_skipped(&batch.skipped, "train")?;
+            if !batch.is_empty() {
+                self.micro_step(&batch)?;
+                window.images += batch.len();
+            }
+            let mb = batch.index;
+            self.progress.next_batch = mb + 1;
+            if self.plan.completes_step(mb) {
+                self.optimizer_step(&mut window)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forward, loss and backward of one non-empty micro-batch; its loss is scaled by its share
+    /// of the optimizer step's rows, so accumulated gradients are those of the whole step.
+    fn micro_step(&mut self, batch: &Batch) -> Result<()> {
+        let epoch = self.progress.epoch;
+        // Forward and loss under autocast (bf16 on CUDA when configured); backward outside it,
+        // as torch.autocast prescribes.
+        let out = tch::autocast(self.autocast, || {
+            self.objective.step(&self.student, batch, epoch)
+        })?;
+        let share = batch.len() as f64 / self.plan.step_rows(batch.index) as f64;
+        (&out.loss * share).backward();
+        let correct = out
+            .logits
+            .argmax(-1, false)
+            .eq_tensor(&batch.labels)
+            .sum(Kind::Int64)
+            .int64_value(&[]) as u64;
+        self.progress.stats.add_batch(
+            batch.len(),
+            out.loss.double_value(&[]),
+            out.distill,
+            correct,
+        );
+        Ok(())
+    }
+
+    /// The optimizer step that the last micro-batch completed, then its metrics line and
+    /// checkpoint when due.
+    fn optimizer_step(&mut self, window: &mut Window) -> Result<()> {
+        let (sched, local_step) = self.plan.schedule_at(self.progress.step);
+        let info = self.optimizer.step(local_step, sched);
+        let beta1 = sched.beta1(local_step);
+        self.optimizer.zero_grad();
+        let p = &mut self.progress;
+        p.step += 1;
+        p.stats.window_grad_norm_sum += info.grad_norm;
+        p.stats.window_steps += 1;
+        self.bar.set_position(p.step as u64);
+        if p.step % self.cfg.train.log_every == 0 {
+            self.log_window(&info, beta1, window)?;
+        }
+        if self.progress.step % self.cfg.train.checkpoint_every == 0 {
+            self.save(dir::LAST_DIR, true)?;
+        }
+        Ok(())
+    }
+
+    /// One "step" line of metrics.jsonl for the window that ends now.
+    fn log_window(&mut self, info: &StepInfo, beta1: Option<f64>, w: &mut Window) -> Result<()> {
+        let p = &mut self.progress;
+        let secs = w.start.elapsed().as_secs_f64();
+        let (loss, distill, grad_norm) = p.stats.window_means(self.objective.distills());
+        let ips = w.images as f64 / secs.max(1e-9);
+        self.logs.metrics.write(&serde_json::json!({
+            "kind": "step", "step": p.step, "epoch": p.epoch,
+            "loss": loss, "distill": distill, "lr": info.lr,
+            "beta1": beta1,
+            "grad_norm": grad_norm,
+            "images_per_s": ips,
+        }))?;
+        self.bar
+            .set_message(format!("loss {loss:.4} lr {:.2e} {ips:.0} img/s", info.lr));
+        p.stats.reset_window();
+        *w = Window {
+            start: Instant::now(),
+            images: 0,
+        };
+        Ok(())
+    }
+
+    fn log_skipped(&mut self, skipped: &[Skipped], stage: &str) -> Result<()> {
+        for s in skipped {
+            self.logs.quarantine.write(&serde_json::json!({
+                "id": s.id, "shard": s.shard, "reason": s.reason,
+                "epoch": self.progress.epoch, "stage": stage,
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// Validation top-1 when due this epoch (every `val_every_epochs` and at the last).
+    fn validate(&mut self) -> Result<Option<f64>> {
+        let epoch = self.progress.epoch;
+        let due = (epoch + 1) % self.cfg.train.val_every_epochs == 0
+            || epoch + 1 == self.plan.total_epochs;
+        let Some((vs, rows)) = self.data.val.as_ref().filter(|_| due) else {
+            return Ok(None);
+        };
+        let scoring = Scoring::new(&vs.classes, &self.student.classes, false, None)?;
+        let (n, c, skipped) = evaluate_source(
+            &self.student,
+            vs.clone(),
+            Some(rows.clone()),
+            &scoring,
+            self.cfg.train.eval_batch_size,
+            self.device,
+        )?;
+        self.log_skipped(&skipped, "validation")?;
+        Ok(Some(c as f64 / n.max(1) as f64))
+    }
+
+    /// The epoch's end: validation and the best checkpoint, the epoch's metrics line, LP-FT's
+    /// switch from probing to fine-tuning, and the resumable checkpoint of the next epoch.
+    pub fn end_epoch(&mut self) -> Result<()> {
+        let epoch = self.progress.epoch;
+        let val_top1 = self.validate()?;
+        if let Some(v) = val_top1 {
+            if self.progress.best.is_none_or(|b| v > b.top1) {
+                self.progress.best = Some(BestVal {
+                    top1: v,
+                    step: self.progress.step,
+                    epoch,
+                });
+                self.save(dir::BEST_DIR, false)?;
+            }
+        }
+        let distills = self.objective.distills();
+        let (train_loss, train_distill, train_top1) = self.progress.stats.epoch_means(distills);
+        self.logs.metrics.write(&serde_json::json!({
+            "kind": "epoch", "epoch": epoch, "step": self.progress.step,
+            "train_loss": train_loss,
+            "train_distill": train_distill,
+            "phase": if self.plan.probing(epoch) { "probe" } else { "fine-tune" },
+            "train_top1": train_top1,
+            "val_top1": val_top1,
+            "best_val_top1": self.progress.best.map(|b| b.top1),
+        }))?;
+        if !self.quiet {
+            let total = self.plan.total_epochs;
+            let val = val_top1
+                .map(|v| format!(", val top-1 {:.2}%", 100.0 * v))
+                .unwrap_or_default();
+            self.bar.suspend(|| {
+                eprintln!(
+                    "epoch {}/{total}: train loss {train_loss:.4}, train top-1 {:.2}%{val}",
+                    epoch + 1,
+                    100.0 * train_top1,
+                )
+            });
+        }
+        let p = &mut self.progress;
+        p.epoch += 1;
+        p.next_batch = 0;
+        p.stats = EpochStats::default();
+        if !self.finished() && self.plan.probing(self.progress.epoch) != self.plan.probing(epoch) {
+            // LP-FT: the probe is done; the whole model trains from here, with a fresh optimizer
+            // (saved below, so a resumed run continues with this one).
+            self.optimizer = make_optimizer(self.cfg, &mut self.student, false);
+        }
+        self.save(dir::LAST_DIR, true)
+    }
+}

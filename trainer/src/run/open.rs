@@ -1,0 +1,225 @@
+//! Opening a training run: data, model (fresh or from the resume checkpoint), checks that they
+//! fit, optimizer, objective, and only then the run directory with its record and logs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cfkit_models::parse_device;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tch::Device;
+
+use super::{Logs, Progress, RunData, StepPlan, TrainOptions, TrainingRun};
+use crate::checkpoint::{self};
+use crate::config::TrainConfig;
+use crate::data::{stratified_holdout, SplitSource};
+use crate::error::{Result, TrainError};
+use crate::eval::all_rows;
+use crate::objective::Objective;
+use crate::optim::{OptimConfig, Optimizer};
+use crate::run::dir::{self, Existing, JsonLines};
+use crate::run::init::{init_record, init_student, rng_record};
+use crate::student::Student;
+
+impl<'a> TrainingRun<'a> {
+    /// Opens the run in `opts.out`: a fresh run, or with `opts.resume` the run of the same config
+    /// already there, from its last checkpoint. Nothing is written before data, model and config
+    /// have been checked (a failed start leaves nothing that a corrected rerun would refuse).
+    pub fn open(cfg: &'a TrainConfig, opts: &TrainOptions) -> Result<Self> {
+        let device = parse_device(&cfg.train.device)?;
+        let config_hash = cfg.hash();
+        let out = opts.out.clone();
+        let existing = dir::check(&out, &config_hash, opts.resume)?;
+        let data = open_data(cfg)?;
+        let eval_records = data
+            .eval_sets
+            .iter()
+            .map(|set| {
+                let s = SplitSource::open(&set.shards, &set.split)?;
+                Ok(serde_json::json!({"name": set.name, "ood": set.ood, "data": s.describe()}))
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let last_dir = out.join(dir::LAST_DIR);
+        let resume_from = match existing {
+            Existing::SameConfig => checkpoint::resolve(&last_dir),
+            Existing::Fresh => None,
+        };
+        let (mut student, progress, metrics_bytes) = match &resume_from {
+            Some(dir) => restore(dir, &config_hash, device)?,
+            None => (
+                init_student(cfg, &data.source.classes, device)?,
+                Progress::default(),
+                0,
+            ),
+        };
+        check_student_fits(cfg, &student, &data.source)?;
+
+        let autocast = cfg.train.precision.prepare(device)?;
+        let objective = Objective::new(cfg, &data.source, device)?;
+        let plan = StepPlan::new(cfg, data.train_rows.len())?;
+        let mut optimizer = make_optimizer(cfg, &mut student, plan.probing(progress.epoch));
+        if let Some(dir) = &resume_from {
+            checkpoint::load_optimizer(dir, &mut optimizer)?;
+        }
+
+        std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(&out, e))?;
+        if resume_from.is_none() {
+            let record = serde_json::json!({
+                "command": "train",
+                "cfkit_version": env!("CARGO_PKG_VERSION"),
+                // HEAD of the checkout the binary was built from (build.rs).
+                "cfkit_commit": env!("CFKIT_GIT_COMMIT"),
+                "config": cfg.to_json(),
+                "config_hash": config_hash,
+                "seed": cfg.train.seed,
+                "rng": rng_record(cfg.train.seed),
+                "device": format!("{device:?}"),
+                "threads": tch::get_num_threads(),
+                "method": plan.method.name(),
+                "objective": objective.describe(),
+                "lp_epochs": plan.lp_epochs,
+                "init": init_record(cfg)?,
+                "data": {
+                    "train": data.source.describe(),
+                    "train_rows": plan.train_rows,
+                    "val_rows": data.val_rows(),
+                    "val_source": data.val.as_ref().map(|v| v.0.describe()),
+                    "eval": eval_records,
+                },
+                "steps_per_epoch": plan.steps_per_epoch,
+                "total_steps": plan.total_steps,
+                "accumulation": plan.accum,
+                "started_unix": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            });
+            dir::write_json(&out.join(dir::RUN_FILE), &record)?;
+        }
+        let logs = Logs {
+            metrics: JsonLines::open(&out.join(dir::METRICS_FILE), metrics_bytes)?,
+            quarantine: JsonLines::open(
+                &out.join(dir::QUARANTINE_FILE),
+                progress.quarantine_bytes.unwrap_or(u64::MAX),
+            )?,
+        };
+        let bar = progress_bar(opts.quiet, plan.total_steps);
+        bar.set_position(progress.step as u64);
+        Ok(TrainingRun {
+            cfg,
+            out,
+            quiet: opts.quiet,
+            device,
+            config_hash,
+            data,
+            plan,
+            student,
+            optimizer,
+            objective,
+            autocast,
+            seconds_before: progress.train_seconds,
+            progress,
+            logs,
+            bar,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// Training rows, validation rows (hold-out or split) and the evaluation sets, opened now so that
+/// a missing set fails before training, not after.
+fn open_data(cfg: &TrainConfig) -> Result<RunData> {
+    let source = Arc::new(SplitSource::open(&cfg.data.shards, &cfg.data.split)?);
+    let labels = source.labels()?;
+    let (train_rows, holdout) = stratified_holdout(
+        &labels,
+        source.classes.len(),
+        cfg.data.val_holdout,
+        cfg.train.seed,
+    );
+    if train_rows.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no training rows left in split '{}' after holding out {}",
+            cfg.data.split, cfg.data.val_holdout
+        )));
+    }
+    let val = match &cfg.data.val_split {
+        Some(split) => {
+            let s = Arc::new(SplitSource::open(&cfg.data.shards, split)?);
+            let rows = all_rows(&s);
+            Some((s, rows))
+        }
+        None if !holdout.is_empty() => Some((source.clone(), holdout)),
+        None => None,
+    };
+    Ok(RunData {
+        source,
+        train_rows,
+        val,
+        eval_sets: cfg.eval_sets(),
+    })
+}
+
+/// The student, progress and metrics length of the checkpoint in `dir`, which must have been
+/// written by a run of this config.
+fn restore(dir: &Path, config_hash: &str, device: Device) -> Result<(Student, Progress, u64)> {
+    let (s, info) = checkpoint::load_student(dir, device)?;
+    if info.config_hash != config_hash {
+        return Err(TrainError::checkpoint(
+            dir,
+            "was written by a run of another config",
+        ));
+    }
+    let p: Progress = serde_json::from_value(info.rng["progress"].clone())
+        .map_err(|e| TrainError::checkpoint(dir, format!("progress record: {e}")))?;
+    Ok((s, p, info.metrics_bytes))
+}
+
+/// The model's classes and input size must be the training split's.
+fn check_student_fits(cfg: &TrainConfig, student: &Student, source: &SplitSource) -> Result<()> {
+    let first3 = |c: &[String]| c.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if student.classes != source.classes {
+        return Err(TrainError::Data(format!(
+            "the model's classes ({}…) differ from split '{}' of '{}' ({}…)",
+            first3(&student.classes),
+            cfg.data.split,
+            cfg.data.shards.display(),
+            first3(&source.classes),
+        )));
+    }
+    if student.config().image_size as u32 != source.image_size {
+        return Err(TrainError::Data(format!(
+            "split '{}' holds {} px images; the model takes {} px",
+            cfg.data.split,
+            source.image_size,
+            student.config().image_size
+        )));
+    }
+    Ok(())
+}
+
+/// AdamW over the trainable parameters: the head only while probing (weight decay 0), else all.
+pub(super) fn make_optimizer(cfg: &TrainConfig, student: &mut Student, probe: bool) -> Optimizer {
+    let mut optim_cfg: OptimConfig = cfg.optim;
+    student.set_backbone_trainable(!probe);
+    if probe {
+        optim_cfg.weight_decay = 0.0;
+    }
+    Optimizer::new(Optimizer::trainable(&student.vs), optim_cfg)
+}
+
+fn progress_bar(quiet: bool, total_steps: usize) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps {msg} ({elapsed} / ~{duration})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    b
+}

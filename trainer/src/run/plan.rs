@@ -1,0 +1,140 @@
+//! The step plan of a run: micro-batches, gradient accumulation, steps per epoch, and which
+//! schedule (and which phase of LP-FT) a step belongs to.
+
+use crate::config::{Method, TrainConfig};
+use crate::error::Result;
+use crate::optim::schedule::AnySchedule;
+
+/// Sizes and schedules derived from the config and the number of training rows.
+pub struct StepPlan {
+    pub method: Method,
+    /// Images per forward/backward.
+    pub micro: usize,
+    /// Micro-batches per optimizer step.
+    pub accum: usize,
+    /// Images per optimizer step.
+    pub batch_size: usize,
+    pub train_rows: usize,
+    pub steps_per_epoch: usize,
+    pub micro_per_epoch: usize,
+    /// LP-FT: epochs of linear probing before the FT epochs (0 otherwise).
+    pub lp_epochs: usize,
+    pub total_epochs: usize,
+    pub total_steps: usize,
+    schedule: AnySchedule,
+    lp_schedule: Option<AnySchedule>,
+}
+
+impl StepPlan {
+    pub fn new(cfg: &TrainConfig, train_rows: usize) -> Result<Self> {
+        let micro = cfg.micro_batch();
+        let batch_size = cfg.train.batch_size;
+        let steps_per_epoch = train_rows.div_ceil(batch_size);
+        let lp_epochs = cfg.lp_ft.as_ref().map(|l| l.lp_epochs).unwrap_or(0);
+        let total_epochs = cfg.total_epochs();
+        Ok(StepPlan {
+            method: cfg.train.method,
+            micro,
+            accum: batch_size / micro,
+            batch_size,
+            train_rows,
+            steps_per_epoch,
+            micro_per_epoch: train_rows.div_ceil(micro),
+            lp_epochs,
+            total_epochs,
+            total_steps: steps_per_epoch * total_epochs,
+            schedule: cfg.schedule.build(steps_per_epoch * cfg.train.epochs)?,
+            lp_schedule: match &cfg.lp_ft {
+                Some(l) => Some(l.lp_schedule.build(steps_per_epoch * lp_epochs)?),
+                None => None,
+            },
+        })
+    }
+
+    /// Whether `epoch` trains the head only (LP, and the probe phase of LP-FT).
+    pub fn probing(&self, epoch: usize) -> bool {
+        self.method == Method::Lp || epoch < self.lp_epochs
+    }
+
+    /// The schedule of global step `step` and the step's index in it (LP-FT: the probe's
+    /// schedule first, then `[schedule]` from 0).
+    pub fn schedule_at(&self, step: usize) -> (&AnySchedule, usize) {
+        let lp_steps = self.steps_per_epoch * self.lp_epochs;
+        match &self.lp_schedule {
+            Some(lp) if step < lp_steps => (lp, step),
+            _ => (&self.schedule, step.saturating_sub(lp_steps)),
+        }
+    }
+
+    /// Rows of the optimizer step that micro-batch `micro_batch` belongs to (the last step of an
+    /// epoch may be short): each micro-batch's loss is scaled by its share of them.
+    pub fn step_rows(&self, micro_batch: usize) -> usize {
+        let step_in_epoch = micro_batch / self.accum;
+        self.batch_size
+            .min(self.train_rows - step_in_epoch * self.batch_size)
+    }
+
+    /// Whether micro-batch `micro_batch` completes an optimizer step.
+    pub fn completes_step(&self, micro_batch: usize) -> bool {
+        (micro_batch + 1) % self.accum == 0 || micro_batch + 1 == self.micro_per_epoch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::schedule::{Schedule, ScheduleConfig};
+
+    /// 10 rows, steps of 4 rows in micro-batches of 2; LP-FT with 1 probe epoch of 3 steps.
+    fn plan() -> StepPlan {
+        let sched = |steps| ScheduleConfig::default().build(steps).unwrap();
+        StepPlan {
+            method: Method::LpFt,
+            micro: 2,
+            accum: 2,
+            batch_size: 4,
+            train_rows: 10,
+            steps_per_epoch: 3,
+            micro_per_epoch: 5,
+            lp_epochs: 1,
+            total_epochs: 3,
+            total_steps: 9,
+            schedule: sched(6),
+            lp_schedule: Some(sched(3)),
+        }
+    }
+
+    #[test]
+    fn steps_accumulate_and_the_last_one_is_short() {
+        let p = plan();
+        // Micro-batches 0..5 of an epoch: steps end after 1, 3 and the last (4).
+        let ends: Vec<bool> = (0..5).map(|mb| p.completes_step(mb)).collect();
+        assert_eq!(ends, [false, true, false, true, true]);
+        // The third step holds the 2 remaining rows, so its one micro-batch counts fully.
+        assert_eq!(
+            (0..5).map(|mb| p.step_rows(mb)).collect::<Vec<_>>(),
+            [4, 4, 4, 4, 2]
+        );
+    }
+
+    #[test]
+    fn lp_ft_probes_first_with_its_own_schedule() {
+        let p = plan();
+        assert_eq!(
+            (0..3).map(|e| p.probing(e)).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        let (s, k) = p.schedule_at(2);
+        assert_eq!((s.total_steps(), k), (3, 2));
+        let (s, k) = p.schedule_at(3);
+        assert_eq!((s.total_steps(), k), (6, 0));
+        let lp = StepPlan {
+            method: Method::Lp,
+            lp_epochs: 0,
+            lp_schedule: None,
+            ..plan()
+        };
+        assert!(lp.probing(2));
+        assert_eq!(lp.schedule_at(4).1, 4);
+    }
+}

@@ -1,0 +1,106 @@
+//! Where a training run stands: the counters saved in every checkpoint, so that a resumed run
+//! logs and trains exactly what an uninterrupted one does.
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::BestVal;
+
+/// Running sums of an epoch (and of the current logging window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub rows: u64,
+    pub window_loss_sum: f64,
+    pub window_rows: u64,
+    pub window_grad_norm_sum: f64,
+    pub window_steps: u64,
+    /// Sums of the unweighted distillation term (distilling methods).
+    #[serde(default)]
+    pub distill_sum: f64,
+    #[serde(default)]
+    pub window_distill_sum: f64,
+}
+
+impl EpochStats {
+    /// Adds one micro-batch of `rows` rows: its mean loss, distillation term and correct count.
+    pub fn add_batch(&mut self, rows: usize, loss: f64, distill: Option<f64>, correct: u64) {
+        let n = rows as f64;
+        if let Some(dl) = distill {
+            self.distill_sum += dl * n;
+            self.window_distill_sum += dl * n;
+        }
+        self.loss_sum += loss * n;
+        self.window_loss_sum += loss * n;
+        self.correct += correct;
+        self.rows += rows as u64;
+        self.window_rows += rows as u64;
+    }
+
+    /// Mean loss, distillation term (when `distills`) and grad norm of the logging window.
+    pub fn window_means(&self, distills: bool) -> (f64, Option<f64>, f64) {
+        let rows = self.window_rows.max(1) as f64;
+        (
+            self.window_loss_sum / rows,
+            distills.then(|| self.window_distill_sum / rows),
+            self.window_grad_norm_sum / self.window_steps.max(1) as f64,
+        )
+    }
+
+    /// Starts a new logging window.
+    pub fn reset_window(&mut self) {
+        self.window_loss_sum = 0.0;
+        self.window_rows = 0;
+        self.window_grad_norm_sum = 0.0;
+        self.window_steps = 0;
+        self.window_distill_sum = 0.0;
+    }
+
+    /// Mean training loss, distillation term (when `distills`) and top-1 of the epoch so far.
+    pub fn epoch_means(&self, distills: bool) -> (f64, Option<f64>, f64) {
+        let rows = self.rows.max(1) as f64;
+        (
+            self.loss_sum / rows,
+            distills.then(|| self.distill_sum / rows),
+            self.correct as f64 / rows,
+        )
+    }
+}
+
+/// The run's position, stored as `rng.progress` in each checkpoint's sidecar.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Progress {
+    pub step: usize,
+    pub epoch: usize,
+    /// Micro-batches of `epoch` already consumed.
+    pub next_batch: usize,
+    pub best: Option<BestVal>,
+    pub stats: EpochStats,
+    /// Length of quarantine.jsonl at this checkpoint (a resumed run truncates to it, so rows
+    /// skipped again after the checkpoint are not logged twice).
+    #[serde(default)]
+    pub quarantine_bytes: Option<u64>,
+    /// Training seconds so far, over every resumed part of the run.
+    #[serde(default)]
+    pub train_seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_reset_and_epochs_keep_their_sums() {
+        let mut s = EpochStats::default();
+        s.add_batch(2, 1.0, Some(0.5), 1);
+        s.add_batch(6, 3.0, Some(1.5), 3);
+        s.window_grad_norm_sum = 4.0;
+        s.window_steps = 2;
+        assert_eq!(s.window_means(true), (2.5, Some(1.25), 2.0));
+        assert_eq!(s.window_means(false).1, None);
+        s.reset_window();
+        assert_eq!(s.window_means(true), (0.0, Some(0.0), 0.0));
+        // 2·1 + 6·3 = 20 over 8 rows; 4 of 8 correct.
+        assert_eq!(s.epoch_means(true), (2.5, Some(1.25), 0.5));
+    }
+}
