@@ -19,28 +19,32 @@ fn main() {
 }
 
 /// Sets CFKIT_GIT_COMMIT to `git rev-parse HEAD` of the workspace ("unknown" outside a git
-/// checkout), rerunning when HEAD or the branch it names moves. Uncommitted edits are not seen.
+/// checkout), rerunning when HEAD or the branch it names moves (in a clone or a `git worktree`,
+/// whose HEAD and refs live in different directories). Uncommitted edits are not seen.
 fn git_commit() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    let git = Path::new(&manifest).join("../.git");
-    let head = git.join("HEAD");
-    let mut watch = vec![head.clone(), git.join("packed-refs")];
-    if let Ok(text) = std::fs::read_to_string(&head) {
-        if let Some(r) = text.trim().strip_prefix("ref: ") {
-            watch.push(git.join(r));
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(&manifest)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let mut watch: Vec<String> = ["HEAD", "packed-refs"].map(String::from).to_vec();
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch.push(branch);
+    }
+    for name in &watch {
+        if let Some(path) = git(&["rev-parse", "--git-path", name]) {
+            let path = Path::new(&manifest).join(path);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
         }
     }
-    for p in watch.iter().filter(|p| p.exists()) {
-        println!("cargo:rerun-if-changed={}", p.display());
-    }
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(&manifest)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| "unknown".into());
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=CFKIT_GIT_COMMIT={commit}");
 }

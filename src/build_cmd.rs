@@ -82,6 +82,13 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(a: VerifyArgs) -> Result<()> {
+    // Said first: a directory being built may have no manifest yet.
+    for w in cfkit_schemas::verify::writers(&a.dir) {
+        eprintln!(
+            "note: '{}' is being written now ({w}): what is checked may change",
+            a.dir.display()
+        );
+    }
     let r = cfkit_schemas::verify::verify_dataset(&a.dir)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

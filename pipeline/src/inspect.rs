@@ -167,7 +167,7 @@ fn contact_sheet(rows: &[CounterfactualRecord]) -> Result<RgbPixels> {
             )));
         }
         let side = (r.cam.len() as f64).sqrt() as usize;
-        if side * side != r.cam.len() || side == 0 || s % side != 0 {
+        if side * side != r.cam.len() || side == 0 || !s.is_multiple_of(side) {
             return Err(PipelineError::Input(format!(
                 "row '{}': {} CAM values do not form a square grid over {s} px",
                 r.base.id,

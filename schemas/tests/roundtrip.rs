@@ -69,7 +69,7 @@ fn cf_record(i: usize, p: usize, d: usize) -> CounterfactualRecord {
     CounterfactualRecord {
         base: image_record(i),
         teacher_feature: (0..d).map(|k| (i * d + k) as f32 * 0.5).collect(),
-        teacher_logits: if i % 2 == 0 {
+        teacher_logits: if i.is_multiple_of(2) {
             Some(vec![i as f32, -1.0, 2.5])
         } else {
             None
@@ -79,7 +79,7 @@ fn cf_record(i: usize, p: usize, d: usize) -> CounterfactualRecord {
             .map(|k| Variant {
                 variant: k as i32,
                 strategy: "ObjMaskSingleFill(0.3)".into(),
-                mask: (0..p).map(|j| (j + k + i) % 3 == 0).collect(),
+                mask: (0..p).map(|j| (j + k + i).is_multiple_of(3)).collect(),
                 donor_ids: (0..k + 1).map(|j| format!("img/{j:04}.png")).collect(),
                 seed: 1000 + k as u64,
                 image: StoredImage {

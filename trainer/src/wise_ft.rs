@@ -142,7 +142,8 @@ pub fn wise_ft(
             ),
         ));
     }
-    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    // One writer per output directory, for the whole sweep (this also creates it).
+    let _lock = cfkit_schemas::DirLock::acquire(out, "")?;
     let (mut mix, _) = checkpoint::load_student(zeroshot, device)?;
     let mut points = Vec::new();
     for &alpha in alphas {

@@ -18,7 +18,7 @@ pub struct PatchGrid {
 
 impl PatchGrid {
     pub fn new(image_size: usize, patch_size: usize) -> Result<Self> {
-        if patch_size == 0 || image_size == 0 || image_size % patch_size != 0 {
+        if patch_size == 0 || image_size == 0 || !image_size.is_multiple_of(patch_size) {
             return Err(ModelError::Input(format!(
                 "image size {image_size} is not a positive multiple of the patch size {patch_size}"
             )));

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cfkit_schemas::layout::{parse_worker_manifest_name, MANIFEST_FILE};
-use cfkit_schemas::Manifest;
+use cfkit_schemas::lock::LOCK_FILE;
+use cfkit_schemas::{DirLock, Manifest};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
@@ -22,8 +23,29 @@ pub struct MergeReport {
     pub coverage_checked: bool,
 }
 
+/// Workers still writing into `dir` (their locks are held) would leave their manifest parts
+/// incomplete: refuse to merge, naming them.
+fn refuse_running_workers(dir: &Path) -> Result<()> {
+    let running: Vec<String> = DirLock::holders(dir)
+        .into_iter()
+        .filter(|(name, _)| name != LOCK_FILE)
+        .map(|(name, h)| format!("{name} held by {h}"))
+        .collect();
+    if running.is_empty() {
+        return Ok(());
+    }
+    Err(PipelineError::Input(format!(
+        "'{}' is still being written by {} worker(s) ({}): merge when they have finished",
+        dir.display(),
+        running.len(),
+        running.join("; ")
+    )))
+}
+
 /// Joins the worker manifests in `dir` into `dir/manifest.json`.
 pub fn merge(dir: &Path) -> Result<MergeReport> {
+    let _lock = DirLock::acquire(dir, "")?;
+    refuse_running_workers(dir)?;
     let mut parts: BTreeMap<usize, (usize, PathBuf)> = BTreeMap::new();
     let mut counts = BTreeSet::new();
     for entry in std::fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))? {

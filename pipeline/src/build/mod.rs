@@ -92,6 +92,8 @@ struct Tally {
 
 /// An open build: the teacher on its device, the source split, the manifest being written.
 pub struct Build<'a> {
+    /// This worker's writer lock on the output directory, held until the build is dropped.
+    _lock: cfkit_schemas::DirLock,
     cfg: &'a BuildConfig,
     out: PathBuf,
     opts: RunOptions,

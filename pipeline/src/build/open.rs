@@ -8,8 +8,8 @@ use cfkit_models::weights::file_blake3;
 use cfkit_models::{load_head, resolve_config, ClipModel, Towers};
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
-    config_hash, shard_schema, CounterfactualDims, DatasetInfo, Manifest, ShardKind, TeacherInfo,
-    WriterOptions, SCHEMA_VERSION,
+    config_hash, crash_point, shard_schema, CounterfactualDims, DatasetInfo, DirLock, Manifest,
+    ShardKind, TeacherInfo, WriterOptions, SCHEMA_VERSION,
 };
 
 use super::{Build, BuildConfig, RunOptions, Tally};
@@ -59,6 +59,8 @@ impl<'a> Build<'a> {
             "teacher": teacher,
         });
         let hash = config_hash(&config);
+        // One writer per (directory, worker), for the whole build.
+        let lock = DirLock::acquire(out, &opts.workers.lock_suffix())?;
         check_existing(out, &hash)?;
         let manifest_path = out.join(opts.workers.manifest_name());
         let manifest = if manifest_path.exists() {
@@ -117,7 +119,9 @@ impl<'a> Build<'a> {
             .map(|(_, s)| s.rows)
             .sum();
         let pb = progress_bar(my_rows, &format!("cf {}", cfg.source.split), opts.quiet);
+        crash_point("build:open");
         Ok(Build {
+            _lock: lock,
             cfg,
             out: out.to_path_buf(),
             opts,

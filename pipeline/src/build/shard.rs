@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cfkit_schemas::{counterfactuals_to_batch, ImageRecord, ShardReader, ShardWriter};
+use cfkit_schemas::{counterfactuals_to_batch, crash_point, ImageRecord, ShardReader, ShardWriter};
 use crossbeam_channel::bounded;
 use indicatif::ProgressBar;
 
@@ -129,6 +129,7 @@ impl Build<'_> {
             schema: &self.schema,
             pb: self.pb.clone(),
         };
+        crash_point("build:writer");
         let size = vision.config.image_size as usize;
         let pipelined = match self.opts.pipelining {
             Pipelining::On => true,
@@ -147,6 +148,7 @@ impl Build<'_> {
         t.stats.merge(sink.stats);
         quarantine::write(&self.out, &shard.file, &rejected)?;
         let summary = sink.writer.close()?;
+        crash_point("build:shard");
         self.manifest
             .add_shard(&self.cfg.source.split, &self.entry.classes, summary);
         self.manifest.write_file(&self.manifest_path)?;

@@ -43,6 +43,16 @@ impl Workers {
         }
     }
 
+    /// The suffix of this worker's lock file (workers share the output directory, each holds
+    /// its own lock; a single worker holds the directory's).
+    pub(crate) fn lock_suffix(&self) -> String {
+        if self.count == 1 {
+            String::new()
+        } else {
+            format!(".worker-{:05}-of-{:05}", self.index, self.count)
+        }
+    }
+
     pub(crate) fn run_name(&self) -> String {
         if self.count == 1 {
             "run.json".into()

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
-    config_hash, encode_png, DatasetInfo, ImageRecord, Manifest, RgbPixels, ShardKind, StoredImage,
-    WriterOptions, SCHEMA_VERSION,
+    config_hash, encode_png, DatasetInfo, DirLock, ImageRecord, Manifest, RgbPixels, ShardKind,
+    StoredImage, WriterOptions, SCHEMA_VERSION,
 };
 use serde::Serialize;
 
@@ -164,8 +164,9 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
     }
     let config = serde_json::json!({"command": "prepare", "source": listing.description, "classes": listing.classes, "options": opts});
     let hash = config_hash(&config);
+    // One writer per output directory, for the whole run (this also creates it).
+    let _lock = DirLock::acquire(out, "")?;
     check_existing(out, &hash)?;
-    std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
     let info = DatasetInfo {
         schema_version: SCHEMA_VERSION,
         kind: ShardKind::Images,
@@ -354,8 +355,9 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
     let fm = FashionMnist::load(&opts.fashion_mnist)?;
     let config = serde_json::json!({"command": "demo-data", "fashionshift": format!("{cfg:?}"), "splits": splits.iter().map(|s| s.name()).collect::<Vec<_>>(), "options": opts});
     let hash = config_hash(&config);
+    // One writer per output directory, for the whole run (this also creates it).
+    let _lock = DirLock::acquire(out, "")?;
     check_existing(out, &hash)?;
-    std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
     let classes: Vec<String> = fashionshift::CLASS_NAMES
         .iter()
         .map(|s| s.to_string())

@@ -276,7 +276,7 @@ impl TrainConfig {
             return Err("[train] batch_size must be >= 1".into());
         }
         if let Some(mb) = t.micro_batch_size {
-            if mb == 0 || t.batch_size % mb != 0 {
+            if mb == 0 || !t.batch_size.is_multiple_of(mb) {
                 return Err(format!(
                     "[train] batch_size ({}) must be a positive multiple of micro_batch_size ({mb})",
                     t.batch_size

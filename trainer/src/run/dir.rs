@@ -28,12 +28,7 @@ pub enum Existing {
 pub fn check(out: &Path, config_hash: &str, resume: bool) -> Result<Existing> {
     let run = out.join(RUN_FILE);
     if !run.exists() {
-        let empty = match std::fs::read_dir(out) {
-            Ok(mut it) => it.next().is_none(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-            Err(e) => return Err(TrainError::io(out, e)),
-        };
-        if !empty {
+        if !holds_only_setup(out)? {
             return Err(TrainError::Config(format!(
                 "'{}' is not empty and holds no {RUN_FILE}: choose a new --out directory",
                 out.display()
@@ -60,6 +55,29 @@ pub fn check(out: &Path, config_hash: &str, resume: bool) -> Result<Existing> {
         )));
     }
     Ok(Existing::SameConfig)
+}
+
+/// Whether `out` is absent, empty, or holds only what a run's own set-up leaves when it is
+/// stopped before `run.json` is in place (lock files, a half-written `run.json.tmp`, an empty
+/// `checkpoints/`): a rerun takes such a directory over.
+fn holds_only_setup(out: &Path) -> Result<bool> {
+    let entries = match std::fs::read_dir(out) {
+        Ok(it) => it,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(TrainError::io(out, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| TrainError::io(out, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = cfkit_schemas::lock::is_lock_file(&name)
+            || name == format!("{RUN_FILE}.tmp")
+            || (name == "checkpoints"
+                && std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none()));
+        if !ours {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Writes a JSON file via a temporary name.

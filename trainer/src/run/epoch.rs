@@ -103,10 +103,14 @@ impl TrainingRun<'_> {
         p.stats.window_grad_norm_sum += info.grad_norm;
         p.stats.window_steps += 1;
         self.bar.set_position(p.step as u64);
-        if p.step % self.cfg.train.log_every == 0 {
+        if p.step.is_multiple_of(self.cfg.train.log_every) {
             self.log_window(&info, beta1, window)?;
         }
-        if self.progress.step % self.cfg.train.checkpoint_every == 0 {
+        if self
+            .progress
+            .step
+            .is_multiple_of(self.cfg.train.checkpoint_every)
+        {
             self.save(dir::LAST_DIR, true)?;
         }
         Ok(())
@@ -148,7 +152,7 @@ impl TrainingRun<'_> {
     /// Validation top-1 when due this epoch (every `val_every_epochs` and at the last).
     fn validate(&mut self) -> Result<Option<f64>> {
         let epoch = self.progress.epoch;
-        let due = (epoch + 1) % self.cfg.train.val_every_epochs == 0
+        let due = (epoch + 1).is_multiple_of(self.cfg.train.val_every_epochs)
             || epoch + 1 == self.plan.total_epochs;
         let Some((vs, rows)) = self.data.val.as_ref().filter(|_| due) else {
             return Ok(None);

@@ -76,6 +76,8 @@ struct Logs {
 
 /// A training run between `open` and `finish`.
 pub struct TrainingRun<'a> {
+    /// The run directory's writer lock, held until the run is dropped.
+    _lock: cfkit_schemas::DirLock,
     cfg: &'a TrainConfig,
     out: PathBuf,
     quiet: bool,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cfkit_models::parse_device;
+use cfkit_schemas::{crash_point, DirLock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
 
@@ -29,6 +30,8 @@ impl<'a> TrainingRun<'a> {
         let device = parse_device(&cfg.train.device)?;
         let config_hash = cfg.hash();
         let out = opts.out.clone();
+        // One writer per run directory, for the whole run (released when the process ends).
+        let lock = DirLock::acquire(&out, "")?;
         let existing = dir::check(&out, &config_hash, opts.resume)?;
         let data = open_data(cfg)?;
         let eval_records = data
@@ -63,7 +66,8 @@ impl<'a> TrainingRun<'a> {
             checkpoint::load_optimizer(dir, &mut optimizer)?;
         }
 
-        std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(&out, e))?;
+        // run.json first (atomically), so that a run stopped at any later moment of its set-up
+        // is recognised as this config's and resumed (`--resume`).
         if resume_from.is_none() {
             let record = serde_json::json!({
                 "command": "train",
@@ -96,7 +100,10 @@ impl<'a> TrainingRun<'a> {
                     .unwrap_or(0),
             });
             dir::write_json(&out.join(dir::RUN_FILE), &record)?;
+            crash_point("train:run.json");
         }
+        std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(&out, e))?;
+        crash_point("train:checkpoints");
         let logs = Logs {
             metrics: JsonLines::open(&out.join(dir::METRICS_FILE), metrics_bytes)?,
             quarantine: JsonLines::open(
@@ -104,9 +111,11 @@ impl<'a> TrainingRun<'a> {
                 progress.quarantine_bytes.unwrap_or(u64::MAX),
             )?,
         };
+        crash_point("train:logs");
         let bar = progress_bar(opts.quiet, plan.total_steps);
         bar.set_position(progress.step as u64);
         Ok(TrainingRun {
+            _lock: lock,
             cfg,
             out,
             quiet: opts.quiet,

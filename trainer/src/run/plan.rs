@@ -76,7 +76,7 @@ impl StepPlan {
 
     /// Whether micro-batch `micro_batch` completes an optimizer step.
     pub fn completes_step(&self, micro_batch: usize) -> bool {
-        (micro_batch + 1) % self.accum == 0 || micro_batch + 1 == self.micro_per_epoch
+        (micro_batch + 1).is_multiple_of(self.accum) || micro_batch + 1 == self.micro_per_epoch
     }
 }
 
