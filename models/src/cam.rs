@@ -17,7 +17,7 @@ pub enum CamMethod {
     /// Chefer et al. 2021 gradient-weighted relevance propagation through every block (the paper's).
     #[default]
     Mmcam,
-    /// GradCAM on the residual stream entering the last block (its `layer_norm1` input).
+    /// GradCAM on the last block's `layer_norm1` output (all tokens), as the reference computes it.
     Gradcam,
     /// Gradient-free attention rollout (Abnar & Zuidema 2020).
     Rollout,
@@ -106,23 +106,27 @@ pub fn compute_cam(
             r.select(1, 0).narrow(1, 1, t - 1)
         }
         CamMethod::Gradcam => {
+            // The reference (Coxy7/robust-finetuning, utils/masking.py get_GradCAM, after
+            // jacobgil/pytorch-grad-cam): activations are the *output* of the last block's ln_1
+            // for every token, the class token included; each channel is weighted by its
+            // gradient *summed* over all tokens; ReLU of the weighted channel sum; the class
+            // token's entry is dropped.
             let out = model.forward_with(
                 &pixels,
                 VisionForward {
-                    last_block_input: true,
+                    last_block_ln1: true,
                     ..Default::default()
                 },
             )?;
-            let acts = out.last_block_input.expect("requested");
+            let acts = out.last_block_ln1.expect("requested"); // [N, T, D]
             let score = target_score(head, &out.features, labels);
             let grads = Tensor::f_run_backward(&[score], &[&acts], false, false)?;
             let t = acts.size()[1];
-            let a = acts.detach().narrow(1, 1, t - 1); // [N, P, D]
-            let g = grads[0].narrow(1, 1, t - 1);
-            let w = g.mean_dim([1i64].as_slice(), true, Kind::Float); // [N, 1, D]
-            (a * w)
+            let w = grads[0].sum_dim_intlist([1i64].as_slice(), true, Kind::Float); // [N, 1, D]
+            (acts.detach() * w)
                 .sum_dim_intlist([2i64].as_slice(), false, Kind::Float)
                 .relu()
+                .narrow(1, 1, t - 1)
         }
         CamMethod::Rollout => {
             let _guard = tch::no_grad_guard();

@@ -117,6 +117,14 @@ pub struct EncoderLayer {
     mlp: Mlp,
 }
 
+/// An encoder layer's output with the intermediate tensors CAMs read.
+#[derive(Debug)]
+pub struct Traced {
+    pub out: Tensor,
+    pub ln1: Tensor,
+    pub probs: Option<Tensor>,
+}
+
 impl EncoderLayer {
     pub fn new(vs: nn::Path, dim: i64, hidden: i64, heads: i64, eps: f64, act: Activation) -> Self {
         EncoderLayer {
@@ -127,18 +135,19 @@ impl EncoderLayer {
         }
     }
 
-    /// [N, T, D] -> ([N, T, D], optional attention probabilities [N, H, T, T]).
-    pub fn forward(
-        &self,
-        xs: &Tensor,
-        bias: Option<&Tensor>,
-        return_probs: bool,
-    ) -> (Tensor, Option<Tensor>) {
-        let (attn, probs) =
-            self.self_attn
-                .forward(&xs.apply(&self.layer_norm1), bias, return_probs);
+    /// [N, T, D] -> [N, T, D].
+    pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        self.forward_traced(xs, bias, false).out
+    }
+
+    /// [N, T, D] -> the output [N, T, D] with what CAMs read: the `layer_norm1` output
+    /// [N, T, D] (GradCAM's activations: open_clip's `ln_1`) and, when `return_probs`, the
+    /// post-softmax attention probabilities [N, H, T, T], both part of the autograd graph.
+    pub fn forward_traced(&self, xs: &Tensor, bias: Option<&Tensor>, return_probs: bool) -> Traced {
+        let ln1 = xs.apply(&self.layer_norm1);
+        let (attn, probs) = self.self_attn.forward(&ln1, bias, return_probs);
         let xs = xs + attn;
         let out = &xs + self.mlp.forward(&xs.apply(&self.layer_norm2));
-        (out, probs)
+        Traced { out, ln1, probs }
     }
 }

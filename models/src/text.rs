@@ -94,7 +94,7 @@ impl TextTransformer {
         let causal = Tensor::ones([l, l], (Kind::Bool, dev)).triu(1);
         let bias = Tensor::zeros([l, l], (kind, dev)).masked_fill(&causal, f64::NEG_INFINITY);
         for layer in &self.layers {
-            xs = layer.forward(&xs, Some(&bias), false).0;
+            xs = layer.forward(&xs, Some(&bias));
         }
         let xs = xs.apply(&self.final_layer_norm);
         // First end-of-text position per row (argmax of a 0/1 indicator returns the first max).

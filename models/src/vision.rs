@@ -54,8 +54,8 @@ pub struct VisionForward<'a> {
     pub key_mask: Option<&'a Tensor>,
     /// Return every block's post-softmax attention maps (graph kept).
     pub attentions: bool,
-    /// Return the input of the last block's `layer_norm1` (for GradCAM).
-    pub last_block_input: bool,
+    /// Return the output of the last block's `layer_norm1` (GradCAM's activations).
+    pub last_block_ln1: bool,
 }
 
 /// Result of [`VisionTransformer::forward_with`].
@@ -65,8 +65,8 @@ pub struct VisionOutput {
     pub features: Tensor,
     /// Per block, attention probabilities [N, H, T, T] (T = 1 + kept patches).
     pub attentions: Vec<Tensor>,
-    /// Residual stream entering the last block, [N, T, D].
-    pub last_block_input: Option<Tensor>,
+    /// The last block's `layer_norm1` output (open_clip: `ln_1`), [N, T, D], in the graph.
+    pub last_block_ln1: Option<Tensor>,
 }
 
 /// The CLIP vision tower.
@@ -220,22 +220,22 @@ impl VisionTransformer {
         };
         xs = xs.apply(&self.pre_layrnorm);
         let mut attentions = Vec::new();
-        let mut last_block_input = None;
+        let mut last_block_ln1 = None;
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
-            if opts.last_block_input && i == last {
-                last_block_input = Some(xs.shallow_clone());
+            let t = layer.forward_traced(&xs, bias.as_ref(), opts.attentions);
+            attentions.extend(t.probs);
+            if opts.last_block_ln1 && i == last {
+                last_block_ln1 = Some(t.ln1);
             }
-            let (out, probs) = layer.forward(&xs, bias.as_ref(), opts.attentions);
-            attentions.extend(probs);
-            xs = out;
+            xs = t.out;
         }
         let pooled = xs.select(1, 0).apply(&self.post_layernorm);
         let features = pooled.matmul(&self.visual_projection.tr());
         Ok(VisionOutput {
             features,
             attentions,
-            last_block_input,
+            last_block_ln1,
         })
     }
 }

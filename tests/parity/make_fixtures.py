@@ -95,7 +95,7 @@ def open_clip_model(c, seed):
 
 
 # ---------------------------------------------------------------- plain PyTorch references
-def ref_vision(sd, c, pixels, keep=None, key_mask=None, want_attn=False, capture_last=False):
+def ref_vision(sd, c, pixels, keep=None, key_mask=None, want_attn=False):
     """Functional CLIP ViT over an HF state dict; keep [N,K] drops tokens, key_mask [N,P] masks keys."""
     p = "vision_model."
     d, h = c["vw"], c["vh"]
@@ -112,11 +112,9 @@ def ref_vision(sd, c, pixels, keep=None, key_mask=None, want_attn=False, capture
         full = torch.cat([torch.zeros(n, 1, dtype=torch.bool), key_mask], 1)
         bias = torch.zeros(n, 1, 1, full.shape[1]).masked_fill(full[:, None, None, :], float("-inf"))
     x = F.layer_norm(x, (d,), sd[p + "pre_layrnorm.weight"], sd[p + "pre_layrnorm.bias"], 1e-5)
-    attns, last_in = [], None
+    attns = []
     for i in range(c["vl"]):
         q = f"{p}encoder.layers.{i}."
-        if capture_last and i == c["vl"] - 1:
-            last_in = x
         y = F.layer_norm(x, (d,), sd[q + "layer_norm1.weight"], sd[q + "layer_norm1.bias"], 1e-5)
         t = y.shape[1]
         def proj(name):
@@ -135,7 +133,7 @@ def ref_vision(sd, c, pixels, keep=None, key_mask=None, want_attn=False, capture
         x = x + F.linear(y, sd[q + "mlp.fc2.weight"], sd[q + "mlp.fc2.bias"])
     pooled = F.layer_norm(x[:, 0], (d,), sd[p + "post_layernorm.weight"], sd[p + "post_layernorm.bias"], 1e-5)
     feats = pooled @ sd["visual_projection.weight"].T
-    return feats, attns, last_in
+    return feats, attns
 
 
 def head_logits(features, weight):
@@ -153,10 +151,24 @@ def mmcam(attns, score):
     return cam / (cam.max(dim=1, keepdim=True).values + 1e-8)
 
 
-def gradcam(last_in, score):
-    g = torch.autograd.grad(score, last_in, retain_graph=True)[0][:, 1:]
-    a = last_in[:, 1:]
-    cam = (a * g.mean(1, keepdim=True)).sum(-1).relu()
+def gradcam_hooked(encode_image, ln_1, pixels, labels, zs_weight, batch_first=True):
+    """GradCAM as the reference computes it (Coxy7/robust-finetuning utils/masking.py get_GradCAM):
+    a forward hook on the real model's last-block ln_1 captures its *output* for every token; the
+    gradient of the summed label logits w.r.t. it is *summed over all tokens* (class token
+    included) per channel; ReLU of the channel sum of weight x activation; the class token's entry
+    is dropped; then each image's map is divided by its maximum + 1e-8 (DESIGN §3)."""
+    acts = []
+    handle = ln_1.register_forward_hook(lambda module, inp, out: acts.append(out))
+    try:
+        feats = encode_image(pixels)
+    finally:
+        handle.remove()
+    act = acts[0] if batch_first else acts[0].transpose(0, 1)   # N x L x C
+    score = head_logits(feats, zs_weight).gather(1, labels[:, None]).sum()
+    grad = torch.autograd.grad(score, acts[0])[0]
+    grad = grad if batch_first else grad.transpose(0, 1)
+    weights = grad.sum(dim=1, keepdim=True)                     # N x 1 x C
+    cam = F.relu((weights * act.detach()).sum(dim=2))[:, 1:]     # N x (L-1)
     return cam / (cam.max(dim=1, keepdim=True).values + 1e-8)
 
 
@@ -211,18 +223,18 @@ def oc_to_hf_vision(oc, c):
     return out
 
 
-def vision_expectations(sd, c, model_features, pixels, labels, zs_weight, seed):
-    """Checks the functional reference against the library model, then computes CAMs and no-fill features."""
+def vision_expectations(sd, c, model_features, pixels, labels, zs_weight, seed, gradcam):
+    """Checks the functional reference against the library model, then computes MMCAM, rollout and
+    no-fill features with it; `gradcam` comes from the real model (gradcam_hooked)."""
     # The graph must reach the attention maps although the weights are plain tensors.
-    feats, attns, last_in = ref_vision(sd, c, pixels.clone().requires_grad_(True), want_attn=True,
-                                       capture_last=True)
+    feats, attns = ref_vision(sd, c, pixels.clone().requires_grad_(True), want_attn=True)
     err = (feats - model_features).abs().max().item()
     assert err < 1e-4, f"functional reference differs from the library model by {err}"
     feats = feats.double().float()  # same values; keeps the graph
     score = head_logits(feats, zs_weight).gather(1, labels[:, None]).sum()
     out = {
         "mmcam": mmcam(attns, score),
-        "gradcam": gradcam(last_in, score),
+        "gradcam": gradcam,
         "rollout": rollout([a.detach() for a in attns]),
     }
     g = torch.Generator().manual_seed(seed + 7)
@@ -287,7 +299,9 @@ def make_case(name, out_dir):
         zs = torch.randn(len(CLASSES), c["proj"], generator=g) * 10
     exp["zeroshot_weight"] = zs
     exp["zeroshot_logits"] = head_logits(hf_feats, zs)
-    exp.update(vision_expectations(sd, c, hf_feats, pixels, labels, zs, seed=1))
+    hf_gradcam = gradcam_hooked(lambda px: hf.visual_projection(hf.vision_model(pixel_values=px).pooler_output),
+                                hf.vision_model.encoder.layers[-1].layer_norm1, pixels, labels, zs)
+    exp.update(vision_expectations(sd, c, hf_feats, pixels, labels, zs, seed=1, gradcam=hf_gradcam))
     save(os.path.join(d, "expected_hf.safetensors"), exp, {"classes": json.dumps(CLASSES)})
 
     # ---- open_clip (a different random model, OpenAI state-dict names)
@@ -308,7 +322,11 @@ def make_case(name, out_dir):
         zs = zeroshot_weight(oc_text, tokenizer, oc.logit_scale.exp().item())
     exp["zeroshot_weight"] = zs
     exp["zeroshot_logits"] = head_logits(oc_feats, zs)
-    exp.update(vision_expectations(oc_to_hf_vision(oc, c), c, oc_feats, pixels, labels, zs, seed=2))
+    blocks = oc.visual.transformer
+    oc_gradcam = gradcam_hooked(oc.encode_image, blocks.resblocks[-1].ln_1, pixels, labels, zs,
+                                batch_first=getattr(blocks, "batch_first", False))
+    exp.update(vision_expectations(oc_to_hf_vision(oc, c), c, oc_feats, pixels, labels, zs, seed=2,
+                                   gradcam=oc_gradcam))
     save(os.path.join(d, "expected_open_clip.safetensors"), exp, {"classes": json.dumps(CLASSES)})
 
     if name == "tiny":

@@ -2,10 +2,19 @@
 //! refilled images, and the no-fill key mask. The offline builder and the trainer's online mode
 //! both call this, so for the same CAM, images, strategy and seed they produce the same samples.
 //!
-//! Seeding: `seed` drives the donor draw (single fill: a permutation; multi fill: per-patch
-//! shifts) and image `i`'s random mask uses `hash(seed, i)`.
+//! Seeding: `seed` drives the donor draw (single fill: a permutation; multi fill: a shift per
+//! image and patch) and image `i`'s random mask uses `hash(seed, i)`.
 
 use tch::{Device, Tensor};
+
+/// Version of the draw semantics (masks, donors, refill) for a given CAM, strategy and seed,
+/// recorded in counterfactual shards so that shards of different semantics are told apart:
+/// * 1: Bernoulli masks for `RandMaskNoFill`, one multi-fill shift per patch for the batch;
+///   GradCAM on the last block's `layer_norm1` input, averaged over patch tokens.
+/// * 2 (the reference's, Coxy7/robust-finetuning `utils/masking.py`): `RandMaskNoFill(r)` keeps
+///   exactly `int(P·(1 − r))` patches; multi fill draws a shift per image and patch; GradCAM on
+///   the `ln_1` output with gradients summed over all tokens.
+pub const DRAW_VERSION: u32 = 2;
 
 use super::refill::{multi_fill_shifts, refill, single_fill_donors, PatchGrid};
 use super::rng::SplitMix64;
@@ -53,17 +62,16 @@ pub fn draw_counterfactuals(
             (imgs, perm.into_iter().map(|d| vec![d]).collect())
         }
         FillKind::Multi => {
+            // Image i's patch j comes from (i + shift[i][j]) % n: a shift per image and patch.
             let shifts = multi_fill_shifts(n, grid.num_patches(), &mut rng)?;
-            let imgs = (0..n)
-                .map(|i| {
-                    refill(&images[i], &masks[i], grid, |j| {
-                        &images[(i + shifts[j]) % n]
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let donors = (0..n)
-                .map(|i| shifts.iter().map(|s| (i + s) % n).collect())
+            let donors: Vec<Vec<usize>> = shifts
+                .iter()
+                .enumerate()
+                .map(|(i, row)| row.iter().map(|s| (i + s) % n).collect())
                 .collect();
+            let imgs = (0..n)
+                .map(|i| refill(&images[i], &masks[i], grid, |j| &images[donors[i][j]]))
+                .collect::<Result<Vec<_>>>()?;
             (imgs, donors)
         }
         FillKind::None => (images.to_vec(), vec![Vec::new(); n]),
@@ -124,6 +132,10 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(i, d)| d.len() == 49 && !d.contains(&i)));
+        // The reference draws a donor shift per image and patch: at some patch, two images are
+        // shifted differently (a shared shift would make donor - image the same for all).
+        let shift = |i: usize, j: usize| (m.donors[i][j] + 5 - i) % 5;
+        assert!((0..49).any(|j| (1..5).any(|i| shift(i, j) != shift(0, j))));
         assert_ne!(
             m.masks,
             draw_counterfactuals(&images, &cams, &multi, 12, grid)

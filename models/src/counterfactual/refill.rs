@@ -3,8 +3,9 @@
 //!
 //! Donors come from a pool of `n` images (the same batch offline, so that a reader can find them):
 //! single fill uses a seeded permutation of the pool (an image may be its own donor, as with the
-//! reference's `images[randperm(N)]`); multi fill shifts the pool by a per-patch offset in
-//! `1..n`, so a patch never comes from the image itself.
+//! reference's `images[randperm(N)]`); multi fill gives every image its own offset in `1..n` at
+//! every patch, so a patch never comes from the image itself (the reference's
+//! `randint(1, N, (N, 1, w, w))`: one shift per image *and* patch).
 
 use super::rng::SplitMix64;
 use crate::error::{ModelError, Result};
@@ -53,16 +54,21 @@ pub fn single_fill_donors(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
     perm
 }
 
-/// Multi-fill shifts: for each of `p` patches an offset in `1..n`; the donor of image `i` at
-/// patch `j` is `(i + shift[j]) % n`. Needs `n >= 2`.
-pub fn multi_fill_shifts(n: usize, p: usize, rng: &mut SplitMix64) -> Result<Vec<usize>> {
+/// Multi-fill shifts, one per image and patch (image-major: all `p` patches of image 0, then
+/// image 1, …), each in `1..n`; the donor of image `i` at patch `j` is `(i + shift[i][j]) % n`.
+/// Needs `n >= 2`.
+pub fn multi_fill_shifts(n: usize, p: usize, rng: &mut SplitMix64) -> Result<Vec<Vec<usize>>> {
     if n < 2 {
         return Err(ModelError::Input(format!(
             "multi fill needs a donor pool of at least 2 images, got {n}"
         )));
     }
-    Ok((0..p)
-        .map(|_| 1 + rng.below(n as u64 - 1) as usize)
+    Ok((0..n)
+        .map(|_| {
+            (0..p)
+                .map(|_| 1 + rng.below(n as u64 - 1) as usize)
+                .collect()
+        })
         .collect())
 }
 
@@ -146,10 +152,15 @@ mod tests {
         assert_eq!(perm, (0..17).collect::<Vec<_>>());
         for n in 2..12 {
             let shifts = multi_fill_shifts(n, 49, &mut rng).unwrap();
-            for i in 0..n {
-                assert!(shifts.iter().all(|s| (i + s) % n != i));
+            assert_eq!(shifts.len(), n);
+            for (i, row) in shifts.iter().enumerate() {
+                assert!(row.len() == 49 && row.iter().all(|s| (i + s) % n != i));
             }
         }
+        // Per image and patch (as the reference draws them): with 8 images, some patch has
+        // different shifts for different images.
+        let shifts = multi_fill_shifts(8, 49, &mut rng).unwrap();
+        assert!((0..49).any(|j| shifts.iter().any(|row| row[j] != shifts[0][j])));
         assert!(multi_fill_shifts(1, 49, &mut rng).is_err());
         assert!(PatchGrid::new(50, 8).is_err());
     }

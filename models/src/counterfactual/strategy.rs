@@ -71,15 +71,40 @@ impl Strategy {
         .collect()
     }
 
-    /// Per-patch mask for one image. `cam`: [P] scores (max-normalised); `rng` is used only by
-    /// random masks.
+    /// Per-patch mask for one image (true = masked). `cam`: [P] scores (max-normalised); `rng`
+    /// is used only by random masks. As the reference draws them:
+    /// * object / context: CAM > t / CAM <= t;
+    /// * random with fill (`RandMaskSingleFill`, `RandMaskMultiFill`): each patch independently
+    ///   with probability `rate` (the reference's `uniform() < prob` per patch);
+    /// * random without fill (`RandMaskNoFill(r)`): exactly `int(P·(1 − r))` patches are kept, a
+    ///   uniformly random subset (the reference's `randperm(P)[:n_keep]`), the rest masked.
     pub fn mask(&self, cam: &[f32], rng: &mut SplitMix64) -> Vec<bool> {
         let t = self.rate as f32;
-        match self.mask {
-            MaskKind::Object => cam.iter().map(|&c| c > t).collect(),
-            MaskKind::Context => cam.iter().map(|&c| c <= t).collect(),
-            MaskKind::Random => cam.iter().map(|_| rng.chance(self.rate)).collect(),
+        match (self.mask, self.fill) {
+            (MaskKind::Object, _) => cam.iter().map(|&c| c > t).collect(),
+            (MaskKind::Context, _) => cam.iter().map(|&c| c <= t).collect(),
+            (MaskKind::Random, FillKind::None) => {
+                let p = cam.len();
+                let keep = self.kept_patches(p);
+                // Partial Fisher–Yates: the first `keep` entries become a uniform random subset.
+                let mut order: Vec<usize> = (0..p).collect();
+                for i in 0..keep {
+                    let j = i + rng.below((p - i) as u64) as usize;
+                    order.swap(i, j);
+                }
+                let mut mask = vec![true; p];
+                for &k in &order[..keep] {
+                    mask[k] = false;
+                }
+                mask
+            }
+            (MaskKind::Random, _) => cam.iter().map(|_| rng.chance(self.rate)).collect(),
         }
+    }
+
+    /// `RandMaskNoFill(r)` keeps `int(p·(1 − r))` of `p` patches (the reference's `n_keep`).
+    pub fn kept_patches(&self, p: usize) -> usize {
+        ((p as f64) * (1.0 - self.rate)).floor() as usize
     }
 }
 
@@ -211,9 +236,32 @@ mod tests {
     }
 
     #[test]
+    fn rand_mask_no_fill_keeps_exactly_the_reference_count() {
+        let cam = vec![0.0f32; 49];
+        for rate in [0.75, 0.5, 0.3, 0.0, 1.0] {
+            let s = Strategy::new(MaskKind::Random, FillKind::None, rate).unwrap();
+            let want = (49.0 * (1.0 - rate)) as usize; // Python's int(n_patch * (1 - mask_rate))
+            let mut seen = std::collections::HashSet::new();
+            for image in 0..200u64 {
+                let m = s.mask(&cam, &mut SplitMix64::from_keys(&[5, image]));
+                assert_eq!(m.iter().filter(|&&b| !b).count(), want, "rate {rate}");
+                seen.insert(m);
+            }
+            // A random subset per image, not a fixed one.
+            assert!(seen.len() > 1 || want == 0 || want == 49, "rate {rate}");
+        }
+        assert_eq!(
+            Strategy::new(MaskKind::Random, FillKind::None, 0.75)
+                .unwrap()
+                .kept_patches(49),
+            12
+        );
+    }
+
+    #[test]
     fn random_masks_have_the_requested_rate_and_follow_the_seed() {
         let cam = vec![0.0f32; 10_000];
-        let s = Strategy::new(MaskKind::Random, FillKind::None, 0.75).unwrap();
+        let s = Strategy::new(MaskKind::Random, FillKind::Single, 0.75).unwrap();
         let m = s.mask(&cam, &mut SplitMix64::from_keys(&[7]));
         let rate = m.iter().filter(|&&b| b).count() as f64 / m.len() as f64;
         assert!((rate - 0.75).abs() < 0.02, "{rate}");

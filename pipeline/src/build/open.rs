@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use cfkit_models::counterfactual::draw::DRAW_VERSION;
 use cfkit_models::weights::file_blake3;
 use cfkit_models::{load_head, resolve_config, ClipModel, Towers};
 use cfkit_schemas::layout::MANIFEST_FILE;
@@ -54,6 +55,8 @@ impl<'a> Build<'a> {
         resolved["output"] = serde_json::Value::Null; // where the output goes does not change it
         let config = serde_json::json!({
             "command": "build-counterfactuals",
+            // Part of the hash: a build of other draw semantics is not resumed into.
+            "draw_version": DRAW_VERSION,
             "config": resolved,
             "source_config_hash": source.config_hash,
             "teacher": teacher,
@@ -97,7 +100,7 @@ impl<'a> Build<'a> {
                 "cam": c.cam,
                 "strategies": c.strategies.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
                 "variants_per_strategy": c.variants, "batch_size": c.batch_size,
-                "donor_pool": "batch",
+                "donor_pool": "batch", "draw_version": DRAW_VERSION,
             })),
         };
         let dims = CounterfactualDims {

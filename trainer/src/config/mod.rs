@@ -56,6 +56,10 @@ pub struct DataConfig {
     /// Batches decoded ahead of the step.
     #[serde(default = "default_prefetch")]
     pub prefetch: usize,
+    /// Drop each epoch's last partial batch, as the reference's `DataLoader(drop_last=True)`
+    /// does (the default); `false` trains on it too.
+    #[serde(default = "yes")]
+    pub drop_last: bool,
 }
 
 /// The loop.
@@ -163,6 +167,9 @@ fn default_buffer() -> usize {
 }
 fn default_prefetch() -> usize {
     4
+}
+fn yes() -> bool {
+    true
 }
 fn default_device() -> String {
     "auto".into()

@@ -30,12 +30,15 @@ impl TrainingRun<'_> {
         let cfg = self.cfg;
         self.bar
             .set_prefix(format!("epoch {}/{}", epoch + 1, self.plan.total_epochs));
-        let order = Arc::new(epoch_order(
+        let mut order = epoch_order(
             &self.data.train_rows,
             cfg.train.seed,
             epoch as u64,
             cfg.data.shuffle_buffer,
-        ));
+        );
+        // drop_last: this epoch's last partial batch (of its own order) is not trained on.
+        order.truncate(self.plan.epoch_rows);
+        let order = Arc::new(order);
         let stream = BatchStream::start(
             self.data.source.clone(),
             order,

@@ -87,6 +87,7 @@ impl<'a> TrainingRun<'a> {
                 "data": {
                     "train": data.source.describe(),
                     "train_rows": plan.train_rows,
+                    "epoch_rows": plan.epoch_rows,
                     "val_rows": data.val_rows(),
                     "val_source": data.val.as_ref().map(|v| v.0.describe()),
                     "eval": eval_records,

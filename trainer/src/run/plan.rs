@@ -2,7 +2,7 @@
 //! schedule (and which phase of LP-FT) a step belongs to.
 
 use crate::config::{Method, TrainConfig};
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::optim::schedule::AnySchedule;
 
 /// Sizes and schedules derived from the config and the number of training rows.
@@ -15,6 +15,8 @@ pub struct StepPlan {
     /// Images per optimizer step.
     pub batch_size: usize,
     pub train_rows: usize,
+    /// Rows each epoch trains on: `train_rows`, or with `drop_last` its whole batches only.
+    pub epoch_rows: usize,
     pub steps_per_epoch: usize,
     pub micro_per_epoch: usize,
     /// LP-FT: epochs of linear probing before the FT epochs (0 otherwise).
@@ -29,7 +31,18 @@ impl StepPlan {
     pub fn new(cfg: &TrainConfig, train_rows: usize) -> Result<Self> {
         let micro = cfg.micro_batch();
         let batch_size = cfg.train.batch_size;
-        let steps_per_epoch = train_rows.div_ceil(batch_size);
+        let epoch_rows = if cfg.data.drop_last {
+            train_rows - train_rows % batch_size
+        } else {
+            train_rows
+        };
+        if epoch_rows == 0 {
+            return Err(TrainError::Data(format!(
+                "{train_rows} training rows make no whole batch of {batch_size} (set [data] \
+                 drop_last = false to train on a partial one)"
+            )));
+        }
+        let steps_per_epoch = epoch_rows.div_ceil(batch_size);
         let lp_epochs = cfg.lp_ft.as_ref().map(|l| l.lp_epochs).unwrap_or(0);
         let total_epochs = cfg.total_epochs();
         Ok(StepPlan {
@@ -38,8 +51,9 @@ impl StepPlan {
             accum: batch_size / micro,
             batch_size,
             train_rows,
+            epoch_rows,
             steps_per_epoch,
-            micro_per_epoch: train_rows.div_ceil(micro),
+            micro_per_epoch: epoch_rows.div_ceil(micro),
             lp_epochs,
             total_epochs,
             total_steps: steps_per_epoch * total_epochs,
@@ -71,7 +85,7 @@ impl StepPlan {
     pub fn step_rows(&self, micro_batch: usize) -> usize {
         let step_in_epoch = micro_batch / self.accum;
         self.batch_size
-            .min(self.train_rows - step_in_epoch * self.batch_size)
+            .min(self.epoch_rows - step_in_epoch * self.batch_size)
     }
 
     /// Whether micro-batch `micro_batch` completes an optimizer step.
@@ -94,6 +108,7 @@ mod tests {
             accum: 2,
             batch_size: 4,
             train_rows: 10,
+            epoch_rows: 10,
             steps_per_epoch: 3,
             micro_per_epoch: 5,
             lp_epochs: 1,
@@ -114,6 +129,41 @@ mod tests {
         assert_eq!(
             (0..5).map(|mb| p.step_rows(mb)).collect::<Vec<_>>(),
             [4, 4, 4, 4, 2]
+        );
+    }
+
+    fn config(drop_last: Option<bool>) -> TrainConfig {
+        let drop = drop_last
+            .map(|d| format!("drop_last = {d}"))
+            .unwrap_or_default();
+        toml::from_str(&format!(
+            "[model]\nname = \"tiny\"\n[data]\nshards = \"d\"\n{drop}\n\
+             [train]\nmethod = \"ft\"\nepochs = 1\nbatch_size = 4\nmicro_batch_size = 2\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn drop_last_is_the_default_and_trains_whole_batches_only() {
+        // The reference's DataLoader(drop_last=True): 10 rows in batches of 4 -> 2 steps of 8 rows.
+        let p = StepPlan::new(&config(None), 10).unwrap();
+        assert_eq!(
+            (p.epoch_rows, p.steps_per_epoch, p.micro_per_epoch),
+            (8, 2, 4)
+        );
+        assert_eq!(
+            (0..4).map(|mb| p.step_rows(mb)).collect::<Vec<_>>(),
+            [4, 4, 4, 4]
+        );
+        let keep = StepPlan::new(&config(Some(false)), 10).unwrap();
+        assert_eq!((keep.epoch_rows, keep.steps_per_epoch), (10, 3));
+        let e = StepPlan::new(&config(Some(true)), 3)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("no whole batch of 4") && e.contains("drop_last"),
+            "{e}"
         );
     }
 
