@@ -26,6 +26,10 @@ pub struct TrainArgs {
     /// No progress bar or per-epoch lines.
     #[arg(long, short)]
     quiet: bool,
+    /// Time the phases of every step (loader wait, forward and loss, CAM, teacher, backward,
+    /// optimizer) and write profile.json into the run directory.
+    #[arg(long)]
+    profile: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -50,6 +54,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         out: out.clone(),
         resume: a.resume,
         quiet: a.quiet,
+        profile: a.profile,
     };
     let report = trainer::train(&cfg, &opts)?;
     if a.json {

@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::head::ClassificationHead;
-use crate::vision::{VisionForward, VisionTransformer};
+use crate::vision::{VisionForward, VisionOutput, VisionTransformer};
 
 /// Which CAM to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,16 +51,8 @@ fn target_score(head: &ClassificationHead, features: &Tensor, labels: &Tensor) -
         .sum(Kind::Float)
 }
 
-/// Computes a CAM for the given labels. `pixels`: CLIP-normalised [N, 3, S, S]; `labels`: [N].
-/// Returns [N, P], detached.
-pub fn compute_cam(
-    model: &VisionTransformer,
-    head: &ClassificationHead,
-    pixels: &Tensor,
-    labels: &Tensor,
-    method: CamMethod,
-) -> Result<Tensor> {
-    let n = pixels.size().first().copied().unwrap_or(0);
+/// Checks `labels` [N] against a batch of `n` images and `head`'s classes.
+fn check_labels(n: i64, head: &ClassificationHead, labels: &Tensor) -> Result<()> {
     if labels.size() != [n] {
         return Err(ModelError::Input(format!(
             "labels must be [{n}], got {:?}",
@@ -76,23 +68,59 @@ pub fn compute_cam(
             )));
         }
     }
-    // The graph must reach the activations even when the weights are frozen.
-    let pixels = pixels
-        .detach()
-        .set_requires_grad(method != CamMethod::Rollout);
+    Ok(())
+}
+
+/// What a forward must return for `method`'s CAM.
+pub fn cam_forward(method: CamMethod) -> VisionForward<'static> {
+    VisionForward {
+        attentions: method != CamMethod::Gradcam,
+        last_block_ln1: method == CamMethod::Gradcam,
+        ..Default::default()
+    }
+}
+
+/// Computes a CAM for the given labels. `pixels`: CLIP-normalised [N, 3, S, S]; `labels`: [N].
+/// Returns [N, P], detached.
+pub fn compute_cam(
+    model: &VisionTransformer,
+    head: &ClassificationHead,
+    pixels: &Tensor,
+    labels: &Tensor,
+    method: CamMethod,
+) -> Result<Tensor> {
+    let n = pixels.size().first().copied().unwrap_or(0);
+    check_labels(n, head, labels)?;
+    let out = if method == CamMethod::Rollout {
+        let _guard = tch::no_grad_guard();
+        model.forward_with(pixels, cam_forward(method))?
+    } else {
+        // The graph must reach the activations even when the weights are frozen.
+        let pixels = pixels.detach().set_requires_grad(true);
+        model.forward_with(&pixels, cam_forward(method))?
+    };
+    cam_of_forward(&out, head, labels, method, false)
+}
+
+/// The CAM of a forward that returned what [`cam_forward`] asks for (and, for MMCAM and GradCAM,
+/// kept its graph): [N, P], detached. With `keep_graph` the graph survives, so that the same
+/// forward's features can also carry a loss (the online step's one clean pass).
+pub fn cam_of_forward(
+    out: &VisionOutput,
+    head: &ClassificationHead,
+    labels: &Tensor,
+    method: CamMethod,
+    keep_graph: bool,
+) -> Result<Tensor> {
+    check_labels(out.features.size()[0], head, labels)?;
+    let n = out.features.size()[0];
+    let device = out.features.device();
     let cam = match method {
         CamMethod::Mmcam => {
-            let out = model.forward_with(
-                &pixels,
-                VisionForward {
-                    attentions: true,
-                    ..Default::default()
-                },
-            )?;
             let score = target_score(head, &out.features, labels);
-            let grads = Tensor::f_run_backward(&[score], &out.attentions, false, false)?;
+            let grads = Tensor::f_run_backward(&[score], &out.attentions, keep_graph, false)?;
             let t = out.attentions[0].size()[2];
-            let mut r = Tensor::eye(t, (Kind::Float, pixels.device()))
+            let mut r = Tensor::eye(t, (Kind::Float, device))
                 .unsqueeze(0)
                 .repeat([n, 1, 1]);
             for (a, g) in out.attentions.iter().zip(&grads) {
@@ -111,16 +139,12 @@ pub fn compute_cam(
             // for every token, the class token included; each channel is weighted by its
             // gradient *summed* over all tokens; ReLU of the weighted channel sum; the class
             // token's entry is dropped.
-            let out = model.forward_with(
-                &pixels,
-                VisionForward {
-                    last_block_ln1: true,
-                    ..Default::default()
-                },
-            )?;
-            let acts = out.last_block_ln1.expect("requested"); // [N, T, D]
+            let acts = out
+                .last_block_ln1
+                .as_ref()
+                .ok_or_else(|| ModelError::Input("GradCAM needs last_block_ln1".into()))?;
             let score = target_score(head, &out.features, labels);
-            let grads = Tensor::f_run_backward(&[score], &[&acts], false, false)?;
+            let grads = Tensor::f_run_backward(&[score], &[acts], keep_graph, false)?;
             let t = acts.size()[1];
             let w = grads[0].sum_dim_intlist([1i64].as_slice(), true, Kind::Float); // [N, 1, D]
             (acts.detach() * w)
@@ -129,20 +153,13 @@ pub fn compute_cam(
                 .narrow(1, 1, t - 1)
         }
         CamMethod::Rollout => {
-            let _guard = tch::no_grad_guard();
-            let out = model.forward_with(
-                &pixels,
-                VisionForward {
-                    attentions: true,
-                    ..Default::default()
-                },
-            )?;
             let t = out.attentions[0].size()[2];
-            let eye = Tensor::eye(t, (Kind::Float, pixels.device())).unsqueeze(0);
+            let eye = Tensor::eye(t, (Kind::Float, device)).unsqueeze(0);
             let mut r = eye.repeat([n, 1, 1]);
             for a in &out.attentions {
                 // Residual connection as 0.5·A + 0.5·I; rows stay stochastic.
-                let a = a.mean_dim([1i64].as_slice(), false, Kind::Float) * 0.5 + &eye * 0.5;
+                let a =
+                    a.detach().mean_dim([1i64].as_slice(), false, Kind::Float) * 0.5 + &eye * 0.5;
                 r = a.matmul(&r);
             }
             r.select(1, 0).narrow(1, 1, t - 1)

@@ -50,7 +50,8 @@ pub struct VisionForward<'a> {
     /// positional embedding is added (no-fill with random masks).
     pub keep_patches: Option<&'a Tensor>,
     /// Masked patches, [N, P] bool (true = masked): -inf on these keys in every block
-    /// (no-fill with object/context masks). Cannot be combined with `keep_patches`.
+    /// (no-fill with object/context masks). With `keep_patches` it is [N, K] over the kept
+    /// tokens (padding of a token-dropped batch whose images keep different counts).
     pub key_mask: Option<&'a Tensor>,
     /// Return every block's post-softmax attention maps (graph kept).
     pub attentions: bool,
@@ -177,11 +178,7 @@ impl VisionTransformer {
         let p = self.config.num_patches();
         let d = self.config.hidden_size;
         let mut xs = self.embed(pixels);
-        if opts.keep_patches.is_some() && opts.key_mask.is_some() {
-            return Err(ModelError::Input(
-                "keep_patches and key_mask cannot be combined".into(),
-            ));
-        }
+        let mut tokens = p; // patch tokens after dropping
         if let Some(keep) = opts.keep_patches {
             let k = match keep.size().as_slice() {
                 [kn, k] if *kn == n && *k <= p => *k,
@@ -196,10 +193,12 @@ impl VisionTransformer {
                 .expand([n, k, d], false);
             let kept = xs.gather(1, &idx, false);
             xs = Tensor::cat(&[xs.narrow(1, 0, 1), kept], 1);
+            tokens = k;
         }
         let bias = match opts.key_mask {
             None => None,
             Some(mask) => {
+                let p = tokens;
                 if mask.size() != [n, p] {
                     return Err(ModelError::Input(format!(
                         "key_mask must be [{n}, {p}], got {:?}",

@@ -7,3 +7,4 @@ pub mod refill;
 pub mod rng;
 pub mod step;
 pub mod strategy;
+pub mod token_drop;

@@ -14,7 +14,7 @@ pub mod losses;
 pub mod online;
 
 use cfkit_models::counterfactual::strategy::{FillKind, Strategy};
-use cfkit_models::VisionForward;
+use cfkit_models::counterfactual::token_drop::dropped_features;
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint;
@@ -54,6 +54,42 @@ fn missing(batch: &Batch, what: &str) -> TrainError {
     TrainError::Data(format!("batch {} has no {what}", batch.index))
 }
 
+/// The student's features of the clean images and of the distillation images: the clean
+/// features of the online CAM pass when there is one (`clean`); no-fill counterfactuals by token
+/// drop (equal to hiding their masked keys, at the kept fraction's cost); otherwise clean and
+/// counterfactual images in one forward (`[x; x']`: no image attends to another, so this equals
+/// two forwards). [N, 3, S, S] (+ [N, 3, S, S], [N, P]) -> ([N, E], [N, E]).
+fn student_features(
+    student: &Student,
+    x: &Tensor,
+    cf_x: Option<Tensor>,
+    key_mask: Option<Tensor>,
+    clean: Option<Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let Some(cx) = cf_x else {
+        let f = match clean {
+            Some(f) => f,
+            None => student.features(x)?,
+        };
+        return Ok((f.shallow_clone(), f));
+    };
+    let vision = &student.vision;
+    let cf = match &key_mask {
+        Some(mask) => Some(dropped_features(vision, &cx, mask)?),
+        None if clean.is_some() => Some(vision.features(&cx)?),
+        None => None,
+    };
+    Ok(match (clean, cf) {
+        (Some(c), Some(f)) => (c, f),
+        (None, Some(f)) => (student.features(x)?, f),
+        (_, None) => {
+            let n = x.size()[0];
+            let f = vision.features(&Tensor::cat(&[x, &cx], 0))?;
+            (f.narrow(0, 0, n), f.narrow(0, n, n))
+        }
+    })
+}
+
 /// Offline targets: stored teacher features, and for masked images the stored variant.
 fn offline_targets(d: &Distill, batch: &Batch) -> Result<DistillTargets> {
     let t = batch
@@ -86,6 +122,9 @@ pub struct StepLoss {
     pub distill: Option<f64>,
     /// Student logits of the clean images [N, C] (for training accuracy).
     pub logits: Tensor,
+    /// Seconds spent on the CAM and on the frozen teacher (online mode; the profile's split).
+    pub cam_seconds: f64,
+    pub teacher_seconds: f64,
 }
 
 impl Objective {
@@ -259,41 +298,21 @@ impl Objective {
                 loss,
                 distill: None,
                 logits,
+                cam_seconds: 0.0,
+                teacher_seconds: 0.0,
             });
         };
-        let n = batch.len() as i64;
-        let DistillTargets {
-            images: cf_x,
-            key_mask,
-            features: t_feat,
-        } = match d.cfg.mode {
-            DistillMode::Offline => offline_targets(d, batch)?,
+        let mut times = online::Times::default();
+        let (targets, clean) = match d.cfg.mode {
+            DistillMode::Offline => (offline_targets(d, batch)?, None),
             DistillMode::Online => {
                 let seed = online::step_seed(self.seed, epoch, batch.index);
-                online::targets(d, student, batch, seed)?
+                online::targets(d, student, batch, seed, &mut times)?
             }
         };
-        let (clean_f, cf_f) = match cf_x {
-            None => {
-                let f = student.features(x)?;
-                (f.shallow_clone(), f)
-            }
-            Some(cx) => {
-                let both = Tensor::cat(&[x, &cx], 0);
-                let mask = key_mask.map(|m| Tensor::cat(&[m.zeros_like(), m], 0));
-                let f = student
-                    .vision
-                    .forward_with(
-                        &both,
-                        VisionForward {
-                            key_mask: mask.as_ref(),
-                            ..Default::default()
-                        },
-                    )?
-                    .features;
-                (f.narrow(0, 0, n), f.narrow(0, n, n))
-            }
-        };
+        let (clean_f, cf_f) =
+            student_features(student, x, targets.images, targets.key_mask, clean)?;
+        let t_feat = targets.features;
         if cf_f.size() != t_feat.size() {
             return Err(TrainError::Data(format!(
                 "the student's features are {:?}, the teacher's {:?}: distillation needs the same \
@@ -325,6 +344,8 @@ impl Objective {
             distill: Some(distill.to_kind(Kind::Double).double_value(&[])),
             loss,
             logits,
+            cam_seconds: times.cam,
+            teacher_seconds: times.teacher,
         })
     }
 }

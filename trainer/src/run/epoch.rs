@@ -52,7 +52,13 @@ impl TrainingRun<'_> {
             start: Instant::now(),
             images: 0,
         };
-        for batch in stream {
+        let mut stream = stream;
+        loop {
+            let t0 = Instant::now();
+            let Some(batch) = stream.next() else { break };
+            if let Some(p) = &mut self.profile {
+                p.loader_wait_s += t0.elapsed().as_secs_f64();
+            }
             let batch = batch?;
             self.log_skipped(&batch.skipped, "train")?;
             if !batch.is_empty() {
@@ -74,11 +80,21 @@ impl TrainingRun<'_> {
         let epoch = self.progress.epoch;
         // Forward and loss under autocast (bf16 on CUDA when configured); backward outside it,
         // as torch.autocast prescribes.
+        let t0 = Instant::now();
         let out = tch::autocast(self.autocast, || {
             self.objective.step(&self.student, batch, epoch)
         })?;
+        let t1 = Instant::now();
         let share = batch.len() as f64 / self.plan.step_rows(batch.index) as f64;
         (&out.loss * share).backward();
+        if let Some(p) = &mut self.profile {
+            p.micro_batches += 1;
+            p.images += batch.len() as u64;
+            p.forward_loss_s += (t1 - t0).as_secs_f64();
+            p.cam_s += out.cam_seconds;
+            p.teacher_s += out.teacher_seconds;
+            p.backward_s += t1.elapsed().as_secs_f64();
+        }
         let correct = out
             .logits
             .argmax(-1, false)
@@ -97,10 +113,15 @@ impl TrainingRun<'_> {
     /// The optimizer step that the last micro-batch completed, then its metrics line and
     /// checkpoint when due.
     fn optimizer_step(&mut self, window: &mut Window) -> Result<()> {
+        let t0 = Instant::now();
         let (sched, local_step) = self.plan.schedule_at(self.progress.step);
         let info = self.optimizer.step(local_step, sched);
         let beta1 = sched.beta1(local_step);
         self.optimizer.zero_grad();
+        if let Some(p) = &mut self.profile {
+            p.optimizer_steps += 1;
+            p.optimizer_s += t0.elapsed().as_secs_f64();
+        }
         let p = &mut self.progress;
         p.step += 1;
         p.stats.window_grad_norm_sum += info.grad_norm;

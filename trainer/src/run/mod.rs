@@ -8,6 +8,7 @@ mod epoch;
 pub mod init;
 mod open;
 mod plan;
+mod profile;
 mod progress;
 pub mod report;
 
@@ -41,6 +42,8 @@ pub struct TrainOptions {
     pub resume: bool,
     /// No progress bars or per-epoch lines.
     pub quiet: bool,
+    /// Time the phases of every step and write `profile.json` (see `run::profile`).
+    pub profile: bool,
 }
 
 /// Trains as configured; see the crate docs for the run directory layout.
@@ -93,6 +96,8 @@ pub struct TrainingRun<'a> {
     progress: Progress,
     logs: Logs,
     bar: ProgressBar,
+    /// The time split of the steps (`--profile`).
+    profile: Option<profile::Profile>,
     /// When this process started training, and the training seconds of earlier parts.
     started: Instant,
     seconds_before: f64,
@@ -179,6 +184,9 @@ impl TrainingRun<'_> {
             train_seconds: p.train_seconds,
         };
         write_report(&self.out, &report)?;
+        if let Some(p) = self.profile {
+            p.write(&self.out)?;
+        }
         Ok(report)
     }
 }

@@ -132,6 +132,7 @@ impl<'a> TrainingRun<'a> {
             progress,
             logs,
             bar,
+            profile: opts.profile.then(Default::default),
             started: Instant::now(),
         })
     }

@@ -1,0 +1,41 @@
+//! `cfkit train --profile`: where this process's training time went, written to `profile.json`
+//! at the end of the run. On CPU every op is synchronous, so wall-clock spans are the ops' own
+//! time; on CUDA kernels run asynchronously and a span only ends when something waits for the
+//! device (run with `CUDA_LAUNCH_BLOCKING=1` for a per-phase split there).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::dir::write_json;
+use crate::error::Result;
+
+/// Seconds per phase of the training steps (validation and evaluation not included).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Profile {
+    pub micro_batches: u64,
+    pub optimizer_steps: u64,
+    pub images: u64,
+    /// Waiting for the loader's next batch (decode and assembly run ahead on other threads).
+    pub loader_wait_s: f64,
+    /// The objective's forward and loss, of which:
+    pub forward_loss_s: f64,
+    /// the student's CAM: online mode's clean pass (shared with the loss) and the CAM backward;
+    pub cam_s: f64,
+    /// the masks, donors and refill and the frozen teacher's forward (online mode);
+    pub teacher_s: f64,
+    /// and the rest: the student's forwards and the loss.
+    pub student_forward_loss_s: f64,
+    pub backward_s: f64,
+    /// Gradient clipping, AdamW and zeroing the gradients.
+    pub optimizer_s: f64,
+}
+
+impl Profile {
+    /// Writes `profile.json` into `out`.
+    pub fn write(mut self, out: &Path) -> Result<()> {
+        self.student_forward_loss_s = self.forward_loss_s - self.cam_s - self.teacher_s;
+        let v = serde_json::to_value(&self).expect("serialisable");
+        write_json(&out.join("profile.json"), &v)
+    }
+}
