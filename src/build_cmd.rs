@@ -20,12 +20,15 @@ pub struct BuildArgs {
     #[arg(long, short)]
     quiet: bool,
     /// Split the input shards over N workers (shard k goes to worker k mod N); each writes its
-    /// own manifest part into --out, `cfkit merge` joins them.
-    #[arg(long, default_value_t = 1)]
-    num_workers: usize,
-    /// This process's worker index, in 0..N.
-    #[arg(long, default_value_t = 0)]
-    worker_index: usize,
+    /// own manifest part into --out, `cfkit merge` joins them [default: the launcher's count —
+    /// SLURM_ARRAY_TASK_COUNT or WORLD_SIZE — else 1; a Kubernetes Indexed Job needs it].
+    #[arg(long)]
+    num_workers: Option<usize>,
+    /// This process's worker index, in 0..N [default: the launcher's — SLURM_ARRAY_TASK_ID
+    /// (from SLURM_ARRAY_TASK_MIN), JOB_COMPLETION_INDEX or RANK — else 0]. Given, it overrides
+    /// the environment.
+    #[arg(long)]
+    worker_index: Option<usize>,
     /// Overlap decode / device / encode stages: auto (on for CUDA, off on CPU where they share
     /// the cores), on, off. The output is the same either way.
     #[arg(long, default_value = "auto")]
@@ -38,9 +41,14 @@ pub fn build_counterfactuals(a: BuildArgs) -> Result<()> {
         .out
         .or_else(|| cfg.output.out.clone())
         .context("no output directory: pass --out or set output.out in the config")?;
+    let (workers, worker_source) =
+        pipeline::build::Workers::resolve(a.num_workers, a.worker_index, |name| {
+            std::env::var(name).ok()
+        })?;
     let opts = pipeline::build::RunOptions {
         quiet: a.quiet,
-        workers: pipeline::build::Workers::new(a.num_workers, a.worker_index)?,
+        workers,
+        worker_source,
         pipelining: a.pipeline.parse()?,
     };
     let r = pipeline::build::build_counterfactuals(&cfg, &out, opts)?;

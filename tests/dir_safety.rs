@@ -340,3 +340,142 @@ fn runs_stopped_during_set_up_are_taken_over() -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs a build worker with the launcher environment `vars` (and `extra` flags); `crash_at`
+/// stops it as `kill -9` would at that point.
+fn worker(
+    bcfg: &Path,
+    out: &Path,
+    vars: &[(&str, &str)],
+    extra: &[&str],
+    crash_at: Option<&str>,
+) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cfkit"));
+    c.args(build_args(bcfg, out)).args(extra);
+    for v in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "JOB_COMPLETION_INDEX",
+        "RANK",
+        "WORLD_SIZE",
+    ] {
+        c.env_remove(v);
+    }
+    c.envs(vars.iter().copied());
+    if let Some(point) = crash_at {
+        c.env("CFKIT_CRASH_AT", point);
+    }
+    c.output().expect("cfkit runs")
+}
+
+fn worker_record(out: &Path, index: usize, count: usize) -> serde_json::Value {
+    let path = out.join(format!("run.worker-{index:05}-of-{count:05}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn cluster_workers_from_the_launchers_environment() -> Result<()> {
+    let dir = common::tmpdir("dirs", "cluster");
+    let data = demo(&dir);
+    let bcfg = build_config(&dir, &data);
+    let lone = dir.join("lone");
+    ok(cfkit(&build_args(&bcfg, &lone)));
+
+    // A Slurm job array `--array=1-2` (ids 1 and 2, so indices 0 and 1 of 2): task 2 is killed
+    // after its first shard is in its manifest part; merge names it; its rerun resumes; a rerun of the finished task 1
+    // returns at once; the merged shards equal the single-worker build's.
+    let slurm = dir.join("slurm");
+    let task = |id: &'static str| {
+        [
+            ("SLURM_ARRAY_TASK_ID", id),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+        ]
+    };
+    let o = worker(&bcfg, &slurm, &task("1"), &[], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = worker(&bcfg, &slurm, &task("2"), &[], Some("build:manifest"));
+    assert!(!o.status.success(), "the killed task reported success");
+    let e = err(cfkit(&["merge", slurm.to_str().unwrap()]));
+    assert!(
+        e.contains("workers [1] of 2") && e.contains("done.worker-00001-of-00002.json"),
+        "{e}"
+    );
+    let o = worker(&bcfg, &slurm, &task("2"), &[], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t0 = Instant::now();
+    let o = worker(&bcfg, &slurm, &task("1"), &[], None);
+    let again = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && again.contains("0 shard(s) written, 2 skipped"),
+        "{again}"
+    );
+    eprintln!("rerun of a finished worker: {:?}", t0.elapsed());
+    let rec = worker_record(&slurm, 1, 2);
+    assert_eq!(rec["workers"]["source"], "slurm-array");
+    assert_eq!(rec["workers"]["index"], 1);
+    ok(cfkit(&["merge", slurm.to_str().unwrap()]));
+    assert_eq!(shards(&slurm), shards(&lone));
+
+    // The shipped Slurm script, run as two array tasks would run it (`--array=0-1`).
+    let script = Path::new(ROOT).join("deploy/slurm/build-counterfactuals.sbatch");
+    let via_script = dir.join("slurm-script");
+    for id in ["0", "1"] {
+        let o = Command::new("bash")
+            .arg(&script)
+            .env("CFKIT", env!("CARGO_BIN_EXE_cfkit"))
+            .env("CONFIG", &bcfg)
+            .env("OUT", &via_script)
+            .env("SLURM_ARRAY_TASK_ID", id)
+            .env("SLURM_ARRAY_TASK_COUNT", "2")
+            .env("SLURM_ARRAY_TASK_MIN", "0")
+            .output()?;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    ok(cfkit(&["merge", via_script.to_str().unwrap()]));
+    assert_eq!(shards(&via_script), shards(&lone));
+
+    // A Kubernetes Indexed Job (the count from --num-workers) and torchrun ranks; flags override
+    // the environment.
+    let k8s = dir.join("k8s");
+    for i in ["0", "1"] {
+        let o = worker(
+            &bcfg,
+            &k8s,
+            &[("JOB_COMPLETION_INDEX", i)],
+            &["--num-workers", "2"],
+            None,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        worker_record(&k8s, 0, 2)["workers"]["source"],
+        "kubernetes-indexed-job"
+    );
+    ok(cfkit(&["merge", k8s.to_str().unwrap()]));
+    assert_eq!(shards(&k8s), shards(&lone));
+    let ranks = dir.join("ranks");
+    let o = worker(
+        &bcfg,
+        &ranks,
+        &[("RANK", "1"), ("WORLD_SIZE", "2")],
+        &[],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(worker_record(&ranks, 1, 2)["workers"]["source"], "rank");
+    let flags = ["--num-workers", "2", "--worker-index", "0"];
+    let o = worker(
+        &bcfg,
+        &ranks,
+        &[("RANK", "1"), ("WORLD_SIZE", "2")],
+        &flags,
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(worker_record(&ranks, 0, 2)["workers"]["source"], "flags");
+    ok(cfkit(&["merge", ranks.to_str().unwrap()]));
+    assert_eq!(shards(&ranks), shards(&lone));
+    Ok(())
+}

@@ -11,6 +11,7 @@ use cfkit_schemas::lock::LOCK_FILE;
 use cfkit_schemas::{DirLock, Manifest};
 use serde::Serialize;
 
+use super::Workers;
 use crate::error::{PipelineError, Result};
 
 /// What `merge` joined.
@@ -39,6 +40,35 @@ fn refuse_running_workers(dir: &Path) -> Result<()> {
         dir.display(),
         running.len(),
         running.join("; ")
+    )))
+}
+
+/// A worker whose manifest part exists but whose completion marker does not (stopped, killed,
+/// still running) has not listed all its shards: refuse, naming it.
+fn refuse_unfinished_workers(
+    dir: &Path,
+    count: usize,
+    parts: &BTreeMap<usize, (usize, PathBuf)>,
+) -> Result<()> {
+    let mut unfinished = Vec::new();
+    for (&index, (_, path)) in parts {
+        let hash = Manifest::read_file(path)?.config_hash;
+        if !super::done::marked(dir, Workers { count, index }, &hash) {
+            unfinished.push(index);
+        }
+    }
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = unfinished
+        .iter()
+        .map(|&index| Workers { count, index }.done_name())
+        .collect();
+    Err(PipelineError::Input(format!(
+        "workers {unfinished:?} of {count} have not finished in '{}' (no {}): rerun them (a \
+         rerun resumes), then merge",
+        dir.display(),
+        names.join(", ")
     )))
 }
 
@@ -77,6 +107,7 @@ pub fn merge(dir: &Path) -> Result<MergeReport> {
             dir.display()
         )));
     }
+    refuse_unfinished_workers(dir, count, &parts)?;
     let mut merged: Option<Manifest> = None;
     let mut owner: BTreeMap<String, usize> = BTreeMap::new();
     for (i, (_, path)) in &parts {

@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod config;
+mod done;
 pub mod merge;
 mod open;
 mod quarantine;
@@ -33,10 +34,10 @@ pub use stats::MaskStats;
 
 use crate::error::{PipelineError, Result};
 use stats::StrategyStats;
-pub use workers::{Pipelining, RunOptions, Workers};
+pub use workers::{Pipelining, RunOptions, WorkerSource, Workers};
 
 /// What a build did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BuildReport {
     pub rows: u64,
     pub shards_written: usize,
@@ -53,13 +54,31 @@ pub struct BuildReport {
     pub mask_ratio: BTreeMap<String, MaskStats>,
 }
 
+impl BuildReport {
+    /// The report of a rerun that found the worker finished: nothing written, `skipped` shards
+    /// kept, in `seconds`.
+    fn into_rerun(self, skipped: usize, seconds: f64) -> Self {
+        BuildReport {
+            shards_written: 0,
+            shards_skipped: skipped,
+            seconds,
+            images_per_s: 0.0,
+            device_busy_fraction: 0.0,
+            ..self
+        }
+    }
+}
+
 /// Runs the build described by `cfg` into `out` (the part of `opts.workers`).
 pub fn build_counterfactuals(
     cfg: &BuildConfig,
     out: &Path,
     opts: RunOptions,
 ) -> Result<BuildReport> {
-    let mut build = Build::open(cfg, out, opts)?;
+    let mut build = match Build::open(cfg, out, opts)? {
+        Opened::Finished(report) => return Ok(report),
+        Opened::Ready(build) => build,
+    };
     for k in build.my_shards() {
         build.shard(k)?;
     }
@@ -78,6 +97,14 @@ pub fn batch_bounds(n: usize, size: usize) -> Vec<(usize, usize)> {
         out.last_mut().expect("non-empty").1 = e;
     }
     out
+}
+
+/// A build opened: ready to run, or this worker finished it before (its marker and shards are
+/// there): the report of that run, as a rerun that skipped every shard.
+#[allow(clippy::large_enum_variant)] // one value per process
+pub enum Opened<'a> {
+    Ready(Build<'a>),
+    Finished(BuildReport),
 }
 
 /// What has been done so far.
@@ -153,6 +180,8 @@ impl Build<'_> {
         let run = serde_json::json!({
             "cfkit": env!("CARGO_PKG_VERSION"), "config": self.config,
             "config_hash": self.hash, "report": report,
+            "workers": {"index": self.opts.workers.index, "count": self.opts.workers.count,
+                        "source": self.opts.worker_source},
         });
         let path = self.out.join(self.opts.workers.run_name());
         std::fs::write(
@@ -160,6 +189,7 @@ impl Build<'_> {
             serde_json::to_string_pretty(&run).expect("json") + "\n",
         )
         .map_err(|e| PipelineError::io(&path, e))?;
+        done::write(&self.out, self.opts.workers, &self.hash, &report)?;
         Ok(report)
     }
 }

@@ -13,7 +13,7 @@ use cfkit_schemas::{
     ShardKind, TeacherInfo, WriterOptions, SCHEMA_VERSION,
 };
 
-use super::{Build, BuildConfig, RunOptions, Tally};
+use super::{done, Build, BuildConfig, Opened, RunOptions, Tally};
 use crate::error::{PipelineError, Result};
 use crate::prepare::check_existing;
 use crate::prepare::split_writer::progress_bar;
@@ -21,7 +21,7 @@ use crate::prepare::split_writer::progress_bar;
 impl<'a> Build<'a> {
     /// Loads the teacher and the source manifest and checks `out`: empty, or a build of this
     /// config (whose finished shards are then kept).
-    pub fn open(cfg: &'a BuildConfig, out: &Path, opts: RunOptions) -> Result<Self> {
+    pub fn open(cfg: &'a BuildConfig, out: &Path, opts: RunOptions) -> Result<Opened<'a>> {
         let start = Instant::now();
         let c = &cfg.counterfactuals;
         let device = cfkit_models::parse_device(&c.device)
@@ -66,24 +66,16 @@ impl<'a> Build<'a> {
         let lock = DirLock::acquire(out, &opts.workers.lock_suffix())?;
         check_existing(out, &hash)?;
         let manifest_path = out.join(opts.workers.manifest_name());
-        let manifest = if manifest_path.exists() {
-            let m = Manifest::read_file(&manifest_path)?;
-            if m.config_hash != hash {
-                return Err(PipelineError::Input(format!(
-                    "'{}' was written with another config: choose another --out or remove it",
-                    manifest_path.display()
-                )));
-            }
-            m
-        } else {
-            let mut m = Manifest::new(
-                ShardKind::Counterfactuals,
-                config.clone(),
-                &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
-            );
-            m.teacher_blake3 = Some(teacher.weights_blake3.clone());
-            m
-        };
+        let manifest = open_manifest(&manifest_path, &config, &hash, &teacher)?;
+        let (split, workers) = (&cfg.source.split, opts.workers);
+        if let Some(r) = done::finished(out, workers, &hash, &manifest, entry, split) {
+            // A rerun of a finished worker: every shard of its part is skipped.
+            let skipped = (0..entry.shards.len())
+                .filter(|&k| workers.takes(k))
+                .count();
+            let seconds = start.elapsed().as_secs_f64();
+            return Ok(Opened::Finished(r.into_rerun(skipped, seconds)));
+        }
         let vision = &model.vision()?.config;
         let info = DatasetInfo {
             schema_version: SCHEMA_VERSION,
@@ -123,7 +115,7 @@ impl<'a> Build<'a> {
             .sum();
         let pb = progress_bar(my_rows, &format!("cf {}", cfg.source.split), opts.quiet);
         crash_point("build:open");
-        Ok(Build {
+        Ok(Opened::Ready(Build {
             _lock: lock,
             cfg,
             out: out.to_path_buf(),
@@ -141,6 +133,33 @@ impl<'a> Build<'a> {
             pb,
             start,
             tally: Tally::default(),
-        })
+        }))
     }
+}
+
+/// This worker's manifest part: the one a previous run of this config wrote (resumed), or a new
+/// one.
+fn open_manifest(
+    path: &Path,
+    config: &serde_json::Value,
+    hash: &str,
+    teacher: &TeacherInfo,
+) -> Result<Manifest> {
+    if path.exists() {
+        let m = Manifest::read_file(path)?;
+        if m.config_hash != hash {
+            return Err(PipelineError::Input(format!(
+                "'{}' was written with another config: choose another --out or remove it",
+                path.display()
+            )));
+        }
+        return Ok(m);
+    }
+    let mut m = Manifest::new(
+        ShardKind::Counterfactuals,
+        config.clone(),
+        &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
+    );
+    m.teacher_blake3 = Some(teacher.weights_blake3.clone());
+    Ok(m)
 }

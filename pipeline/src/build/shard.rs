@@ -152,6 +152,7 @@ impl Build<'_> {
         self.manifest
             .add_shard(&self.cfg.source.split, &self.entry.classes, summary);
         self.manifest.write_file(&self.manifest_path)?;
+        crash_point("build:manifest");
         t.written += 1;
         Ok(())
     }

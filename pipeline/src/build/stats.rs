@@ -7,7 +7,7 @@ use cfkit_schemas::CounterfactualRecord;
 use serde::Serialize;
 
 /// Mask-ratio statistics of one strategy.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
 pub struct MaskStats {
     pub variants: u64,
     pub mean: f64,
