@@ -36,7 +36,7 @@ DEFAULT_BATCH = {"tiny": 64, "vit-b-32": 8, "vit-b-16": 4}
 DEFAULT_STEPS = {"tiny": 10, "vit-b-32": 3, "vit-b-16": 2}
 DEFAULT_WARMUP = {"tiny": 2, "vit-b-32": 1, "vit-b-16": 1}
 NUM_CLASSES = 10
-# The paper recipe (trainer/src/schedule.rs, optim.rs) and the schedule's nominal length, as in
+# The paper recipe (trainer/src/optim/schedule/one_cycle.rs, optim/mod.rs) and the schedule's nominal length, as in
 # bench_train.rs.
 MAX_LR, PCT_START, WEIGHT_DECAY, GRAD_CLIP = 3e-5, 0.02, 0.1, 1.0
 SCHEDULE_STEPS = 1000
