@@ -288,6 +288,18 @@ fn one_writer_per_directory() -> Result<()> {
     Ok(())
 }
 
+/// Runs `args` stopped at `point` (the `CFKIT_CRASH_AT` hook: as `kill -9` there), then the same
+/// command again, which must succeed.
+fn stop_at_then_rerun(args: &[&str], point: &str) {
+    let out = spawn(args, Some(point)).wait_with_output().unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && msg.contains(&format!("CFKIT_CRASH_AT={point}")),
+        "{point}: {msg}"
+    );
+    ok(cfkit(args));
+}
+
 #[test]
 fn runs_stopped_during_set_up_are_taken_over() -> Result<()> {
     let dir = common::tmpdir("dirs", "setup");
@@ -303,13 +315,7 @@ fn runs_stopped_during_set_up_are_taken_over() -> Result<()> {
     // its logs; then the same command again.
     for point in ["lock", "train:run.json", "train:checkpoints", "train:logs"] {
         let run = dir.join(format!("train-{}", point.replace(':', "-")));
-        let out = spawn(&train_args(&tcfg, &run), Some(point)).wait_with_output()?;
-        let msg = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && msg.contains(&format!("CFKIT_CRASH_AT={point}")),
-            "{point}: {msg}"
-        );
-        ok(cfkit(&train_args(&tcfg, &run)));
+        stop_at_then_rerun(&train_args(&tcfg, &run), point);
         assert_eq!(run_outcome(&run), run_outcome(&lone), "stopped at {point}");
     }
     // A half-written run.json (stopped inside its write) and an empty checkpoints/ are this
@@ -329,13 +335,7 @@ fn runs_stopped_during_set_up_are_taken_over() -> Result<()> {
     // first shard writer opened, after its first shard closed (before the manifest lists it).
     for point in ["lock", "build:open", "build:writer", "build:shard"] {
         let cf = dir.join(format!("cf-{}", point.replace(':', "-")));
-        let out = spawn(&build_args(&bcfg, &cf), Some(point)).wait_with_output()?;
-        let msg = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && msg.contains(&format!("CFKIT_CRASH_AT={point}")),
-            "{point}: {msg}"
-        );
-        ok(cfkit(&build_args(&bcfg, &cf)));
+        stop_at_then_rerun(&build_args(&bcfg, &cf), point);
         assert_eq!(shards(&cf), shards(&lone_cf), "stopped at {point}");
     }
     Ok(())
