@@ -1,7 +1,10 @@
 //! `cfkit prepare` and `cfkit demo-data`: sources to image shards, with a quarantine file, a
 //! duplicate report, a manifest and a run record in the output directory.
 
+pub mod complete;
 pub mod decode;
+pub mod gif_frame;
+pub mod pil_mode;
 pub mod preprocess;
 pub mod resample;
 pub mod sources;

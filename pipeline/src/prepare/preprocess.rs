@@ -29,27 +29,10 @@
 
 use image::{DynamicImage, ImageBuffer, RgbImage};
 
+pub use crate::prepare::pil_mode::{pil_hints, PilHints, ResizeFilter};
 use crate::prepare::resample::{
     premultiply_alpha, resize_bicubic_window, resize_nearest_window, unpremultiply_alpha,
 };
-
-/// The resampling filter Pillow uses for the image's mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResizeFilter {
-    /// `Image.BICUBIC`, antialiased (every mode except `P` and `1`); what CLIP asks for.
-    Bicubic,
-    /// What Pillow silently uses instead for modes `P` (palette) and `1` (1-bit).
-    Nearest,
-}
-
-/// What the encoded bytes tell about the PIL mode (see [`pil_hints`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PilHints {
-    /// Filter Pillow would use for this file's mode.
-    pub filter: ResizeFilter,
-    /// The decoder's alpha channel comes only from a `tRNS` colour key, which Pillow ignores.
-    pub drop_alpha: bool,
-}
 
 /// An 8-bit interleaved image: `data` has shape `[h, w, ch]`, `ch` in 1..=4 (L, LA, RGB, RGBA).
 struct Raw {
@@ -170,37 +153,6 @@ fn crop_axis(n: u32, size: u32) -> (u32, u32, u32) {
 /// at least `size` on both sides: `int(round((h - size) / 2.0))`, likewise for the width.
 pub fn center_crop_offsets(width: u32, height: u32, size: u32) -> (u32, u32) {
     (crop_axis(height, size).0, crop_axis(width, size).0)
-}
-
-/// Sniff PNG bytes for what Pillow's mode would change (other formats give the defaults):
-/// colour type 3 (palette, Pillow mode `P`) or grey at bit depth 1 (mode `1`) -> NEAREST;
-/// a `tRNS` chunk on grey or RGB (colour types 0 and 2) -> drop the decoder's alpha.
-/// PNG layout (PNG spec 5.2-5.3, 11.2.2): 8-byte signature, then chunks of
-/// `length u32 BE | type [u8; 4] | data | crc`, the first being IHDR with bit depth at byte 24 and
-/// colour type at byte 25 of the file.
-pub fn pil_hints(bytes: &[u8]) -> PilHints {
-    let mut hints = PilHints {
-        filter: ResizeFilter::Bicubic,
-        drop_alpha: false,
-    };
-    if bytes.len() < 33 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
-        return hints;
-    }
-    let (depth, colour) = (bytes[24], bytes[25]);
-    if colour == 3 || (colour == 0 && depth == 1) {
-        hints.filter = ResizeFilter::Nearest;
-    }
-    let mut pos = 8usize;
-    while let Some(head) = pos.checked_add(8).and_then(|end| bytes.get(pos..end)) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        match &head[4..8] {
-            b"tRNS" => hints.drop_alpha = colour == 0 || colour == 2,
-            b"IDAT" | b"IEND" => break,
-            _ => {}
-        }
-        pos = pos.saturating_add(12).saturating_add(len);
-    }
-    hints
 }
 
 /// Resize + center-crop fused: only the crop window of the resized image is computed, which is
