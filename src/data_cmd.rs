@@ -60,6 +60,9 @@ pub struct PrepareArgs {
     /// Largest accepted source image, in pixels (decompression-bomb limit).
     #[arg(long, default_value_t = pipeline::prepare::decode::DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
+    /// Pixels cut from every side before preprocessing (ObjectNet's protocol: 2).
+    #[arg(long, default_value_t = 0)]
+    border_crop: u32,
     /// Fail when more than this fraction of the inputs is quarantined.
     #[arg(long, default_value_t = 0.05)]
     max_bad_fraction: f64,
@@ -133,6 +136,7 @@ pub fn prepare(a: PrepareArgs) -> Result<()> {
         split: a.split.clone(),
         image_size: a.image_size,
         max_pixels: a.max_pixels,
+        border_crop: a.border_crop,
         max_bad_fraction: a.max_bad_fraction,
         output: a.shards.options()?,
     };

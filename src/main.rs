@@ -8,11 +8,12 @@ use clap::{Parser, Subcommand};
 mod build_cmd;
 mod data_cmd;
 mod model_cmd;
+mod suite_cmd;
 mod train_cmd;
 
 use build_cmd::{BuildArgs, InspectArgs, MergeArgs, VerifyArgs};
 use data_cmd::{DemoDataArgs, PrepareArgs};
-use model_cmd::{DoctorArgs, PresetsArgs, ZeroshotHeadArgs};
+use model_cmd::{ConvertArgs, DoctorArgs, PresetsArgs, ZeroshotHeadArgs};
 
 /// Robust fine-tuning of pretrained vision models (CLIP ViTs) with masked images as
 /// counterfactual samples (Xiao et al., CVPR 2023).
@@ -28,6 +29,9 @@ enum Command {
     /// Build a zero-shot classification head from a CLIP text tower: class names × prompt
     /// templates -> head weights (safetensors) with the class list and a hash in its metadata.
     ZeroshotHead(ZeroshotHeadArgs),
+    /// Convert CLIP weights (safetensors in any naming, or an OpenAI TorchScript archive such as
+    /// ViT-B-32.pt) to cfkit's layout; with --head, a complete zero-shot checkpoint.
+    Convert(ConvertArgs),
     /// List the model presets and their shapes.
     Presets(PresetsArgs),
     /// Preprocess images from an ImageFolder tree or a CSV/Parquet manifest into image shards
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::ZeroshotHead(a) => model_cmd::zeroshot_head(a),
+        Command::Convert(a) => model_cmd::convert(a),
         Command::Presets(a) => model_cmd::presets(a),
         Command::Doctor(a) => model_cmd::doctor(a),
         Command::Prepare(a) => data_cmd::prepare(a),

@@ -32,9 +32,14 @@ pub struct ZeroshotHeadArgs {
     /// CLIP weights (safetensors) with Hugging Face or open_clip/OpenAI tensor names.
     #[arg(long)]
     weights: PathBuf,
-    /// Class names, one per line, in label order.
+    /// Class names, one per line, in label order (unique: what evaluation sets match, e.g.
+    /// assets/imagenet/wnids.txt).
     #[arg(long)]
     classes: PathBuf,
+    /// Names put into the prompts, one per line in the order of --classes (repeats allowed:
+    /// CLIP's ImageNet names, assets/imagenet/classnames.txt, have two) [default: --classes].
+    #[arg(long)]
+    names: Option<PathBuf>,
     /// Prompt templates, one per line with `{}` for the class name [default: the 80 OpenAI
     /// ImageNet templates].
     #[arg(long)]
@@ -52,6 +57,24 @@ pub struct ZeroshotHeadArgs {
     /// Texts encoded per forward pass.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Model preset (tiny, vit-b-32, vit-b-16, vit-l-14) or a config.json with `vision_config`.
+    #[arg(long)]
+    model: String,
+    /// CLIP weights: safetensors (Hugging Face or open_clip/OpenAI names) or a TorchScript
+    /// archive such as OpenAI's ViT-B-32.pt (read by libtorch; no pickled code runs).
+    #[arg(long)]
+    weights: PathBuf,
+    /// A head file (`cfkit zeroshot-head`): then --out is a complete checkpoint (the zero-shot
+    /// model for eval, wise-ft and train); without it, only model.safetensors + config.json.
+    #[arg(long)]
+    head: Option<PathBuf>,
+    /// Output directory (must not exist or be empty).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +99,11 @@ pub fn zeroshot_head(a: ZeroshotHeadArgs) -> Result<()> {
         config,
         weights: a.weights,
         classes,
+        prompt_names: a
+            .names
+            .as_deref()
+            .map(models::load_prompt_names)
+            .transpose()?,
         templates,
         vocab,
         device: models::parse_device(&a.device)?,
@@ -90,6 +118,30 @@ pub fn zeroshot_head(a: ZeroshotHeadArgs) -> Result<()> {
         info.templates.len(),
         info.logit_scale.unwrap_or(f64::NAN),
         info.hash
+    );
+    Ok(())
+}
+
+pub fn convert(a: ConvertArgs) -> Result<()> {
+    let config = models::resolve_config(&a.model)?;
+    let r = cfkit_trainer::convert::convert(
+        &a.model,
+        &config.vision_config,
+        &a.weights,
+        a.head.as_deref(),
+        &a.out,
+    )
+    .with_context(|| format!("converting '{}'", a.weights.display()))?;
+    println!(
+        "wrote {} ({} vision tensors, Hugging Face names{}; source blake3 {})",
+        r.out.display(),
+        r.tensors,
+        if r.checkpoint {
+            ", with head: a complete checkpoint"
+        } else {
+            ""
+        },
+        &r.source_blake3[..16]
     );
     Ok(())
 }

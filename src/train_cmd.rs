@@ -100,7 +100,7 @@ impl ScoringArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("data").required(true).args(["shards", "image_folder"])))]
+#[command(group(clap::ArgGroup::new("data").required(true).args(["shards", "image_folder", "suite"])))]
 pub struct EvalArgs {
     /// Checkpoint directory (model.safetensors, head.safetensors, checkpoint.json).
     #[arg(long)]
@@ -128,11 +128,29 @@ pub struct EvalArgs {
     #[arg(long)]
     label_map: Option<PathBuf>,
     #[command(flatten)]
+    suite: crate::suite_cmd::SuiteArgs,
+    #[command(flatten)]
     scoring: ScoringArgs,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let device = a.scoring.device()?;
+    if a.suite.suite.is_some() {
+        let (_, json) = crate::suite_cmd::run(
+            &a.suite,
+            &a.checkpoint,
+            None,
+            a.scoring.batch_size,
+            device,
+            a.scoring.json,
+        )?;
+        if a.scoring.json {
+            println!("{}", serde_json::to_string(&json)?);
+        } else {
+            print!("{}", json["table"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
     let (student, _) = trainer::checkpoint::load_student(&a.checkpoint, device)?;
     let mut _scratch = None;
     let (dir, splits) = match (&a.shards, &a.image_folder) {
@@ -186,6 +204,10 @@ pub struct WiseFtArgs {
     /// fine-tuned run, two directories above --finetuned].
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Score every α on an evaluation suite instead of the config's sets (`--suite imagenet
+    /// --root DIR`, as in `cfkit eval`); each α directory gets its suite-<name>.{md,json}.
+    #[command(flatten)]
+    suite: crate::suite_cmd::SuiteArgs,
     #[command(flatten)]
     scoring: ScoringArgs,
 }
@@ -193,8 +215,13 @@ pub struct WiseFtArgs {
 pub fn wise_ft(a: WiseFtArgs) -> Result<()> {
     let device = a.scoring.device()?;
     let alphas = trainer::wise_ft::parse_alphas(&a.alpha)?;
-    let sets = trainer::wise_ft::eval_sets_for(&a.finetuned, a.config.as_deref())?;
-    let report = trainer::wise_ft::wise_ft(
+    let on_suite = a.suite.suite.is_some();
+    let sets = if on_suite {
+        Vec::new()
+    } else {
+        trainer::wise_ft::eval_sets_for(&a.finetuned, a.config.as_deref())?
+    };
+    let mut report = trainer::wise_ft::wise_ft(
         &a.zeroshot,
         &a.finetuned,
         &alphas,
@@ -203,6 +230,21 @@ pub fn wise_ft(a: WiseFtArgs) -> Result<()> {
         a.scoring.batch_size,
         device,
     )?;
+    if on_suite {
+        for p in &mut report.points {
+            let dir = p.checkpoint.clone();
+            let (eval, _) = crate::suite_cmd::run(
+                &a.suite,
+                &dir,
+                Some(&dir),
+                a.scoring.batch_size,
+                device,
+                true,
+            )?;
+            p.eval = eval;
+        }
+        trainer::wise_ft::write_report(&a.out, &report)?;
+    }
     if a.scoring.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

@@ -16,6 +16,7 @@ pub mod rows;
 pub mod templates;
 pub mod text;
 pub mod tokenizer;
+pub mod torchscript;
 pub mod vision;
 pub mod weights;
 pub mod zeroshot;
@@ -33,7 +34,9 @@ pub use vision::{
     clip_normalize, pixels_to_input, VisionForward, VisionOutput, VisionTransformer, CLIP_MEAN,
     CLIP_STD,
 };
-pub use zeroshot::{build_zeroshot_head, load_class_names, zeroshot_weights, ZeroShotSpec};
+pub use zeroshot::{
+    build_zeroshot_head, load_class_names, load_prompt_names, zeroshot_weights, ZeroShotSpec,
+};
 
 /// Parses a device name: `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:N`.
 pub fn parse_device(name: &str) -> Result<tch::Device> {

@@ -210,9 +210,15 @@ enum Tower {
     Text,
 }
 
-/// Reads a weights file and returns tensors with Hugging Face names, whatever naming it used.
+/// Reads a weights file — safetensors, or a TorchScript archive such as OpenAI's `ViT-B-32.pt`
+/// ([`crate::torchscript`]) — and returns tensors with Hugging Face names, whatever naming it
+/// used.
 pub fn read_hf_weights(path: &Path) -> Result<SafetensorsFile> {
-    let mut file = read_safetensors(path)?;
+    let mut file = if crate::torchscript::is_zip_archive(path)? {
+        crate::torchscript::read_torchscript(path)?
+    } else {
+        read_safetensors(path)?
+    };
     // open_clip checkpoints saved from a DDP model carry a `module.` prefix.
     if file.tensors.keys().all(|k| k.starts_with("module.")) {
         file.tensors = std::mem::take(&mut file.tensors)

@@ -60,7 +60,11 @@ pub fn zeroshot_weights(
 pub struct ZeroShotSpec {
     pub config: ClipConfig,
     pub weights: PathBuf,
+    /// The head's class ids (unique; what evaluation sets are matched against).
     pub classes: Vec<String>,
+    /// The names put into the prompts, one per class (may repeat, as CLIP's ImageNet names
+    /// do); `None`: the class ids themselves.
+    pub prompt_names: Option<Vec<String>>,
     pub templates: Vec<String>,
     pub vocab: PathBuf,
     pub device: Device,
@@ -72,11 +76,22 @@ pub fn build_zeroshot_head(spec: &ZeroShotSpec, out: &Path) -> Result<HeadInfo> 
     let tokenizer = Tokenizer::from_file(&spec.vocab)?;
     let model = ClipModel::load(&spec.config, &spec.weights, Towers::Text, spec.device)?;
     let scale = model.logit_scale_exp()?;
+    let names = match &spec.prompt_names {
+        Some(n) if n.len() != spec.classes.len() => {
+            return Err(ModelError::Input(format!(
+                "{} prompt names for {} classes; give one name per class, in class order",
+                n.len(),
+                spec.classes.len()
+            )))
+        }
+        Some(n) => n,
+        None => &spec.classes,
+    };
     let weight = zeroshot_weights(
         model.text()?,
         &tokenizer,
         scale,
-        &spec.classes,
+        names,
         &spec.templates,
         spec.batch_size,
         spec.device,
@@ -84,7 +99,15 @@ pub fn build_zeroshot_head(spec: &ZeroShotSpec, out: &Path) -> Result<HeadInfo> 
     let bias = Tensor::zeros([weight.size()[0]], (Kind::Float, spec.device));
     let weights_hash = file_blake3(&spec.weights)?;
     let info = HeadInfo {
-        hash: HeadInfo::compute_hash(&weights_hash, &spec.classes, &spec.templates),
+        // Without separate prompt names the hash is the one heads always had.
+        hash: match &spec.prompt_names {
+            None => HeadInfo::compute_hash(&weights_hash, &spec.classes, &spec.templates),
+            Some(n) => HeadInfo::compute_hash(
+                &weights_hash,
+                &[&spec.classes[..], n].concat(),
+                &spec.templates,
+            ),
+        },
         classes: spec.classes.clone(),
         source: "zeroshot".into(),
         text_weights_blake3: Some(weights_hash),
@@ -93,6 +116,17 @@ pub fn build_zeroshot_head(spec: &ZeroShotSpec, out: &Path) -> Result<HeadInfo> 
     };
     save_head(out, &ClassificationHead { weight, bias }, &info)?;
     Ok(info)
+}
+
+/// Reads a prompt-name file: one name per line (blank lines skipped), repeats allowed.
+pub fn load_prompt_names(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// Reads a class-list file: one name per line, blank lines and `#` comments skipped, no duplicates.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fashionshift;
 pub mod inspect;
 pub mod prepare;
+pub mod suite;
 
 /// Masks, donors and refill live in the models crate (shared with the trainer's online mode).
 pub use cfkit_models::counterfactual::{refill, rng, strategy};

@@ -73,7 +73,7 @@ pub struct CheckpointInfo {
 }
 
 /// The transformers `config.json` of a vision tower.
-fn hf_config(cfg: &VisionConfig) -> serde_json::Value {
+pub(crate) fn hf_config(cfg: &VisionConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(cfg).expect("config serialises");
     let o = v.as_object_mut().expect("object");
     o.insert("model_type".into(), "clip_vision_model".into());

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod convert;
 pub mod data;
 pub mod error;
 pub mod eval;

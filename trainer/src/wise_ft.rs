@@ -185,12 +185,18 @@ pub fn wise_ft(
         finetuned: finetuned.to_path_buf(),
         points,
     };
-    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    write_report(out, &report)?;
+    Ok(report)
+}
+
+/// Writes `wise-ft.json` and `wise-ft.md` into `out` (again, after a caller re-scored the
+/// points, e.g. on an evaluation suite).
+pub fn write_report(out: &Path, report: &WiseFtReport) -> Result<()> {
+    let json = serde_json::to_string_pretty(report).expect("report serialises");
     let path = out.join("wise-ft.json");
     std::fs::write(&path, json + "\n").map_err(|e| TrainError::io(&path, e))?;
     let path = out.join("wise-ft.md");
-    std::fs::write(&path, markdown(&report)).map_err(|e| TrainError::io(&path, e))?;
-    Ok(report)
+    std::fs::write(&path, markdown(report)).map_err(|e| TrainError::io(&path, e))
 }
 
 /// One row per α, one column per set, then the ID and OOD means (top-1 %).

@@ -15,7 +15,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use cfkit_schemas::{encode_png, RgbPixels};
-use image::{ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use serde::Serialize;
 
 use crate::prepare::complete::truncation;
@@ -77,13 +77,44 @@ pub struct Prepared {
 }
 
 /// Reads, checks, decodes and preprocesses one file.
-pub fn prepare_file(path: &Path, size: u32, max_pixels: u64) -> Result<Prepared, Reject> {
+/// `border_crop` pixels are cut from every side before preprocessing (ObjectNet's protocol:
+/// PIL `crop((b, b, w - b, h - b))`); 0 for every other set.
+pub fn prepare_file(
+    path: &Path,
+    size: u32,
+    max_pixels: u64,
+    border_crop: u32,
+) -> Result<Prepared, Reject> {
     let bytes = std::fs::read(path).map_err(|e| Reject::Unreadable(e.to_string()))?;
-    prepare_bytes(&bytes, size, max_pixels)
+    prepare_bytes_cropped(&bytes, size, max_pixels, border_crop)
 }
 
-/// [`prepare_file`] on bytes already in memory.
+/// [`prepare_file`] on bytes already in memory, without a border crop.
 pub fn prepare_bytes(bytes: &[u8], size: u32, max_pixels: u64) -> Result<Prepared, Reject> {
+    prepare_bytes_cropped(bytes, size, max_pixels, 0)
+}
+
+/// Cuts `b` pixels from every side (`b = 0`: the image itself).
+fn crop_border(img: DynamicImage, b: u32) -> Result<DynamicImage, Reject> {
+    let (w, h) = (img.width(), img.height());
+    if b == 0 {
+        return Ok(img);
+    }
+    if w <= 2 * b || h <= 2 * b {
+        return Err(Reject::Corrupt(format!(
+            "{w}x{h} pixels is too small for the {b}-px border crop"
+        )));
+    }
+    Ok(img.crop_imm(b, b, w - 2 * b, h - 2 * b))
+}
+
+/// [`prepare_bytes`] with a border crop of `border_crop` pixels per side.
+pub fn prepare_bytes_cropped(
+    bytes: &[u8],
+    size: u32,
+    max_pixels: u64,
+    border_crop: u32,
+) -> Result<Prepared, Reject> {
     if bytes.is_empty() {
         return Err(Reject::Empty);
     }
@@ -119,13 +150,13 @@ pub fn prepare_bytes(bytes: &[u8], size: u32, max_pixels: u64) -> Result<Prepare
                 Reject::Corrupt(e)
             }
         })?;
-        clip_preprocess_with(&img, size, filter)
+        clip_preprocess_with(&crop_border(img, border_crop)?, size, filter)
     } else {
         let mut limits = Limits::default();
         limits.max_alloc = Some(max_alloc);
         reader.limits(limits);
         let img = reader.decode().map_err(|e| decode_error(format, &e))?;
-        clip_preprocess_decoded(&img, bytes, size)
+        clip_preprocess_decoded(&crop_border(img, border_crop)?, bytes, size)
     };
     let (w, h) = rgb.dimensions();
     let png = encode_png(&RgbPixels {

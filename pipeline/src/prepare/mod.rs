@@ -57,13 +57,21 @@ pub struct PrepareOptions {
     pub split: String,
     pub image_size: u32,
     pub max_pixels: u64,
+    /// Pixels cut from every side before preprocessing (ObjectNet's border; 0: none, and then
+    /// not written into the config, so hashes of earlier datasets stay valid).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub border_crop: u32,
     /// The run fails when more than this fraction of the inputs is quarantined.
     pub max_bad_fraction: f64,
     pub output: OutputOptions,
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 /// Per-split outcome, for the summary and `run.json`.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
 pub struct SplitReport {
     pub split: String,
     pub inputs: usize,
@@ -157,6 +165,33 @@ pub(crate) fn write_run_record(
     .map_err(|e| PipelineError::io(&path, e))
 }
 
+/// The config `prepare` records (and hashes) for `listing` under `opts`.
+fn prepare_config(listing: &SourceListing, opts: &PrepareOptions) -> serde_json::Value {
+    serde_json::json!({"command": "prepare", "source": listing.description, "classes": listing.classes, "options": opts})
+}
+
+/// The report of an earlier `prepare` of the same listing and options into `out`, if `out`
+/// holds one (same config hash; a directory of another config is an error, as in [`prepare`]).
+/// The config names the files, not their bytes: change the files, remove `out`.
+pub fn prepared_already(
+    listing: &SourceListing,
+    out: &Path,
+    opts: &PrepareOptions,
+) -> Result<Option<SplitReport>> {
+    if !out.join(MANIFEST_FILE).exists() {
+        return Ok(None);
+    }
+    check_existing(out, &config_hash(&prepare_config(listing, opts)))?;
+    let path = out.join("run.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| PipelineError::io(&path, e))?;
+    let run: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| PipelineError::Input(format!("'{}': {e}", path.display())))?;
+    let report = run["splits"]
+        .get(0)
+        .and_then(|s| serde_json::from_value(s.clone()).ok());
+    Ok(report)
+}
+
 /// `cfkit prepare`: one source listing -> image shards of one split.
 pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Result<SplitReport> {
     if !cfkit_schemas::layout::valid_split_name(&opts.split) {
@@ -165,7 +200,7 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
             opts.split
         )));
     }
-    let config = serde_json::json!({"command": "prepare", "source": listing.description, "classes": listing.classes, "options": opts});
+    let config = prepare_config(&listing, opts);
     let hash = config_hash(&config);
     // One writer per output directory, for the whole run (this also creates it).
     let _lock = DirLock::acquire(out, "")?;
@@ -194,11 +229,15 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
         opts.output.quiet,
         |i| {
             let item = &items[i];
-            let p = prepare_file(&item.path, opts.image_size, opts.max_pixels).map_err(|r| {
-                Rejected {
-                    path: item.path.display().to_string(),
-                    reason: r.to_string(),
-                }
+            let p = prepare_file(
+                &item.path,
+                opts.image_size,
+                opts.max_pixels,
+                opts.border_crop,
+            )
+            .map_err(|r| Rejected {
+                path: item.path.display().to_string(),
+                reason: r.to_string(),
             })?;
             Ok(ImageRecord {
                 id: item.id.clone(),
@@ -295,6 +334,7 @@ pub fn image_folder_to_scratch(
         split: split.clone(),
         image_size,
         max_pixels: crate::prepare::decode::DEFAULT_MAX_PIXELS,
+        border_crop: 0,
         max_bad_fraction: 1.0,
         output: OutputOptions {
             rows_per_shard: 10_000,

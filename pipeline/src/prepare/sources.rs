@@ -47,7 +47,7 @@ pub fn read_class_list(path: &Path) -> Result<Vec<String>> {
 }
 
 /// Files under `dir`, recursively, following symlinks; loops and unreadable entries are problems.
-fn walk(
+pub(crate) fn walk(
     dir: &Path,
     visited: &mut HashSet<PathBuf>,
     files: &mut Vec<PathBuf>,
@@ -105,7 +105,7 @@ fn walk(
     }
 }
 
-fn rel_id(root: &Path, path: &Path) -> String {
+pub(crate) fn rel_id(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     rel.components()
         .map(|c| c.as_os_str().to_string_lossy())

@@ -252,12 +252,28 @@ pub fn evaluate_set(
         set.restrict,
         set.label_map.as_deref(),
     )?;
+    evaluate_scored(
+        student, &set.name, set.ood, source, &scoring, batch_size, device,
+    )
+}
+
+/// Evaluates `student` on every row of `source` under a given scoring (a suite's protocol:
+/// set classes mapped to model class indices, an allowed subset), as the set `name`.
+pub fn evaluate_scored(
+    student: &Student,
+    name: &str,
+    ood: bool,
+    source: Arc<SplitSource>,
+    scoring: &Scoring,
+    batch_size: usize,
+    device: Device,
+) -> Result<SetResult> {
     let fingerprint = source.fingerprint.clone();
     let (n, correct, skipped) =
-        evaluate_source(student, source, None, &scoring, batch_size, device)?;
+        evaluate_source(student, source, None, scoring, batch_size, device)?;
     Ok(SetResult {
-        name: set.name.clone(),
-        ood: set.ood,
+        name: name.to_string(),
+        ood,
         images: n,
         correct,
         top1: if n == 0 {
@@ -282,6 +298,25 @@ pub fn evaluate_sets(
         .map(|set| evaluate_set(student, set, batch_size, device))
         .collect::<Result<_>>()?;
     Ok(EvalReport::new(results))
+}
+
+/// The report as one row of the paper's table: a column per set in report order (top-1 in
+/// percent), then the OOD mean.
+pub fn paper_table(label: &str, report: &EvalReport) -> String {
+    let mut head = String::from("| model |");
+    let mut rule = String::from("|---|");
+    let mut row = format!("| {label} |");
+    for r in &report.sets {
+        head += &format!(" {}{} |", r.name, if r.ood { "" } else { " (ID)" });
+        rule += "---:|";
+        row += &format!(" {:.2} |", 100.0 * r.top1);
+    }
+    if let Some(m) = report.ood_mean {
+        head += " OOD mean |";
+        rule += "---:|";
+        row += &format!(" {:.2} |", 100.0 * m);
+    }
+    format!("{head}\n{rule}\n{row}\n")
 }
 
 /// The report as a Markdown table (top-1 in percent).
