@@ -68,6 +68,10 @@ tune-kd-weight *ARGS: build fashion-mnist
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
     {{python}} tools/tune_distill_weight.py --method kd --cfkit target/release/cfkit $([ -f runs/tune-fd-weight/ft/report.json ] && echo --ft-run runs/tune-fd-weight/ft) {{ARGS}}
 
+# The paper's ImageNet chain for MODEL (vit-b-32 or vit-b-16) from files on disk: zero-shot head and checkpoint from WEIGHTS (OpenAI's .pt or safetensors), train shards from TRAIN (wnid folders), counterfactuals, FT / FT+FD / masked FD / LP-FT (configs/imagenet/MODEL), the evaluation suite under EVAL_ROOT on each, WiSE-FT sweeps; table in runs/imagenet/MODEL/results.md. Resumable (tools/imagenet.sh).
+imagenet MODEL WEIGHTS TRAIN EVAL_ROOT: build
+    {{root}}/tools/imagenet.sh {{MODEL}} {{WEIGHTS}} {{TRAIN}} {{EVAL_ROOT}}
+
 # Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
 fashion-mnist:
     @{{root}}/tools/ensure-fashion-mnist.sh

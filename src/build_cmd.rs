@@ -16,6 +16,10 @@ pub struct BuildArgs {
     /// Output directory [default: the config's output.out].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Override a config key, e.g. `--set source.shards=/data/train --set teacher.model=vit-b-16`
+    /// (repeatable; the value is TOML, else a string).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -36,7 +40,7 @@ pub struct BuildArgs {
 }
 
 pub fn build_counterfactuals(a: BuildArgs) -> Result<()> {
-    let cfg = pipeline::build::BuildConfig::load(&a.config)?;
+    let cfg = pipeline::build::BuildConfig::load_with(&a.config, &a.set)?;
     let out = a
         .out
         .or_else(|| cfg.output.out.clone())

@@ -513,3 +513,52 @@ fn each_protocol_scores_as_published() -> Result<()> {
     assert!(val.allowed.is_none());
     Ok(())
 }
+
+/// The ImageNet recipes load, and carry the reference's hyperparameters (Coxy7/robust-finetuning
+/// main_standard.py / main_distill.py defaults: AdamW lr 3e-5, wd 0.1, batch 512, 10 epochs,
+/// OneCycle pct 0.02, 10,240 held-out images, grad clip 1, distillation weight 30).
+#[test]
+fn imagenet_recipes_follow_the_reference() -> Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/imagenet");
+    for model in ["vit-b-32", "vit-b-16"] {
+        let build = cfkit_pipeline::build::BuildConfig::load(&dir.join(model).join("build.toml"))?;
+        let b = serde_json::to_value(&build)?;
+        assert_eq!(b["teacher"]["model"], model);
+        assert_eq!(
+            b["counterfactuals"]["strategies"][0],
+            "ObjMaskSingleFill(0.3)"
+        );
+        for (name, method, distill) in [
+            ("ft", "ft", None),
+            ("ft-fd", "ft-fd", Some("clean")),
+            ("masked-fd", "ft-fd", Some("masked")),
+            ("lp-ft", "lp-ft", None),
+        ] {
+            let path = dir.join(model).join(format!("{name}.toml"));
+            let cfg = cfkit_trainer::TrainConfig::load(&path)?;
+            let c = serde_json::to_value(&cfg)?;
+            let at = |v: &serde_json::Value| v.as_f64().unwrap();
+            assert_eq!(c["train"]["method"], method, "{model}/{name}");
+            assert_eq!(c["train"]["epochs"], 10, "{model}/{name}");
+            assert_eq!(c["train"]["batch_size"], 512, "{model}/{name}");
+            assert_eq!(c["data"]["val_holdout"], 10240, "{model}/{name}");
+            assert_eq!(at(&c["optim"]["weight_decay"]), 0.1, "{model}/{name}");
+            assert_eq!(at(&c["optim"]["grad_clip"]), 1.0, "{model}/{name}");
+            assert_eq!(at(&c["schedule"]["max_lr"]), 3e-5, "{model}/{name}");
+            assert_eq!(at(&c["schedule"]["pct_start"]), 0.02, "{model}/{name}");
+            match distill {
+                None => assert!(c["distill"].is_null(), "{model}/{name}"),
+                Some(images) => {
+                    assert_eq!(c["distill"]["images"], images, "{model}/{name}");
+                    assert_eq!(at(&c["distill"]["weight"]), 30.0, "{model}/{name}");
+                }
+            }
+            let checkpoint = c["model"]["checkpoint"].as_str().unwrap();
+            assert!(
+                checkpoint.ends_with(&format!("runs/imagenet/{model}/zeroshot")),
+                "{checkpoint}"
+            );
+        }
+    }
+    Ok(())
+}

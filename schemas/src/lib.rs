@@ -10,6 +10,7 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod metadata;
+pub mod overrides;
 pub mod reader;
 pub mod records;
 pub mod verify;

@@ -93,8 +93,20 @@ fn default_device() -> String {
 impl BuildConfig {
     /// Reads a TOML file; relative paths are resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, &[])
+    }
+
+    /// As [`BuildConfig::load`], with `section.key=value` overrides applied first (relative
+    /// paths in them resolve against the config's directory, like the file's own).
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
-        let mut cfg: BuildConfig = toml::from_str(&text)
+        let mut doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| PipelineError::Input(format!("config '{}': {e}", path.display())))?;
+        for o in overrides {
+            cfkit_schemas::overrides::apply_override(&mut doc, o).map_err(PipelineError::Input)?;
+        }
+        let mut cfg: BuildConfig = doc
+            .try_into()
             .map_err(|e| PipelineError::Input(format!("config '{}': {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &mut PathBuf| {

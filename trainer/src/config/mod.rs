@@ -201,7 +201,7 @@ impl TrainConfig {
         let mut doc: toml::Table = toml::from_str(&text)
             .map_err(|e| TrainError::Config(format!("'{}': {e}", path.display())))?;
         for o in overrides {
-            apply_override(&mut doc, o)?;
+            cfkit_schemas::overrides::apply_override(&mut doc, o).map_err(TrainError::Config)?;
         }
         let mut cfg: TrainConfig = doc
             .try_into()
@@ -361,33 +361,6 @@ impl TrainConfig {
             })
             .collect()
     }
-}
-
-/// Sets `section.key=value` in a parsed config.
-fn apply_override(doc: &mut toml::Table, item: &str) -> Result<()> {
-    let bad = |why: &str| TrainError::Config(format!("--set '{item}': {why}"));
-    let (key, raw) = item
-        .split_once('=')
-        .ok_or_else(|| bad("expected section.key=value"))?;
-    let path: Vec<&str> = key.trim().split('.').collect();
-    if path.iter().any(|p| p.is_empty()) {
-        return Err(bad("empty key"));
-    }
-    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").expect("parsed above"),
-        Err(_) => toml::Value::String(raw.to_string()),
-    };
-    let (last, parents) = path.split_last().expect("non-empty");
-    let mut table = doc;
-    for p in parents {
-        table = table
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .ok_or_else(|| bad(&format!("'{p}' is not a table")))?;
-    }
-    table.insert(last.to_string(), value);
-    Ok(())
 }
 
 /// An evaluation set with every default applied.

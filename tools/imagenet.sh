@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The ImageNet chain of the paper for one model (just imagenet MODEL WEIGHTS TRAIN_DIR EVAL_ROOT):
+#   zero-shot head -> zero-shot checkpoint -> train shards -> counterfactual shards (headline
+#   strategy) -> FT, FT+FD, masked FD, LP-FT (configs/imagenet/MODEL/) -> the evaluation suite on
+#   each -> WiSE-FT sweeps (on FT and on masked FD) -> runs/imagenet/MODEL/results.md.
+# Every step is skipped when its output exists and training resumes, so the chain can be stopped
+# and rerun at will. Environment knobs (for smoke runs and custom models):
+#   CFKIT_MODEL_CONFIG  a config.json to use instead of the MODEL preset (same configs/ directory)
+#   CFKIT_TRAIN_SET     space-separated --set overrides for every `cfkit train`
+#   CFKIT_BUILD_SET     space-separated --set overrides for `cfkit build-counterfactuals`
+#   CFKIT_METHODS       methods to train [default: "ft ft-fd masked-fd lp-ft"]
+#   CFKIT_ALPHAS        WiSE-FT mixing weights [default: 0:1:0.1]
+#   CFKIT_DEVICE        device for zero-shot head and evaluation [default: auto]
+set -euo pipefail
+if [[ $# -lt 4 ]]; then
+  echo "usage: just imagenet MODEL WEIGHTS TRAIN_DIR EVAL_ROOT" >&2
+  echo "  MODEL      vit-b-32 or vit-b-16 (configs/imagenet/MODEL/)" >&2
+  echo "  WEIGHTS    OpenAI's ViT-B-32.pt / ViT-B-16.pt (TorchScript) or CLIP safetensors" >&2
+  echo "  TRAIN_DIR  ImageNet train split, wnid folders (ILSVRC2012/train)" >&2
+  echo "  EVAL_ROOT  directory holding the evaluation sets (see README, Fine-tune CLIP on ImageNet)" >&2
+  exit 2
+fi
+model=$1 weights=$2 train=$3 evalroot=$4
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+cfkit=target/release/cfkit
+python=.venv/bin/python
+cfg=configs/imagenet/$model
+run=runs/imagenet/$model
+[[ -d $cfg ]] || { echo "no recipes for '$model' (configs/imagenet/ has: $(ls configs/imagenet))" >&2; exit 2; }
+for p in "$weights" "$train" "$evalroot"; do
+  [[ -e $p ]] || { echo "'$p' does not exist" >&2; exit 2; }
+done
+mcfg=${CFKIT_MODEL_CONFIG:-$model}
+device=${CFKIT_DEVICE:-auto}
+read -r -a train_set <<< "${CFKIT_TRAIN_SET:-}"
+read -r -a build_set <<< "${CFKIT_BUILD_SET:-}"
+sets() { for s in "$@"; do printf -- '--set\n%s\n' "$s"; done; }
+mkdir -p "$run"
+step() { echo "== $*" >&2; }
+
+step "zero-shot head (80 CLIP templates x 1000 classes)"
+[[ -f $run/head.safetensors ]] || $cfkit zeroshot-head --model "$mcfg" --weights "$weights" \
+  --classes assets/imagenet/wnids.txt --names assets/imagenet/classnames.txt \
+  --out "$run/head.safetensors" --device "$device"
+step "zero-shot checkpoint"
+[[ -f $run/zeroshot/checkpoint.json ]] || $cfkit convert --model "$mcfg" --weights "$weights" \
+  --head "$run/head.safetensors" --out "$run/zeroshot"
+size=$($python -c "import json,sys; print(json.load(open(sys.argv[1]))['image_size'])" "$run/zeroshot/config.json")
+step "train shards ($size px)"
+[[ -f $run/shards/manifest.json ]] || $cfkit prepare --image-folder "$train" \
+  --classes assets/imagenet/wnids.txt --out "$run/shards" --image-size "$size"
+step "counterfactual shards"
+teacher_set=()
+[[ -n ${CFKIT_MODEL_CONFIG:-} ]] && teacher_set=("teacher.model=$(realpath "$CFKIT_MODEL_CONFIG")")
+mapfile -t bargs < <(sets "${teacher_set[@]}" "${build_set[@]}")
+[[ -f $run/cf/manifest.json ]] || $cfkit build-counterfactuals --config "$cfg/build.toml" "${bargs[@]}"
+mapfile -t targs < <(sets "${train_set[@]}")
+suite=(--suite imagenet --root "$evalroot" --cache "$run/suite-cache" --device "$device")
+step "evaluation suite: zero-shot"
+$cfkit eval --checkpoint "$run/zeroshot" "${suite[@]}" > /dev/null
+for m in ${CFKIT_METHODS:-ft ft-fd masked-fd lp-ft}; do
+  step "train $m"
+  $cfkit train --config "$cfg/$m.toml" --resume "${targs[@]}"
+  step "evaluation suite: $m"
+  $cfkit eval --checkpoint "$run/$m/checkpoints/best" "${suite[@]}" > /dev/null
+done
+for m in ft masked-fd; do
+  [[ -d $run/$m/checkpoints/best ]] || continue
+  step "WiSE-FT: zero-shot <-> $m"
+  [[ -f $run/wise-ft-$m/wise-ft.json ]] || $cfkit wise-ft --zeroshot "$run/zeroshot" \
+    --finetuned "$run/$m/checkpoints/best" --alpha "${CFKIT_ALPHAS:-0:1:0.1}" \
+    --out "$run/wise-ft-$m" "${suite[@]}" > /dev/null
+done
+# One table: a row per model (the suite's own markdown rows), then the WiSE-FT sweeps.
+$python - "$run" <<'PY'
+import json, pathlib, sys
+run = pathlib.Path(sys.argv[1])
+rows, head = [], None
+found = [("zero-shot", run / "zeroshot")] + [
+    (m, run / m / "checkpoints" / "best") for m in ["ft", "ft-fd", "masked-fd", "lp-ft"]]
+for w in sorted(run.glob("wise-ft-*")):
+    for p in json.loads((w / "wise-ft.json").read_text())["points"]:
+        found.append((f"WiSE-FT({w.name[8:]}, α={p['alpha']:.1f})", pathlib.Path(p["checkpoint"])))
+for label, ckpt in found:
+    f = ckpt / "suite-imagenet.md"
+    if not f.exists():
+        continue
+    lines = f.read_text().splitlines()
+    head = head or lines[:2]
+    rows.append("| " + label + " |" + lines[2].split("|", 2)[2])
+out = run / "results.md"
+out.write_text("\n".join((head or []) + rows) + "\n")
+print(out.read_text())
+print(f"wrote {out}")
+PY
