@@ -119,6 +119,11 @@ bench-train *ARGS: build fashion-mnist
 bench-pipeline *ARGS: build fashion-mnist
     {{python}} tools/bench_pipeline.py --cfkit target/release/cfkit {{ARGS}}
 
+# Bytes per image (clean rows, counterfactual variants by column) and loader images/s per core at 224 px on real photographs, with the disk and cores for ImageNet-1k (tools/bench_storage.py).
+bench-storage *ARGS: build
+    cargo build --release -p cfkit-pipeline --example bench_data
+    {{python}} tools/bench_storage.py --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data {{ARGS}}
+
 # Epoch time of FT, offline masked FD and online masked FD on the same data and model, side by side (ratios; tools/bench_methods.py).
 bench-methods *ARGS: build fashion-mnist
     {{python}} tools/bench_methods.py --cfkit target/release/cfkit {{ARGS}}

@@ -6,27 +6,11 @@
 
 mod common;
 use common::{cfkit, err, ok, python};
-use std::path::Path;
 use std::process::Command;
 
 use anyhow::Result;
 use cfkit_models::weights::read_safetensors;
 use tch::Device;
-
-fn make_archive(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/make_jit_archive.py");
-    let o = Command::new(python())
-        .arg(script)
-        .arg("--out")
-        .arg(dir)
-        .output()
-        .expect("python runs");
-    assert!(
-        o.status.success(),
-        "make_jit_archive.py: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 fn max_abs(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
@@ -35,7 +19,7 @@ fn max_abs(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
 #[test]
 fn torchscript_archive_converts_to_a_checkpoint_with_the_reference_logits() -> Result<()> {
     let tmp = common::tmpdir("convert", "jit");
-    make_archive(&tmp);
+    common::make_jit_archive(&tmp);
     let s = |p: &str| tmp.join(p).to_str().unwrap().to_string();
     // The tower alone: model.safetensors (Hugging Face names) + config.json.
     ok(cfkit(&[
@@ -120,7 +104,7 @@ fn torchscript_archive_converts_to_a_checkpoint_with_the_reference_logits() -> R
 #[test]
 fn pickled_and_damaged_archives_are_refused_with_a_reason() -> Result<()> {
     let tmp = common::tmpdir("convert", "bad");
-    make_archive(&tmp);
+    common::make_jit_archive(&tmp);
     let s = |p: &str| tmp.join(p).to_str().unwrap().to_string();
     // A pickled state dict (torch.save also writes a ZIP archive): never unpickled.
     let o = Command::new(python())

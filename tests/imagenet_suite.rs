@@ -8,9 +8,8 @@
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom; the limit is for library code
 
 mod common;
-use common::{cfkit, err, ok, python};
+use common::{cfkit, err, ok};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::Result;
 use cfkit_pipeline::suite::{list_set, ImagenetProtocol};
@@ -96,47 +95,36 @@ fn small_tree(root: &Path) -> (PathBuf, Vec<(&'static str, usize)>) {
     (train, sizes)
 }
 
-fn make_archive(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/make_jit_archive.py");
-    let o = Command::new(python())
-        .arg(script)
-        .arg("--out")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-#[test]
-fn imagenet_chain_from_real_files_to_the_suite_table_and_wise_ft() -> Result<()> {
-    let tmp = common::tmpdir("suite", "chain");
-    let root = tmp.join("datasets");
-    let (train, sizes) = small_tree(&root);
-    make_archive(&tmp.join("clip"));
+/// The zero-shot checkpoint `tmp/<name>` of the tiny archive in `tmp/clip` (one prompt template):
+/// `zeroshot-head` over `classes` (prompt names from `names`), then `convert --head`.
+fn zeroshot_checkpoint(tmp: &Path, classes: &Path, names: Option<&Path>, name: &str) -> PathBuf {
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/imagenet");
-    let config = s(&tmp.join("clip/config.json"));
-    let archive = s(&tmp.join("clip/clip-tiny.pt"));
-    std::fs::write(tmp.join("templates.txt"), "a photo of a {}.\n")?;
-    // Zero-shot head over the 1000 classes: wnids as class ids, CLIP's names in the prompts.
-    ok(cfkit(&[
-        "zeroshot-head",
-        "--model",
-        &config,
-        "--weights",
-        &archive,
-        "--classes",
-        &s(&assets.join("wnids.txt")),
-        "--names",
-        &s(&assets.join("classnames.txt")),
-        "--templates",
-        &s(&tmp.join("templates.txt")),
-        "--out",
-        &s(&tmp.join("head.safetensors")),
-        "--device",
-        "cpu",
-    ]));
-    let zs = tmp.join("zeroshot");
+    std::fs::write(tmp.join("one-template.txt"), "a photo of a {}.\n").unwrap();
+    let head = tmp.join(format!("{name}-head.safetensors"));
+    let (config, archive) = (
+        s(&tmp.join("clip/config.json")),
+        s(&tmp.join("clip/clip-tiny.pt")),
+    );
+    let mut args = vec![
+        "zeroshot-head".to_string(),
+        "--model".into(),
+        config.clone(),
+        "--weights".into(),
+        archive.clone(),
+        "--classes".into(),
+        s(classes),
+        "--templates".into(),
+        s(&tmp.join("one-template.txt")),
+        "--out".into(),
+        s(&head),
+        "--device".into(),
+        "cpu".into(),
+    ];
+    if let Some(n) = names {
+        args.extend(["--names".to_string(), s(n)]);
+    }
+    ok(cfkit(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let out = tmp.join(name);
     ok(cfkit(&[
         "convert",
         "--model",
@@ -144,10 +132,29 @@ fn imagenet_chain_from_real_files_to_the_suite_table_and_wise_ft() -> Result<()>
         "--weights",
         &archive,
         "--head",
-        &s(&tmp.join("head.safetensors")),
+        &s(&head),
         "--out",
-        &s(&zs),
+        &s(&out),
     ]));
+    out
+}
+
+#[test]
+fn imagenet_chain_from_real_files_to_the_suite_table_and_wise_ft() -> Result<()> {
+    let tmp = common::tmpdir("suite", "chain");
+    let root = tmp.join("datasets");
+    let (train, sizes) = small_tree(&root);
+    common::make_jit_archive(&tmp.join("clip"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/imagenet");
+    let config = s(&tmp.join("clip/config.json"));
+    // Zero-shot head over the 1000 classes: wnids as class ids, CLIP's names in the prompts.
+    let zs = zeroshot_checkpoint(
+        &tmp,
+        &assets.join("wnids.txt"),
+        Some(&assets.join("classnames.txt")),
+        "zeroshot",
+    );
     // The suite on the zero-shot model.
     let cache = tmp.join("cache");
     let table = ok(cfkit(&[
@@ -301,36 +308,11 @@ fn suite_layouts_are_checked_and_errors_name_what_is_wrong() -> Result<()> {
     let tmp = common::tmpdir("suite", "layout");
     let root = tmp.join("datasets");
     small_tree(&root);
-    make_archive(&tmp.join("clip"));
+    common::make_jit_archive(&tmp.join("clip"));
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/imagenet");
-    let config = s(&tmp.join("clip/config.json"));
-    let archive = s(&tmp.join("clip/clip-tiny.pt"));
     // A 3-class head is refused: the suite scores 1000 ImageNet classes.
-    ok(cfkit(&[
-        "zeroshot-head",
-        "--model",
-        &config,
-        "--weights",
-        &archive,
-        "--classes",
-        &s(&tmp.join("clip/classes.txt")),
-        "--out",
-        &s(&tmp.join("head3.safetensors")),
-        "--device",
-        "cpu",
-    ]));
-    ok(cfkit(&[
-        "convert",
-        "--model",
-        &config,
-        "--weights",
-        &archive,
-        "--head",
-        &s(&tmp.join("head3.safetensors")),
-        "--out",
-        &s(&tmp.join("zs3")),
-    ]));
+    let zs3 = zeroshot_checkpoint(&tmp, &tmp.join("clip/classes.txt"), None, "zs3");
     let suite = |ckpt: &Path, extra: &[&str]| {
         let mut args = vec![
             "eval".to_string(),
@@ -348,38 +330,14 @@ fn suite_layouts_are_checked_and_errors_name_what_is_wrong() -> Result<()> {
         args.extend(extra.iter().map(|x| x.to_string()));
         cfkit(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    let e = err(suite(&tmp.join("zs3"), &[]));
+    let e = err(suite(&zs3, &[]));
     assert!(e.contains("3-class head") && e.contains("1000"), "{e}");
-    std::fs::write(tmp.join("one.txt"), "a photo of a {}.\n")?;
-    ok(cfkit(&[
-        "zeroshot-head",
-        "--model",
-        &config,
-        "--weights",
-        &archive,
-        "--classes",
-        &s(&assets.join("wnids.txt")),
-        "--names",
-        &s(&assets.join("classnames.txt")),
-        "--templates",
-        &s(&tmp.join("one.txt")),
-        "--out",
-        &s(&tmp.join("head.safetensors")),
-        "--device",
-        "cpu",
-    ]));
-    let zs = tmp.join("zs");
-    ok(cfkit(&[
-        "convert",
-        "--model",
-        &config,
-        "--weights",
-        &archive,
-        "--head",
-        &s(&tmp.join("head.safetensors")),
-        "--out",
-        &s(&zs),
-    ]));
+    let zs = zeroshot_checkpoint(
+        &tmp,
+        &assets.join("wnids.txt"),
+        Some(&assets.join("classnames.txt")),
+        "zs",
+    );
     // A folder that is not one of ImageNet-R's 200 classes, named.
     std::fs::create_dir_all(root.join("imagenet-r/n01440764"))?; // tench: not in ImageNet-R
     let e = err(suite(&zs, &[]));

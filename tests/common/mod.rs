@@ -70,3 +70,21 @@ pub fn tmpdir(group: &str, name: &str) -> TmpDir {
 pub fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }
+
+/// Runs tests/convert/make_jit_archive.py into `dir`: an OpenAI-style TorchScript CLIP archive
+/// (`clip-tiny.pt`, random weights), its `config.json`, class and template files, and the
+/// reference outputs.
+pub fn make_jit_archive(dir: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/make_jit_archive.py");
+    let o = Command::new(python())
+        .arg(script)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .expect("python runs");
+    assert!(
+        o.status.success(),
+        "make_jit_archive.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -72,6 +72,31 @@ pub struct CheckpointInfo {
     pub head_blake3: String,
 }
 
+impl CheckpointInfo {
+    /// The sidecar of a checkpoint made from others rather than trained (`wise-ft`, `convert`):
+    /// no steps, no optimizer, and `record` (what it was made from) as its config and hash.
+    pub fn derived(student: &Student, method: &str, record: serde_json::Value) -> Self {
+        CheckpointInfo {
+            format: String::new(),
+            model: student.model.clone(),
+            vision_config: student.config().clone(),
+            classes: student.classes.clone(),
+            method: method.into(),
+            config_hash: cfkit_schemas::config_hash(&record),
+            step: 0,
+            epoch: 0,
+            next_batch: 0,
+            seed: 0,
+            rng: record,
+            best: None,
+            metrics_bytes: 0,
+            has_optimizer: false,
+            weights_blake3: String::new(),
+            head_blake3: String::new(),
+        }
+    }
+}
+
 /// The transformers `config.json` of a vision tower.
 pub(crate) fn hf_config(cfg: &VisionConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(cfg).expect("config serialises");

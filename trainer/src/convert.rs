@@ -56,24 +56,7 @@ pub fn convert(
         "weights_blake3": source_blake3, "head": head}});
     if let Some(head) = head {
         let student = Student::load(model, config, weights, head, Device::Cpu)?;
-        let info = CheckpointInfo {
-            format: String::new(),
-            model: model.to_string(),
-            vision_config: config.clone(),
-            classes: student.classes.clone(),
-            method: "zeroshot".into(),
-            config_hash: cfkit_schemas::config_hash(&record),
-            step: 0,
-            epoch: 0,
-            next_batch: 0,
-            seed: 0,
-            rng: record,
-            best: None,
-            metrics_bytes: 0,
-            has_optimizer: false,
-            weights_blake3: String::new(),
-            head_blake3: String::new(),
-        };
+        let info = CheckpointInfo::derived(&student, "zeroshot", record);
         let source = format!("convert:{}", head.display());
         checkpoint::save(out, &student, &source, None, info)?;
         return Ok(ConvertReport {

@@ -145,6 +145,7 @@ pub fn wise_ft(
     // One writer per output directory, for the whole sweep (this also creates it).
     let _lock = cfkit_schemas::DirLock::acquire(out, "")?;
     let (mut mix, _) = checkpoint::load_student(zeroshot, device)?;
+    mix.model.clone_from(&ft_info.model);
     let mut points = Vec::new();
     for &alpha in alphas {
         interpolate(&mut mix, &zs, &ft, alpha)?;
@@ -154,24 +155,7 @@ pub fn wise_ft(
                 "zeroshot": {"dir": zeroshot, "weights_blake3": zs_info.weights_blake3, "head_blake3": zs_info.head_blake3},
                 "finetuned": {"dir": finetuned, "weights_blake3": ft_info.weights_blake3, "head_blake3": ft_info.head_blake3}},
         });
-        let info = CheckpointInfo {
-            format: String::new(),
-            model: ft_info.model.clone(),
-            vision_config: ft.config().clone(),
-            classes: ft.classes.clone(),
-            method: "wise-ft".into(),
-            config_hash: cfkit_schemas::config_hash(&record),
-            step: 0,
-            epoch: 0,
-            next_batch: 0,
-            seed: 0,
-            rng: record,
-            best: None,
-            metrics_bytes: 0,
-            has_optimizer: false,
-            weights_blake3: String::new(),
-            head_blake3: String::new(),
-        };
+        let info = CheckpointInfo::derived(&mix, "wise-ft", record);
         checkpoint::save(&dir, &mix, "wise-ft", None, info)?;
         let eval = evaluate_sets(&mix, sets, batch_size, device)?;
         points.push(WiseFtPoint {
