@@ -13,7 +13,7 @@ mod train_cmd;
 
 use build_cmd::{BuildArgs, InspectArgs, MergeArgs, VerifyArgs};
 use data_cmd::{DemoDataArgs, PrepareArgs};
-use model_cmd::{ConvertArgs, DoctorArgs, PresetsArgs, ZeroshotHeadArgs};
+use model_cmd::{ConvertArgs, DoctorArgs, ParityArgs, PresetsArgs, ZeroshotHeadArgs};
 
 /// Robust fine-tuning of pretrained vision models (CLIP ViTs) with masked images as
 /// counterfactual samples (Xiao et al., CVPR 2023).
@@ -34,6 +34,8 @@ enum Command {
     Convert(ConvertArgs),
     /// List the model presets and their shapes.
     Presets(PresetsArgs),
+    /// Check the models against the PyTorch parity fixtures on a device (max-abs per quantity).
+    Parity(ParityArgs),
     /// Preprocess images from an ImageFolder tree or a CSV/Parquet manifest into image shards
     /// (one split), quarantining files that cannot be used.
     Prepare(PrepareArgs),
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::ZeroshotHead(a) => model_cmd::zeroshot_head(a),
         Command::Convert(a) => model_cmd::convert(a),
         Command::Presets(a) => model_cmd::presets(a),
+        Command::Parity(a) => model_cmd::parity(a),
         Command::Doctor(a) => model_cmd::doctor(a),
         Command::Prepare(a) => data_cmd::prepare(a),
         Command::DemoData(a) => data_cmd::demo_data(a),

@@ -78,6 +78,32 @@ pub struct ConvertArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// Fixture directory: `<case>/config.json`, `<case>/{hf,open_clip}.safetensors` and their
+    /// `expected_*.safetensors` (tests/fixtures/parity, or what tests/parity/make_fixtures.py
+    /// writes).
+    #[arg(long, default_value = "tests/fixtures/parity")]
+    fixtures: PathBuf,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Weights and inputs in fp32, or cast to bf16 (outputs compared in f32).
+    #[arg(long, default_value = "fp32", value_parser = ["fp32", "bf16"])]
+    dtype: String,
+    /// fp32: largest max-abs difference that passes.
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// bf16: largest max-abs difference that passes, as a fraction of the quantity's largest
+    /// magnitude (bf16 keeps 8 significant bits, 2^-8 = 0.4 % per rounding; through the layers
+    /// errors add up: 4 % on the tiny fixture's CAMs on CPU, hence 10 %).
+    #[arg(long, default_value_t = 0.1)]
+    rel_tol: f64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct PresetsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -143,6 +169,92 @@ pub fn convert(a: ConvertArgs) -> Result<()> {
         },
         &r.source_blake3[..16]
     );
+    Ok(())
+}
+
+/// `cfkit parity`: every case of the fixture directory on the chosen device; fails naming the
+/// quantities over the tolerance.
+pub fn parity(a: ParityArgs) -> Result<()> {
+    let device = models::parse_device(&a.device)?;
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&a.fixtures)
+        .with_context(|| format!("reading the fixture directory '{}'", a.fixtures.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("config.json").is_file())
+        .collect();
+    cases.sort();
+    if cases.is_empty() {
+        anyhow::bail!(
+            "'{}' holds no fixture case (<case>/config.json)",
+            a.fixtures.display()
+        );
+    }
+    let mut diffs = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap_or_default().to_string_lossy();
+        for flavour in ["hf", "open_clip"] {
+            if !case.join(format!("{flavour}.safetensors")).is_file() {
+                continue;
+            }
+            let kind = if a.dtype == "bf16" {
+                tch::Kind::BFloat16
+            } else {
+                tch::Kind::Float
+            };
+            let load =
+                |towers| models::parity::ParityCase::load_as(case, flavour, towers, device, kind);
+            let c = load(models::Towers::Both)
+                .or_else(|_| load(models::Towers::Vision))
+                .with_context(|| format!("loading the {flavour} case of '{}'", case.display()))?;
+            diffs.extend(c.run(&format!("{name} {flavour}"))?);
+        }
+    }
+    let bf16 = a.dtype == "bf16";
+    // fp32: absolute; bf16: relative to the quantity's largest magnitude.
+    let err = |d: &models::parity::Difference| {
+        if bf16 {
+            d.max_abs / d.scale.max(f64::MIN_POSITIVE)
+        } else {
+            d.max_abs
+        }
+    };
+    let tol = if bf16 { a.rel_tol } else { a.tol };
+    let worst = diffs.iter().map(err).fold(0.0, f64::max);
+    let failed: Vec<&models::parity::Difference> = diffs
+        .iter()
+        .filter(|d| err(d).is_nan() || err(d) > tol)
+        .collect();
+    let measure = if bf16 {
+        "max-abs / max |expected|"
+    } else {
+        "max-abs"
+    };
+    if a.json {
+        let j = serde_json::json!({"device": format!("{device:?}"), "dtype": a.dtype,
+            "measure": measure, "tol": tol, "worst": worst, "passed": failed.is_empty(),
+            "differences": diffs});
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        for d in &diffs {
+            println!("{:<48} {:.2e}", d.what, err(d));
+        }
+        println!(
+            "worst {measure} {worst:.2e} (tolerance {tol:.0e}, {}) on {device:?}",
+            a.dtype
+        );
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} quantities over {tol:e} ({measure}, {}): {}",
+            failed.len(),
+            diffs.len(),
+            a.dtype,
+            failed
+                .iter()
+                .map(|d| d.what.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
 }
 

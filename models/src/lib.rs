@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod error;
 pub mod head;
 pub mod layers;
+pub mod parity;
 pub mod rows;
 pub mod templates;
 pub mod text;

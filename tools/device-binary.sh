@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `just device-binary`: a cfkit for the GPU machine lent through the `device` tool (one H200,
+# PyTorch 2.11.0+cu130 in its own Python, no Rust, no network, 64 MiB carried to it).
+#
+# Route: build here against the libtorch that machine holds — the PyPI wheel torch==2.11.0 is the
+# same cu130 build — with the tch release made for it (tch/torch-sys 0.24 <-> libtorch 2.11;
+# the project pins tch 0.26 <-> 2.13 for everything else), then strip. The binary carries no
+# libtorch: on the device it links the installed torch's libraries at run time
+# (LD_LIBRARY_PATH=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib).
+# libtorch_cuda's own CUDA
+# dependencies (cuBLAS, cuDNN, NCCL...) are not on this machine, so the link allows undefined
+# symbols inside those shared libraries; they resolve on the device.
+#
+# Steps (each skipped when done): download the wheel (530 MB, pip --no-deps) and unpack its
+# headers and the five libraries tch links into target/device/libtorch-2.11.0; copy the workspace
+# sources to target/device/src with tch/torch-sys set to =0.24.0; `cargo build --release` there
+# (its own target dir, target/device/build: a first build compiles every crate); strip into
+# target/device/cfkit. CPU smoke: `target/device/cfkit doctor --device cpu` with the unpacked
+# libraries.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+dev=target/device
+lt=$dev/libtorch-2.11.0
+python=.venv/bin/python
+mkdir -p "$dev"
+if [[ ! -f $lt/lib/libtorch_cpu.so ]]; then
+  echo "== unpacking libtorch 2.11.0 (cu130) from the PyPI wheel" >&2
+  [[ -f $dev/wheel/torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl ]] || \
+    $python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+      --platform manylinux_2_28_x86_64 torch==2.11.0 -d "$dev/wheel"
+  rm -rf "$lt.tmp" && mkdir -p "$lt.tmp"
+  (cd "$lt.tmp" && unzip -q "$root/$dev/wheel/"torch-2.11.0-*.whl 'torch/include/*' 'torch/share/*' \
+    'torch/lib/libc10.so' 'torch/lib/libc10_cuda.so' 'torch/lib/libtorch.so' \
+    'torch/lib/libtorch_cpu.so' 'torch/lib/libtorch_cuda.so' 'torch/lib/libgomp.so.1')
+  rm -rf "$lt" && mv "$lt.tmp/torch" "$lt" && rm -rf "$lt.tmp"
+fi
+echo "== workspace copy with tch 0.24 (libtorch 2.11)" >&2
+src=$dev/src
+rm -rf "$src" && mkdir -p "$src"
+tar --exclude=./target --exclude=./.venv --exclude=./.git --exclude=./runs --exclude=./data \
+  --exclude=./results --exclude=./.cfkit-cache -cf - . | tar -xf - -C "$src"
+sed -i -e 's/^tch = "0.26"/tch = "=0.24.0"/' -e 's/^torch-sys = "0.26"/torch-sys = "=0.24.0"/' "$src/Cargo.toml"
+grep -q '^tch = "=0.24.0"' "$src/Cargo.toml" || { echo "could not pin tch 0.24 in $src/Cargo.toml" >&2; exit 1; }
+echo "== cargo build --release (tch 0.24 against $lt)" >&2
+(cd "$src" && env -u LIBTORCH_USE_PYTORCH LIBTORCH="$root/$lt" CARGO_TARGET_DIR="$root/target/device/build" \
+  RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined" \
+  cargo build --release --bin cfkit)
+strip -o "$dev/cfkit" "$dev/build/release/cfkit"
+git rev-parse HEAD > "$dev/cfkit.commit" 2>/dev/null || echo unknown > "$dev/cfkit.commit"
+echo "== $(du -h "$dev/cfkit" | cut -f1) $dev/cfkit (stripped)" >&2
+echo "== CPU smoke: doctor on this machine with the unpacked libtorch 2.11" >&2
+LD_LIBRARY_PATH="$root/$lt/lib" "$dev/cfkit" doctor --device cpu

@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""`just gpu-check`: the GPU path of cfkit proven in one short run, with one JSON and one markdown.
+
+On the lent GPU machine (one H200, PyTorch 2.11 in its own python3, no Rust, no network):
+
+    python3 tools/gpu_check.py --cfkit target/device/cfkit --device cuda --out $OUT
+
+with the binary of `just device-binary` (the script points LD_LIBRARY_PATH at the running
+python's torch/lib, so the binary links that machine's libtorch). Everywhere else, and in CI:
+
+    python tools/gpu_check.py --cfkit target/debug/cfkit --device cpu --smoke --out DIR
+
+Sections (each timed; a failing one is recorded and the others still run; exit 1 if any failed):
+  doctor      `cfkit doctor` on the device (CUDA visible, a train step and an MMCAM pass)
+  parity      `cfkit parity` on the committed PyTorch fixtures: fp32 at the CPU tolerance (max-abs
+              1e-4), and the model cast to bf16 at max-abs <= 10 % of each quantity's largest
+              magnitude (the CPU reaches 4 % on the CAMs)
+  bf16        FT from scratch, N steps in bf16 autocast and in fp32 on the same data and seed:
+              the loss curves must stay within a band (CUDA only; on CPU only fp32 runs)
+  throughput  forward+backward images/s of the model at the batch, cfkit (`doctor`) next to
+              PyTorch eager (transformers CLIPVisionModelWithProjection, same shape, same batch)
+  pipeline    `build-counterfactuals` images/s and device-busy fraction at the model's size with a
+              random teacher, stages overlapped and not
+  methods     images/s of FT, offline masked FD and online masked FD (`cfkit train`)
+Every cfkit call records its peak device memory (CUDA: nvidia-smi sampled every 0.1 s, minus the
+idle reading; CPU: the children's peak RSS).
+Sizes: --smoke uses the `tiny` preset (56 px), 32 images and a few steps; the full run uses
+`vit-b-32` at 224 px, batch 256 for throughput, 256 images for the pipeline, 100 steps for bf16.
+"""
+import argparse
+import json
+import os
+import pathlib
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PRESETS = {  # vision shapes of cfkit's presets (`cfkit presets --json`); checked at start
+    "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, image_size=56, patch_size=8,
+                 projection_dim=128),
+    "vit-b-32": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
+                     patch_size=32, projection_dim=512),
+}
+
+
+class Memory:
+    """Peak device memory of a child process while it runs."""
+
+    def __init__(self, device):
+        self.cuda = device.startswith("cuda")
+        self.peak, self.base, self._stop = 0, 0, threading.Event()
+
+    @staticmethod
+    def _used():
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True)
+        return int(out.stdout.split()[0]) if out.returncode == 0 and out.stdout.strip() else 0
+
+    def __enter__(self):
+        if self.cuda:
+            self.base = self._used()
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._used())
+            time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self._stop.set()
+            self._thread.join()
+
+    def mib(self):
+        if self.cuda:
+            return max(0, self.peak - self.base)
+        return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+class Check:
+    def __init__(self, args):
+        self.args, self.out = args, pathlib.Path(args.out)
+        self.work = self.out / "work"
+        self.preset = "tiny" if args.smoke else "vit-b-32"
+        self.size = PRESETS[self.preset]["image_size"]
+        self.env = dict(os.environ)
+        if args.device.startswith("cuda"):
+            lib = pathlib.Path(torch.__file__).parent / "lib"
+            self.env["LD_LIBRARY_PATH"] = f"{lib}:{self.env.get('LD_LIBRARY_PATH', '')}"
+        self.results = {}
+
+    def cfkit(self, *args, json_out=False):
+        cmd = [self.args.cfkit, *map(str, args)]
+        with Memory(self.args.device) as mem:
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, capture_output=True, text=True, env=self.env)
+            secs = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-2000:]}")
+        info = dict(seconds=secs, peak_device_mib=mem.mib())
+        if json_out:
+            text = p.stdout[p.stdout.index("{"):]
+            return json.loads(text), info
+        return p.stdout, info
+
+    def section(self, name, fn):
+        t0 = time.perf_counter()
+        try:
+            res = fn()
+            res["ok"] = res.get("ok", True)
+        except Exception as e:  # noqa: BLE001 -- recorded, the other sections still run
+            res = dict(ok=False, error=f"{type(e).__name__}: {e}"[:3000])
+        res["seconds"] = round(time.perf_counter() - t0, 2)
+        self.results[name] = res
+        print(f"[{name}] {'ok' if res['ok'] else 'FAILED'} in {res['seconds']} s", flush=True)
+
+    # --- data, made here so nothing has to be carried ---------------------------------------
+    def data(self):
+        """Image shards of the model's size: 10 classes of smooth coloured noise (learnable)."""
+        shards = self.work / "shards"
+        if (shards / "manifest.json").exists():
+            return shards
+        n = 32 if self.args.smoke else 256
+        rng = np.random.default_rng(0)
+        folder = self.work / "images"
+        for i in range(n):
+            c = i % 10
+            base = np.array([(c * 53) % 256, (c * 97) % 256, (c * 151) % 256], dtype=np.float32)
+            img = base + rng.normal(0, 40, (self.size // 4, self.size // 4, 3))
+            img = Image.fromarray(img.clip(0, 255).astype(np.uint8)).resize((self.size, self.size))
+            (folder / f"c{c}").mkdir(parents=True, exist_ok=True)
+            img.save(folder / f"c{c}" / f"{i:04d}.png")
+        self.cfkit("prepare", "--image-folder", folder, "--out", shards, "--image-size", self.size, "-q")
+        return shards
+
+    def teacher(self):
+        """A seeded random teacher of the preset (transformers) and a 10-class head."""
+        from safetensors.torch import save_file
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+        tdir = self.work / "teacher"
+        w, h = tdir / "model.safetensors", tdir / "head.safetensors"
+        if w.exists() and h.exists():
+            return w, h
+        tdir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        p = PRESETS[self.preset]
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(intermediate_size=4 * p["hidden_size"],
+                                                               hidden_act="quick_gelu", layer_norm_eps=1e-5, **p))
+        save_file({k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")},
+                  str(w), metadata={"format": "pt"})
+        head = torch.randn(10, p["projection_dim"])
+        head = 100.0 * head / head.norm(dim=-1, keepdim=True)
+        save_file({"head.weight": head.contiguous(), "head.bias": torch.zeros(10)}, str(h),
+                  metadata={"cfkit.head": json.dumps(dict(classes=[f"c{i}" for i in range(10)], source="random",
+                                                          hash=""))})
+        return w, h
+
+    def train_config(self, name, method, precision, steps, extra=""):
+        shards = self.data()
+        batch = 8 if self.args.smoke else 64
+        epochs = max(1, -(-steps * batch // (32 if self.args.smoke else 256)))
+        cfg = self.work / f"{name}.toml"
+        cfg.write_text(
+            f'[model]\nname = "{self.preset}"\nhead_init_scale = 10.0\n[data]\nshards = "{shards.resolve()}"\n'
+            f'split = "train"\nshuffle_buffer = 256\n[train]\nmethod = "{method}"\nepochs = {epochs}\n'
+            f'batch_size = {batch}\nseed = 0\ndevice = "{self.args.device}"\nprecision = "{precision}"\n'
+            f'log_every = 1\ncheckpoint_every = 100000\n[schedule]\nkind = "cosine-warmup"\nbase_lr = 1e-4\n'
+            f'warmup_pct = 0.1\n{extra}')
+        return cfg
+
+    def steps(self, run):
+        """The "step" lines of a run's metrics.jsonl (log_every = 1: one per optimizer step)."""
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [m for m in lines if m.get("kind") == "step"]
+
+    def losses(self, run):
+        return [m["loss"] for m in self.steps(run)]
+
+    # --- sections ---------------------------------------------------------------------------
+    def doctor(self):
+        batch = 8 if self.args.smoke else 256
+        rep, info = self.cfkit("doctor", "--device", self.args.device, "--preset", self.preset, "--batch", batch,
+                               "--json", json_out=True)
+        ok = rep["cam_ok"] and (rep["cuda_available"] or not self.args.device.startswith("cuda"))
+        return dict(ok=ok, report=rep, **info)
+
+    def parity(self):
+        fixtures = ROOT / "tests/fixtures/parity"
+        fp32, info = self.cfkit("parity", "--fixtures", fixtures, "--device", self.args.device, "--tol", "1e-4",
+                                "--json", json_out=True)
+        bf16, info16 = self.cfkit("parity", "--fixtures", fixtures, "--device", self.args.device, "--dtype", "bf16",
+                                  "--json", json_out=True)
+        return dict(ok=fp32["passed"] and bf16["passed"], max_abs=fp32["worst"], tol=fp32["tol"],
+                    bf16_worst_relative=bf16["worst"], bf16_rel_tol=bf16["tol"], fp32=fp32, bf16=bf16,
+                    runs=dict(fp32=info, bf16=info16))
+
+    def bf16(self):
+        steps = 6 if self.args.smoke else 100
+        precisions = ["fp32", "bf16"] if self.args.device.startswith("cuda") else ["fp32"]
+        curves, infos = {}, {}
+        for p in precisions:
+            run = self.work / f"bf16-{p}"
+            shutil.rmtree(run, ignore_errors=True)
+            _, infos[p] = self.cfkit("train", "--config", self.train_config(f"ft-{p}", "ft", p, steps), "--out", run,
+                                     "-q")
+            curves[p] = self.losses(run)[:steps]
+        res = dict(steps=steps, curves=curves, runs=infos)
+        if "bf16" in curves:
+            a, b = np.array(curves["fp32"]), np.array(curves["bf16"])
+            n = min(len(a), len(b))
+            rel = np.abs(a[:n] - b[:n]) / np.maximum(np.abs(a[:n]), 1e-6)
+            # Band: bf16 keeps 8 mantissa bits (relative step 2^-8 = 0.4 %); over 100 optimizer steps the
+            # curves may drift apart, so the band is 5 % of the fp32 loss at every step and 2 % on the mean
+            # of the last 10.
+            tail = abs(a[n - 10:n].mean() - b[n - 10:n].mean()) / abs(a[n - 10:n].mean())
+            res.update(max_rel_diff=float(rel.max()), last10_rel_diff=float(tail),
+                       ok=bool(rel.max() <= 0.05 and tail <= 0.02))
+        else:
+            res.update(bf16="skipped: bf16 autocast is CUDA only", ok=len(curves["fp32"]) > 0)
+        return res
+
+    def throughput(self):
+        batch = 8 if self.args.smoke else 256
+        rep, info = self.cfkit("doctor", "--device", self.args.device, "--preset", self.preset, "--batch", batch,
+                               "--json", json_out=True)
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+        p = PRESETS[self.preset]
+        dev = torch.device(self.args.device)
+        torch.manual_seed(0)
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(intermediate_size=4 * p["hidden_size"],
+                                                               hidden_act="quick_gelu", layer_norm_eps=1e-5,
+                                                               attn_implementation="sdpa", **p)).to(dev)
+        x = torch.randn(batch, 3, p["image_size"], p["image_size"], device=dev)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+        def step():
+            model.zero_grad(set_to_none=True)
+            model(pixel_values=x).image_embeds.square().mean().backward()
+
+        step()
+        sync()
+        reps = 3 if self.args.smoke else 10
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            step()
+        sync()
+        eager = batch * reps / (time.perf_counter() - t0)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
+        return dict(batch=batch, cfkit_images_per_s=rep["train_step_images_per_s"], pytorch_images_per_s=eager,
+                    time_ratio_cfkit_over_pytorch=eager / rep["train_step_images_per_s"],
+                    pytorch_peak_device_mib=peak, cfkit=info)
+
+    def pipeline(self):
+        shards, (w, h) = self.data(), self.teacher()
+        out = {}
+        for mode in ["on", "off"]:
+            cfg = self.work / "build.toml"
+            cfg.write_text(
+                f'[source]\nshards = "{shards.resolve()}"\nsplit = "train"\n[teacher]\nmodel = "{self.preset}"\n'
+                f'weights = "{w.resolve()}"\nhead = "{h.resolve()}"\n[counterfactuals]\ncam = "mmcam"\n'
+                f'strategies = ["ObjMaskSingleFill(0.3)"]\nvariants = 2\nseed = 0\n'
+                f'batch_size = {8 if self.args.smoke else 64}\ndevice = "{self.args.device}"\n')
+            dest = self.work / f"cf-{mode}"
+            shutil.rmtree(dest, ignore_errors=True)
+            _, info = self.cfkit("build-counterfactuals", "--config", cfg, "--out", dest, "-q", "--pipeline", mode)
+            rep = json.loads((dest / "run.json").read_text())["report"]
+            out[mode] = dict(images_per_s=rep["images_per_s"], device_busy_fraction=rep["device_busy_fraction"],
+                             **info)
+        # The same shards either way (the overlap changes timing, not output).
+        same = all((self.work / "cf-on" / s["file"]).read_bytes() == (self.work / "cf-off" / s["file"]).read_bytes()
+                   for s in json.loads((self.work / "cf-on" / "manifest.json").read_text())["splits"]["train"]["shards"])
+        return dict(ok=same, identical_output=same, **out)
+
+    def methods(self):
+        cf = self.work / "cf-off"
+        if not (cf / "manifest.json").exists():
+            raise RuntimeError("needs the pipeline section's shards")
+        w, h = self.teacher()
+        teacher_ckpt = self.work / "teacher-ckpt"
+        if not (teacher_ckpt / "checkpoint.json").exists():
+            self.cfkit("convert", "--model", self.preset, "--weights", w, "--head", h, "--out", teacher_ckpt)
+        steps = 4 if self.args.smoke else 30
+        out = {}
+        for name, extra in [
+            ("ft", ""),
+            ("offline masked FD", '[distill]\nimages = "masked"\nstrategy = "ObjMaskSingleFill(0.3)"\nweight = 1.0\n'),
+            ("online masked FD", '[distill]\nimages = "masked"\nmode = "online"\n'
+                                 'strategy = "ObjMaskSingleFill(0.3)"\nweight = 1.0\n'),
+        ]:
+            method = "ft" if name == "ft" else "ft-fd"
+            cfg = self.train_config(name.replace(" ", "-"), method, "fp32", steps, extra)
+            text = cfg.read_text().replace(f'name = "{self.preset}"\nhead_init_scale = 10.0',
+                                           f'checkpoint = "{teacher_ckpt.resolve()}"')
+            text = text.replace(f'shards = "{self.data().resolve()}"', f'shards = "{cf.resolve()}"')
+            cfg.write_text(text)
+            run = self.work / f"method-{name.replace(' ', '-')}"
+            shutil.rmtree(run, ignore_errors=True)
+            _, info = self.cfkit("train", "--config", cfg, "--out", run, "-q")
+            # Median over the steps after the first (warm-up: allocations, kernel selection).
+            ips = [m["images_per_s"] for m in self.steps(run)][1:]
+            out[name] = dict(images_per_s=float(np.median(ips)) if ips else None, steps=len(ips) + 1, **info)
+        base = out["ft"]["images_per_s"]
+        for v in out.values():
+            if base and v["images_per_s"]:
+                v["time_over_ft"] = base / v["images_per_s"]
+        return out
+
+    def markdown(self):
+        r, lines = self.results, [f"# cfkit GPU check ({self.args.device}, preset {self.preset})", ""]
+        lines += ["| section | ok | seconds | summary |", "|---|---|---:|---|"]
+        for name, res in r.items():
+            if not res["ok"] and "error" in res:
+                summary = res["error"][:200]
+            elif name == "doctor":
+                summary = f"CUDA {res['report']['cuda_available']}, train step {res['report']['train_step_images_per_s']:.1f} img/s"
+            elif name == "parity":
+                summary = (f"fp32 worst max-abs {res['max_abs']:.2e} (tol 1e-4); bf16 worst max-abs / max |expected| "
+                           f"{res['bf16_worst_relative']:.3f} (tol {res['bf16_rel_tol']})")
+            elif name == "bf16":
+                summary = (f"max rel diff {res['max_rel_diff']:.3f}, last-10 {res['last10_rel_diff']:.3f}"
+                           if "max_rel_diff" in res else res.get("bf16", ""))
+            elif name == "throughput":
+                summary = (f"cfkit {res['cfkit_images_per_s']:.1f} vs PyTorch {res['pytorch_images_per_s']:.1f} img/s "
+                           f"(time ratio {res['time_ratio_cfkit_over_pytorch']:.2f})")
+            elif name == "pipeline":
+                summary = "; ".join(f"overlap {m}: {res[m]['images_per_s']:.1f} img/s, busy "
+                                    f"{res[m]['device_busy_fraction']:.0%}, peak {res[m]['peak_device_mib']:.0f} MiB"
+                                    for m in ("on", "off"))
+            elif name == "methods":
+                summary = "; ".join(f"{k}: {v['images_per_s']:.1f} img/s, peak {v['peak_device_mib']:.0f} MiB"
+                                    for k, v in res.items() if isinstance(v, dict))
+            else:
+                summary = ""
+            lines.append(f"| {name} | {'yes' if res['ok'] else '**no**'} | {res['seconds']} | {summary} |")
+        return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cfkit", required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI, CPU)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--sections", default="doctor,parity,bf16,throughput,pipeline,methods")
+    args = ap.parse_args()
+    c = Check(args)
+    c.work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    for name in args.sections.split(","):
+        c.section(name, getattr(c, name))
+    res = dict(device=args.device, smoke=args.smoke, preset=c.preset, torch=torch.__version__,
+               cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+               seconds=round(time.time() - started, 1), sections=c.results)
+    (c.out / "gpu-check.json").write_text(json.dumps(res, indent=2) + "\n")
+    (c.out / "gpu-check.md").write_text(c.markdown())
+    print(c.markdown())
+    sys.exit(0 if all(r["ok"] for r in c.results.values()) else 1)
+
+
+if __name__ == "__main__":
+    main()
