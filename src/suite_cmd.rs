@@ -63,7 +63,7 @@ pub fn run(
     let (student, _) = trainer::checkpoint::load_student(checkpoint, device)?;
     if student.classes.len() != 1000 {
         anyhow::bail!(
-            "checkpoint '{}' has a {}-class head; the {suite} suite scores the 1000 ImageNet classes in the standard (sorted wnid) order (build one with `cfkit zeroshot-head --classes assets/imagenet/classnames.txt`)",
+            "checkpoint '{}' has a {}-class head; the {suite} suite scores the 1000 ImageNet classes in the standard (sorted wnid) order (build one with `cfkit zeroshot-head --classes assets/imagenet/wnids.txt --names assets/imagenet/classnames.txt`)",
             checkpoint.display(),
             student.classes.len()
         );

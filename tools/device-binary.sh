@@ -12,7 +12,7 @@
 # symbols inside those shared libraries; they resolve on the device.
 #
 # Steps (each skipped when done): download the wheel (530 MB, pip --no-deps) and unpack its
-# headers and the five libraries tch links into target/device/libtorch-2.11.0; copy the workspace
+# headers and libraries into target/device/libtorch-2.11.0; copy the workspace
 # sources to target/device/src with tch/torch-sys set to =0.24.0; `cargo build --release` there
 # (its own target dir, target/device/build: a first build compiles every crate); strip into
 # target/device/cfkit. CPU smoke: `target/device/cfkit doctor --device cpu` with the unpacked
@@ -31,15 +31,14 @@ if [[ ! -f $lt/lib/libtorch_cpu.so ]]; then
       --platform manylinux_2_28_x86_64 torch==2.11.0 -d "$dev/wheel"
   rm -rf "$lt.tmp" && mkdir -p "$lt.tmp"
   (cd "$lt.tmp" && unzip -q "$root/$dev/wheel/"torch-2.11.0-*.whl 'torch/include/*' 'torch/share/*' \
-    'torch/lib/libc10.so' 'torch/lib/libc10_cuda.so' 'torch/lib/libtorch.so' \
-    'torch/lib/libtorch_cpu.so' 'torch/lib/libtorch_cuda.so' 'torch/lib/libgomp.so.1')
+    'torch/lib/*')
   rm -rf "$lt" && mv "$lt.tmp/torch" "$lt" && rm -rf "$lt.tmp"
 fi
 echo "== workspace copy with tch 0.24 (libtorch 2.11)" >&2
 src=$dev/src
 rm -rf "$src" && mkdir -p "$src"
 tar --exclude=./target --exclude=./.venv --exclude=./.git --exclude=./runs --exclude=./data \
-  --exclude=./results --exclude=./.cfkit-cache -cf - . | tar -xf - -C "$src"
+  --exclude=./results --exclude=./.cfkit-cache -cf - . | tar -xmf - -C "$src"  # -m: fresh mtimes, so cargo rebuilds what changed
 sed -i -e 's/^tch = "0.26"/tch = "=0.24.0"/' -e 's/^torch-sys = "0.26"/torch-sys = "=0.24.0"/' "$src/Cargo.toml"
 grep -q '^tch = "=0.24.0"' "$src/Cargo.toml" || { echo "could not pin tch 0.24 in $src/Cargo.toml" >&2; exit 1; }
 echo "== cargo build --release (tch 0.24 against $lt)" >&2
@@ -49,5 +48,10 @@ echo "== cargo build --release (tch 0.24 against $lt)" >&2
 strip -o "$dev/cfkit" "$dev/build/release/cfkit"
 git rev-parse HEAD > "$dev/cfkit.commit" 2>/dev/null || echo unknown > "$dev/cfkit.commit"
 echo "== $(du -h "$dev/cfkit" | cut -f1) $dev/cfkit (stripped)" >&2
-echo "== CPU smoke: doctor on this machine with the unpacked libtorch 2.11" >&2
-LD_LIBRARY_PATH="$root/$lt/lib" "$dev/cfkit" doctor --device cpu
+echo "== CPU smoke: doctor and parity on this machine with the unpacked libtorch 2.11" >&2
+# The wheel's libtorch_cuda needs the CUDA 13 libraries; the project venv's torch wheel brought
+# them (site-packages/nvidia/*/lib), and they load on a machine without a GPU.
+nv=$(find "$root/.venv/lib/"python3*/site-packages/nvidia -maxdepth 3 -type d -name lib | tr '\n' ':')
+export LD_LIBRARY_PATH="$root/$lt/lib:$nv"
+"$dev/cfkit" doctor --device cpu
+"$dev/cfkit" parity --device cpu --fixtures tests/fixtures/parity

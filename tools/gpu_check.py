@@ -324,7 +324,7 @@ class Check:
             elif name == "doctor":
                 summary = f"CUDA {res['report']['cuda_available']}, train step {res['report']['train_step_images_per_s']:.1f} img/s"
             elif name == "parity":
-                summary = (f"fp32 worst max-abs {res['max_abs']:.2e} (tol 1e-4); bf16 worst max-abs / max |expected| "
+                summary = (f"fp32 worst max-abs {res['max_abs']:.2e} (tol 1e-4); bf16 worst max-abs / max abs(expected) "
                            f"{res['bf16_worst_relative']:.3f} (tol {res['bf16_rel_tol']})")
             elif name == "bf16":
                 summary = (f"max rel diff {res['max_rel_diff']:.3f}, last-10 {res['last10_rel_diff']:.3f}"
