@@ -21,7 +21,8 @@ Sections (each timed; a failing one is recorded and the others still run; exit 1
               PyTorch eager (transformers CLIPVisionModelWithProjection, same shape, same batch)
   pipeline    `build-counterfactuals` images/s and device-busy fraction at the model's size with a
               random teacher, stages overlapped and not
-  methods     images/s of FT, offline masked FD and online masked FD (`cfkit train`)
+  methods     images/s of FT, offline masked FD and online masked FD (`cfkit train`), and a full FT
+              step in PyTorch eager at the same batch (forward, CE, backward, clip, AdamW)
 Every cfkit call records its peak device memory (CUDA: nvidia-smi sampled every 0.1 s, minus the
 idle reading; CPU: the children's peak RSS).
 Sizes: --smoke uses the `tiny` preset (56 px), 32 images and a few steps; the full run uses
@@ -313,7 +314,45 @@ class Check:
         for v in out.values():
             if base and v["images_per_s"]:
                 v["time_over_ft"] = base / v["images_per_s"]
+        out["pytorch eager ft"] = self.eager_ft_step(batch=8 if self.args.smoke else 64)
+        if base:
+            out["ft"]["time_ratio_cfkit_over_pytorch"] = out["pytorch eager ft"]["images_per_s"] / base
         return out
+
+    def eager_ft_step(self, batch):
+        """A full FT step in PyTorch eager at the same shape and batch: forward, head, cross-entropy,
+        backward, gradient clipping at 1, AdamW (wd 0.1) -- what `cfkit train` does per step, without
+        its data loading."""
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+        p = PRESETS[self.preset]
+        dev = torch.device(self.args.device)
+        torch.manual_seed(0)
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(intermediate_size=4 * p["hidden_size"],
+                                                               hidden_act="quick_gelu", layer_norm_eps=1e-5,
+                                                               attn_implementation="sdpa", **p)).to(dev)
+        head = torch.nn.Linear(p["projection_dim"], 10).to(dev)
+        params = list(model.parameters()) + list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1)
+        x = torch.randn(batch, 3, p["image_size"], p["image_size"], device=dev)
+        y = torch.randint(0, 10, (batch,), device=dev)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            feats = torch.nn.functional.normalize(model(pixel_values=x).image_embeds, dim=-1)
+            torch.nn.functional.cross_entropy(head(feats), y).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+
+        step()
+        sync()
+        reps = 3 if self.args.smoke else 20
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            step()
+        sync()
+        return dict(images_per_s=batch * reps / (time.perf_counter() - t0), batch=batch,
+                    peak_device_mib=torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None)
 
     def markdown(self):
         r, lines = self.results, [f"# cfkit GPU check ({self.args.device}, preset {self.preset})", ""]
@@ -337,7 +376,8 @@ class Check:
                                     f"{res[m]['device_busy_fraction']:.0%}, peak {res[m]['peak_device_mib']:.0f} MiB"
                                     for m in ("on", "off"))
             elif name == "methods":
-                summary = "; ".join(f"{k}: {v['images_per_s']:.1f} img/s, peak {v['peak_device_mib']:.0f} MiB"
+                summary = "; ".join(f"{k}: {v['images_per_s']:.1f} img/s"
+                                    + (f", peak {v['peak_device_mib']:.0f} MiB" if v.get("peak_device_mib") else "")
                                     for k, v in res.items() if isinstance(v, dict))
             else:
                 summary = ""
