@@ -130,7 +130,8 @@ bench-pipeline *ARGS: build fashion-mnist
 # Bytes per image (clean rows, counterfactual variants by column) and loader images/s per core at 224 px on real photographs, with the disk and cores for ImageNet-1k (tools/bench_storage.py).
 bench-storage *ARGS: build
     cargo build --release -p cfkit-pipeline --example bench_data
-    {{python}} tools/bench_storage.py --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data {{ARGS}}
+    cargo build --release -p cfkit-trainer --example bench_train
+    {{python}} tools/bench_storage.py --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data --loader-bin target/release/examples/bench_train {{ARGS}}
 
 # Epoch time of FT, offline masked FD and online masked FD on the same data and model, side by side (ratios; tools/bench_methods.py).
 bench-methods *ARGS: build fashion-mnist

@@ -58,6 +58,7 @@ fn online_counterfactuals_equal_the_builders() -> Result<()> {
         shard: 0,
         batch: 0,
         store_logits: false,
+        compact: false,
     };
     let decoded = DecodedBatch {
         rows: rows.clone(),

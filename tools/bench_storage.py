@@ -11,8 +11,11 @@ What it runs (issue 16, item 6):
 4. Per-row bytes of every column of both shard kinds, read from the Parquet footers (compressed
    column-chunk sizes): the clean image, each stored variant's pixels, its teacher features, its
    mask and donor ids (and logits, where stored per variant). A compact variant (everything of the
-   variant but its pixels) is the sum of those measured columns: the sizes such a form would
-   store; the form itself (and the loader's recomposition) is not implemented yet.
+   variant but its pixels) is the sum of those measured columns; the same build with
+   `compact = true` gives the measured compact row.
+5b. Offline masked FD's loader on one core (bench_train's --loader mode with the strategy):
+   materialized shards decode the clean image and the variant; compact shards decode each clean
+   image of a row group once and recompose the variants.
 5. Loader read + PNG decode images/s on one core, cfkit's bench_data example next to pyarrow + PIL
    in the same run (medians of --rounds).
 6. From those: disk for ImageNet-1k train (1,281,167 images) with K = 2, and the cores needed to
@@ -100,6 +103,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cfkit", required=True)
     ap.add_argument("--rust-bin", required=True, help="the bench_data example")
+    ap.add_argument("--loader-bin", required=True, help="the bench_train example (its --loader mode)")
     ap.add_argument("--work", default="target/bench-storage")
     ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
@@ -126,6 +130,10 @@ def main():
             '[counterfactuals]\ncam = "mmcam"\nstrategies = ["ObjMaskSingleFill(0.3)"]\nvariants = 2\n'
             'seed = 0\nbatch_size = 16\nstore_logits = true\ndevice = "cpu"\n')
         sh([args.cfkit, "build-counterfactuals", "--config", str(cfg), "--out", str(cf), "-q"])
+    compact_dir = work / "cf-compact"
+    if not (compact_dir / "manifest.json").exists():
+        sh([args.cfkit, "build-counterfactuals", "--config", str(work / "build.toml"), "--out", str(compact_dir),
+            "--set", "counterfactuals.compact=true", "-q"])
     man = lambda d: json.load(open(d / "manifest.json"))  # noqa: E731
     files = lambda d: [str(d / s["file"]) for s in man(d)["splits"]["train"]["shards"]]  # noqa: E731
     clean_cols, n = column_bytes(files(clean))
@@ -154,6 +162,19 @@ def main():
         one.append(res["images_per_s"])
         print(f"  round {r + 1}: pyarrow+PIL {ref[-1]:.0f} img/s, cfkit 1 thread {one[-1]:.0f}", flush=True)
     per_core = statistics.median(one)
+    # Offline masked FD's loader on one core: the clean image and the chosen variant of every row,
+    # decoded (materialized) or recomposed from the row group's clean images (compact).
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    loader = {"materialized": [], "compact": []}
+    for r in range(args.rounds):
+        for form, d in [("materialized", cf), ("compact", compact_dir)]:
+            out = subprocess.run([args.loader_bin, "--loader", str(d), "--split", "train", "--batch", "32",
+                                  "--threads", "1", "--strategy", "ObjMaskSingleFill(0.3)"], check=True,
+                                 capture_output=True, text=True, env=env)
+            loader[form].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
+        print(f"  masked-FD loader round {r + 1}: materialized {loader['materialized'][-1]:.0f} img/s, "
+              f"compact {loader['compact'][-1]:.0f} img/s", flush=True)
+    compact_total = sum(os.path.getsize(f) for f in files(compact_dir)) / n
     gib = 1024 ** 3
     res = dict(
         images=n, image_size=224, variants=k, teacher="random ViT-B/32, 1000-class head", strategy="ObjMaskSingleFill(0.3)",
@@ -165,10 +186,13 @@ def main():
                            compact=compact, compact_over_materialized=compact / materialized),
         cf_columns_bytes_per_row={c: v / n for c, v in sorted(cf_cols.items())},
         loader_images_per_s_per_core=per_core, pyarrow_pil_images_per_s=statistics.median(ref),
+        compact_cf_row_bytes=compact_total,
+        compact_variant_bytes_measured=(compact_total - (cf_total - k * materialized)) / k,
+        masked_fd_loader_images_per_s_per_core={f: statistics.median(v) for f, v in loader.items()},
         imagenet_1k=dict(images=IMAGENET_TRAIN,
                          clean_gib=IMAGENET_TRAIN * clean_total / gib,
                          materialized_k2_gib=IMAGENET_TRAIN * cf_total / gib,
-                         compact_k2_gib=IMAGENET_TRAIN * (cf_total - k * var_pixels) / gib,
+                         compact_k2_gib=IMAGENET_TRAIN * compact_total / gib,
                          cores_to_feed={str(r): r / per_core for r in (1000, 2000, 4000, 8000)}),
     )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -184,8 +208,14 @@ def main():
           f"{inet['materialized_k2_gib']:,.0f} GiB |")
     print(f"| materialized variant (pixels {v['pixels']:,.0f}, teacher feature {v['teacher_feature']:,.0f}, mask and "
           f"donors {v['mask_and_donors']:,.0f}, other {v['other']:,.0f}) | {v['materialized']:,.0f} | |")
-    print(f"| compact variant (the same without pixels) | {v['compact']:,.0f} "
-          f"({100 * v['compact_over_materialized']:.1f} %) | {inet['compact_k2_gib']:,.0f} GiB (rows with K = {k}) |")
+    print(f"| compact counterfactual row, K = {k} (`compact = true`, measured) | {compact_total:,.0f} | "
+          f"{inet['compact_k2_gib']:,.0f} GiB |")
+    print(f"| compact variant (the variant columns without pixels) | {v['compact']:,.0f} "
+          f"({100 * v['compact_over_materialized']:.1f} % of a materialized one) | |")
+    ml = res["masked_fd_loader_images_per_s_per_core"]
+    print(f"\nmasked-FD loader on one core (clean image + chosen variant per row): materialized "
+          f"{ml['materialized']:,.0f} img/s, compact {ml['compact']:,.0f} img/s "
+          f"(x{ml['compact'] / ml['materialized']:.2f})")
     print(f"\nloader (read + PNG decode, 224 px): {per_core:,.0f} images/s per core; pyarrow + PIL "
           f"{res['pyarrow_pil_images_per_s']:,.0f} in the same run. Cores to feed: "
           + ", ".join(f"{r} img/s: {c:.1f}" for r, c in inet["cores_to_feed"].items()))

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use cfkit_models::counterfactual::refill::recompose;
 use cfkit_schemas::{
     decode_image, encode_png, CounterfactualRecord, Manifest, RgbPixels, ShardKind, ShardReader,
 };
@@ -92,7 +93,9 @@ pub fn inspect(dir: &Path, split: &str, n: usize, out: &Path) -> Result<InspectR
                 .map(|(k, r)| legend_line(shown.len() + k, r, &class_of)),
         );
         drop(class_of);
-        shown.extend(records.into_iter().take(take));
+        let mut picked: Vec<CounterfactualRecord> = records[..take].to_vec();
+        materialize_compact(&mut picked, &records)?;
+        shown.extend(picked);
     }
     for st in stats.values_mut() {
         st.mask_ratio_mean /= st.variants.max(1) as f64;
@@ -141,6 +144,42 @@ fn legend_line(row: usize, r: &CounterfactualRecord, class_of: &HashMap<&str, &s
 fn heat(v: f32) -> [u8; 3] {
     let v = v.clamp(0.0, 1.0);
     [(255.0 * v) as u8, 40, (255.0 * (1.0 - v)) as u8]
+}
+
+/// Compact shards store variants without pixels: recompose the shown ones (as PNG) from the clean
+/// images of their shard, as the trainer's loader does.
+fn materialize_compact(
+    picked: &mut [CounterfactualRecord],
+    shard: &[CounterfactualRecord],
+) -> Result<()> {
+    let png: HashMap<&str, &[u8]> = shard
+        .iter()
+        .map(|r| (r.base.id.as_str(), r.base.image.bytes.as_slice()))
+        .collect();
+    let decode = |id: &str| -> Result<Vec<u8>> {
+        let bytes = png.get(id).ok_or_else(|| {
+            PipelineError::Input(format!("donor '{id}' is not in the row's shard"))
+        })?;
+        Ok(decode_image(bytes)?.pixels)
+    };
+    for r in picked.iter_mut() {
+        let own = decode_image(&r.base.image.bytes)?;
+        for v in r.variants.iter_mut().filter(|v| v.image.bytes.is_empty()) {
+            let donors: Vec<Vec<u8>> = v
+                .donor_ids
+                .iter()
+                .map(|d| decode(d))
+                .collect::<Result<_>>()?;
+            let refs: Vec<&[u8]> = donors.iter().map(Vec::as_slice).collect();
+            let pixels = recompose(&own.pixels, &v.mask, &refs, own.width as usize)?;
+            v.image.bytes = encode_png(&RgbPixels {
+                width: own.width,
+                height: own.height,
+                pixels,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn contact_sheet(rows: &[CounterfactualRecord]) -> Result<RgbPixels> {

@@ -7,8 +7,10 @@
 //!   random images and labels, timed over S steps after W warm-up steps:
 //!   `{"mode":"step","preset","batch","steps","images_per_s","seconds_per_step",
 //!   "optimizer_seconds_per_step"}` (the last: clip + AdamW + zero_grad).
-//! * `--loader DIR --split NAME --batch N [--batches B] [--threads T]`: the streaming loader
-//!   ([`BatchStream`], prefetch 4) over a split in the training order, B batches (default: all):
+//! * `--loader DIR --split NAME --batch N [--batches B] [--threads T] [--strategy S]`: the
+//!   streaming loader ([`BatchStream`], prefetch 4) over a split in the training order, B batches
+//!   (default: all); with `--strategy`, counterfactual shards are read with that strategy's
+//!   variant as offline masked FD reads them (compact shards: recomposed):
 //!   `{"mode":"loader","images_per_s","images","batches","seconds"}`.
 //!
 //! The PyTorch side of the step comparison is tools/bench_train.py, which runs this binary
@@ -19,7 +21,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use cfkit_trainer::data::{epoch_order, BatchExtras, BatchStream, SplitSource};
+use cfkit_trainer::config::VariantChoice;
+use cfkit_trainer::data::{
+    epoch_order, BatchExtras, BatchStream, SplitSource, StoredStrategy, TargetSpec,
+};
 use cfkit_trainer::eval::all_rows;
 use cfkit_trainer::optim::schedule::OneCycleConfig;
 use cfkit_trainer::optim::{OptimConfig, Optimizer};
@@ -131,6 +136,18 @@ fn loader(args: &[String], dir: PathBuf) -> Result<()> {
     let source = SplitSource::open(&dir, &split)?;
     let rows = all_rows(&source);
     let order = epoch_order(&rows, 0, 0, 16384);
+    let extras = BatchExtras {
+        pixels: false,
+        targets: arg(args, "--strategy").map(|name| TargetSpec {
+            strategy: Some(StoredStrategy {
+                no_fill: name.contains("NoFill"),
+                name,
+            }),
+            choice: VariantChoice::Epoch,
+            seed: 0,
+            epoch: 0,
+        }),
+    };
     let t0 = Instant::now();
     let stream = BatchStream::start(
         Arc::new(source),
@@ -139,7 +156,7 @@ fn loader(args: &[String], dir: PathBuf) -> Result<()> {
         0,
         4,
         Device::Cpu,
-        BatchExtras::default(),
+        extras,
     );
     let limit = if batches == 0 { usize::MAX } else { batches };
     let (mut images, mut n_batches) = (0usize, 0usize);

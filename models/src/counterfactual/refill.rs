@@ -107,6 +107,35 @@ pub fn refill<'a>(
     Ok(out)
 }
 
+/// A stored counterfactual recomposed from clean pixels (compact shards keep the mask and donor
+/// ids, not the image): `donors` holds the donors' HWC uint8 images as stored — none (no fill:
+/// the image is the original), one (single fill) or one per patch (multi fill) — and the result
+/// is exactly what [`refill`] made when the shard was built. The grid is the square one the mask
+/// implies (`P` patches of `image_size / sqrt(P)` pixels).
+pub fn recompose(
+    original: &[u8],
+    mask: &[bool],
+    donors: &[&[u8]],
+    image_size: usize,
+) -> Result<Vec<u8>> {
+    let p = mask.len();
+    let side = (1..=image_size).find(|s| s * s >= p).unwrap_or(0);
+    if side == 0 || side * side != p {
+        return Err(ModelError::Input(format!(
+            "recompose: a mask of {p} patches is not a square grid"
+        )));
+    }
+    let grid = PatchGrid::new(image_size, image_size / side.max(1))?;
+    match donors.len() {
+        0 => Ok(original.to_vec()),
+        1 => refill(original, mask, grid, |_| donors[0]),
+        n if n == p => refill(original, mask, grid, |j| donors[j]),
+        n => Err(ModelError::Input(format!(
+            "recompose: {n} donors for {p} patches (expected 0, 1 or {p})"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +171,30 @@ mod tests {
         }
         assert_eq!(refill(&a, &[false; 49], grid, |_| &b).unwrap(), a);
         assert!(refill(&a, &[true; 48], grid, |_| &b).is_err());
+    }
+
+    #[test]
+    fn recompose_equals_refill_for_every_fill() {
+        let grid = PatchGrid::new(56, 8).unwrap();
+        let (a, b, c) = (image(grid, 1), image(grid, 2), image(grid, 3));
+        let mask: Vec<bool> = (0..49).map(|j| j % 4 == 1).collect();
+        assert_eq!(recompose(&a, &mask, &[], 56).unwrap(), a);
+        assert_eq!(
+            recompose(&a, &mask, &[&b], 56).unwrap(),
+            refill(&a, &mask, grid, |_| &b).unwrap()
+        );
+        let per_patch: Vec<&[u8]> = (0..49)
+            .map(|j| if j % 2 == 0 { &b[..] } else { &c[..] })
+            .collect();
+        assert_eq!(
+            recompose(&a, &mask, &per_patch, 56).unwrap(),
+            refill(&a, &mask, grid, |j| per_patch[j]).unwrap()
+        );
+        assert!(recompose(&a, &mask, &[&b, &c], 56)
+            .unwrap_err()
+            .to_string()
+            .contains("2 donors"));
+        assert!(recompose(&a, &mask[..48], &[&b], 56).is_err());
     }
 
     #[test]

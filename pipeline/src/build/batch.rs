@@ -50,6 +50,8 @@ pub struct BatchSpec<'a> {
     pub shard: usize,
     pub batch: usize,
     pub store_logits: bool,
+    /// Variants without pixels (the reader recomposes them).
+    pub compact: bool,
 }
 
 /// The seed of one (batch, strategy, variant) draw.
@@ -127,6 +129,7 @@ pub struct ComputedBatch {
     cams: Vec<Vec<f32>>,
     variants: Vec<PendingVariant>,
     image_size: u32,
+    compact: bool,
 }
 
 /// Stage 2 (the device): teacher features, logits and CAM of the clean images; masks, donors and
@@ -186,6 +189,7 @@ pub fn compute_batch(
         cams,
         variants,
         image_size: image_size as u32,
+        compact: spec.compact,
     })
 }
 
@@ -198,6 +202,7 @@ pub fn encode_batch(batch: ComputedBatch) -> Result<Vec<CounterfactualRecord>> {
         cams,
         variants,
         image_size,
+        compact,
     } = batch;
     let n = rows.len();
     let mut per_row: Vec<Vec<Variant>> = vec![Vec::with_capacity(variants.len()); n];
@@ -206,6 +211,9 @@ pub fn encode_batch(batch: ComputedBatch) -> Result<Vec<CounterfactualRecord>> {
             .images
             .par_iter()
             .map(|p| {
+                if compact {
+                    return Ok(Vec::new());
+                }
                 encode_png(&RgbPixels {
                     width: image_size,
                     height: image_size,

@@ -88,12 +88,19 @@ impl<'a> Build<'a> {
             seed: Some(c.seed),
             config_hash: Some(hash.clone()),
             teacher: Some(teacher),
-            method: Some(serde_json::json!({
-                "cam": c.cam,
-                "strategies": c.strategies.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                "variants_per_strategy": c.variants, "batch_size": c.batch_size,
-                "donor_pool": "batch", "draw_version": DRAW_VERSION,
-            })),
+            method: Some({
+                let mut m = serde_json::json!({
+                    "cam": c.cam,
+                    "strategies": c.strategies.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    "variants_per_strategy": c.variants, "batch_size": c.batch_size,
+                    "donor_pool": "batch", "draw_version": DRAW_VERSION,
+                });
+                if c.compact {
+                    // Variant images are recomposed by the reader (`refill::recompose`).
+                    m["variant_pixels"] = "compact".into();
+                }
+                m
+            }),
         };
         let dims = CounterfactualDims {
             num_patches: vision.num_patches() as i32,

@@ -111,6 +111,7 @@ impl Build<'_> {
                 shard: k,
                 batch: 0,
                 store_logits: c.store_logits,
+                compact: c.compact,
             },
             rejected: Vec::new(),
             busy_s: 0.0,

@@ -2,6 +2,7 @@
 //! deterministic row order of an epoch and the stratified validation hold-out ([`plan`]), and the
 //! background loader that decodes batches ahead of the training step ([`stream`]).
 
+mod compact;
 pub mod plan;
 pub mod source;
 pub mod stream;

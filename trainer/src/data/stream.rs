@@ -16,9 +16,12 @@ use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
+use super::compact::resolve_compact;
 use super::plan::RowRef;
 use super::source::SplitSource;
-use super::targets::{assemble, pick_variant, BatchExtras, ChosenVariant, TargetRow, Targets};
+use super::targets::{
+    assemble, pick_variant, BatchExtras, DecodedVariant, TargetRow, Targets, VariantImage,
+};
 use crate::error::{Result, TrainError};
 
 /// A row the loader could not use, with the reason (the run records it and goes on).
@@ -130,7 +133,7 @@ impl Drop for BatchStream {
 
 /// Rows read but not yet sent, per row group: the base record and, with targets, the chosen
 /// variant (or why there is none).
-type Row = (ImageRecord, Option<std::result::Result<TargetRow, String>>);
+pub(super) type Row = (ImageRecord, Option<std::result::Result<TargetRow, String>>);
 
 struct LoaderState {
     needed: HashMap<u32, HashSet<u32>>,
@@ -141,7 +144,7 @@ struct LoaderState {
 /// A row decoded for a batch.
 struct Decoded {
     pixels: Vec<u8>,
-    target: Option<(Vec<f32>, Option<ChosenVariant>)>,
+    target: Option<(Vec<f32>, Option<DecodedVariant>)>,
 }
 
 fn decode_sized(bytes: &[u8], size: u32, what: &str) -> std::result::Result<Vec<u8>, String> {
@@ -167,6 +170,10 @@ impl LoaderState {
             let reader = &source.shards[g.shard as usize];
             let keep = self.needed.remove(&r.group).unwrap_or_default();
             let mut rows = HashMap::with_capacity(keep.len());
+            // Compact shards: the clean images of rows this order does not need may still be
+            // donors of rows it does.
+            let masked = matches!(&self.extras.targets, Some(t) if t.strategy.is_some());
+            let mut others: HashMap<String, Vec<u8>> = HashMap::new();
             let mut offset = 0u32;
             for b in reader.read_row_group(g.group as usize, 1024)? {
                 let n = b.num_rows() as u32;
@@ -188,11 +195,18 @@ impl LoaderState {
                         let i = offset + i as u32;
                         if keep.contains(&i) {
                             rows.insert(i, rec);
+                        } else if masked {
+                            others.insert(rec.0.id, rec.0.image.bytes);
                         }
+                    }
+                } else if masked {
+                    for rec in batch_to_counterfactuals(&b, reader.path())? {
+                        others.insert(rec.base.id, rec.base.image.bytes);
                     }
                 }
                 offset += n;
             }
+            resolve_compact(&mut rows, &others, source.image_size);
             self.loaded.insert(r.group, rows);
         }
         let rows = self.loaded.get_mut(&r.group).expect("inserted above");
@@ -223,7 +237,10 @@ impl LoaderState {
         let decoded: Vec<std::result::Result<Decoded, String>> = records
             .par_iter()
             .map(|(_, (rec, target))| {
-                let pixels = decode_sized(&rec.image.bytes, size, "image")?;
+                let pixels = match target {
+                    Some(Ok(TargetRow { clean: Some(p), .. })) => p.clone(),
+                    _ => decode_sized(&rec.image.bytes, size, "image")?,
+                };
                 let target = match target {
                     None => None,
                     Some(Err(reason)) => return Err(reason.clone()),
@@ -231,10 +248,20 @@ impl LoaderState {
                         t.feature.clone(),
                         match &t.variant {
                             None => None,
-                            Some((v, mask, bytes)) => Some((
+                            Some((v, mask, image)) => Some((
                                 *v,
                                 mask.clone(),
-                                decode_sized(bytes, size, &format!("variant {v} image"))?,
+                                match image {
+                                    VariantImage::Png(bytes) => {
+                                        decode_sized(bytes, size, &format!("variant {v} image"))?
+                                    }
+                                    VariantImage::Pixels(p) => p.clone(),
+                                    VariantImage::Donors(_) => {
+                                        return Err(format!(
+                                            "variant {v}: its donors were not resolved"
+                                        ))
+                                    }
+                                },
                             )),
                         },
                     )),

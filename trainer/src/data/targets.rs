@@ -50,13 +50,30 @@ pub struct Targets {
     pub variants: Vec<i32>,
 }
 
-/// The chosen variant of a row: its index, mask and image (encoded, then decoded pixels).
-pub(super) type ChosenVariant = (i32, Vec<bool>, Vec<u8>);
+/// A chosen variant's image as the loader meets it.
+#[derive(Debug, Clone)]
+pub(super) enum VariantImage {
+    /// Stored (materialized shards): PNG bytes.
+    Png(Vec<u8>),
+    /// Compact shards: the donors' ids (none, one, or one per patch), resolved within the row
+    /// group into [`VariantImage::Pixels`].
+    Donors(Vec<String>),
+    /// Decoded or recomposed HWC uint8 pixels.
+    Pixels(Vec<u8>),
+}
+
+/// The chosen variant of a row: its index, mask and image.
+pub(super) type ChosenVariant = (i32, Vec<bool>, VariantImage);
+
+/// A chosen variant ready for the batch: its index, mask and HWC uint8 pixels.
+pub(super) type DecodedVariant = (i32, Vec<bool>, Vec<u8>);
 
 /// The parts of a counterfactual record a batch needs (the chosen variant only).
 pub(super) struct TargetRow {
     pub(super) feature: Vec<f32>,
     pub(super) variant: Option<ChosenVariant>,
+    /// The clean image's pixels when they were decoded already (to recompose a compact variant).
+    pub(super) clean: Option<Vec<u8>>,
 }
 
 /// Picks the variant of `strategy` for this epoch, or says why there is none.
@@ -68,6 +85,7 @@ pub(super) fn pick_variant(
         return Ok(TargetRow {
             feature: rec.teacher_feature.clone(),
             variant: None,
+            clean: None,
         });
     };
     let candidates: Vec<_> = rec
@@ -87,9 +105,15 @@ pub(super) fn pick_variant(
         VariantChoice::Seeded => hash_keys(&[spec.seed, spec.epoch, fnv1a64(&rec.base.id)]) % k,
     };
     let v = candidates[i as usize];
+    let image = if v.image.bytes.is_empty() {
+        VariantImage::Donors(v.donor_ids.clone())
+    } else {
+        VariantImage::Png(v.image.bytes.clone())
+    };
     Ok(TargetRow {
         feature: v.teacher_feature.clone(),
-        variant: Some((v.variant, v.mask.clone(), v.image.bytes.clone())),
+        variant: Some((v.variant, v.mask.clone(), image)),
+        clean: None,
     })
 }
 
@@ -97,7 +121,7 @@ pub(super) fn pick_variant(
 /// decoded HWC pixels into the model's input.
 pub(super) fn assemble(
     spec: &TargetSpec,
-    rows: &[&(Vec<f32>, Option<ChosenVariant>)],
+    rows: &[&(Vec<f32>, Option<DecodedVariant>)],
     device: Device,
     to_input: &dyn Fn(&[&Vec<u8>]) -> Tensor,
 ) -> Result<Targets> {
@@ -201,9 +225,9 @@ mod tests {
         let picked: Vec<i32> = (0..6)
             .map(|e| {
                 let t = pick_variant(&r, &spec(Some("B"), VariantChoice::Epoch, e)).unwrap();
-                let (v, mask, bytes) = t.variant.unwrap();
+                let (v, mask, image) = t.variant.unwrap();
                 assert_eq!(t.feature, vec![v as f32]);
-                assert_eq!(bytes, vec![v as u8]);
+                assert!(matches!(image, VariantImage::Png(b) if b == vec![v as u8]));
                 assert_eq!(mask, vec![v % 2 == 0; 4]);
                 v
             })
