@@ -51,6 +51,22 @@ fn teacher(dir: &Path) -> Result<ClipModel> {
     Ok(model)
 }
 
+/// FashionShift `train` at scale 0.004 (40 rows, shards of 16) into `dir/data`.
+fn demo_train(dir: &Path) {
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        dir.join("data").to_str().unwrap(),
+        "--splits",
+        "train",
+        "--scale",
+        "0.004",
+        "--rows-per-shard",
+        "16",
+        "-q",
+    ]));
+}
+
 fn write_config(dir: &Path, seed: u64) -> PathBuf {
     let cfg = format!(
         r#"[source]
@@ -78,18 +94,7 @@ device = "cpu"
 #[test]
 fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
     let dir = tmpdir("cf");
-    ok(cfkit(&[
-        "demo-data",
-        "--out",
-        dir.join("data").to_str().unwrap(),
-        "--splits",
-        "train",
-        "--scale",
-        "0.004",
-        "--rows-per-shard",
-        "16",
-        "-q",
-    ]));
+    demo_train(&dir);
     let model = teacher(&dir)?;
     let vision = model.vision()?;
     let (head, _) = cfkit_models::load_head(&dir.join("head.safetensors"), Device::Cpu)?;
@@ -481,18 +486,7 @@ fn compact_shards_recompose_exactly_the_materialized_images() -> Result<()> {
     use std::sync::Arc;
 
     let dir = tmpdir("compact");
-    ok(cfkit(&[
-        "demo-data",
-        "--out",
-        dir.join("data").to_str().unwrap(),
-        "--splits",
-        "train",
-        "--scale",
-        "0.004",
-        "--rows-per-shard",
-        "16",
-        "-q",
-    ]));
+    demo_train(&dir);
     teacher(&dir)?;
     let cfg = write_config(&dir, 5);
     let (full, compact) = (dir.join("cf-full"), dir.join("cf-compact"));
