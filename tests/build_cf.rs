@@ -275,6 +275,31 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
             .values()
             .map(|v| v.as_u64().unwrap())
             .sum();
+        // The same-class donor rate, recomputed from the shards.
+        let (mut same, mut all) = (0usize, 0usize);
+        for s in &Manifest::read(&out)?.splits["train"].shards {
+            let recs = ShardReader::open(&out.join(&s.file))?.read_counterfactuals()?;
+            let class: HashMap<&str, &str> = recs
+                .iter()
+                .map(|r| (r.base.id.as_str(), r.base.class_name.as_str()))
+                .collect();
+            for r in &recs {
+                for v in r.variants.iter().filter(|v| &v.strategy == name) {
+                    all += v.donor_ids.len();
+                    same += v
+                        .donor_ids
+                        .iter()
+                        .filter(|d| class[d.as_str()] == r.base.class_name)
+                        .count();
+                }
+            }
+        }
+        assert_eq!(st["same_class_donors"], same, "{name}");
+        let rate = st["same_class_donor_rate"].as_f64().unwrap();
+        assert!(
+            (rate - same as f64 / all.max(1) as f64).abs() < 1e-12,
+            "{name}: {rate}"
+        );
         if name.contains("NoFill") {
             assert_eq!(donors, 0);
         } else {

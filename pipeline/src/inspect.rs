@@ -29,6 +29,11 @@ pub struct StrategyStats {
     pub donor_classes: BTreeMap<String, usize>,
     /// Variants whose donor is the image itself (possible with single fill, as in the reference).
     pub self_donors: usize,
+    /// Donor draws (patches with multi fill, images with single fill) from the row's own class,
+    /// and the rate among all donor draws: a refill from the same class keeps the label's
+    /// evidence, so a high rate weakens the counterfactual.
+    pub same_class_donors: usize,
+    pub same_class_donor_rate: f64,
 }
 
 /// What `inspect` found.
@@ -78,6 +83,9 @@ pub fn inspect(dir: &Path, split: &str, n: usize, out: &Path) -> Result<InspectR
                         .copied()
                         .unwrap_or("(not in shard)");
                     *st.donor_classes.entry(c.to_string()).or_default() += 1;
+                    if c == r.base.class_name {
+                        st.same_class_donors += 1;
+                    }
                 }
                 if v.donor_ids.len() == 1 && v.donor_ids[0] == r.base.id {
                     st.self_donors += 1;
@@ -99,6 +107,8 @@ pub fn inspect(dir: &Path, split: &str, n: usize, out: &Path) -> Result<InspectR
     }
     for st in stats.values_mut() {
         st.mask_ratio_mean /= st.variants.max(1) as f64;
+        let draws: usize = st.donor_classes.values().sum();
+        st.same_class_donor_rate = st.same_class_donors as f64 / draws.max(1) as f64;
     }
     let sheet = contact_sheet(&shown)?;
     let png = encode_png(&sheet)?;
