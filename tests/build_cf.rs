@@ -579,7 +579,16 @@ fn compact_shards_recompose_exactly_the_materialized_images() -> Result<()> {
         for epoch in 0..2 {
             let batches = |d: &Path| -> Result<Vec<(Tensor, Tensor, Tensor)>> {
                 let source = Arc::new(SplitSource::open(d, "train")?);
-                let order = Arc::new(all_rows(&source));
+                // Every other row (epoch 1): donors of the rows read are then often rows the
+                // order leaves out (as validation rows are), found in their row group all the same.
+                let order = Arc::new(
+                    all_rows(&source)
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| epoch == 0 || i % 2 == 0)
+                        .map(|(_, r)| r)
+                        .collect::<Vec<_>>(),
+                );
                 let extras = BatchExtras {
                     pixels: false,
                     targets: Some(TargetSpec {

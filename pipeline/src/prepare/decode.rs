@@ -100,7 +100,7 @@ fn crop_border(img: DynamicImage, b: u32) -> Result<DynamicImage, Reject> {
     if b == 0 {
         return Ok(img);
     }
-    if w <= 2 * b || h <= 2 * b {
+    if w <= b.saturating_mul(2) || h <= b.saturating_mul(2) {
         return Err(Reject::Corrupt(format!(
             "{w}x{h} pixels is too small for the {b}-px border crop"
         )));

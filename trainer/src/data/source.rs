@@ -137,6 +137,12 @@ impl SplitSource {
             .collect()
     }
 
+    /// Counterfactual datasets built with `compact = true`: variants stored without pixels (the
+    /// loader recomposes them, `data::compact`).
+    pub fn compact(&self) -> bool {
+        self.build_config["config"]["counterfactuals"]["compact"] == serde_json::Value::Bool(true)
+    }
+
     /// Counterfactual datasets: the strategies their variants were drawn with, in variant order
     /// (from the manifest's build config).
     pub fn strategies(&self) -> Result<Vec<String>> {

@@ -172,7 +172,8 @@ impl LoaderState {
             let mut rows = HashMap::with_capacity(keep.len());
             // Compact shards: the clean images of rows this order does not need may still be
             // donors of rows it does.
-            let masked = matches!(&self.extras.targets, Some(t) if t.strategy.is_some());
+            let masked =
+                source.compact() && matches!(&self.extras.targets, Some(t) if t.strategy.is_some());
             let mut others: HashMap<String, Vec<u8>> = HashMap::new();
             let mut offset = 0u32;
             for b in reader.read_row_group(g.group as usize, 1024)? {
