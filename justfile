@@ -80,12 +80,16 @@ device-binary: bootstrap
 gpu-check *ARGS: build
     {{python}} tools/gpu_check.py --cfkit target/release/cfkit {{ARGS}}
 
+# Install Gloo's headers (Debian package libgloo-dev) if they are missing: the distributed layer's C++ shim needs them.
+gloo:
+    @{{root}}/tools/ensure-gloo.sh
+
 # Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
 fashion-mnist:
     @{{root}}/tools/ensure-fashion-mnist.sh
 
 # The validation CI runs: rustfmt check, clippy with warnings as errors, every test.
-check: bootstrap fashion-mnist
+check: bootstrap fashion-mnist gloo
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace

@@ -1,0 +1,134 @@
+//! The C API of `src/shim.cpp`, and the one place with unsafe code in this crate: raw pointers
+//! to the shim's group object and to tch tensors (`*mut C_tensor` is an `at::Tensor*`).
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_long, c_void, CString};
+
+use tch::Tensor;
+
+use crate::DistConfig;
+
+pub(crate) enum InitError {
+    /// Only built without Gloo (cfg `cfkit_no_gloo`).
+    #[cfg_attr(not(cfkit_no_gloo), allow(dead_code))]
+    Unavailable(String),
+    Failed(String),
+}
+
+#[cfg(not(cfkit_no_gloo))]
+extern "C" {
+    fn cfkit_dist_init(
+        rank: c_int,
+        world: c_int,
+        addr: *const c_char,
+        port: c_int,
+        timeout_ms: c_long,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> *mut c_void;
+    fn cfkit_dist_allreduce_sum(
+        h: *mut c_void,
+        t: *mut c_void,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn cfkit_dist_broadcast(
+        h: *mut c_void,
+        t: *mut c_void,
+        root: c_int,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn cfkit_dist_barrier(h: *mut c_void, err: *mut c_char, errlen: usize) -> c_int;
+    fn cfkit_dist_free(h: *mut c_void);
+}
+
+const ERR_LEN: usize = 2048;
+
+fn message(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The shim's group (TCP store + Gloo process group), freed on drop.
+pub(crate) struct Group(*mut c_void);
+
+// The shim's group is used from one thread at a time (the training loop); c10d's objects are
+// themselves thread-safe.
+unsafe impl Send for Group {}
+
+#[cfg(not(cfkit_no_gloo))]
+impl Group {
+    pub(crate) fn init(cfg: &DistConfig) -> Result<Self, InitError> {
+        let addr = CString::new(cfg.master_addr.clone())
+            .map_err(|_| InitError::Failed("MASTER_ADDR holds a NUL byte".into()))?;
+        let mut err = vec![0u8; ERR_LEN];
+        // SAFETY: `addr` and `err` outlive the call; the shim copies what it keeps.
+        let h = unsafe {
+            cfkit_dist_init(
+                cfg.rank as c_int,
+                cfg.world as c_int,
+                addr.as_ptr(),
+                c_int::from(cfg.master_port),
+                cfg.timeout.as_millis() as c_long,
+                err.as_mut_ptr().cast(),
+                ERR_LEN,
+            )
+        };
+        if h.is_null() {
+            return Err(InitError::Failed(message(&err)));
+        }
+        Ok(Group(h))
+    }
+
+    fn call(&self, f: impl FnOnce(*mut c_void, *mut c_char) -> c_int) -> Result<(), String> {
+        let mut err = vec![0u8; ERR_LEN];
+        match f(self.0, err.as_mut_ptr().cast()) {
+            0 => Ok(()),
+            _ => Err(message(&err)),
+        }
+    }
+
+    pub(crate) fn all_reduce_sum(&self, t: &mut Tensor) -> Result<(), String> {
+        let p = t.as_mut_ptr().cast::<c_void>();
+        // SAFETY: the group is live (owned by self); `p` points at the tensor handle `t` owns.
+        self.call(|h, e| unsafe { cfkit_dist_allreduce_sum(h, p, e, ERR_LEN) })
+    }
+
+    pub(crate) fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<(), String> {
+        let p = t.as_mut_ptr().cast::<c_void>();
+        // SAFETY: as in all_reduce_sum.
+        self.call(|h, e| unsafe { cfkit_dist_broadcast(h, p, root as c_int, e, ERR_LEN) })
+    }
+
+    pub(crate) fn barrier(&self) -> Result<(), String> {
+        // SAFETY: the group is live.
+        self.call(|h, e| unsafe { cfkit_dist_barrier(h, e, ERR_LEN) })
+    }
+}
+
+#[cfg(not(cfkit_no_gloo))]
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from cfkit_dist_init and is freed once.
+        unsafe { cfkit_dist_free(self.0) }
+    }
+}
+
+#[cfg(cfkit_no_gloo)]
+impl Group {
+    pub(crate) fn init(_: &DistConfig) -> Result<Self, InitError> {
+        Err(InitError::Unavailable(
+            "cfkit was built without Gloo's headers (install Debian's libgloo-dev, or set CFKIT_GLOO_INCLUDE, and rebuild)".into(),
+        ))
+    }
+    pub(crate) fn all_reduce_sum(&self, _: &mut Tensor) -> Result<(), String> {
+        Err("no distributed layer".into())
+    }
+    pub(crate) fn broadcast(&self, _: &mut Tensor, _: usize) -> Result<(), String> {
+        Err("no distributed layer".into())
+    }
+    pub(crate) fn barrier(&self) -> Result<(), String> {
+        Err("no distributed layer".into())
+    }
+}
