@@ -70,7 +70,7 @@ tune-kd-weight *ARGS: build fashion-mnist
 
 # The paper's ImageNet chain for MODEL (vit-b-32 or vit-b-16) from files on disk: zero-shot head and checkpoint from WEIGHTS (OpenAI's .pt or safetensors), train shards from TRAIN (wnid folders), counterfactuals, FT / FT+FD / masked FD / LP-FT (configs/imagenet/MODEL), the evaluation suite under EVAL_ROOT on each, WiSE-FT sweeps; table in runs/imagenet/MODEL/results.md. Resumable (tools/imagenet.sh).
 imagenet MODEL WEIGHTS TRAIN EVAL_ROOT: build
-    {{root}}/tools/imagenet.sh {{MODEL}} {{WEIGHTS}} {{TRAIN}} {{EVAL_ROOT}}
+    {{root}}/tools/imagenet.sh {{quote(MODEL)}} {{quote(WEIGHTS)}} {{quote(TRAIN)}} {{quote(EVAL_ROOT)}}
 
 # A stripped cfkit for the lent GPU machine (PyTorch 2.11.0+cu130, no Rust): built against the torch==2.11.0 wheel's libtorch with tch 0.24, linked to the machine's torch at run time; CPU smoke here (tools/device-binary.sh).
 device-binary: bootstrap
