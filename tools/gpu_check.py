@@ -144,19 +144,38 @@ class Check:
         self.cfkit("prepare", "--image-folder", folder, "--out", shards, "--image-size", self.size, "-q")
         return shards
 
+    def hf_model(self, device="cpu"):
+        """The preset's vision tower in transformers (CLIPVisionModelWithProjection, QuickGELU, SDPA
+        attention), seeded random weights, on `device`: the random teacher and the PyTorch eager
+        reference."""
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+        p = PRESETS[self.preset]
+        torch.manual_seed(0)
+        cfg = CLIPVisionConfig(intermediate_size=4 * p["hidden_size"], hidden_act="quick_gelu", layer_norm_eps=1e-5,
+                               attn_implementation="sdpa", **p)
+        return CLIPVisionModelWithProjection(cfg).to(device)
+
+    def timed(self, step, batch, reps):
+        """Images/s of `step` over `reps` calls after one warm-up (device synchronised around)."""
+        sync = torch.cuda.synchronize if self.args.device.startswith("cuda") else (lambda: None)
+        step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            step()
+        sync()
+        return batch * reps / (time.perf_counter() - t0)
+
     def teacher(self):
         """A seeded random teacher of the preset (transformers) and a 10-class head."""
         from safetensors.torch import save_file
-        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
         tdir = self.work / "teacher"
         w, h = tdir / "model.safetensors", tdir / "head.safetensors"
         if w.exists() and h.exists():
             return w, h
         tdir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
         p = PRESETS[self.preset]
-        model = CLIPVisionModelWithProjection(CLIPVisionConfig(intermediate_size=4 * p["hidden_size"],
-                                                               hidden_act="quick_gelu", layer_norm_eps=1e-5, **p))
+        model = self.hf_model()
         save_file({k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")},
                   str(w), metadata={"format": "pt"})
         head = torch.randn(10, p["projection_dim"])
@@ -234,28 +253,16 @@ class Check:
         batch = 8 if self.args.smoke else 256
         rep, info = self.cfkit("doctor", "--device", self.args.device, "--preset", self.preset, "--batch", batch,
                                "--json", json_out=True)
-        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
         p = PRESETS[self.preset]
         dev = torch.device(self.args.device)
-        torch.manual_seed(0)
-        model = CLIPVisionModelWithProjection(CLIPVisionConfig(intermediate_size=4 * p["hidden_size"],
-                                                               hidden_act="quick_gelu", layer_norm_eps=1e-5,
-                                                               attn_implementation="sdpa", **p)).to(dev)
+        model = self.hf_model(dev)
         x = torch.randn(batch, 3, p["image_size"], p["image_size"], device=dev)
-        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
         def step():
             model.zero_grad(set_to_none=True)
             model(pixel_values=x).image_embeds.square().mean().backward()
 
-        step()
-        sync()
-        reps = 3 if self.args.smoke else 10
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            step()
-        sync()
-        eager = batch * reps / (time.perf_counter() - t0)
+        eager = self.timed(step, batch, 3 if self.args.smoke else 10)
         peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
         return dict(batch=batch, cfkit_images_per_s=rep["train_step_images_per_s"], pytorch_images_per_s=eager,
                     time_ratio_cfkit_over_pytorch=eager / rep["train_step_images_per_s"],
@@ -323,19 +330,14 @@ class Check:
         """A full FT step in PyTorch eager at the same shape and batch: forward, head, cross-entropy,
         backward, gradient clipping at 1, AdamW (wd 0.1) -- what `cfkit train` does per step, without
         its data loading."""
-        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
         p = PRESETS[self.preset]
         dev = torch.device(self.args.device)
-        torch.manual_seed(0)
-        model = CLIPVisionModelWithProjection(CLIPVisionConfig(intermediate_size=4 * p["hidden_size"],
-                                                               hidden_act="quick_gelu", layer_norm_eps=1e-5,
-                                                               attn_implementation="sdpa", **p)).to(dev)
+        model = self.hf_model(dev)
         head = torch.nn.Linear(p["projection_dim"], 10).to(dev)
         params = list(model.parameters()) + list(head.parameters())
         opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1)
         x = torch.randn(batch, 3, p["image_size"], p["image_size"], device=dev)
         y = torch.randint(0, 10, (batch,), device=dev)
-        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
         def step():
             opt.zero_grad(set_to_none=True)
@@ -344,14 +346,7 @@ class Check:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
 
-        step()
-        sync()
-        reps = 3 if self.args.smoke else 20
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            step()
-        sync()
-        return dict(images_per_s=batch * reps / (time.perf_counter() - t0), batch=batch,
+        return dict(images_per_s=self.timed(step, batch, 3 if self.args.smoke else 20), batch=batch,
                     peak_device_mib=torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None)
 
     def markdown(self):

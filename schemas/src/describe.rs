@@ -112,7 +112,11 @@ pub fn schema_markdown() -> String {
          | `{KEY_HUGGINGFACE}` | Hugging Face `datasets` features: `image` as Image, `label` as ClassLabel |\n\
          | `cfkit.kind`, `cfkit.split`, `cfkit.num_classes`, `cfkit.preprocessing`, `cfkit.seed`, `cfkit.config_hash`, `cfkit.teacher`, `cfkit.teacher_blake3`, `cfkit.method` | flat copies for SQL tools |\n\n\
          Image bytes columns (`image.bytes`, `variants[].image.bytes`): uncompressed, PLAIN, no dictionary, no\n\
-         statistics. Other columns: zstd. Row groups of about 100 MB uncompressed.\n"
+         statistics. Other columns: zstd. Row groups of about 100 MB uncompressed.\n\n\
+         Compact counterfactual datasets (`method.variant_pixels` = `compact` in `{KEY_DATASET}`; built\n\
+         with `[counterfactuals] compact = true`): every `variants[].image.bytes` is empty. A variant is\n\
+         its row's image with the patches of `mask` copied from its donors (`donor_ids`: none, one, or one\n\
+         per patch), all rows of the same row group; each builder batch lies in one row group.\n"
     ));
     out
 }
