@@ -137,6 +137,10 @@ bench-storage *ARGS: build
     cargo build --release -p cfkit-trainer --example bench_train
     {{python}} tools/bench_storage.py --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data --loader-bin target/release/examples/bench_train {{ARGS}}
 
+# Data-parallel FT throughput: 2 ranks x 1 thread (Gloo) against 1 rank x 1 thread, and the all-reduce share of a step (tools/bench_ddp.py).
+bench-ddp *ARGS: build fashion-mnist gloo
+    {{python}} tools/bench_ddp.py --cfkit target/release/cfkit {{ARGS}}
+
 # Epoch time of FT, offline masked FD and online masked FD on the same data and model, side by side (ratios; tools/bench_methods.py).
 bench-methods *ARGS: build fashion-mnist
     {{python}} tools/bench_methods.py --cfkit target/release/cfkit {{ARGS}}

@@ -37,6 +37,11 @@ pub struct TrainArgs {
     /// without training.
     #[arg(long)]
     print_config: bool,
+    /// Data-parallel runs (WORLD_SIZE > 1, as torchrun or srun set it): the longest wait, in
+    /// seconds, for the other ranks at start and at every collective; a rank that died or hangs
+    /// ends the job after it.
+    #[arg(long, default_value_t = 1800.0, value_name = "SECONDS")]
+    dist_timeout: f64,
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -50,13 +55,29 @@ pub fn train(a: TrainArgs) -> Result<()> {
         .out
         .or_else(|| cfg.output.out.clone())
         .context("no run directory: pass --out or set output.out in the config")?;
+    if !(a.dist_timeout.is_finite() && a.dist_timeout > 0.0) {
+        anyhow::bail!("--dist-timeout must be a positive number of seconds");
+    }
+    let dist =
+        trainer::run::DistConfig::from_env(std::time::Duration::from_secs_f64(a.dist_timeout))?;
     let opts = trainer::TrainOptions {
         out: out.clone(),
         resume: a.resume,
         quiet: a.quiet,
         profile: a.profile,
+        dist: dist.clone(),
     };
     let report = trainer::train(&cfg, &opts)?;
+    if let Some(d) = dist.filter(|d| d.rank != 0) {
+        println!(
+            "rank {} of {}: {} steps done; rank 0 wrote the run to {}",
+            d.rank,
+            d.world,
+            report.steps,
+            out.display()
+        );
+        return Ok(());
+    }
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

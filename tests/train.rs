@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use common::{cfkit, err, ok};
+use common::{cfkit, corrupt_train_rows, err, ok};
 
 fn tmpdir(name: &str) -> common::TmpDir {
     common::tmpdir("train", name)
@@ -36,34 +36,6 @@ fn demo(dir: &Path) -> PathBuf {
         "-q",
     ]));
     data
-}
-
-/// Rows of the train split whose image bytes `corrupt_train_rows` replaces.
-const BAD_ROWS: [usize; 2] = [5, 6];
-
-/// Replaces the images of `BAD_ROWS` of the train split's first shard with bytes that are not
-/// images, updating the manifest to match (decode failures, not a damaged file); returns the ids.
-fn corrupt_train_rows(data: &Path) -> Result<Vec<String>> {
-    use cfkit_schemas::{images_to_batch, Manifest, ShardReader, ShardWriter, WriterOptions};
-    let mut m = Manifest::read(data)?;
-    let file = m.splits["train"].shards[0].file.clone();
-    let reader = ShardReader::open(&data.join(&file))?;
-    let schema = reader.schema();
-    let mut rows = reader.read_images()?;
-    drop(reader);
-    for r in BAD_ROWS {
-        rows[r].image.bytes = b"not an image".to_vec();
-    }
-    let mut w = ShardWriter::try_new(
-        data,
-        Path::new(&file),
-        schema.clone(),
-        WriterOptions::default(),
-    )?;
-    w.write(&images_to_batch(&schema, &rows)?)?;
-    m.splits.get_mut("train").unwrap().shards[0] = w.close()?;
-    m.write(data)?;
-    Ok(BAD_ROWS.iter().map(|&r| rows[r].id.clone()).collect())
 }
 
 fn config(dir: &Path, data: &Path, epochs: usize) -> PathBuf {

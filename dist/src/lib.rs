@@ -21,7 +21,7 @@ pub enum DistError {
     #[error("distributed launch: {0}")]
     Env(String),
     /// A collective or the rendezvous failed (a dead rank shows up here, after the timeout).
-    #[error("c10d {op} on rank {rank} of {world}: {message}")]
+    #[error("c10d {op} on rank {rank} of {world}: {message} ({})", hint(.op))]
     Collective {
         op: &'static str,
         rank: usize,
@@ -36,6 +36,16 @@ pub enum DistError {
 }
 
 pub type Result<T> = std::result::Result<T, DistError>;
+
+/// What to look at after a failed collective.
+fn hint(op: &str) -> &'static str {
+    match op {
+        "rendezvous" => {
+            "every rank must start, with the same MASTER_ADDR and MASTER_PORT, within the timeout"
+        }
+        _ => "when another rank failed or died, its own output says why",
+    }
+}
 
 /// Where and how to meet the other ranks.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,8 +163,9 @@ impl ProcessGroup {
     }
 
     /// Averages `tensors` over the ranks (e.g. gradients), in buckets of about `bucket_bytes`:
-    /// each bucket is flattened into one f32 buffer, summed by one all-reduce, divided by the
-    /// world size and copied back. Every rank must pass the same shapes in the same order.
+    /// each bucket is flattened into one f32 buffer (on the CPU: Gloo reduces host memory), summed
+    /// by one all-reduce, divided by the world size and copied back. Every rank must pass the
+    /// same shapes in the same order.
     pub fn all_reduce_mean(&self, tensors: &[Tensor], bucket_bytes: usize) -> Result<()> {
         let _g = tch::no_grad_guard();
         let mut start = 0;
@@ -171,9 +182,12 @@ impl ProcessGroup {
                 .iter()
                 .map(|t| t.to_kind(Kind::Float).reshape([-1]))
                 .collect();
-            let mut flat = Tensor::cat(&parts, 0).contiguous();
+            let device = parts[0].device();
+            let mut flat = Tensor::cat(&parts, 0)
+                .to_device(tch::Device::Cpu)
+                .contiguous();
             self.all_reduce_sum(&mut flat)?;
-            let flat = flat / self.world as f64;
+            let flat = (flat / self.world as f64).to_device(device);
             let mut offset = 0i64;
             for t in &tensors[start..end] {
                 let n = t.numel() as i64;
@@ -190,27 +204,62 @@ impl ProcessGroup {
     }
 
     /// Checks that every rank holds the same `value` (e.g. the config hash): rank 0's bytes are
-    /// broadcast and compared; a rank that differs fails naming both values.
+    /// broadcast and compared, and the verdict is shared, so that every rank fails (naming the
+    /// values) when any differs, and none waits on a rank that has already given up.
     pub fn agree(&self, what: &str, value: &str) -> Result<()> {
-        let bytes: Vec<f32> = value.bytes().map(f32::from).collect();
-        let mut len = Tensor::from_slice(&[bytes.len() as f32]);
+        let mut len = Tensor::from_slice(&[value.len() as i64]);
         self.broadcast(&mut len, 0)?;
-        let n = len.double_value(&[0]) as usize;
-        let mut t = if n == bytes.len() {
-            Tensor::from_slice(&bytes)
+        let n = len.int64_value(&[0]) as usize;
+        let mut t = if n == value.len() {
+            Tensor::from_slice(value.as_bytes())
         } else {
-            Tensor::zeros([n as i64], (Kind::Float, tch::Device::Cpu))
+            Tensor::zeros([n as i64], (Kind::Uint8, tch::Device::Cpu))
         };
         self.broadcast(&mut t, 0)?;
-        let theirs: Vec<f32> = Vec::<f32>::try_from(&t)?;
-        let theirs: String = theirs.iter().map(|&b| b as u8 as char).collect();
-        if theirs != value {
-            return Err(DistError::Disagree(format!(
+        let theirs = String::from_utf8_lossy(&Vec::<u8>::try_from(&t)?).into_owned();
+        let differs = theirs != value;
+        let mut votes = Tensor::from_slice(&[i64::from(differs)]);
+        self.all_reduce_sum(&mut votes)?;
+        let dissent = votes.int64_value(&[0]);
+        match (differs, dissent) {
+            (_, 0) => Ok(()),
+            (true, _) => Err(DistError::Disagree(format!(
                 "{what}: rank 0 has '{theirs}', rank {} has '{value}'",
                 self.rank
-            )));
+            ))),
+            (false, k) => Err(DistError::Disagree(format!(
+                "{what}: {k} rank(s) differ from rank 0's '{theirs}' (their output names their \
+                 values)"
+            ))),
         }
-        Ok(())
+    }
+
+    /// Every rank's `bytes`, indexed by rank (an all-gather of variable-length messages: the
+    /// lengths, then one buffer with a slot per rank, each summed over the ranks).
+    pub fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut lens = Tensor::zeros([self.world as i64], (Kind::Int64, tch::Device::Cpu));
+        let _ = lens.get(self.rank as i64).fill_(bytes.len() as i64);
+        self.all_reduce_sum(&mut lens)?;
+        let lens: Vec<i64> = Vec::<i64>::try_from(&lens)?;
+        let slot = lens.iter().copied().max().unwrap_or(0);
+        if slot == 0 {
+            return Ok(vec![Vec::new(); self.world]);
+        }
+        let mut buf = Tensor::zeros([self.world as i64 * slot], (Kind::Uint8, tch::Device::Cpu));
+        if !bytes.is_empty() {
+            buf.narrow(0, self.rank as i64 * slot, bytes.len() as i64)
+                .copy_(&Tensor::from_slice(bytes));
+        }
+        self.all_reduce_sum(&mut buf)?;
+        let all: Vec<u8> = Vec::<u8>::try_from(&buf)?;
+        Ok(lens
+            .iter()
+            .enumerate()
+            .map(|(r, &n)| {
+                let start = r * slot as usize;
+                all[start..start + n as usize].to_vec()
+            })
+            .collect())
     }
 }
 

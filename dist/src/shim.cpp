@@ -40,6 +40,10 @@ void* cfkit_dist_init(int rank, int world, const char* addr, int port, long time
     auto opts = c10d::ProcessGroupGloo::Options::create_default(g->timeout);
     g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, rank, world, opts);
     return g;
+  } catch (const c10::Error& e) {
+    // Without the C++ stack trace that what() appends.
+    put(err, errlen, e.what_without_backtrace());
+    return nullptr;
   } catch (const std::exception& e) {
     put(err, errlen, e.what());
     return nullptr;
@@ -52,6 +56,10 @@ int cfkit_dist_allreduce_sum(void* handle, void* tensor, char* err, size_t errle
     std::vector<at::Tensor> ts{*static_cast<at::Tensor*>(tensor)};
     g->pg->allreduce(ts)->wait(g->timeout);
     return 0;
+  } catch (const c10::Error& e) {
+    // Without the C++ stack trace that what() appends.
+    put(err, errlen, e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     put(err, errlen, e.what());
     return 1;
@@ -66,6 +74,10 @@ int cfkit_dist_broadcast(void* handle, void* tensor, int root, char* err, size_t
     opts.rootRank = root;
     g->pg->broadcast(ts, opts)->wait(g->timeout);
     return 0;
+  } catch (const c10::Error& e) {
+    // Without the C++ stack trace that what() appends.
+    put(err, errlen, e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     put(err, errlen, e.what());
     return 1;
@@ -77,6 +89,10 @@ int cfkit_dist_barrier(void* handle, char* err, size_t errlen) {
     auto g = static_cast<Group*>(handle);
     g->pg->barrier()->wait(g->timeout);
     return 0;
+  } catch (const c10::Error& e) {
+    // Without the C++ stack trace that what() appends.
+    put(err, errlen, e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     put(err, errlen, e.what());
     return 1;

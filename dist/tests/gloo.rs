@@ -1,7 +1,8 @@
 //! Two ranks on this machine over Gloo (libtorch's c10d), as `torchrun --nproc_per_node 2` would
 //! start them: the test re-runs its own binary as rank 0 and rank 1 with the launcher's
 //! variables. Checks the bucketed gradient mean against the arithmetic, the config agreement
-//! check, and that a rank that dies makes the other fail within the timeout instead of hanging.
+//! check, the all-gather of messages, and that a rank that dies makes the other fail within the
+//! timeout instead of hanging.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -68,17 +69,20 @@ fn two_ranks_average_in_buckets_and_check_agreement() {
         assert!(grads[2].equal(&Tensor::full([7], 5.0, (Kind::Float, tch::Device::Cpu))));
         pg.agree("config hash", "0123abcd").unwrap();
         let mine = if pg.rank == 0 { "aaaa" } else { "bbbb" };
-        let verdict = pg.agree("config hash", mine);
+        // Both ranks fail: the one that differs names both values, rank 0 how many differ.
+        let e = pg.agree("config hash", mine).unwrap_err().to_string();
         match pg.rank {
-            0 => verdict.unwrap(),
-            _ => {
-                let e = verdict.unwrap_err().to_string();
-                assert!(
-                    e.contains("rank 0 has 'aaaa'") && e.contains("rank 1 has 'bbbb'"),
-                    "{e}"
-                );
-            }
+            0 => assert!(e.contains("1 rank(s) differ from rank 0's 'aaaa'"), "{e}"),
+            _ => assert!(
+                e.contains("rank 0 has 'aaaa'") && e.contains("rank 1 has 'bbbb'"),
+                "{e}"
+            ),
         }
+        // Messages of different lengths (one empty) reach every rank, in rank order.
+        let mine: &[u8] = if pg.rank == 0 { b"" } else { b"skipped row 7" };
+        let all = pg.all_gather_bytes(mine).unwrap();
+        assert_eq!(all, vec![b"".to_vec(), b"skipped row 7".to_vec()]);
+        assert_eq!(pg.all_gather_bytes(b"").unwrap(), vec![Vec::<u8>::new(); 2]);
         pg.barrier().unwrap();
         println!("RANK {} OK", pg.rank);
         return;

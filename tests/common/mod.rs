@@ -66,6 +66,22 @@ pub fn tmpdir(group: &str, name: &str) -> TmpDir {
     TmpDir(d)
 }
 
+/// `cfkit demo-data` of `splits` at `scale` into `dir/data`; returns that directory.
+pub fn demo_data(dir: &Path, splits: &str, scale: &str) -> PathBuf {
+    let data = dir.join("data");
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        data.to_str().unwrap(),
+        "--splits",
+        splits,
+        "--scale",
+        scale,
+        "-q",
+    ]));
+    data
+}
+
 /// The project venv's python (has torch, transformers, pyarrow, duckdb, datasets).
 pub fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
@@ -87,4 +103,32 @@ pub fn make_jit_archive(dir: &Path) {
         "make_jit_archive.py: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Rows of the train split whose image bytes `corrupt_train_rows` replaces.
+pub const BAD_ROWS: [usize; 2] = [5, 6];
+
+/// Replaces the images of `BAD_ROWS` of the train split's first shard with bytes that are not
+/// images, updating the manifest to match (decode failures, not a damaged file); returns the ids.
+pub fn corrupt_train_rows(data: &Path) -> anyhow::Result<Vec<String>> {
+    use cfkit_schemas::{images_to_batch, Manifest, ShardReader, ShardWriter, WriterOptions};
+    let mut m = Manifest::read(data)?;
+    let file = m.splits["train"].shards[0].file.clone();
+    let reader = ShardReader::open(&data.join(&file))?;
+    let schema = reader.schema();
+    let mut rows = reader.read_images()?;
+    drop(reader);
+    for r in BAD_ROWS {
+        rows[r].image.bytes = b"not an image".to_vec();
+    }
+    let mut w = ShardWriter::try_new(
+        data,
+        Path::new(&file),
+        schema.clone(),
+        WriterOptions::default(),
+    )?;
+    w.write(&images_to_batch(&schema, &rows)?)?;
+    m.splits.get_mut("train").unwrap().shards[0] = w.close()?;
+    m.write(data)?;
+    Ok(BAD_ROWS.iter().map(|&r| rows[r].id.clone()).collect())
 }

@@ -32,6 +32,10 @@ pub enum TrainError {
     Schedule(#[from] ScheduleError),
     #[error("torch: {0}")]
     Tch(#[from] tch::TchError),
+    /// Data-parallel training: the distributed layer is missing, a rank died or timed out, or
+    /// the ranks disagree.
+    #[error("distributed: {0}")]
+    Distributed(String),
     /// The loader thread stopped without sending its error.
     #[error("the data loader thread stopped unexpectedly")]
     LoaderGone,

@@ -28,6 +28,9 @@ use losses::{cross_entropy, feature_mse, kd_kl};
 pub struct Objective {
     pub method: Method,
     seed: u64,
+    /// The data-parallel rank (0 for a single process): online draws of rank r > 0 take their
+    /// own seeds, as each rank draws from its own rows.
+    rank: usize,
     distill: Option<Distill>,
 }
 
@@ -135,6 +138,7 @@ impl Objective {
             return Ok(Objective {
                 method,
                 seed: cfg.train.seed,
+                rank: 0,
                 distill: None,
             });
         };
@@ -231,6 +235,7 @@ impl Objective {
         Ok(Objective {
             method,
             seed: cfg.train.seed,
+            rank: 0,
             distill: Some(Distill {
                 cfg: d,
                 strategy,
@@ -270,6 +275,11 @@ impl Objective {
         }
     }
 
+    /// Makes this the objective of data-parallel rank `rank` (see [`online::rank_seed`]).
+    pub fn set_rank(&mut self, rank: usize) {
+        self.rank = rank;
+    }
+
     /// A JSON record for run.json.
     pub fn describe(&self) -> serde_json::Value {
         match &self.distill {
@@ -306,7 +316,8 @@ impl Objective {
         let (targets, clean) = match d.cfg.mode {
             DistillMode::Offline => (offline_targets(d, batch)?, None),
             DistillMode::Online => {
-                let seed = online::step_seed(self.seed, epoch, batch.index);
+                let seed =
+                    online::rank_seed(online::step_seed(self.seed, epoch, batch.index), self.rank);
                 online::targets(d, student, batch, seed, &mut times)?
             }
         };

@@ -118,6 +118,11 @@ impl Optimizer {
         &self.config
     }
 
+    /// The parameters this optimizer updates, in its (name) order.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, p)| p.shallow_clone()).collect()
+    }
+
     /// Number of parameter tensors this optimizer updates.
     pub fn num_params(&self) -> usize {
         self.params.len()

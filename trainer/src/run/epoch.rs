@@ -17,10 +17,9 @@ use crate::optim::schedule::Schedule;
 use crate::optim::StepInfo;
 use crate::run::dir;
 
-/// Images and time of the current logging window (not saved: a resumed run starts a new one).
+/// Start of the current logging window (not saved: a resumed run starts a new one).
 struct Window {
     start: Instant,
-    images: usize,
 }
 
 impl TrainingRun<'_> {
@@ -30,15 +29,16 @@ impl TrainingRun<'_> {
         let cfg = self.cfg;
         self.bar
             .set_prefix(format!("epoch {}/{}", epoch + 1, self.plan.total_epochs));
-        let mut order = epoch_order(
+        let order = epoch_order(
             &self.data.train_rows,
             cfg.train.seed,
             epoch as u64,
             cfg.data.shuffle_buffer,
         );
-        // drop_last: this epoch's last partial batch (of its own order) is not trained on.
-        order.truncate(self.plan.epoch_rows);
-        let order = Arc::new(order);
+        // This rank's slice of every step. drop_last: the epoch's last partial batch (of its
+        // own order) is not trained on.
+        let rank = self.ddp.as_ref().map_or(0, |d| d.rank());
+        let order = Arc::new(self.plan.rank_order(&order, rank));
         let stream = BatchStream::start(
             self.data.source.clone(),
             order,
@@ -50,7 +50,6 @@ impl TrainingRun<'_> {
         );
         let mut window = Window {
             start: Instant::now(),
-            images: 0,
         };
         let mut stream = stream;
         loop {
@@ -60,10 +59,9 @@ impl TrainingRun<'_> {
                 p.loader_wait_s += t0.elapsed().as_secs_f64();
             }
             let batch = batch?;
-            self.log_skipped(&batch.skipped, "train")?;
+            self.pending_skipped.extend(batch.skipped.iter().cloned());
             if !batch.is_empty() {
                 self.micro_step(&batch)?;
-                window.images += batch.len();
             }
             let mb = batch.index;
             self.progress.next_batch = mb + 1;
@@ -101,7 +99,7 @@ impl TrainingRun<'_> {
             .eq_tensor(&batch.labels)
             .sum(Kind::Int64)
             .int64_value(&[]) as u64;
-        self.progress.stats.add_batch(
+        self.pending.add_batch(
             batch.len(),
             out.loss.double_value(&[]),
             out.distill,
@@ -113,6 +111,21 @@ impl TrainingRun<'_> {
     /// The optimizer step that the last micro-batch completed, then its metrics line and
     /// checkpoint when due.
     fn optimizer_step(&mut self, window: &mut Window) -> Result<()> {
+        // Data-parallel: every rank's gradients averaged, sums added and skipped rows sent to
+        // rank 0 (which logs them).
+        let t0 = Instant::now();
+        let mut sums = std::mem::take(&mut self.pending);
+        let mut skipped = std::mem::take(&mut self.pending_skipped);
+        if let Some(d) = &self.ddp {
+            d.average_gradients(&self.optimizer.parameters())?;
+            sums = d.sum_step(sums)?;
+            skipped = d.gather_skipped(skipped)?;
+        }
+        if let Some(p) = &mut self.profile {
+            p.allreduce_s += t0.elapsed().as_secs_f64();
+        }
+        self.progress.stats.add_step(&sums);
+        self.log_skipped(&skipped, "train")?;
         let t0 = Instant::now();
         let (sched, local_step) = self.plan.schedule_at(self.progress.step);
         let info = self.optimizer.step(local_step, sched);
@@ -145,27 +158,33 @@ impl TrainingRun<'_> {
         let p = &mut self.progress;
         let secs = w.start.elapsed().as_secs_f64();
         let (loss, distill, grad_norm) = p.stats.window_means(self.objective.distills());
-        let ips = w.images as f64 / secs.max(1e-9);
-        self.logs.metrics.write(&serde_json::json!({
+        // Images of every rank.
+        let ips = p.stats.window_rows as f64 / secs.max(1e-9);
+        let record = serde_json::json!({
             "kind": "step", "step": p.step, "epoch": p.epoch,
             "loss": loss, "distill": distill, "lr": info.lr,
             "beta1": beta1,
             "grad_norm": grad_norm,
             "images_per_s": ips,
-        }))?;
+        });
+        if let Some(logs) = &mut self.logs {
+            logs.metrics.write(&record)?;
+        }
         self.bar
             .set_message(format!("loss {loss:.4} lr {:.2e} {ips:.0} img/s", info.lr));
         p.stats.reset_window();
         *w = Window {
             start: Instant::now(),
-            images: 0,
         };
         Ok(())
     }
 
     fn log_skipped(&mut self, skipped: &[Skipped], stage: &str) -> Result<()> {
+        let Some(logs) = &mut self.logs else {
+            return Ok(());
+        };
         for s in skipped {
-            self.logs.quarantine.write(&serde_json::json!({
+            logs.quarantine.write(&serde_json::json!({
                 "id": s.id, "shard": s.shard, "reason": s.reason,
                 "epoch": self.progress.epoch, "stage": stage,
             }))?;
@@ -173,7 +192,8 @@ impl TrainingRun<'_> {
         Ok(())
     }
 
-    /// Validation top-1 when due this epoch (every `val_every_epochs` and at the last).
+    /// Validation top-1 when due this epoch (every `val_every_epochs` and at the last). The
+    /// ranks of a data-parallel run score every `world`-th row each and add their counts.
     fn validate(&mut self) -> Result<Option<f64>> {
         let epoch = self.progress.epoch;
         let due = (epoch + 1).is_multiple_of(self.cfg.train.val_every_epochs)
@@ -182,14 +202,20 @@ impl TrainingRun<'_> {
             return Ok(None);
         };
         let scoring = Scoring::new(&vs.classes, &self.student.classes, false, None)?;
-        let (n, c, skipped) = evaluate_source(
+        let (rank, world) = self.ddp.as_ref().map_or((0, 1), |d| (d.rank(), d.world()));
+        let mine = rows.iter().skip(rank).step_by(world).copied().collect();
+        let (mut n, mut c, mut skipped) = evaluate_source(
             &self.student,
             vs.clone(),
-            Some(rows.clone()),
+            Some(mine),
             &scoring,
             self.cfg.train.eval_batch_size,
             self.device,
         )?;
+        if let Some(d) = &self.ddp {
+            (n, c) = d.sum_counts(n, c)?;
+            skipped = d.gather_skipped(skipped)?;
+        }
         self.log_skipped(&skipped, "validation")?;
         Ok(Some(c as f64 / n.max(1) as f64))
     }
@@ -211,7 +237,7 @@ impl TrainingRun<'_> {
         }
         let distills = self.objective.distills();
         let (train_loss, train_distill, train_top1) = self.progress.stats.epoch_means(distills);
-        self.logs.metrics.write(&serde_json::json!({
+        let record = serde_json::json!({
             "kind": "epoch", "epoch": epoch, "step": self.progress.step,
             "train_loss": train_loss,
             "train_distill": train_distill,
@@ -219,7 +245,10 @@ impl TrainingRun<'_> {
             "train_top1": train_top1,
             "val_top1": val_top1,
             "best_val_top1": self.progress.best.map(|b| b.top1),
-        }))?;
+        });
+        if let Some(logs) = &mut self.logs {
+            logs.metrics.write(&record)?;
+        }
         if !self.quiet {
             let total = self.plan.total_epochs;
             let val = val_top1

@@ -3,6 +3,7 @@
 //! best checkpoint, epoch metrics, one save of `last`) and finishes (evaluation of the best
 //! checkpoint, report). See the crate docs for the run directory's layout.
 
+mod ddp;
 pub mod dir;
 mod epoch;
 pub mod init;
@@ -31,8 +32,9 @@ use dir::JsonLines;
 use init::rng_record;
 use report::{write_report, TrainReport};
 
+pub use cfkit_dist::DistConfig;
 pub use plan::StepPlan;
-pub use progress::{EpochStats, Progress};
+pub use progress::{EpochStats, Progress, StepSums};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +46,10 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Time the phases of every step and write `profile.json` (see `run::profile`).
     pub profile: bool,
+    /// This process is one rank of a data-parallel run (from the launcher's environment:
+    /// [`DistConfig::from_env`]). Rank 0 writes the run directory, which every rank must see
+    /// (a shared file system) to resume.
+    pub dist: Option<DistConfig>,
 }
 
 /// Trains as configured; see the crate docs for the run directory layout.
@@ -79,8 +85,10 @@ struct Logs {
 
 /// A training run between `open` and `finish`.
 pub struct TrainingRun<'a> {
-    /// The run directory's writer lock, held until the run is dropped.
-    _lock: cfkit_schemas::DirLock,
+    /// The run directory's writer lock (rank 0's), held until the run is dropped.
+    _lock: Option<cfkit_schemas::DirLock>,
+    /// The other ranks of a data-parallel run.
+    ddp: Option<ddp::Ddp>,
     cfg: &'a TrainConfig,
     out: PathBuf,
     quiet: bool,
@@ -94,7 +102,11 @@ pub struct TrainingRun<'a> {
     /// Autocast (bf16 on CUDA when configured) around forward and loss.
     autocast: bool,
     progress: Progress,
-    logs: Logs,
+    /// The current optimizer step's sums and skipped rows (this rank's, until the step ends).
+    pending: StepSums,
+    pending_skipped: Vec<crate::data::Skipped>,
+    /// The logs (rank 0 only: other ranks send it what they have to log).
+    logs: Option<Logs>,
     bar: ProgressBar,
     /// The time split of the steps (`--profile`).
     profile: Option<profile::Profile>,
@@ -112,6 +124,11 @@ impl TrainingRun<'_> {
     /// Where the run stands.
     pub fn progress(&self) -> &Progress {
         &self.progress
+    }
+
+    /// Whether this process writes the run directory (rank 0, or the only process).
+    pub fn is_writer(&self) -> bool {
+        self.ddp.as_ref().is_none_or(|d| d.rank() == 0)
     }
 
     /// The checkpoint sidecar at the current position, with `metrics_bytes` of metrics logged.
@@ -139,10 +156,14 @@ impl TrainingRun<'_> {
 
     /// Syncs both logs, records their lengths and the training time, and saves a checkpoint into
     /// `dir` (`last`, with the optimizer, or `best`, without).
+    /// Only rank 0 saves; the others go on (every rank holds the same weights and position).
     fn save(&mut self, dir: &str, with_optimizer: bool) -> Result<()> {
-        let len = self.logs.metrics.sync()?;
-        self.progress.quarantine_bytes = Some(self.logs.quarantine.sync()?);
         self.progress.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
+        let Some(logs) = &mut self.logs else {
+            return Ok(());
+        };
+        let len = logs.metrics.sync()?;
+        self.progress.quarantine_bytes = Some(logs.quarantine.sync()?);
         checkpoint::save(
             &self.out.join(dir),
             &self.student,
@@ -154,7 +175,8 @@ impl TrainingRun<'_> {
     }
 
     /// Evaluates the best-validation checkpoint (the last one without validation) on the
-    /// configured sets and writes the report.
+    /// configured sets and writes the report. In a data-parallel run rank 0 does this alone;
+    /// the other ranks return a report without evaluation.
     pub fn finish(self) -> Result<TrainReport> {
         self.bar.finish_and_clear();
         let p = &self.progress;
@@ -162,13 +184,17 @@ impl TrainingRun<'_> {
             Some(_) => self.out.join(dir::BEST_DIR),
             None => self.out.join(dir::LAST_DIR),
         };
-        let (final_model, _) = checkpoint::load_student(&evaluated, self.device)?;
-        let eval = evaluate_sets(
-            &final_model,
-            &self.data.eval_sets,
-            self.cfg.train.eval_batch_size,
-            self.device,
-        )?;
+        let eval = if self.is_writer() {
+            let (final_model, _) = checkpoint::load_student(&evaluated, self.device)?;
+            evaluate_sets(
+                &final_model,
+                &self.data.eval_sets,
+                self.cfg.train.eval_batch_size,
+                self.device,
+            )?
+        } else {
+            crate::eval::EvalReport::new(Vec::new())
+        };
         let report = TrainReport {
             out: self.out.clone(),
             method: self.plan.method.name().into(),
@@ -183,9 +209,11 @@ impl TrainingRun<'_> {
             // run rerun with --resume reports the same time).
             train_seconds: p.train_seconds,
         };
-        write_report(&self.out, &report)?;
-        if let Some(p) = self.profile {
-            p.write(&self.out)?;
+        if self.is_writer() {
+            write_report(&self.out, &report)?;
+            if let Some(p) = self.profile {
+                p.write(&self.out)?;
+            }
         }
         Ok(report)
     }

@@ -10,6 +10,7 @@ use cfkit_schemas::{crash_point, DirLock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
 
+use super::ddp::Ddp;
 use super::{Logs, Progress, RunData, StepPlan, TrainOptions, TrainingRun};
 use crate::checkpoint::{self};
 use crate::config::TrainConfig;
@@ -26,29 +27,50 @@ impl<'a> TrainingRun<'a> {
     /// Opens the run in `opts.out`: a fresh run, or with `opts.resume` the run of the same config
     /// already there, from its last checkpoint. Nothing is written before data, model and config
     /// have been checked (a failed start leaves nothing that a corrected rerun would refuse).
+    ///
+    /// A data-parallel rank (`opts.dist`) first meets the others and checks that they run the
+    /// same config; rank 0 alone locks, checks and writes the directory and tells the others
+    /// whether to resume from its checkpoint.
     pub fn open(cfg: &'a TrainConfig, opts: &TrainOptions) -> Result<Self> {
-        let device = parse_device(&cfg.train.device)?;
         let config_hash = cfg.hash();
+        let ddp = Ddp::start(opts.dist.as_ref(), &config_hash)?;
+        let writer = ddp.as_ref().is_none_or(|d| d.rank() == 0);
+        let device = match (parse_device(&cfg.train.device)?, &ddp) {
+            (device, Some(d)) => d.device(&cfg.train.device, device)?,
+            (device, None) => device,
+        };
         let out = opts.out.clone();
         // One writer per run directory, for the whole run (released when the process ends).
-        let lock = DirLock::acquire(&out, "")?;
-        let existing = dir::check(&out, &config_hash, opts.resume)?;
+        let (lock, existing) = if writer {
+            let lock = DirLock::acquire(&out, "")?;
+            (
+                Some(lock),
+                Some(dir::check(&out, &config_hash, opts.resume)?),
+            )
+        } else {
+            (None, None)
+        };
+        let resume = match &ddp {
+            Some(d) => d.rank0_flag(existing == Some(Existing::SameConfig))?,
+            None => existing == Some(Existing::SameConfig),
+        };
         let data = open_data(cfg)?;
-        let eval_records = data
-            .eval_sets
-            .iter()
-            .map(|set| {
-                let s = SplitSource::open(&set.shards, &set.split)?;
-                Ok(serde_json::json!({"name": set.name, "ood": set.ood, "data": s.describe()}))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let eval_records = eval_records(&data)?;
 
         let last_dir = out.join(dir::LAST_DIR);
-        let resume_from = match existing {
-            Existing::SameConfig => checkpoint::resolve(&last_dir),
-            Existing::Fresh => None,
+        let resume_from = if resume {
+            checkpoint::resolve(&last_dir)
+        } else {
+            None
         };
-        let (mut student, progress, metrics_bytes) = match &resume_from {
+        if resume && !writer && resume_from.is_none() {
+            return Err(TrainError::Distributed(format!(
+                "rank 0 resumes from '{}', which this rank cannot read: every rank must see the \
+                 run directory (a shared file system)",
+                last_dir.display()
+            )));
+        }
+        let (mut student, mut progress, metrics_bytes) = match &resume_from {
             Some(dir) => restore(dir, &config_hash, device)?,
             None => (
                 init_student(cfg, &data.source.classes, device)?,
@@ -59,67 +81,66 @@ impl<'a> TrainingRun<'a> {
         check_student_fits(cfg, &student, &data.source)?;
 
         let autocast = cfg.train.precision.prepare(device)?;
-        let objective = Objective::new(cfg, &data.source, device)?;
-        let plan = StepPlan::new(cfg, data.train_rows.len())?;
+        let mut objective = Objective::new(cfg, &data.source, device)?;
+        if let Some(d) = &ddp {
+            objective.set_rank(d.rank());
+        }
+        let world = ddp.as_ref().map_or(1, |d| d.world());
+        let plan = StepPlan::new(cfg, data.train_rows.len(), world)?;
+        // A position saved by a run with another number of ranks (checkpoints are taken at step
+        // boundaries, and the steps are the same rows whatever the ranks).
+        let saved_accum = progress
+            .accum
+            .unwrap_or(cfg.train.batch_size / cfg.micro_batch());
+        progress.next_batch = plan.resume_batch(progress.next_batch, saved_accum);
+        (progress.world, progress.accum) = (Some(world), Some(plan.accum));
         let mut optimizer = make_optimizer(cfg, &mut student, plan.probing(progress.epoch));
         if let Some(dir) = &resume_from {
             checkpoint::load_optimizer(dir, &mut optimizer)?;
         }
+        if let Some(d) = &ddp {
+            d.start_together(&student, &progress)?;
+        }
 
         // run.json first (atomically), so that a run stopped at any later moment of its set-up
         // is recognised as this config's and resumed (`--resume`).
-        if resume_from.is_none() {
-            let record = serde_json::json!({
-                "command": "train",
-                "cfkit_version": env!("CARGO_PKG_VERSION"),
-                // HEAD of the checkout the binary was built from (build.rs).
-                "cfkit_commit": env!("CFKIT_GIT_COMMIT"),
-                "config": cfg.to_json(),
-                "config_hash": config_hash,
-                "seed": cfg.train.seed,
-                "rng": rng_record(cfg.train.seed),
-                "device": format!("{device:?}"),
-                "threads": tch::get_num_threads(),
-                "method": plan.method.name(),
-                "objective": objective.describe(),
-                "lp_epochs": plan.lp_epochs,
-                "init": init_record(cfg)?,
-                "data": {
-                    "train": data.source.describe(),
-                    "train_rows": plan.train_rows,
-                    "epoch_rows": plan.epoch_rows,
-                    "val_rows": data.val_rows(),
-                    "val_source": data.val.as_ref().map(|v| v.0.describe()),
-                    "eval": eval_records,
-                },
-                "steps_per_epoch": plan.steps_per_epoch,
-                "total_steps": plan.total_steps,
-                "accumulation": plan.accum,
-                "started_unix": std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+        if resume_from.is_none() && writer {
+            let distributed = ddp.as_ref().map(|d| {
+                d.describe(
+                    &plan,
+                    opts.dist.as_ref().map_or(0.0, |c| c.timeout.as_secs_f64()),
+                )
             });
+            let record = run_record(
+                cfg,
+                &config_hash,
+                device,
+                &plan,
+                &objective,
+                &data,
+                eval_records,
+                distributed,
+            )?;
             dir::write_json(&out.join(dir::RUN_FILE), &record)?;
             crash_point("train:run.json");
         }
-        std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(&out, e))?;
-        crash_point("train:checkpoints");
-        let logs = Logs {
-            metrics: JsonLines::open(&out.join(dir::METRICS_FILE), metrics_bytes)?,
-            quarantine: JsonLines::open(
-                &out.join(dir::QUARANTINE_FILE),
-                progress.quarantine_bytes.unwrap_or(u64::MAX),
-            )?,
+        let logs = if writer {
+            Some(open_logs(&out, metrics_bytes, &progress)?)
+        } else {
+            None
         };
-        crash_point("train:logs");
-        let bar = progress_bar(opts.quiet, plan.total_steps);
+        // Only rank 0 shows progress.
+        let quiet = opts.quiet || !writer;
+        let bar = progress_bar(quiet, plan.total_steps);
         bar.set_position(progress.step as u64);
         Ok(TrainingRun {
             _lock: lock,
+            ddp,
+            pending: Default::default(),
+            pending_skipped: Vec::new(),
             cfg,
             out,
-            quiet: opts.quiet,
+            quiet,
             device,
             config_hash,
             data,
@@ -136,6 +157,80 @@ impl<'a> TrainingRun<'a> {
             started: Instant::now(),
         })
     }
+}
+
+/// What run.json records of each evaluation set; opening them now makes a missing set fail
+/// before training, not after.
+fn eval_records(data: &RunData) -> Result<Vec<serde_json::Value>> {
+    data.eval_sets
+        .iter()
+        .map(|set| {
+            let s = SplitSource::open(&set.shards, &set.split)?;
+            Ok(serde_json::json!({"name": set.name, "ood": set.ood, "data": s.describe()}))
+        })
+        .collect()
+}
+
+/// run.json of a fresh run: the resolved config and its hash, seeds, device, method, init
+/// weights, data fingerprints, the step plan and (data-parallel runs) the ranks.
+#[allow(clippy::too_many_arguments)]
+fn run_record(
+    cfg: &TrainConfig,
+    config_hash: &str,
+    device: Device,
+    plan: &StepPlan,
+    objective: &Objective,
+    data: &RunData,
+    eval_records: Vec<serde_json::Value>,
+    distributed: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "command": "train",
+        "cfkit_version": env!("CARGO_PKG_VERSION"),
+        // HEAD of the checkout the binary was built from (build.rs).
+        "cfkit_commit": env!("CFKIT_GIT_COMMIT"),
+        "config": cfg.to_json(),
+        "config_hash": config_hash,
+        "seed": cfg.train.seed,
+        "rng": rng_record(cfg.train.seed),
+        "device": format!("{device:?}"),
+        "threads": tch::get_num_threads(),
+        "method": plan.method.name(),
+        "objective": objective.describe(),
+        "lp_epochs": plan.lp_epochs,
+        "init": init_record(cfg)?,
+        "data": {
+            "train": data.source.describe(),
+            "train_rows": plan.train_rows,
+            "epoch_rows": plan.epoch_rows,
+            "val_rows": data.val_rows(),
+            "val_source": data.val.as_ref().map(|v| v.0.describe()),
+            "eval": eval_records,
+        },
+        "distributed": distributed,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "total_steps": plan.total_steps,
+        "accumulation": plan.accum,
+        "started_unix": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    }))
+}
+
+/// The checkpoints directory and the logs, truncated to the resumed checkpoint's lengths.
+fn open_logs(out: &Path, metrics_bytes: u64, progress: &Progress) -> Result<Logs> {
+    std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(out, e))?;
+    crash_point("train:checkpoints");
+    let logs = Logs {
+        metrics: JsonLines::open(&out.join(dir::METRICS_FILE), metrics_bytes)?,
+        quarantine: JsonLines::open(
+            &out.join(dir::QUARANTINE_FILE),
+            progress.quarantine_bytes.unwrap_or(u64::MAX),
+        )?,
+    };
+    crash_point("train:logs");
+    Ok(logs)
 }
 
 /// Training rows, validation rows (hold-out or split) and the evaluation sets, opened now so that

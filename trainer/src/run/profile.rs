@@ -27,6 +27,9 @@ pub struct Profile {
     /// and the rest: the student's forwards and the loss.
     pub student_forward_loss_s: f64,
     pub backward_s: f64,
+    /// Data-parallel runs: averaging the gradients over the ranks (waiting for the slowest
+    /// included) and adding up the step's statistics.
+    pub allreduce_s: f64,
     /// Gradient clipping, AdamW and zeroing the gradients.
     pub optimizer_s: f64,
 }

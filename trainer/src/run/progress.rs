@@ -22,19 +22,55 @@ pub struct EpochStats {
     pub window_distill_sum: f64,
 }
 
-impl EpochStats {
+/// Sums of one optimizer step's micro-batches (of one rank until the ranks add theirs).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepSums {
+    pub rows: u64,
+    pub loss_sum: f64,
+    pub distill_sum: f64,
+    pub correct: u64,
+}
+
+impl StepSums {
     /// Adds one micro-batch of `rows` rows: its mean loss, distillation term and correct count.
     pub fn add_batch(&mut self, rows: usize, loss: f64, distill: Option<f64>, correct: u64) {
         let n = rows as f64;
-        if let Some(dl) = distill {
-            self.distill_sum += dl * n;
-            self.window_distill_sum += dl * n;
-        }
         self.loss_sum += loss * n;
-        self.window_loss_sum += loss * n;
+        self.distill_sum += distill.unwrap_or(0.0) * n;
         self.correct += correct;
         self.rows += rows as u64;
-        self.window_rows += rows as u64;
+    }
+
+    /// As four numbers (for an all-reduce), and back.
+    pub fn to_array(self) -> [f64; 4] {
+        [
+            self.rows as f64,
+            self.loss_sum,
+            self.distill_sum,
+            self.correct as f64,
+        ]
+    }
+
+    pub fn from_array(a: [f64; 4]) -> Self {
+        StepSums {
+            rows: a[0].round() as u64,
+            loss_sum: a[1],
+            distill_sum: a[2],
+            correct: a[3].round() as u64,
+        }
+    }
+}
+
+impl EpochStats {
+    /// Adds the sums of one optimizer step (over every rank).
+    pub fn add_step(&mut self, s: &StepSums) {
+        self.distill_sum += s.distill_sum;
+        self.window_distill_sum += s.distill_sum;
+        self.loss_sum += s.loss_sum;
+        self.window_loss_sum += s.loss_sum;
+        self.correct += s.correct;
+        self.rows += s.rows;
+        self.window_rows += s.rows;
     }
 
     /// Mean loss, distillation term (when `distills`) and grad norm of the logging window.
@@ -83,6 +119,12 @@ pub struct Progress {
     /// Training seconds so far, over every resumed part of the run.
     #[serde(default)]
     pub train_seconds: f64,
+    /// Ranks and micro-batches per step (per rank) of the run that saved this position, so that
+    /// a run resumed with another number of ranks converts `next_batch` (absent: one process).
+    #[serde(default)]
+    pub world: Option<usize>,
+    #[serde(default)]
+    pub accum: Option<usize>,
 }
 
 #[cfg(test)]
@@ -92,8 +134,11 @@ mod tests {
     #[test]
     fn windows_reset_and_epochs_keep_their_sums() {
         let mut s = EpochStats::default();
-        s.add_batch(2, 1.0, Some(0.5), 1);
-        s.add_batch(6, 3.0, Some(1.5), 3);
+        let mut step = StepSums::default();
+        step.add_batch(2, 1.0, Some(0.5), 1);
+        step.add_batch(6, 3.0, Some(1.5), 3);
+        assert_eq!(StepSums::from_array(step.to_array()), step);
+        s.add_step(&step);
         s.window_grad_norm_sum = 4.0;
         s.window_steps = 2;
         assert_eq!(s.window_means(true), (2.5, Some(1.25), 2.0));
