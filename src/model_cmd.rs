@@ -298,9 +298,18 @@ pub fn doctor(a: DoctorArgs) -> Result<()> {
     }
     let device = models::parse_device(&a.device)?;
     let r = models::doctor::run_doctor(device, &a.preset, a.batch)?;
+    // What data-parallel training can use in this build.
+    let (gloo, nccl) = (
+        cfkit_trainer::run::gloo_available(),
+        cfkit_trainer::run::nccl_available(),
+    );
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        v["distributed"] = serde_json::json!({"gloo": gloo, "nccl": nccl});
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        println!("data-parallel:    Gloo {}, NCCL {}", yes(gloo), yes(nccl));
         println!(
             "CUDA available:   {} ({} device(s), cuDNN {})",
             r.cuda_available, r.cuda_devices, r.cudnn_available

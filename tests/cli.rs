@@ -214,6 +214,13 @@ fn doctor_runs_the_model_stack_on_cpu() -> Result<()> {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(v["cam_ok"], true);
     assert!(v["train_step_images_per_s"].as_f64().unwrap() > 0.0);
+    // The project's environment has Gloo's headers (`just gloo`) and, through the CUDA torch
+    // wheel and tools/requirements.txt, NCCL's and CUDA's: both process groups are built.
+    assert_eq!(
+        v["distributed"],
+        serde_json::json!({"gloo": true, "nccl": true}),
+        "set up by `just check`"
+    );
     Ok(())
 }
 

@@ -42,6 +42,7 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
         "throughput",
         "pipeline",
         "methods",
+        "ddp",
     ] {
         assert_eq!(sections[name]["ok"], true, "{name}: {}", sections[name]);
     }
@@ -58,6 +59,8 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
             .unwrap()
             > 0.0
     );
+    assert_eq!(sections["ddp"]["gloo"]["backend"], "gloo");
+    assert!(sections["ddp"]["gloo"]["max_abs"].as_f64().unwrap() <= 1e-5);
     let md = std::fs::read_to_string(tmp.join("gpu-check.md"))?;
     assert!(md.contains("| methods | yes |"), "{md}");
     Ok(())

@@ -94,7 +94,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cfkit", default=os.path.join(ROOT, "target/release/cfkit"))
     ap.add_argument("--work", default=os.path.join(ROOT, "target/bench-ddp"))
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default="tiny,vit-b-32")
     ap.add_argument("--out", default=os.path.join(ROOT, "results/bench/ddp.json"))
     a = ap.parse_args()
@@ -135,8 +135,9 @@ def main():
                       f"of {p['step_s']:.2f} s", flush=True)
 
         def median_run(world):
+            # The run at the median (the lower middle one for an even number of rounds).
             runs = sorted(profiles[world], key=lambda p: p["images_per_s"])
-            return runs[len(runs) // 2]
+            return runs[(len(runs) - 1) // 2]
 
         one, two = median_run(1), median_run(2)
         results[model] = {

@@ -12,7 +12,8 @@
 # symbols inside those shared libraries; they resolve on the device.
 #
 # Steps (each skipped when done): download the wheel (530 MB, pip --no-deps) and unpack its
-# headers and libraries into target/device/libtorch-2.11.0; copy the workspace
+# headers and libraries into target/device/libtorch-2.11.0; NCCL's headers of the version torch
+# 2.11 links (target/device/nvidia, for cfkit-dist's NCCL group); copy the workspace
 # sources to target/device/src with tch/torch-sys set to =0.24.0; `cargo build --release` there
 # (its own target dir, target/device/build: a first build compiles every crate); strip into
 # target/device/cfkit. CPU smoke: `target/device/cfkit doctor --device cpu` with the unpacked
@@ -34,6 +35,21 @@ if [[ ! -f $lt/lib/libtorch_cpu.so ]]; then
     'torch/lib/*')
   rm -rf "$lt" && mv "$lt.tmp/torch" "$lt" && rm -rf "$lt.tmp"
 fi
+# cfkit-dist's NCCL group (dist/build.rs) is compiled against NCCL's headers of the version torch
+# 2.11 was built with (its wheel pins nvidia-nccl-cu13==2.28.9; ProcessGroupNCCL's layout follows
+# the NCCL version macros), and CUDA 13.0's headers from the project venv (runtime, crt, cccl).
+nvidia=$dev/nvidia
+if [[ ! -f $nvidia/nccl/include/nccl.h ]]; then
+  echo "== NCCL 2.28.9 headers (the version torch 2.11 links)" >&2
+  [[ -n $(ls "$dev/wheel/"nvidia_nccl_cu13-2.28.9-*.whl 2>/dev/null) ]] || \
+    $python -m pip download --quiet --no-deps --only-binary=:all: nvidia-nccl-cu13==2.28.9 -d "$dev/wheel"
+  rm -rf "$nvidia.tmp" && mkdir -p "$nvidia.tmp"
+  (cd "$nvidia.tmp" && unzip -q "$root/$dev/wheel/"nvidia_nccl_cu13-2.28.9-*.whl 'nvidia/nccl/include/*')
+  mkdir -p "$nvidia" && rm -rf "$nvidia/nccl" && mv "$nvidia.tmp/nvidia/nccl" "$nvidia/nccl"
+  rm -rf "$nvidia.tmp" "$dev/wheel/"nvidia_nccl_cu13-*.whl
+fi
+cu13=$(ls -d "$root/.venv/lib/"python3*/site-packages/nvidia/cu13 | head -n 1)
+ln -sfn "$cu13" "$nvidia/cu13"
 echo "== workspace copy with tch 0.24 (libtorch 2.11)" >&2
 src=$dev/src
 rm -rf "$src" && mkdir -p "$src"
@@ -43,6 +59,7 @@ sed -i -e 's/^tch = "0.26"/tch = "=0.24.0"/' -e 's/^torch-sys = "0.26"/torch-sys
 grep -q '^tch = "=0.24.0"' "$src/Cargo.toml" || { echo "could not pin tch 0.24 in $src/Cargo.toml" >&2; exit 1; }
 echo "== cargo build --release (tch 0.24 against $lt)" >&2
 (cd "$src" && env -u LIBTORCH_USE_PYTORCH LIBTORCH="$root/$lt" CARGO_TARGET_DIR="$root/target/device/build" \
+  CFKIT_NVIDIA_DIR="$root/$nvidia" \
   RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined" \
   cargo build --release --bin cfkit)
 strip -o "$dev/cfkit" "$dev/build/release/cfkit"
@@ -54,4 +71,5 @@ echo "== CPU smoke: doctor and parity on this machine with the unpacked libtorch
 nv=$(find "$root/.venv/lib/"python3*/site-packages/nvidia -maxdepth 3 -type d -name lib | tr '\n' ':')
 export LD_LIBRARY_PATH="$root/$lt/lib:$nv"
 "$dev/cfkit" doctor --device cpu
+"$dev/cfkit" doctor --device cpu --json | grep -q '"nccl": true' || { echo "the device binary has no NCCL group" >&2; exit 1; }
 "$dev/cfkit" parity --device cpu --fixtures tests/fixtures/parity

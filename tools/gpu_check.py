@@ -23,6 +23,9 @@ Sections (each timed; a failing one is recorded and the others still run; exit 1
               random teacher, stages overlapped and not
   methods     images/s of FT, offline masked FD and online masked FD (`cfkit train`), and a full FT
               step in PyTorch eager at the same batch (forward, CE, backward, clip, AdamW)
+  ddp         2 ranks of one data-parallel job against one process of the whole batch: Gloo (CUDA
+              gradients through host memory) and, on CUDA, NCCL (one GPU per rank; with a single GPU
+              its refusal is recorded, not counted)
 Every cfkit call records its peak device memory (CUDA: nvidia-smi sampled every 0.1 s, minus the
 idle reading; CPU: the children's peak RSS).
 Sizes: --smoke uses the `tiny` preset (56 px), 32 images and a few steps; the full run uses
@@ -34,6 +37,7 @@ import os
 import pathlib
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -326,6 +330,65 @@ class Check:
             out["ft"]["time_ratio_cfkit_over_pytorch"] = out["pytorch eager ft"]["images_per_s"] / base
         return out
 
+    def ddp(self):
+        """Data-parallel FT: 2 ranks of one job on this machine (`cuda:LOCAL_RANK`, LOCAL_RANK = rank mod
+        the GPU count) against one process of the whole batch, same steps, weights compared. Gloo
+        (`CFKIT_DIST_BACKEND=gloo`: CUDA gradients staged through host memory) always; NCCL on CUDA
+        (gradients reduced on the device), which needs one GPU per rank: with a single GPU NCCL refuses
+        two ranks on it, and its error is recorded, not counted as a failure."""
+        from safetensors.torch import load_file
+        steps = 4 if self.args.smoke else 10
+        cfg = self.train_config("ddp", "ft", "fp32", steps)
+        one = self.work / "ddp-one"
+        shutil.rmtree(one, ignore_errors=True)
+        _, info = self.cfkit("train", "--config", cfg, "--out", one, "-q")
+        cuda = self.args.device.startswith("cuda")
+        gpus = max(torch.cuda.device_count(), 1) if cuda else 1
+        # The keys' biases have a zero gradient in exact arithmetic (softmax ignores a shift shared by
+        # all keys), so AdamW turns rounding noise into full steps there: compared apart (tests/ddp.rs).
+        tol = 1e-3 if cuda else 1e-5
+
+        def weights(run):
+            d = run / "checkpoints/last"
+            return {**load_file(str(d / "model.safetensors")), **load_file(str(d / "head.safetensors"))}
+
+        ref = weights(one)
+        out = dict(steps=len(self.steps(one)), single=info, tol=tol, gpus=gpus)
+        for backend in (["gloo", "nccl"] if cuda else ["gloo"]):
+            run = self.work / f"ddp-{backend}"
+            shutil.rmtree(run, ignore_errors=True)
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = str(sock.getsockname()[1])
+            procs = []
+            t0 = time.perf_counter()
+            for r in range(2):
+                env = dict(self.env, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r % gpus), MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT=port)
+                env.pop("CFKIT_DIST_BACKEND", None)
+                if backend == "gloo":
+                    env["CFKIT_DIST_BACKEND"] = "gloo"
+                procs.append(subprocess.Popen([self.args.cfkit, "train", "--config", str(cfg), "--out", str(run), "-q",
+                                               "--dist-timeout", "120"], env=env, stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, text=True))
+            outs = [p.communicate() for p in procs]
+            res = dict(returncodes=[p.returncode for p in procs], seconds=time.perf_counter() - t0)
+            if all(p.returncode == 0 for p in procs):
+                rec = json.loads((run / "run.json").read_text())["distributed"]
+                w = weights(run)
+                res.update(backend=rec["backend"], ok=True, max_abs=max(
+                    (w[k] - ref[k]).abs().max().item() for k in ref if "k_proj.bias" not in k))
+                res["ok"] = res["max_abs"] <= tol and rec["backend"] == backend
+            else:
+                res.update(ok=False, stderr=[e[-1500:] for _, e in outs])
+            out[backend] = res
+        nccl = out.get("nccl")
+        nccl_needs_gpus = nccl is not None and not nccl["ok"] and gpus < 2
+        if nccl_needs_gpus:
+            nccl["note"] = "not counted: NCCL needs one GPU per rank and this machine has one"
+        out["ok"] = out["gloo"]["ok"] and (nccl is None or nccl["ok"] or nccl_needs_gpus)
+        return out
+
     def eager_ft_step(self, batch):
         """A full FT step in PyTorch eager at the same shape and batch: forward, head, cross-entropy,
         backward, gradient clipping at 1, AdamW (wd 0.1) -- what `cfkit train` does per step, without
@@ -374,6 +437,11 @@ class Check:
                 summary = "; ".join(f"{k}: {v['images_per_s']:.1f} img/s"
                                     + (f", peak {v['peak_device_mib']:.0f} MiB" if v.get("peak_device_mib") else "")
                                     for k, v in res.items() if isinstance(v, dict))
+            elif name == "ddp":
+                summary = "; ".join(
+                    f"{b}: " + (f"max-abs vs one process {res[b]['max_abs']:.1e} (tol {res['tol']})" if "max_abs" in res[b]
+                                else res[b].get("note", "failed"))
+                    for b in ("gloo", "nccl") if b in res)
             else:
                 summary = ""
             lines.append(f"| {name} | {'yes' if res['ok'] else '**no**'} | {res['seconds']} | {summary} |")
@@ -386,7 +454,7 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI, CPU)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--sections", default="doctor,parity,bf16,throughput,pipeline,methods")
+    ap.add_argument("--sections", default="doctor,parity,bf16,throughput,pipeline,methods,ddp")
     args = ap.parse_args()
     c = Check(args)
     c.work.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,11 @@ extern "C" {
         addr: *const c_char,
         port: c_int,
         timeout_ms: c_long,
+        nccl: c_int,
         err: *mut c_char,
         errlen: usize,
     ) -> *mut c_void;
+    fn cfkit_dist_has_nccl() -> c_int;
     fn cfkit_dist_allreduce_sum(
         h: *mut c_void,
         t: *mut c_void,
@@ -57,6 +59,18 @@ pub(crate) struct Group(*mut c_void);
 // themselves thread-safe.
 unsafe impl Send for Group {}
 
+/// Whether the shim was built with NCCL (CUDA tensors reduced on the device).
+#[cfg(not(cfkit_no_gloo))]
+pub(crate) fn has_nccl() -> bool {
+    // SAFETY: a constant of the shim.
+    unsafe { cfkit_dist_has_nccl() != 0 }
+}
+
+#[cfg(cfkit_no_gloo)]
+pub(crate) fn has_nccl() -> bool {
+    false
+}
+
 #[cfg(not(cfkit_no_gloo))]
 impl Group {
     pub(crate) fn init(cfg: &DistConfig) -> Result<Self, InitError> {
@@ -71,6 +85,7 @@ impl Group {
                 addr.as_ptr(),
                 c_int::from(cfg.master_port),
                 cfg.timeout.as_millis() as c_long,
+                c_int::from(cfg.nccl),
                 err.as_mut_ptr().cast(),
                 ERR_LEN,
             )

@@ -1,9 +1,10 @@
 //! Data-parallel building blocks over libtorch's own distributed layer (c10d): a process group
 //! from the launcher's environment (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`, as set by
-//! `torchrun` or an `srun` wrapper), bucketed gradient all-reduce (mean), broadcast, barrier and
-//! a config agreement check. Gloo on CPU, through the C++ shim `src/shim.cpp`. Every collective
-//! waits at most the group's timeout, so a rank that dies makes the others fail with an error
-//! instead of hanging.
+//! `torchrun` or an `srun` wrapper), bucketed gradient all-reduce (mean), broadcast, barrier,
+//! an all-gather of messages and a config agreement check, through the C++ shim `src/shim.cpp`:
+//! Gloo for CPU tensors and control messages, NCCL for CUDA tensors when built with it. Every
+//! collective waits at most the group's timeout, so a rank that dies makes the others fail with
+//! an error instead of hanging.
 
 mod ffi;
 
@@ -56,6 +57,19 @@ pub struct DistConfig {
     pub master_port: u16,
     /// Longest wait of any collective (and of the rendezvous).
     pub timeout: Duration,
+    /// Also set up NCCL, for CUDA tensors (see [`nccl_available`]); Gloo carries the rest.
+    pub nccl: bool,
+}
+
+/// Whether this build has the distributed layer at all (Gloo's headers were found at build time).
+pub fn gloo_available() -> bool {
+    !cfg!(cfkit_no_gloo)
+}
+
+/// Whether this build can reduce CUDA tensors with NCCL (the shim was compiled against NCCL's
+/// and CUDA's headers and a CUDA libtorch). Without it CUDA tensors go through host memory.
+pub fn nccl_available() -> bool {
+    ffi::has_nccl()
 }
 
 impl DistConfig {
@@ -104,6 +118,7 @@ impl DistConfig {
             master_addr: var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
             master_port,
             timeout,
+            nccl: false,
         }))
     }
 }
@@ -113,6 +128,8 @@ pub struct ProcessGroup {
     group: ffi::Group,
     pub rank: usize,
     pub world: usize,
+    /// CUDA tensors are reduced on the device (NCCL).
+    nccl: bool,
 }
 
 impl ProcessGroup {
@@ -131,6 +148,7 @@ impl ProcessGroup {
             group,
             rank: cfg.rank,
             world: cfg.world,
+            nccl: cfg.nccl,
         })
     }
 
@@ -143,7 +161,15 @@ impl ProcessGroup {
         }
     }
 
-    /// Sums `t` (a contiguous CPU tensor) over the ranks, in place.
+    /// The backend that reduces tensors on `device`.
+    pub fn backend(&self, device: tch::Device) -> &'static str {
+        match device {
+            tch::Device::Cuda(_) if self.nccl => "nccl",
+            _ => "gloo",
+        }
+    }
+
+    /// Sums `t` (a contiguous tensor: CPU, or CUDA with NCCL) over the ranks, in place.
     pub fn all_reduce_sum(&self, t: &mut Tensor) -> Result<()> {
         self.group
             .all_reduce_sum(t)
@@ -163,9 +189,9 @@ impl ProcessGroup {
     }
 
     /// Averages `tensors` over the ranks (e.g. gradients), in buckets of about `bucket_bytes`:
-    /// each bucket is flattened into one f32 buffer (on the CPU: Gloo reduces host memory), summed
-    /// by one all-reduce, divided by the world size and copied back. Every rank must pass the
-    /// same shapes in the same order.
+    /// each bucket is flattened into one f32 buffer (on the device with NCCL, else in host
+    /// memory for Gloo), summed by one all-reduce, divided by the world size and copied back.
+    /// Every rank must pass the same shapes in the same order.
     pub fn all_reduce_mean(&self, tensors: &[Tensor], bucket_bytes: usize) -> Result<()> {
         let _g = tch::no_grad_guard();
         let mut start = 0;
@@ -183,9 +209,11 @@ impl ProcessGroup {
                 .map(|t| t.to_kind(Kind::Float).reshape([-1]))
                 .collect();
             let device = parts[0].device();
-            let mut flat = Tensor::cat(&parts, 0)
-                .to_device(tch::Device::Cpu)
-                .contiguous();
+            let via = match self.backend(device) {
+                "nccl" => device,
+                _ => tch::Device::Cpu,
+            };
+            let mut flat = Tensor::cat(&parts, 0).to_device(via).contiguous();
             self.all_reduce_sum(&mut flat)?;
             let flat = (flat / self.world as f64).to_device(device);
             let mut offset = 0i64;

@@ -22,36 +22,48 @@ const BUCKET_BYTES: usize = 25 << 20;
 /// This process's place in a data-parallel run.
 pub struct Ddp {
     pg: ProcessGroup,
-    /// The launcher's LOCAL_RANK (this rank's device on its node), when set.
-    local_rank: Option<usize>,
 }
 
-fn dist(e: cfkit_dist::DistError) -> TrainError {
+fn dist_err(e: cfkit_dist::DistError) -> TrainError {
     TrainError::Distributed(e.to_string())
 }
 
 impl Ddp {
-    /// Meets the other ranks (blocks until all have come, at most the timeout).
-    pub fn init(cfg: &DistConfig) -> Result<Self> {
+    /// The start of a run: the device (on CUDA, rank r of a data-parallel run takes its own GPU,
+    /// `cuda:LOCAL_RANK`), then, when `dist` is set, the meeting with the other ranks (NCCL for
+    /// CUDA gradients when this build has it and `CFKIT_DIST_BACKEND` is not `gloo`) and the
+    /// check that they all run the config of hash `config_hash`.
+    pub fn start(
+        dist: Option<&DistConfig>,
+        config_hash: &str,
+        configured_device: &str,
+    ) -> Result<(Option<Self>, Device)> {
+        let device = cfkit_models::parse_device(configured_device)?;
+        let Some(cfg) = dist else {
+            return Ok((None, device));
+        };
         let local_rank = match std::env::var("LOCAL_RANK") {
-            Ok(v) => Some(v.trim().parse().map_err(|_| {
+            Ok(v) => Some(v.trim().parse::<usize>().map_err(|_| {
                 TrainError::Distributed(format!("LOCAL_RANK='{v}' is not a non-negative integer"))
             })?),
             Err(_) => None,
         };
-        Ok(Ddp {
-            pg: ProcessGroup::init(cfg).map_err(dist)?,
-            local_rank,
-        })
-    }
-
-    /// The data-parallel part of a run's start: meets the other ranks (when `dist` is set) and
-    /// checks that they all run the config of hash `config_hash`.
-    pub fn start(dist: Option<&DistConfig>, config_hash: &str) -> Result<Option<Self>> {
-        let Some(cfg) = dist else { return Ok(None) };
-        let d = Ddp::init(cfg)?;
+        let device = match (configured_device, device, local_rank) {
+            ("cuda" | "auto", Device::Cuda(_), Some(l)) => {
+                cfkit_models::parse_device(&format!("cuda:{l}"))?
+            }
+            _ => device,
+        };
+        let gloo_only = std::env::var("CFKIT_DIST_BACKEND").is_ok_and(|b| b == "gloo");
+        let cfg = DistConfig {
+            nccl: device.is_cuda() && cfkit_dist::nccl_available() && !gloo_only,
+            ..cfg.clone()
+        };
+        let d = Ddp {
+            pg: ProcessGroup::init(&cfg).map_err(dist_err)?,
+        };
         d.agree("config hash (config file and --set overrides)", config_hash)?;
-        Ok(Some(d))
+        Ok((Some(d), device))
     }
 
     /// Once every rank holds its model and position: rank 0's weights on every rank, and the
@@ -75,26 +87,15 @@ impl Ddp {
         self.pg.world
     }
 
-    /// The device of this rank: `device` itself, except that a configured "cuda" or "auto"
-    /// that chose CUDA means this rank's own GPU (LOCAL_RANK, as torchrun sets it).
-    pub fn device(&self, configured: &str, device: Device) -> Result<Device> {
-        match (configured, device, self.local_rank) {
-            ("cuda" | "auto", Device::Cuda(_), Some(l)) => {
-                Ok(cfkit_models::parse_device(&format!("cuda:{l}"))?)
-            }
-            _ => Ok(device),
-        }
-    }
-
     /// Fails on every rank unless all hold the same `value`.
     pub fn agree(&self, what: &str, value: &str) -> Result<()> {
-        self.pg.agree(what, value).map_err(dist)
+        self.pg.agree(what, value).map_err(dist_err)
     }
 
     /// Rank 0's `flag`, on every rank.
     pub fn rank0_flag(&self, flag: bool) -> Result<bool> {
         let mut t = Tensor::from_slice(&[i64::from(flag)]);
-        self.pg.broadcast(&mut t, 0).map_err(dist)?;
+        self.pg.broadcast(&mut t, 0).map_err(dist_err)?;
         Ok(t.int64_value(&[0]) != 0)
     }
 
@@ -104,7 +105,7 @@ impl Ddp {
         let _g = tch::no_grad_guard();
         for t in tensors {
             let mut cpu = t.to_device(Device::Cpu).contiguous();
-            self.pg.broadcast(&mut cpu, 0).map_err(dist)?;
+            self.pg.broadcast(&mut cpu, 0).map_err(dist_err)?;
             t.shallow_clone().f_copy_(&cpu)?;
         }
         Ok(())
@@ -123,13 +124,15 @@ impl Ddp {
             zero.backward();
         }
         let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).collect();
-        self.pg.all_reduce_mean(&grads, BUCKET_BYTES).map_err(dist)
+        self.pg
+            .all_reduce_mean(&grads, BUCKET_BYTES)
+            .map_err(dist_err)
     }
 
     /// The step's sums over every rank.
     pub fn sum_step(&self, s: StepSums) -> Result<StepSums> {
         let mut t = Tensor::from_slice(&s.to_array());
-        self.pg.all_reduce_sum(&mut t).map_err(dist)?;
+        self.pg.all_reduce_sum(&mut t).map_err(dist_err)?;
         let v: Vec<f64> = Vec::<f64>::try_from(&t)?;
         Ok(StepSums::from_array([v[0], v[1], v[2], v[3]]))
     }
@@ -137,7 +140,7 @@ impl Ddp {
     /// Validation counts (rows, correct) over every rank.
     pub fn sum_counts(&self, n: usize, correct: usize) -> Result<(usize, usize)> {
         let mut t = Tensor::from_slice(&[n as i64, correct as i64]);
-        self.pg.all_reduce_sum(&mut t).map_err(dist)?;
+        self.pg.all_reduce_sum(&mut t).map_err(dist_err)?;
         Ok((t.int64_value(&[0]) as usize, t.int64_value(&[1]) as usize))
     }
 
@@ -158,7 +161,7 @@ impl Ddp {
         for (rank, msg) in self
             .pg
             .all_gather_bytes(&bytes)
-            .map_err(dist)?
+            .map_err(dist_err)?
             .iter()
             .enumerate()
         {
@@ -177,9 +180,14 @@ impl Ddp {
     }
 
     /// A JSON record for run.json.
-    pub fn describe(&self, plan: &super::StepPlan, timeout_s: f64) -> serde_json::Value {
+    pub fn describe(
+        &self,
+        plan: &super::StepPlan,
+        device: Device,
+        timeout_s: f64,
+    ) -> serde_json::Value {
         serde_json::json!({
-            "backend": "gloo",
+            "backend": self.pg.backend(device),
             "world_size": self.world(),
             "global_batch": plan.batch_size,
             "rank_batch": plan.rank_rows,

@@ -32,7 +32,7 @@ use dir::JsonLines;
 use init::rng_record;
 use report::{write_report, TrainReport};
 
-pub use cfkit_dist::DistConfig;
+pub use cfkit_dist::{gloo_available, nccl_available, DistConfig};
 pub use plan::StepPlan;
 pub use progress::{EpochStats, Progress, StepSums};
 

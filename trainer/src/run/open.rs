@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cfkit_models::parse_device;
 use cfkit_schemas::{crash_point, DirLock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
@@ -33,12 +32,8 @@ impl<'a> TrainingRun<'a> {
     /// whether to resume from its checkpoint.
     pub fn open(cfg: &'a TrainConfig, opts: &TrainOptions) -> Result<Self> {
         let config_hash = cfg.hash();
-        let ddp = Ddp::start(opts.dist.as_ref(), &config_hash)?;
+        let (ddp, device) = Ddp::start(opts.dist.as_ref(), &config_hash, &cfg.train.device)?;
         let writer = ddp.as_ref().is_none_or(|d| d.rank() == 0);
-        let device = match (parse_device(&cfg.train.device)?, &ddp) {
-            (device, Some(d)) => d.device(&cfg.train.device, device)?,
-            (device, None) => device,
-        };
         let out = opts.out.clone();
         // One writer per run directory, for the whole run (released when the process ends).
         let (lock, existing) = if writer {
@@ -108,6 +103,7 @@ impl<'a> TrainingRun<'a> {
             let distributed = ddp.as_ref().map(|d| {
                 d.describe(
                     &plan,
+                    device,
                     opts.dist.as_ref().map_or(0.0, |c| c.timeout.as_secs_f64()),
                 )
             });
