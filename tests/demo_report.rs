@@ -1,6 +1,8 @@
 //! The benchmark report of `just demo` (`tools/demo.py --report-only`) on a synthetic runs tree
 //! whose numbers are chosen so that every derived column can be worked out by hand: per-seed
-//! distance to the WiSE-FT curve, differences paired with FT, partial-run accounting.
+//! distance to the WiSE-FT curve, differences paired with FT, partial-run accounting, and the
+//! frontiers at matched ID (interpolation along each seed's curve, levels outside a curve, the
+//! paired gap to WiSE-FT, the curve on top, the validation weight rule).
 
 mod common;
 use common::python;
@@ -34,12 +36,17 @@ fn write(path: &Path, v: &Value) -> Result<()> {
     Ok(())
 }
 
-/// A finished run of `key` at `seed` in `runs`.
+/// A finished run of `key` at `seed` in `runs` (validation top-1 50 %).
 fn run(runs: &Path, seed: u32, key: &str, id: usize, ood: usize) -> Result<()> {
+    run_val(runs, seed, key, id, ood, 0.5)
+}
+
+/// A finished run with validation top-1 `val`.
+fn run_val(runs: &Path, seed: u32, key: &str, id: usize, ood: usize, val: f64) -> Result<()> {
     let dir = runs.join(format!("seed{seed}/{key}"));
     write(
         &dir.join("report.json"),
-        &json!({"eval": eval(id, ood), "best": {"top1": 0.5}, "train_seconds": 60.0}),
+        &json!({"eval": eval(id, ood), "best": {"top1": val}, "train_seconds": 60.0}),
     )?;
     write(
         &dir.join("run.json"),
@@ -63,6 +70,17 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             &json!({ "points": points }),
         )?;
         run(&runs, seed, "ft", 70, 40)?;
+    }
+    // FT+FD's weight sweep (3 of the grid's 5 weights), validation 50 / 48 / 40 % at weights
+    // 0.1 / 1 / 10: seed 0 through (54, 52), (62, 50), (68, 46); seed 1 through (58, 54),
+    // (64, 52), (70, 44).
+    for (seed, pts) in [
+        (0, [(68, 46), (62, 50), (54, 52)]),
+        (1, [(70, 44), (64, 52), (58, 54)]),
+    ] {
+        for ((w, val), (id, ood)) in [("0.1", 0.5), ("1", 0.48), ("10", 0.4)].iter().zip(pts) {
+            run_val(&runs, seed, &format!("ft-fd-w{w}"), id, ood, *val)?;
+        }
     }
     // Headline: seed 0 at (65, 49), 2 above the curve (47 at ID 65); seed 1 at (55, 50), 2
     // below it (52 at ID 55).
@@ -98,28 +116,63 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             .filter(|c| !c.is_empty())
             .collect()
     };
-    // 6 finished runs + 2 sweeps of the 2 × 16 expected (15 methods and the sweep per seed).
+    // 12 finished runs + 2 sweeps of the 2 × 47 expected: per seed 15 methods, 30 runs of the
+    // weight sweeps (FT+KD, FT+FD and 4 strategies at 5 weights) and 2 WiSE-FT sweeps.
     assert!(
-        md.contains("**Partial: 8 of 32 runs have finished**"),
+        md.contains("**Partial: 14 of 94 runs have finished**"),
         "{md}"
     );
 
-    // Main table: method, seeds, six sets, OOD mean, vs WiSE-FT, best val, train min.
-    let fd = row("FT+FD ObjMaskSingleFill(0.3)", 12);
+    // Main table: method, seeds, six sets, OOD mean (shifted sets), OOD all, vs WiSE-FT, best
+    // val, train min. (Every OOD set holds the same number here, so both OOD means agree.)
+    let fd = row("FT+FD ObjMaskSingleFill(0.3)", 13);
     assert_eq!(fd[1], "2");
     assert_eq!(fd[2], "60.00 ± 7.07", "test-id mean ± sample std");
     assert_eq!(fd[8], "49.50 ± 0.71", "OOD mean");
+    assert_eq!(fd[9], "49.50 ± 0.71", "OOD, all");
     // The mean point (60, 49.5) against the mean curve (54 at ID 60).
-    assert_eq!(fd[9], "-4.50");
-    assert_eq!(fd[10], "50.00 ± 0.00", "best val");
-    assert_eq!(fd[11], "1.00 ± 0.00", "train minutes");
-    let kd = row("FT+KD", 12);
+    assert_eq!(fd[10], "-4.50");
+    assert_eq!(fd[11], "50.00 ± 0.00", "best val");
+    assert_eq!(fd[12], "1.00 ± 0.00", "train minutes");
+    let kd = row("FT+KD", 13);
     // (67.5, 47.5) against 43.5 at ID 67.5.
-    assert_eq!(kd[9], "+4.00");
+    assert_eq!(kd[10], "+4.00");
     // The curve's end points are not compared with it.
-    assert_eq!(row("FT", 12)[9], "–");
-    assert_eq!(row("zero-shot", 12)[9], "–");
-    assert_eq!(row("WiSE-FT (α = 0.5)", 12)[8], "54.00 ± 0.00");
+    assert_eq!(row("FT", 13)[10], "–");
+    assert_eq!(row("zero-shot", 13)[10], "–");
+    assert_eq!(row("WiSE-FT (α = 0.5)", 13)[8], "54.00 ± 0.00");
+    // The sweep's runs are points of a curve, not rows of the main table.
+    assert!(!md.contains("| FT+FD | 2 | 50"), "{md}");
+
+    // Frontiers: curve, seeds, OOD at 25 / 50 / 75 % of the way from zero-shot (ID 50) to the
+    // seed's FT (ID 70: levels 55, 60, 65), Δ WiSE-FT at each, val weight.
+    // FT+FD seed 0: 51.75, 50.5, 48; seed 1: ID 55 lies below its curve, 60 -> 53.33,
+    // 65 -> 50.67. WiSE-FT: 52, 54, 47 on both seeds. Val weight: 0.1 and 1 are within 3 points
+    // of FT's 50 % on validation, 10 is not.
+    let fr = row("FT+FD", 9);
+    assert_eq!(
+        fr[1..],
+        [
+            "2",
+            "51.75 (1 of 2 seeds)",
+            "51.92 ± 2.00",
+            "49.33 ± 1.89",
+            "-0.25",
+            "-2.08 ± 2.00",
+            "+2.33 ± 1.89",
+            "1"
+        ]
+    );
+    let wise = row("WiSE-FT", 9);
+    assert_eq!(
+        wise[1..],
+        ["2", "52.00 ± 0.00", "54.00 ± 0.00", "47.00 ± 0.00", "–", "–", "–", "–"]
+    );
+    assert!(
+        md.contains("On top at each level (highest mean OOD among the curves that reach it): \
+             25 %: WiSE-FT; 50 %: WiSE-FT; 75 %: FT+FD."),
+        "{md}"
+    );
 
     // Paired by seed: method, seeds, Δ test-id, Δ OOD mean, vs WiSE-FT against the seed's curve
     // (the headline's per-seed distances are +2 and -2; KD's seed 1 is beyond its curve).
@@ -141,9 +194,13 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
 
     let j: Value = serde_json::from_slice(&std::fs::read(out.join("results/fashionshift.json"))?)?;
     assert_eq!(j["wise_ft_seeds"], json!([0, 1]));
-    assert_eq!(j["finished_runs"], 8);
-    assert_eq!(j["run_commits"]["0123456789abcdef"], 6);
-    let png = std::fs::read(out.join("results/fashionshift-id-ood.png"))?;
-    assert!(png.starts_with(b"\x89PNG"), "the plot is a PNG");
+    assert_eq!(j["finished_runs"], 14);
+    assert_eq!(j["run_commits"]["0123456789abcdef"], 12);
+    assert_eq!(j["frontier"]["val_weight"]["FT+FD"], 1.0);
+    assert_eq!(j["frontier"]["on_top"]["0.75"], "FT+FD");
+    for plot in ["fashionshift-id-ood.png", "fashionshift-frontiers.png"] {
+        let png = std::fs::read(out.join("results").join(plot))?;
+        assert!(png.starts_with(b"\x89PNG"), "{plot} is a PNG");
+    }
     Ok(())
 }

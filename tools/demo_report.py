@@ -1,0 +1,426 @@
+"""The report of `just demo` (tools/demo.py): RESULTS.md, results/fashionshift.json, the ID-vs-OOD
+scatter plot and the frontier plot, from whatever runs have finished.
+
+- Main table: each method at its chosen weight, mean ± sample std over seeds per set. The
+  headline OOD number is the mean of the shifted sets (`[eval] shifted`); the near set, which keeps
+  the training correlation, has its own column, and the mean of all OOD sets is secondary.
+- Frontiers (issue 15, item 4): each swept method's curve over the distillation weights and each
+  WiSE-FT curve, read at three ID levels fixed in advance (`[frontier] levels`: fractions of the way
+  from the teacher's ID top-1 to the same seed's FT), per seed, then mean ± std over seeds; the
+  curve on top at each level; and the weight the validation rule picks for each method.
+"""
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+from demo_frontier import curve_gap, matched, on_top, paired_gaps
+from demo_grid import (FRONTIER, GRID, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED, fd_weight,
+                       methods, ood_all, ood_mean, top1, wise_sweeps)
+
+
+def sweep_alphas(wise):
+    """The α of a finished WiSE-FT sweep in `wise`, or None."""
+    try:
+        with open(os.path.join(wise, "wise-ft.json")) as f:
+            return [pt["alpha"] for pt in json.load(f)["points"]]
+    except FileNotFoundError:
+        return None
+
+
+def collect(a, seeds, weights, strategies):
+    """Everything the report needs from the runs tree:
+    rows {label: {"seeds", "sets": {set: [per seed]}, "ood_mean", "ood_all", "val", "minutes"}}
+    for zero-shot, each method at its chosen weight and WiSE-FT (α = 0.5); curves {label: {seed:
+    [(test-id, OOD mean)]}} of the weight sweeps and the WiSE-FT sweeps; sweep {label: {weight
+    or α: [(seed, test-id, OOD mean, best val or None)]}}; and FT's WiSE-FT sweep {α: [accs per
+    seed]}."""
+    rows, curves, sweep, wise_curve = {}, {}, {}, {}
+
+    def add(label, seed, accs, extra=None):
+        r = rows.setdefault(label, {"seeds": [], "sets": {}, "ood_mean": [], "ood_all": [],
+                                    "val": [], "minutes": []})
+        r["seeds"].append(seed)
+        for k, v in accs.items():
+            r["sets"].setdefault(k, []).append(v)
+        r["ood_mean"].append(ood_mean(accs))
+        r["ood_all"].append(ood_all(accs))
+        for k, v in (extra or {}).items():
+            r[k].append(v)
+
+    def read(path):
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    zs = read(os.path.join(ROOT, a.runs, "zeroshot.json"))
+    if zs:
+        add("zero-shot", None, top1(zs))
+    w = fd_weight()
+    for m in methods(w, weights, strategies):
+        for seed in seeds:
+            rep = read(os.path.join(ROOT, a.runs, f"seed{seed}", m["key"], "report.json"))
+            if rep is None:
+                continue
+            accs = top1(rep["eval"])
+            val = 100.0 * rep["best"]["top1"] if rep.get("best") else float("nan")
+            if m["curve"] is None:
+                add(m["label"], seed, accs, {"val": val, "minutes": rep["train_seconds"] / 60.0})
+            else:
+                point = (accs["test-id"], ood_mean(accs))
+                curves.setdefault(m["curve"], {}).setdefault(seed, []).append(point)
+                sweep.setdefault(m["curve"], {}).setdefault(m["weight"], []).append(
+                    (seed, *point, val if val == val else None))
+    for key, name, label in wise_sweeps(w):
+        for seed in seeds:
+            sw = read(os.path.join(ROOT, a.runs, f"seed{seed}", name, "wise-ft.json"))
+            for pt in (sw or {}).get("points", []):
+                accs = top1(pt["eval"])
+                curves.setdefault(label, {}).setdefault(seed, []).append(
+                    (accs["test-id"], ood_mean(accs)))
+                sweep.setdefault(label, {}).setdefault(pt["alpha"], []).append(
+                    (seed, accs["test-id"], ood_mean(accs), None))
+                if key == "ft":
+                    wise_curve.setdefault(pt["alpha"], []).append(accs)
+                    if abs(pt["alpha"] - 0.5) < 1e-9:
+                        add("WiSE-FT (α = 0.5)", seed, accs)
+    return rows, curves, sweep, wise_curve
+
+
+def run_commits(a, seeds, weights, strategies):
+    """{commit: number of runs} over the finished runs (run.json's cfkit_commit; runs made
+    before it was recorded count as "not recorded")."""
+    counts = {}
+    for m in methods(fd_weight(), weights, strategies):
+        for seed in seeds:
+            d = os.path.join(ROOT, a.runs, f"seed{seed}", m["key"])
+            if not os.path.exists(os.path.join(d, "report.json")):
+                continue
+            with open(os.path.join(d, "run.json")) as f:
+                c = json.load(f).get("cfkit_commit", "not recorded")
+            counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def progress(a, seeds, weights, strategies):
+    """(finished, expected) runs: every trained run and every WiSE-FT sweep, per seed."""
+    keys = [m["key"] for m in methods(fd_weight(), weights, strategies)]
+    wise = [name for _, name, _ in wise_sweeps(fd_weight())]
+    done = sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", k, "report.json"))
+               for s in seeds for k in keys)
+    done += sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", n, "wise-ft.json"))
+                for s in seeds for n in wise)
+    return done, len(seeds) * (len(keys) + len(wise))
+
+
+def ms(values, signed=False):
+    """"mean ± sample std" (the value alone for one, – for none); `signed` shows a + sign."""
+    if not values:
+        return "–"
+    mean = f"{statistics.mean(values):+.2f}" if signed else f"{statistics.mean(values):.2f}"
+    if len(values) == 1:
+        return mean
+    return f"{mean} ± {statistics.stdev(values):.2f}"
+
+
+def of_seeds(values, n):
+    """" (k of n seeds)" where a column averages fewer seeds than its row, else ""."""
+    return f" ({len(values)} of {n} seeds)" if 0 < len(values) < n else ""
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def wise_means(wise_curve):
+    """[(α, mean test-id, mean OOD mean)] over seeds, by α."""
+    return [(al, statistics.mean(p["test-id"] for p in wise_curve[al]),
+             statistics.mean(ood_mean(p) for p in wise_curve[al])) for al in sorted(wise_curve)]
+
+
+def plot(res, wise_curve, path):
+    """Left: every method and the WiSE-FT curve. Right: the same, zoomed on the fine-tuned
+    methods, which cluster within a few points. Error bars: sample std over seeds (≥ 2 seeds)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(14, 6), dpi=120,
+                                     gridspec_kw={"width_ratios": [1, 1]})
+    # Each method gets its own colour and marker; the names go in one legend beside the axes.
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^v<>ph*"
+    points = [(label, r) for label, r in res.items()
+              if not label.startswith("WiSE-FT") and "test-id" in r["sets"]]
+    curve = list(zip(*wise_means(wise_curve)))[1:] if wise_curve else None
+    for ax in (full, zoom):
+        for i, (label, r) in enumerate(points):
+            ids, oods = r["sets"]["test-id"], r["ood_mean"]
+            x, y = statistics.mean(ids), statistics.mean(oods)
+            style = dict(color=colors[i % len(colors)], marker=markers[i % len(markers)])
+            if len(ids) > 1:
+                ax.errorbar([x], [y], xerr=[statistics.stdev(ids)], yerr=[statistics.stdev(oods)],
+                            fmt="none", ecolor=style["color"], elinewidth=0.8, alpha=0.7, zorder=2)
+            ax.scatter([x], [y], s=40, label=label, edgecolors="black", linewidths=0.4, zorder=3,
+                       **style)
+        if curve:
+            ax.plot(*curve, "-o", color="gray", markersize=3, label="WiSE-FT, α = 0 … 1",
+                    zorder=1)
+        ax.set_xlabel("ID top-1 (test-id, %)")
+        ax.grid(alpha=0.3)
+    # The zoom: the fine-tuned methods (ID within 5 points of the best), plus their error bars.
+    tuned = [(statistics.mean(r["sets"]["test-id"]), statistics.mean(r["ood_mean"]))
+             for _, r in points]
+    best = max(x for x, _ in tuned)
+    near = [(x, y) for x, y in tuned if x >= best - 5]
+    xs, ys = [x for x, _ in near], [y for _, y in near]
+    zoom.set_xlim(min(xs) - 1, max(xs) + 1)
+    zoom.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
+    zoom.set_title("zoom: the fine-tuned methods", fontsize=10)
+    full.set_ylabel("OOD top-1 (mean of the shifted sets, %)")
+    full.set_title("all methods", fontsize=10)
+    handles, labels = full.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.82, 0.5), fontsize=7,
+               frameon=False)
+    fig.suptitle("FashionShift: ID vs OOD accuracy (mean over seeds; bars: std over seeds)")
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    fig.savefig(path)
+
+
+def per_seed(r):
+    """{seed: (test-id, OOD mean)} of a result row."""
+    return dict(zip(r["seeds"], zip(r["sets"]["test-id"], r["ood_mean"])))
+
+
+def paired(r, ref, f):
+    """[f(r's (test-id, OOD mean), ref's)] over the seeds both have."""
+    mine, theirs = per_seed(r), per_seed(ref)
+    return [f(mine[s], theirs[s]) for s in mine if s in theirs]
+
+
+def frontier(rows, curves, sweep, weights):
+    """The frontier section of RESULTS.md and its JSON record (empty without the zero-shot and FT
+    rows or any curve)."""
+    zs, ft = rows.get("zero-shot"), rows.get("FT")
+    if not zs or not ft or not curves:
+        return [], {}
+    fractions = FRONTIER["levels"]
+    zs_id = zs["sets"]["test-id"][0]
+    ft_by_seed = {s: i for s, (i, _) in per_seed(ft).items()}
+    at = {label: matched(c, zs_id, ft_by_seed, fractions) for label, c in curves.items()}
+    wise = at.get("WiSE-FT", {})
+    pct = [f"{100 * f:g} %" for f in fractions]
+    # The validation rule, the same for every method and fixed before the sweeps ran: the largest
+    # weight whose mean validation top-1 is within `val_points` of FT's.
+    ft_val = statistics.mean(v for v in ft["val"] if v == v) if ft["val"] else None
+    chosen = {}
+    for label, by_weight in sweep.items():
+        if label.startswith("WiSE-FT") or ft_val is None:
+            continue
+        vals = {wt: [p[3] for p in pts if p[3] is not None] for wt, pts in by_weight.items()}
+        ok = [wt for wt, v in vals.items()
+              if v and statistics.mean(v) >= ft_val - FRONTIER["val_points"]]
+        chosen[label] = max(ok) if ok else None
+    lines = ["", "## Frontiers at matched ID", "",
+             "Each method's curve through its runs at the distillation weights "
+             f"{', '.join(f'{x:g}' for x in weights)} (per seed, linear between points "
+             "sorted by ID), each WiSE-FT curve through its α points, read at ID levels fixed in "
+             "advance: " + ", ".join(pct) + " of the way from the teacher's test-id top-1 to the "
+             "same seed's FT. OOD = mean of the shifted sets; mean ± std over the seeds whose curve "
+             "reaches the level (the count says when not all do). Δ WiSE-FT: minus the WiSE-FT "
+             "(zero-shot ↔ FT) curve of the same seed at the same level. \"val weight\": the "
+             f"largest weight whose mean validation top-1 is within {FRONTIER['val_points']:g} "
+             "points of FT's (the one rule for every method).", "",
+             "| curve | seeds | " + " | ".join(f"OOD @ {p}" for p in pct) + " | "
+             + " | ".join(f"Δ WiSE-FT @ {p}" for p in pct) + " | val weight |",
+             "|---|---:|" + "---:|" * (2 * len(fractions) + 1)]
+    for label, by_f in at.items():
+        n = len(curves[label])
+        cells = [ms(list(by_f[f].values())) + of_seeds(list(by_f[f].values()), n)
+                 for f in fractions]
+        gaps = paired_gaps(by_f, wise) if label != "WiSE-FT" else {}
+        dcells = [ms(gaps[f], signed=True) if gaps.get(f) else "–" for f in fractions]
+        cw = chosen.get(label)
+        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " | " + " | ".join(dcells)
+                     + f" | {'–' if label not in chosen else ('none' if cw is None else f'{cw:g}')} |")
+    tops = [on_top({lb: statistics.mean(v[f].values()) for lb, v in at.items() if v[f]})
+            for f in fractions]
+    lines += ["", "On top at each level (highest mean OOD among the curves that reach it): "
+              + "; ".join(f"{p}: {t or '–'}" for p, t in zip(pct, tops)) + "."]
+    record = {"levels": fractions, "zero_shot_id": zs_id, "ft_id": ft_by_seed,
+              "ood_at_level": {lb: {str(f): v[f] for f in fractions} for lb, v in at.items()},
+              "on_top": dict(zip(map(str, fractions), tops)), "val_weight": chosen}
+    return lines, record
+
+
+def plot_frontiers(rows, sweep, path):
+    """Each curve's mean over seeds per weight (α for WiSE-FT), ID vs OOD (shifted sets), with the
+    zero-shot and FT points."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    for i, (label, by_param) in enumerate(sweep.items()):
+        pts = [(statistics.mean(p[1] for p in v), statistics.mean(p[2] for p in v), k)
+               for k, v in sorted(by_param.items())]
+        style = "--" if label.startswith("WiSE-FT") else "-"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="os^vD<>ph*"[i % 10],
+                markersize=4, label=label)
+    for label in ("zero-shot", "FT"):
+        if label in rows:
+            r = rows[label]
+            ax.scatter([statistics.mean(r["sets"]["test-id"])], [statistics.mean(r["ood_mean"])],
+                       s=60, color="black", marker="*" if label == "FT" else "X", zorder=3,
+                       label=label)
+    ax.set_xlabel("ID top-1 (test-id, %)")
+    ax.set_ylabel("OOD top-1 (mean of the shifted sets, %)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title("FashionShift frontiers: distillation weight sweeps and WiSE-FT (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def report(a, seeds, weights, strategies):
+    res, curves, sweep, wise_curve = collect(a, seeds, weights, strategies)
+    wise_by_seed = curves.get("WiSE-FT", {})
+    if not res:
+        print("nothing has finished yet", file=sys.stderr)
+        return
+    w = fd_weight()
+    done, expected = progress(a, seeds, weights, strategies)
+    commits = run_commits(a, seeds, weights, strategies)
+    lines = [
+        "# FashionShift results (`just demo`)",
+        "",
+    ]
+    if done < expected:
+        lines += [f"**Partial: {done} of {expected} runs have finished**; `./just demo` resumes "
+                  "the rest. The seeds column says how many seeds each row averages.", ""]
+    lines += [
+        "Produced by `./just demo` (tools/demo.py); every number below comes from the runs it "
+        "made. Top-1 (%) on each test set, mean ± sample std over seeds "
+        f"{', '.join(map(str, seeds))} (zero-shot is deterministic). OOD mean = mean of the "
+        f"shifted sets ({', '.join(SHIFTED)}), the headline number; {NEAR} keeps the training "
+        "correlation and is its own column; \"OOD, all\" = mean of every OOD set. Methods, hyperparameters and how they were chosen: tools/demo.py and "
+        "README.md; FD weight "
+        f"{w:g} (configs/train.toml, chosen on the validation hold-out, runs/tune-fd-weight), KD "
+        f"weight {KD_WEIGHT:g} at T = {KD_T:g} (chosen on the validation hold-out by the same rule, "
+        "runs/tune-kd-weight). \"train min\" is the run's wall-clock training "
+        "time on a machine that other jobs sometimes shared: a rough guide, not a benchmark (the "
+        "side-by-side timing of FT, offline and online FD is `just bench-methods`).",
+        "",
+        "\"vs WiSE-FT\": the row's mean OOD minus the mean WiSE-FT curve's (zero-shot ↔ FT, "
+        "linear between α points) at the row's mean ID top-1, in points; positive = more robust "
+        "than weight interpolation at equal ID accuracy (– outside the curve's ID range, and for "
+        "its end points zero-shot and FT). The same per seed, against each seed's own curve, is "
+        "in the paired table below.",
+        "",
+        "| method | seeds | " + " | ".join(SETS)
+        + " | OOD mean | OOD, all | vs WiSE-FT | best val | train min |",
+        "|---|---:|" + "---:|" * (len(SETS) + 5),
+    ]
+    # The curve's own end points (zero-shot, FT) and points are not compared with it.
+    compared = [label for label, r in res.items() if "test-id" in r["sets"]
+                and label not in ("zero-shot", "FT") and not label.startswith("WiSE-FT")]
+    mean_curve = [(x, y) for _, x, y in wise_means(wise_curve)] if wise_curve else []
+    for label, r in res.items():
+        n = len(r["seeds"])
+        cells = [ms(r["sets"].get(s, [])) for s in SETS]
+        val = [v for v in r["val"] if v == v]
+        g = (curve_gap(mean_curve, statistics.mean(r["sets"]["test-id"]),
+                       statistics.mean(r["ood_mean"])) if label in compared else None)
+        lines.append(f"| {label} | {n if r['seeds'][0] is not None else '–'} | "
+                     + " | ".join(cells)
+                     + f" | {ms(r['ood_mean'])} | {ms(r['ood_all'])} | "
+                     + f"{'–' if g is None else f'{g:+.2f}'} | "
+                     + f"{ms(val)} | {ms(r['minutes'])} |")
+    if "FT" in res:
+        lines += ["", "Paired by seed: each run minus the FT run of the same seed, and its OOD "
+                  "mean minus that seed's WiSE-FT curve at its ID top-1; mean ± std over the "
+                  "seeds, in points. A seed whose run has a higher ID top-1 than that seed's FT "
+                  "lies beyond the curve and is left out of the last column (the count says so).",
+                  "", "| method | seeds | Δ test-id | Δ OOD mean | vs WiSE-FT, same seed |",
+                  "|---|---:|---:|---:|---:|"]
+        for label in compared:
+            r = res[label]
+            d_id = paired(r, res["FT"], lambda m, f: m[0] - f[0])
+            d_ood = paired(r, res["FT"], lambda m, f: m[1] - f[1])
+            gaps = [curve_gap(wise_by_seed[seed], i, o)
+                    for seed, (i, o) in per_seed(r).items() if seed in wise_by_seed]
+            gaps = [g for g in gaps if g is not None]
+            lines.append(f"| {label} | {len(d_id)} | {ms(d_id, signed=True)} | "
+                         f"{ms(d_ood, signed=True)} | "
+                         f"{ms(gaps, signed=True)}{of_seeds(gaps, len(r['seeds']))} |")
+    if wise_curve:
+        lines += ["", "WiSE-FT sweep (zero-shot ↔ FT, mean over seeds):", "",
+                  "| α | test-id | OOD mean |", "|---:|---:|---:|"]
+        for al in sorted(wise_curve):
+            pts = wise_curve[al]
+            oods = [ood_mean(p) for p in pts]
+            lines.append(f"| {al:g} | {ms([p['test-id'] for p in pts])} | {ms(oods)} |")
+    frontier_md, frontier_record = frontier(res, curves, sweep, weights)
+    lines += frontier_md
+    # The demo's own outputs do not count as uncommitted changes.
+    dirty = (" (with uncommitted changes)"
+             if git("status", "--porcelain", "--", ".", ":!RESULTS.md", ":!results") else "")
+    lines += [
+        "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}. "
+        f"Report written at commit {git('rev-parse', 'HEAD')}{dirty}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. `just demo` "
+        "resumes, so its runs may span several commits; the cfkit commit each run was trained "
+        "with (run.json): "
+        + ", ".join(f"{c[:12]} ({n} runs)" for c, n in sorted(commits.items()))
+        + (" (\"not recorded\": trained before run.json carried the commit)"
+           if "not recorded" in commits else "")
+        + ". Before it reuses a finished run, the demo checks that the current binary resolves "
+        "that run's config to the same hash (run.json config_hash).",
+        "",
+        "Scatter plot: results/fashionshift-id-ood.png; frontiers: "
+        "results/fashionshift-frontiers.png; raw numbers: results/fashionshift.json. "
+        "This report was written by `"
+        + " ".join([os.path.relpath(sys.argv[0], ROOT)] + [os.path.relpath(x, ROOT)
+                   if os.path.isabs(x) else x for x in sys.argv[1:]])
+        + "` (`./just demo` runs `tools/demo.py --cfkit target/release/cfkit`).",
+    ]
+    out = os.path.join(ROOT, a.out_dir)
+    os.makedirs(os.path.join(out, "results"), exist_ok=True)
+    with open(os.path.join(out, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "results/fashionshift.json"), "w") as f:
+        json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
+                   "wise_ft_seeds": list(wise_by_seed),
+                   "frontier": frontier_record,
+                   "sweeps": {lb: {f"{k:g}": v for k, v in by.items()} for lb, by in sweep.items()},
+                   "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
+                   "commit": git("rev-parse", "HEAD"),
+                   "run_commits": commits,
+                   "finished_runs": done, "expected_runs": expected}, f, indent=1)
+        f.write("\n")
+    plot(res, wise_curve, os.path.join(out, "results/fashionshift-id-ood.png"))
+    if sweep:
+        plot_frontiers(res, sweep, os.path.join(out, "results/fashionshift-frontiers.png"))
+    print("\n".join(lines))
+
+
