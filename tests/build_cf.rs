@@ -275,8 +275,10 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
             .values()
             .map(|v| v.as_u64().unwrap())
             .sum();
-        // The same-class donor rate, recomputed from the shards.
+        // The same-class donor rate and the masks' IoU with the garment's patches (the ground
+        // truth FashionShift stores per row), recomputed from the shards.
         let (mut same, mut all) = (0usize, 0usize);
+        let (mut iou_sum, mut measured) = (0f64, 0usize);
         for s in &Manifest::read(&out)?.splits["train"].shards {
             let recs = ShardReader::open(&out.join(&s.file))?.read_counterfactuals()?;
             let class: HashMap<&str, &str> = recs
@@ -284,7 +286,42 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
                 .map(|r| (r.base.id.as_str(), r.base.class_name.as_str()))
                 .collect();
             for r in &recs {
+                let truth = r
+                    .base
+                    .truth
+                    .as_ref()
+                    .expect("FashionShift rows carry their truth");
                 for v in r.variants.iter().filter(|v| &v.strategy == name) {
+                    // 56 px, 7x7 patches of 8x8 pixels: object when >= 32 of 64 pixels are.
+                    let object: Vec<bool> = (0..49)
+                        .map(|k| {
+                            let on = (0..64)
+                                .filter(|j| {
+                                    let (y, x) = (k / 7 * 8 + j / 8, k % 7 * 8 + j % 8);
+                                    truth.object_mask[y * 56 + x]
+                                })
+                                .count();
+                            on >= 32
+                        })
+                        .collect();
+                    let inter = v
+                        .mask
+                        .iter()
+                        .zip(&object)
+                        .filter(|(a, b)| **a && **b)
+                        .count();
+                    let union = v
+                        .mask
+                        .iter()
+                        .zip(&object)
+                        .filter(|(a, b)| **a || **b)
+                        .count();
+                    iou_sum += if union == 0 {
+                        0.0
+                    } else {
+                        inter as f64 / union as f64
+                    };
+                    measured += 1;
                     all += v.donor_ids.len();
                     same += v
                         .donor_ids
@@ -299,6 +336,16 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
         assert!(
             (rate - same as f64 / all.max(1) as f64).abs() < 1e-12,
             "{name}: {rate}"
+        );
+        assert_eq!(st["truth_variants"], measured, "{name}");
+        let iou = st["object_iou_mean"].as_f64().unwrap();
+        assert!(
+            (iou - iou_sum / measured as f64).abs() < 1e-12,
+            "{name}: {iou}"
+        );
+        eprintln!(
+            "{name}: mask IoU with the garment {iou:.3}, with the background {:.3}",
+            st["background_iou_mean"].as_f64().unwrap()
         );
         if name.contains("NoFill") {
             assert_eq!(donors, 0);

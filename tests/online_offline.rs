@@ -41,6 +41,7 @@ fn online_counterfactuals_equal_the_builders() -> Result<()> {
                 bytes: Vec::new(),
                 path: String::new(),
             },
+            truth: None,
         })
         .collect();
     let labels = Tensor::from_slice(&rows.iter().map(|r| r.label).collect::<Vec<_>>());

@@ -20,7 +20,8 @@ import os
 import subprocess
 import sys
 
-from demo_grid import CF, EVAL, GRID, ROOT, SETS, WISE_ALPHAS, fd_weight, methods, scope, wise_sweeps
+from demo_grid import (CF, CF_STATS, EVAL, GRID, ROOT, SETS, WISE_ALPHAS, fd_weight, methods,
+                       scope, wise_sweeps)
 from demo_report import report, sweep_alphas
 
 
@@ -47,6 +48,16 @@ def run_all(a, seeds, weights, strategies):
     cfkit = a.cfkit
     if not os.path.exists(os.path.join(ROOT, CF, "manifest.json")):
         sh([cfkit, "build-counterfactuals", "--config", GRID["counterfactuals"]["config"]])
+    # The counterfactuals' statistics per strategy (mask ratios, same-class donors, and with the
+    # generator's ground truth the masks' IoU with the garment), for the report.
+    stats = os.path.join(ROOT, a.runs, CF_STATS)
+    if not os.path.exists(stats):
+        os.makedirs(os.path.dirname(stats), exist_ok=True)
+        out = sh([cfkit, "inspect", CF, "--json", "--n", "8", "--out",
+                  os.path.join(ROOT, a.runs, "cf-sheet.png")], capture=True)
+        with open(stats + ".tmp", "w") as f:
+            f.write(out)
+        os.replace(stats + ".tmp", stats)
     zs = os.path.join(ROOT, a.runs, "zeroshot.json")
     if not os.path.exists(zs):
         out = sh([cfkit, "eval", "--checkpoint", GRID["teacher"], "--shards", EVAL,

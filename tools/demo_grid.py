@@ -24,6 +24,8 @@ NEAR = GRID["eval"]["near"]
 KD_WEIGHT, KD_T = GRID["kd"]["weight"], GRID["kd"]["temperature"]
 WISE_ALPHAS = GRID["wise_ft"]["alphas"]
 FRONTIER = GRID["frontier"]
+# `cfkit inspect --json` of the counterfactual shards, in the runs directory.
+CF_STATS = "cf-stats.json"
 
 
 def slug(name):

@@ -18,8 +18,8 @@ import subprocess
 import sys
 
 from demo_frontier import curve_gap, matched, on_top, paired_gaps
-from demo_grid import (FRONTIER, GRID, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED, fd_weight,
-                       methods, ood_all, ood_mean, top1, wise_sweeps)
+from demo_grid import (CF_STATS, FRONTIER, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED,
+                       fd_weight, methods, ood_all, ood_mean, top1, wise_sweeps)
 
 
 def sweep_alphas(wise):
@@ -272,6 +272,31 @@ def frontier(rows, curves, sweep, weights):
     return lines, record
 
 
+def cf_stats(a):
+    """The counterfactual statistics section from `cfkit inspect --json` (tools/demo.py writes it
+    next to the runs), and its record."""
+    path = os.path.join(ROOT, a.runs, CF_STATS)
+    if not os.path.exists(path):
+        return [], None
+    with open(path) as f:
+        rep = json.load(f)
+    num = lambda v: "–" if v is None else f"{v:.3f}"
+    lines = ["", "## Counterfactuals", "",
+             f"Per strategy over the {rep['rows']} training rows of the counterfactual shards "
+             "(`cfkit inspect --json`): the mean share of patches masked, donor draws from the "
+             "row's own class, and, where the data carries the generator's garment mask, the mean "
+             "IoU of each mask with the garment's patches and with the background's, and the mean "
+             "share of the garment masked (– for data generated before the mask was stored).", "",
+             "| strategy | variants | mask ratio | same-class donors | IoU garment | "
+             "IoU background | garment masked |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, st in rep["strategies"].items():
+        lines.append(f"| {name} | {st['variants']} | {st['mask_ratio_mean']:.3f} | "
+                     f"{st['same_class_donor_rate']:.3f} | {num(st.get('object_iou_mean'))} | "
+                     f"{num(st.get('background_iou_mean'))} | "
+                     f"{num(st.get('object_masked_mean'))} |")
+    return lines, rep["strategies"]
+
+
 def plot_frontiers(rows, sweep, path):
     """Each curve's mean over seeds per weight (α for WiSE-FT), ID vs OOD (shifted sets), with the
     zero-shot and FT points."""
@@ -381,6 +406,8 @@ def report(a, seeds, weights, strategies):
             lines.append(f"| {al:g} | {ms([p['test-id'] for p in pts])} | {ms(oods)} |")
     frontier_md, frontier_record = frontier(res, curves, sweep, weights)
     lines += frontier_md
+    cf_md, cf_record = cf_stats(a)
+    lines += cf_md
     # The demo's own outputs do not count as uncommitted changes.
     dirty = (" (with uncommitted changes)"
              if git("status", "--porcelain", "--", ".", ":!RESULTS.md", ":!results") else "")
@@ -412,6 +439,7 @@ def report(a, seeds, weights, strategies):
         json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
                    "wise_ft_seeds": list(wise_by_seed),
                    "frontier": frontier_record,
+                   "counterfactuals": cf_record,
                    "sweeps": {lb: {f"{k:g}": v for k, v in by.items()} for lb, by in sweep.items()},
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
                    "commit": git("rev-parse", "HEAD"),

@@ -1,6 +1,7 @@
 //! `cfkit inspect`: a contact sheet of counterfactual shards — one row per sample: original | CAM
 //! heat map | mask | each counterfactual — with a text legend (labels, strategies, donor labels),
-//! and summary statistics (mask-ratio distribution per strategy, donor-class histogram).
+//! and summary statistics (mask-ratio distribution per strategy, donor-class histogram, same-class
+//! donors, and with the generator's ground truth the masks' overlap with the object).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -34,6 +35,38 @@ pub struct StrategyStats {
     /// evidence, so a high rate weakens the counterfactual.
     pub same_class_donors: usize,
     pub same_class_donor_rate: f64,
+    /// With the generator's ground truth (`scene_truth` datasets): variants measured, and the
+    /// mean IoU of the mask with the object's patches (a patch is object when half its pixels
+    /// are) and with the background's, and the mean share of the object's patches masked.
+    /// Object strategies should hit the object, context strategies the background.
+    pub truth_variants: usize,
+    pub object_iou_mean: Option<f64>,
+    pub background_iou_mean: Option<f64>,
+    pub object_masked_mean: Option<f64>,
+}
+
+/// |a ∧ b| / |a ∨ b| (0 for two empty masks).
+fn iou(a: &[bool], b: impl Iterator<Item = bool>) -> f64 {
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (x, y) in a.iter().zip(b) {
+        inter += usize::from(*x && y);
+        union += usize::from(*x || y);
+    }
+    if union == 0 {
+        0.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
+
+/// Adds variant `mask`'s overlap with the row's object patches to `st`.
+fn add_truth(st: &mut StrategyStats, mask: &[bool], object: &[bool]) {
+    let on = |o: &[bool]| o.iter().filter(|&&b| b).count();
+    *st.object_iou_mean.get_or_insert(0.0) += iou(mask, object.iter().copied());
+    *st.background_iou_mean.get_or_insert(0.0) += iou(mask, object.iter().map(|&b| !b));
+    let hit = mask.iter().zip(object).filter(|(m, o)| **m && **o).count();
+    *st.object_masked_mean.get_or_insert(0.0) += hit as f64 / on(object).max(1) as f64;
+    st.truth_variants += 1;
 }
 
 /// What `inspect` found.
@@ -72,6 +105,10 @@ pub fn inspect(dir: &Path, split: &str, n: usize, out: &Path) -> Result<InspectR
         for r in &records {
             for v in &r.variants {
                 let st = stats.entry(v.strategy.clone()).or_default();
+                let grid = (v.mask.len() as f64).sqrt().round() as usize;
+                if let Some(object) = r.base.truth.as_ref().and_then(|t| t.object_patches(grid)) {
+                    add_truth(st, &v.mask, &object);
+                }
                 let ratio =
                     v.mask.iter().filter(|m| **m).count() as f64 / v.mask.len().max(1) as f64;
                 st.variants += 1;
@@ -109,6 +146,16 @@ pub fn inspect(dir: &Path, split: &str, n: usize, out: &Path) -> Result<InspectR
         st.mask_ratio_mean /= st.variants.max(1) as f64;
         let draws: usize = st.donor_classes.values().sum();
         st.same_class_donor_rate = st.same_class_donors as f64 / draws.max(1) as f64;
+        let n = st.truth_variants.max(1) as f64;
+        for m in [
+            &mut st.object_iou_mean,
+            &mut st.background_iou_mean,
+            &mut st.object_masked_mean,
+        ] {
+            if let Some(v) = m.as_mut() {
+                *v /= n;
+            }
+        }
     }
     let sheet = contact_sheet(&shown)?;
     let png = encode_png(&sheet)?;

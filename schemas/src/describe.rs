@@ -34,12 +34,15 @@ fn type_name(t: &DataType) -> String {
 const P: i32 = 49;
 const D: i32 = 512;
 const C: i32 = 1000;
+/// The stored image side of the ground-truth example (its mask has S×S entries).
+const S: u32 = 16;
 
 fn dim_name(n: i32) -> String {
     match n {
         P => "P".into(),
         D => "D".into(),
         C => "C".into(),
+        n if n == (S * S) as i32 => "S×S".into(),
         other => other.to_string(),
     }
 }
@@ -79,6 +82,7 @@ pub fn schema_markdown() -> String {
         config_hash: None,
         teacher: None,
         method: None,
+        scene_truth: false,
     };
     let dims = CounterfactualDims {
         num_patches: P,
@@ -104,11 +108,23 @@ pub fn schema_markdown() -> String {
         rows(&mut out, schema.fields(), "");
         out.push('\n');
     }
+    out.push_str(
+        "## Generator ground truth (optional)\n\nDatasets whose `cfkit.dataset` says `scene_truth` \
+         (FashionShift from `cfkit demo-data`) end every row, image or counterfactual, with two more \
+         columns; datasets made from real files do not have them. S = the stored image side.\n\n\
+         | column | Arrow type | nulls | meaning |\n|---|---|---|---|\n",
+    );
+    let truth: Vec<std::sync::Arc<Field>> = crate::truth::truth_columns(S)
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect();
+    rows(&mut out, &truth, "");
+    out.push('\n');
     out.push_str(&format!(
         "## Metadata\n\nIn the Arrow schema metadata and as plain Parquet key-value pairs:\n\n\
          | key | value |\n|---|---|\n\
          | `{KEY_SCHEMA_VERSION}` | `{SCHEMA_VERSION}` |\n\
-         | `{KEY_DATASET}` | JSON: schema_version, kind, split, classes, image_size, preprocessing, source, seed, config_hash, teacher, method |\n\
+         | `{KEY_DATASET}` | JSON: schema_version, kind, split, classes, image_size, preprocessing, source, seed, config_hash, teacher, method, scene_truth |\n\
          | `{KEY_HUGGINGFACE}` | Hugging Face `datasets` features: `image` as Image, `label` as ClassLabel |\n\
          | `cfkit.kind`, `cfkit.split`, `cfkit.num_classes`, `cfkit.preprocessing`, `cfkit.seed`, `cfkit.config_hash`, `cfkit.teacher`, `cfkit.teacher_blake3`, `cfkit.method` | flat copies for SQL tools |\n\n\
          Image bytes columns (`image.bytes`, `variants[].image.bytes`): uncompressed, PLAIN, no dictionary, no\n\

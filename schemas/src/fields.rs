@@ -129,6 +129,12 @@ pub fn column_doc(name: &str) -> &'static str {
         MASK => "per-patch mask (true = masked), row-major patch grid",
         DONOR_IDS => "ids of the donor images: one for single fill, one per patch for multi fill, none for no fill",
         SEED => "seed from which the mask/donor draw of this variant is recomputed",
+        crate::truth::BG_FAMILY => {
+            "generator's background family of the image (FashionShift: family c is class c's)"
+        }
+        crate::truth::OBJECT_MASK => {
+            "generator's object (garment) mask, S×S pixels row-major, true = object"
+        }
         _ => "",
     }
 }

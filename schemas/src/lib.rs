@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod overrides;
 pub mod reader;
 pub mod records;
+pub mod truth;
 pub mod verify;
 pub mod writer;
 
@@ -27,4 +28,5 @@ pub use records::{
     batch_to_counterfactuals, batch_to_images, counterfactuals_to_batch, images_to_batch,
     CounterfactualRecord, ImageRecord, StoredImage, Variant,
 };
+pub use truth::SceneTruth;
 pub use writer::{ShardSummary, ShardWriter, WriterOptions};

@@ -63,6 +63,10 @@ pub struct DatasetInfo {
     /// Counterfactual method (CAM, strategies, K), free-form JSON.
     #[serde(default)]
     pub method: Option<serde_json::Value>,
+    /// Every row carries the generator's ground truth (`bg_family`, `object_mask`; see
+    /// [`crate::truth`]).
+    #[serde(default)]
+    pub scene_truth: bool,
 }
 
 impl DatasetInfo {
@@ -172,6 +176,9 @@ pub fn shard_schema(info: &DatasetInfo, dims: Option<CounterfactualDims>) -> Sch
             d.feature_dim,
             info.classes.len() as i32,
         ));
+    }
+    if info.scene_truth {
+        fields.extend(crate::truth::truth_columns(info.image_size));
     }
     let bare = Schema::new(fields.clone());
     let meta: HashMap<String, String> = info.key_values(&bare).into_iter().collect();

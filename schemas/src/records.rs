@@ -14,6 +14,7 @@ use arrow_schema::{DataType, Field, SchemaRef};
 
 use crate::error::{Result, SchemaError};
 use crate::fields::*;
+use crate::truth::{read_truth, truth_arrays, SceneTruth};
 
 /// An image as stored: encoded bytes (PNG) and a path (file name hint for Arrow tools).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct ImageRecord {
     pub orig_width: i32,
     pub orig_height: i32,
     pub image: StoredImage,
+    /// The generator's ground truth (datasets whose metadata says `scene_truth`).
+    pub truth: Option<SceneTruth>,
 }
 
 /// One counterfactual variant of an image.
@@ -119,7 +122,11 @@ fn base_columns(rows: &[&ImageRecord]) -> Result<Vec<ArrayRef>> {
 
 /// Image records -> a batch of `schema` (an image-shard schema).
 pub fn images_to_batch(schema: &SchemaRef, rows: &[ImageRecord]) -> Result<RecordBatch> {
-    let cols = base_columns(&rows.iter().collect::<Vec<_>>())?;
+    let mut cols = base_columns(&rows.iter().collect::<Vec<_>>())?;
+    cols.extend(truth_arrays(
+        schema,
+        &rows.iter().map(|r| r.truth.as_ref()).collect::<Vec<_>>(),
+    )?);
     RecordBatch::try_new(schema.clone(), cols).map_err(arrow_err)
 }
 
@@ -230,6 +237,13 @@ pub fn counterfactuals_to_batch(
     )
     .map_err(arrow_err)?;
     cols.push(Arc::new(list));
+    cols.extend(truth_arrays(
+        schema,
+        &rows
+            .iter()
+            .map(|r| r.base.truth.as_ref())
+            .collect::<Vec<_>>(),
+    )?);
     RecordBatch::try_new(schema.clone(), cols).map_err(arrow_err)
 }
 
@@ -337,8 +351,10 @@ fn read_base(c: &Cols) -> Result<Vec<ImageRecord>> {
     c.no_nulls(LABEL, labels)?;
     c.no_nulls(ORIG_WIDTH, w)?;
     c.no_nulls(ORIG_HEIGHT, h)?;
+    let mut truth = read_truth(c.batch, c.path)?.map(|t| t.into_iter());
     Ok((0..c.batch.num_rows())
         .map(|i| ImageRecord {
+            truth: truth.as_mut().and_then(|t| t.next()),
             id: ids.value(i).to_string(),
             label: labels.value(i),
             class_name: names.value(i).to_string(),

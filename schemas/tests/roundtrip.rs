@@ -32,6 +32,7 @@ fn info(kind: ShardKind, classes: &[&str]) -> DatasetInfo {
             head_blake3: "h".into(),
         }),
         method: Some(serde_json::json!({"cam": "mmcam"})),
+        scene_truth: false,
     }
 }
 
@@ -62,6 +63,7 @@ fn image_record(i: usize) -> ImageRecord {
             bytes: noise(i as u64, 1000 + i),
             path: format!("{i:04}.png"),
         },
+        truth: None,
     }
 }
 
@@ -305,5 +307,81 @@ fn schema_description_is_up_to_date() -> Result<()> {
         have == want,
         "schemas/SCHEMA.md is out of date with the schemas; rerun with CFKIT_UPDATE_SCHEMA_DOC=1 and commit it"
     );
+    Ok(())
+}
+
+/// A 4x4-pixel object mask and background family for row `i`.
+fn truth(i: usize) -> SceneTruth {
+    SceneTruth {
+        bg_family: (i % 10) as i32,
+        object_mask: (0..16).map(|j| (j + i).is_multiple_of(3)).collect(),
+    }
+}
+
+#[test]
+fn scene_truth_round_trips_through_image_and_counterfactual_shards() -> Result<()> {
+    let dir = tmpdir("truth");
+    for kind in [ShardKind::Images, ShardKind::Counterfactuals] {
+        let mut info = info(kind, &["cat", "dog", "eel"]);
+        info.image_size = 4;
+        info.scene_truth = true;
+        let (p, d) = (4, 5);
+        let dims = CounterfactualDims {
+            num_patches: p as i32,
+            feature_dim: d as i32,
+        };
+        let schema = shard_schema(&info, Some(dims));
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names[names.len() - 2..], ["bg_family", "object_mask"]);
+        let sub = dir.join(format!("{kind:?}"));
+        let read_back = |batch| -> Result<ShardReader> {
+            write_shard(&sub, schema.clone(), &[batch], WriterOptions::default())?;
+            Ok(ShardReader::open(&sub.join(shard_relpath("train", 0, 1)))?)
+        };
+        if kind == ShardKind::Images {
+            let rows: Vec<ImageRecord> = (0..7)
+                .map(|i| ImageRecord {
+                    truth: Some(truth(i)),
+                    ..image_record(i)
+                })
+                .collect();
+            let r = read_back(images_to_batch(&schema, &rows)?)?;
+            assert!(r.info().scene_truth);
+            assert_eq!(r.read_images()?, rows);
+            // A row without its truth cannot be written into such a dataset.
+            let mut bad = rows.clone();
+            bad[3].truth = None;
+            let e = images_to_batch(&schema, &bad).unwrap_err().to_string();
+            assert!(e.contains("row 3 has no scene truth"), "{e}");
+        } else {
+            let rows: Vec<CounterfactualRecord> = (0..7)
+                .map(|i| {
+                    let mut r = cf_record(i, p, d);
+                    r.base.truth = Some(truth(i));
+                    r
+                })
+                .collect();
+            let r = read_back(counterfactuals_to_batch(&schema, &rows)?)?;
+            assert_eq!(r.read_counterfactuals()?, rows);
+            let mut bad = rows.clone();
+            bad[2].base.truth.as_mut().unwrap().object_mask.pop();
+            let e = counterfactuals_to_batch(&schema, &bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("row 2: object_mask has 15 pixels"), "{e}");
+        }
+    }
+    // A dataset without truth reads as before: no truth on any row.
+    let plain = dir.join("plain");
+    let info = info(ShardKind::Images, &["cat", "dog", "eel"]);
+    let schema = shard_schema(&info, None);
+    write_shard(
+        &plain,
+        schema.clone(),
+        &[images_to_batch(&schema, &[image_record(1)])?],
+        WriterOptions::default(),
+    )?;
+    let r = ShardReader::open(&plain.join(shard_relpath("train", 0, 1)))?;
+    assert_eq!(r.read_images()?[0].truth, None);
     Ok(())
 }

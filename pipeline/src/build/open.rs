@@ -10,7 +10,7 @@ use cfkit_models::{load_head, resolve_config, ClipModel, Towers};
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
     config_hash, crash_point, shard_schema, CounterfactualDims, DatasetInfo, DirLock, Manifest,
-    ShardKind, TeacherInfo, WriterOptions, SCHEMA_VERSION,
+    ShardKind, ShardReader, TeacherInfo, WriterOptions, SCHEMA_VERSION,
 };
 
 use super::{done, Build, BuildConfig, Opened, RunOptions, Tally};
@@ -101,6 +101,8 @@ impl<'a> Build<'a> {
                 }
                 m
             }),
+            // The source rows' ground truth travels with them.
+            scene_truth: source_has_truth(&cfg.source.shards, entry)?,
         };
         let dims = CounterfactualDims {
             num_patches: vision.num_patches() as i32,
@@ -169,4 +171,12 @@ fn open_manifest(
     );
     m.teacher_blake3 = Some(teacher.weights_blake3.clone());
     Ok(m)
+}
+
+/// Whether the source split's rows carry the generator's ground truth (its first shard says).
+fn source_has_truth(dir: &Path, entry: &cfkit_schemas::SplitEntry) -> Result<bool> {
+    Ok(match entry.shards.first() {
+        Some(s) => ShardReader::open(&dir.join(&s.file))?.info().scene_truth,
+        None => false,
+    })
 }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
-    config_hash, encode_png, DatasetInfo, DirLock, ImageRecord, Manifest, RgbPixels, ShardKind,
-    StoredImage, WriterOptions, SCHEMA_VERSION,
+    config_hash, encode_png, DatasetInfo, DirLock, ImageRecord, Manifest, RgbPixels, SceneTruth,
+    ShardKind, StoredImage, WriterOptions, SCHEMA_VERSION,
 };
 use serde::Serialize;
 
@@ -217,6 +217,7 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
         config_hash: Some(hash.clone()),
         teacher: None,
         method: None,
+        scene_truth: false,
     };
     let items = &listing.items;
     let classes = &listing.classes;
@@ -250,6 +251,7 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
                     bytes: p.png,
                     path: format!("{}.png", item.id),
                 },
+                truth: None,
             })
         },
     )?;
@@ -441,6 +443,8 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
             config_hash: Some(hash.clone()),
             teacher: None,
             method: None,
+            // The generator's background family and garment mask, per row.
+            scene_truth: true,
         };
         let output = write_split(
             out,
@@ -484,6 +488,10 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
                         bytes: png,
                         path: format!("{i:06}.png"),
                     },
+                    truth: Some(SceneTruth {
+                        bg_family: i32::from(s.info.background),
+                        object_mask: s.object_mask,
+                    }),
                     id,
                 })
             },

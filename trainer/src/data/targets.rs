@@ -195,6 +195,7 @@ mod tests {
                 orig_width: 1,
                 orig_height: 1,
                 image: image(9),
+                truth: None,
             },
             teacher_feature: vec![-1.0],
             teacher_logits: None,
