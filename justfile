@@ -73,7 +73,7 @@ imagenet MODEL WEIGHTS TRAIN EVAL_ROOT: build
     {{root}}/tools/imagenet.sh {{quote(MODEL)}} {{quote(WEIGHTS)}} {{quote(TRAIN)}} {{quote(EVAL_ROOT)}}
 
 # A stripped cfkit for the lent GPU machine (PyTorch 2.11.0+cu130, no Rust): built against the torch==2.11.0 wheel's libtorch with tch 0.24, linked to the machine's torch at run time; CPU smoke here (tools/device-binary.sh).
-device-binary: bootstrap
+device-binary: bootstrap fashion-mnist gloo
     {{root}}/tools/device-binary.sh
 
 # The GPU check (tools/gpu_check.py): doctor, parity fixtures, bf16 vs fp32 training, throughput vs PyTorch eager, the counterfactual pipeline, the methods' step rates, peak memory; gpu-check.{json,md} into --out. `just gpu-check --device cpu --smoke --out DIR` runs it at tiny sizes (CI does, from cargo test).

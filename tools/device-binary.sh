@@ -73,3 +73,17 @@ export LD_LIBRARY_PATH="$root/$lt/lib:$nv"
 "$dev/cfkit" doctor --device cpu
 "$dev/cfkit" doctor --device cpu --json | grep -q '"nccl": true' || { echo "the device binary has no NCCL group" >&2; exit 1; }
 "$dev/cfkit" parity --device cpu --fixtures tests/fixtures/parity
+echo "== CPU smoke: 2-rank data-parallel FT (Gloo of libtorch 2.11) on a tiny FashionShift set" >&2
+smoke=$(mktemp -d)
+trap 'rm -rf "$smoke"' EXIT
+"$dev/cfkit" demo-data --out "$smoke/data" --splits train --scale 0.01 -q >/dev/null
+printf '[model]\nname = "tiny"\n[data]\nshards = "data"\nsplit = "train"\nval_holdout = 4\n[train]\nmethod = "ft"\nepochs = 1\nbatch_size = 32\nseed = 1\ndevice = "cpu"\n[eval]\nsets = []\n' > "$smoke/ft.toml"
+port=$((20000 + RANDOM % 20000))
+pids=()
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$dev/cfkit" train --config "$smoke/ft.toml" --out "$smoke/run" -q --dist-timeout 120 >/dev/null &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+grep -q '"world_size": 2' "$smoke/run/run.json" && echo "2-rank FT: ok" >&2
