@@ -94,6 +94,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         );
     }
     print!("{}", trainer::eval::markdown_table(&report.eval));
+    print!("{}", trainer::eval::background_table(&report.eval));
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -203,6 +204,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", trainer::eval::markdown_table(&report));
+        print!("{}", trainer::eval::background_table(&report));
     }
     Ok(())
 }

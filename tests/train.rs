@@ -330,6 +330,21 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
     )?;
     assert_eq!(f["sets"][0]["correct"], sets[0]["correct"]);
     assert_eq!(f["sets"][0]["images"], 20);
+    // FashionShift shards carry the background family: each set's accuracy is also split by
+    // whether the background is the class's (an image folder carries no ground truth).
+    for s in sets {
+        let b = &s["background"];
+        let n = |k: &str| b[k].as_u64().unwrap();
+        assert_eq!(
+            n("matching_images") + n("other_images"),
+            s["images"].as_u64().unwrap()
+        );
+        assert_eq!(
+            n("matching_correct") + n("other_correct"),
+            s["correct"].as_u64().unwrap()
+        );
+    }
+    assert!(f["sets"][0].get("background").is_none(), "{}", f["sets"][0]);
 
     // A corrupt checkpoint is refused, naming the file.
     let bad = dir.join("bad-ckpt");

@@ -48,6 +48,9 @@ pub struct Batch {
     pub pixels: Option<Vec<Vec<u8>>>,
     /// Stored teacher targets (when asked for).
     pub targets: Option<Targets>,
+    /// The generator's background family of each row, when every row has its ground truth
+    /// (`scene_truth` datasets).
+    pub bg_family: Option<Vec<i32>>,
 }
 
 impl Batch {
@@ -273,11 +276,13 @@ impl LoaderState {
         let mut good: Vec<Decoded> = Vec::with_capacity(records.len());
         let mut labels = Vec::with_capacity(records.len());
         let mut ids = Vec::with_capacity(records.len());
+        let mut families = Vec::with_capacity(records.len());
         let mut skipped = Vec::new();
         for ((r, (rec, _)), d) in records.into_iter().zip(decoded) {
             match d {
                 Ok(d) => {
                     good.push(d);
+                    families.push(rec.truth.as_ref().map(|t| t.bg_family));
                     labels.push(rec.label);
                     ids.push(rec.id);
                 }
@@ -322,6 +327,7 @@ impl LoaderState {
             skipped,
             pixels,
             targets,
+            bg_family: families.into_iter().collect(),
         })
     }
 }

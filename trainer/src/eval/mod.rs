@@ -2,8 +2,10 @@
 //! (logits restricted to the set's classes before argmax, as ImageNet-R/-A) and a many-to-one
 //! label map (correct if the argmax is any mapped class, as ObjectNet) — and the OOD mean.
 
+mod background;
 mod splits;
 
+pub use background::{background_table, BackgroundSplit};
 pub use splits::{default_splits, split_sets, SplitProtocol};
 
 use std::collections::BTreeMap;
@@ -32,6 +34,20 @@ pub struct SetResult {
     /// in reports written before it was recorded).
     #[serde(default)]
     pub fingerprint: String,
+    /// With the generator's ground truth: top-1 on the rows whose background is their class's
+    /// family and on the others (FashionShift's shortcut, measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundSplit>,
+}
+
+/// What scoring a source gave.
+#[derive(Debug, Clone, Default)]
+pub struct SourceScore {
+    pub images: usize,
+    pub correct: usize,
+    pub skipped: Vec<Skipped>,
+    /// When every scored row had the generator's ground truth.
+    pub background: Option<BackgroundSplit>,
 }
 
 /// Results on every set, plus the summaries.
@@ -148,6 +164,15 @@ impl Scoring {
 
     /// Number of correct predictions in a batch: logits [N, C], set labels [N].
     pub fn count_correct(&self, logits: &Tensor, labels: &[i64]) -> Result<usize> {
+        Ok(self
+            .correct_rows(logits, labels)?
+            .iter()
+            .filter(|c| **c)
+            .count())
+    }
+
+    /// Whether each row's prediction counts as correct.
+    pub fn correct_rows(&self, logits: &Tensor, labels: &[i64]) -> Result<Vec<bool>> {
         let pred: Vec<i64> = match &self.allowed {
             None => Vec::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?,
             Some(allowed) => {
@@ -160,8 +185,8 @@ impl Scoring {
         Ok(pred
             .iter()
             .zip(labels)
-            .filter(|(p, l)| self.correct[**l as usize].contains(p))
-            .count())
+            .map(|(p, l)| self.correct[*l as usize].contains(p))
+            .collect())
     }
 }
 
@@ -173,7 +198,7 @@ pub fn evaluate_source(
     scoring: &Scoring,
     batch_size: usize,
     device: Device,
-) -> Result<(usize, usize, Vec<Skipped>)> {
+) -> Result<SourceScore> {
     let size = student.config().image_size as u32;
     if source.image_size != size {
         return Err(TrainError::Data(format!(
@@ -189,7 +214,10 @@ pub fn evaluate_source(
     };
     let order = Arc::new(rows);
     let _g = tch::no_grad_guard();
-    let (mut n, mut correct, mut skipped) = (0, 0, Vec::new());
+    let mut score = SourceScore {
+        background: Some(BackgroundSplit::default()),
+        ..Default::default()
+    };
     for batch in BatchStream::start(
         source.clone(),
         order,
@@ -200,7 +228,7 @@ pub fn evaluate_source(
         BatchExtras::default(),
     ) {
         let batch = batch?;
-        skipped.extend(batch.skipped.iter().cloned());
+        score.skipped.extend(batch.skipped.iter().cloned());
         if batch.is_empty() {
             continue;
         }
@@ -217,10 +245,30 @@ pub fn evaluate_source(
             )));
         }
         let logits = student.logits(&batch.images)?.to_kind(Kind::Float);
-        correct += scoring.count_correct(&logits, &labels)?;
-        n += labels.len();
+        let ok = scoring.correct_rows(&logits, &labels)?;
+        score.correct += ok.iter().filter(|c| **c).count();
+        score.images += labels.len();
+        score.background = match (score.background, &batch.bg_family) {
+            (Some(mut b), Some(fam)) => {
+                for ((f, l), c) in fam.iter().zip(&labels).zip(&ok) {
+                    // FashionShift: family c is class c's.
+                    if i64::from(*f) == *l {
+                        b.matching_images += 1;
+                        b.matching_correct += usize::from(*c);
+                    } else {
+                        b.other_images += 1;
+                        b.other_correct += usize::from(*c);
+                    }
+                }
+                Some(b)
+            }
+            _ => None,
+        };
     }
-    Ok((n, correct, skipped))
+    if score.images == 0 {
+        score.background = None;
+    }
+    Ok(score)
 }
 
 /// Every row of a split, in stored order.
@@ -269,20 +317,20 @@ pub fn evaluate_scored(
     device: Device,
 ) -> Result<SetResult> {
     let fingerprint = source.fingerprint.clone();
-    let (n, correct, skipped) =
-        evaluate_source(student, source, None, scoring, batch_size, device)?;
+    let s = evaluate_source(student, source, None, scoring, batch_size, device)?;
     Ok(SetResult {
         name: name.to_string(),
         ood,
-        images: n,
-        correct,
-        top1: if n == 0 {
+        images: s.images,
+        correct: s.correct,
+        top1: if s.images == 0 {
             0.0
         } else {
-            correct as f64 / n as f64
+            s.correct as f64 / s.images as f64
         },
-        skipped: skipped.len(),
+        skipped: s.skipped.len(),
         fingerprint,
+        background: s.background,
     })
 }
 
@@ -410,6 +458,7 @@ mod tests {
             top1,
             skipped: 0,
             fingerprint: String::new(),
+            background: None,
         };
         let rep = EvalReport::new(vec![
             r("id", false, 0.9),

@@ -197,6 +197,7 @@ mod tests {
                 skipped: Vec::new(),
                 pixels: Some(pixels.clone()),
                 targets: None,
+                bg_family: None,
             };
             let new = objective.step(&s, &batch, 1).unwrap();
             let new_grads = grads(&s, &new.loss);

@@ -204,7 +204,7 @@ impl TrainingRun<'_> {
         let scoring = Scoring::new(&vs.classes, &self.student.classes, false, None)?;
         let (rank, world) = self.ddp.as_ref().map_or((0, 1), |d| (d.rank(), d.world()));
         let mine = rows.iter().skip(rank).step_by(world).copied().collect();
-        let (mut n, mut c, mut skipped) = evaluate_source(
+        let s = evaluate_source(
             &self.student,
             vs.clone(),
             Some(mine),
@@ -212,6 +212,7 @@ impl TrainingRun<'_> {
             self.cfg.train.eval_batch_size,
             self.device,
         )?;
+        let (mut n, mut c, mut skipped) = (s.images, s.correct, s.skipped);
         if let Some(d) = &self.ddp {
             (n, c) = d.sum_counts(n, c)?;
             skipped = d.gather_skipped(skipped)?;

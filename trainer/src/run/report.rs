@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::BestVal;
 use crate::error::{Result, TrainError};
-use crate::eval::{markdown_table, EvalReport};
+use crate::eval::{background_table, markdown_table, EvalReport};
 use crate::run::dir;
 
 /// What a finished run reports.
@@ -45,6 +45,7 @@ pub fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
     }
     md += &format!("Training took {:.1} s.\n\n", report.train_seconds);
     md += &markdown_table(&report.eval);
+    md += &background_table(&report.eval);
     let path = out.join(dir::REPORT_MD);
     std::fs::write(&path, md).map_err(|e| TrainError::io(&path, e))
 }
