@@ -231,7 +231,8 @@ def frontier(rows, curves, sweep, weights):
     pct = [f"{100 * f:g} %" for f in fractions]
     # The validation rule, the same for every method and fixed before the sweeps ran: the largest
     # weight whose mean validation top-1 is within `val_points` of FT's.
-    ft_val = statistics.mean(v for v in ft["val"] if v == v) if ft["val"] else None
+    ft_vals = [v for v in ft["val"] if v == v]
+    ft_val = statistics.mean(ft_vals) if ft_vals else None
     chosen = {}
     for label, by_weight in sweep.items():
         if label.startswith("WiSE-FT") or ft_val is None:
