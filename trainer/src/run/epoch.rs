@@ -17,9 +17,11 @@ use crate::optim::schedule::Schedule;
 use crate::optim::StepInfo;
 use crate::run::dir;
 
-/// Start of the current logging window (not saved: a resumed run starts a new one).
+/// Start of the current logging window (not saved: a resumed run times a new one), and the
+/// window's rows already counted then (a resumed run's checkpoint carries them).
 struct Window {
     start: Instant,
+    rows_before: u64,
 }
 
 impl TrainingRun<'_> {
@@ -50,6 +52,7 @@ impl TrainingRun<'_> {
         );
         let mut window = Window {
             start: Instant::now(),
+            rows_before: self.progress.stats.window_rows,
         };
         let mut stream = stream;
         loop {
@@ -158,8 +161,8 @@ impl TrainingRun<'_> {
         let p = &mut self.progress;
         let secs = w.start.elapsed().as_secs_f64();
         let (loss, distill, grad_norm) = p.stats.window_means(self.objective.distills());
-        // Images of every rank.
-        let ips = p.stats.window_rows as f64 / secs.max(1e-9);
+        // Images of every rank, since this process timed the window.
+        let ips = (p.stats.window_rows - w.rows_before) as f64 / secs.max(1e-9);
         let record = serde_json::json!({
             "kind": "step", "step": p.step, "epoch": p.epoch,
             "loss": loss, "distill": distill, "lr": info.lr,
@@ -175,6 +178,7 @@ impl TrainingRun<'_> {
         p.stats.reset_window();
         *w = Window {
             start: Instant::now(),
+            rows_before: 0,
         };
         Ok(())
     }
