@@ -32,7 +32,7 @@ struct Fixture {
 
 fn fixture(name: &str) -> Result<Fixture> {
     let dir = common::tmpdir("ddp", name);
-    let data = common::demo_data(&dir, "train,test-id", "0.02");
+    let data = common::demo_data(&dir, "train,test-id", "0.02", &[]);
     let bad_ids = corrupt_train_rows(&data)?;
     let teacher = dir.join("teacher");
     ok(cfkit(&[
@@ -428,7 +428,7 @@ fn a_killed_rank_ends_the_job_and_resume_reaches_the_same_weights() -> Result<()
 #[test]
 fn ranks_that_disagree_or_cannot_meet_fail_clearly() -> Result<()> {
     let dir = common::tmpdir("ddp", "errors");
-    let data = common::demo_data(&dir, "train,test-id", "0.01");
+    let data = common::demo_data(&dir, "train,test-id", "0.01", &[]);
     let cfg = config(&dir, &data, "ft", 1)?;
 
     // Another seed on rank 1: both ranks refuse, before anything is written.

@@ -24,20 +24,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// FashionShift train (100 rows in 4 shards) and test-id at 1 % scale.
 fn demo(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    ok(cfkit(&[
-        "demo-data",
-        "--out",
-        data.to_str().unwrap(),
-        "--splits",
-        "train,test-id",
-        "--scale",
-        "0.01",
-        "--rows-per-shard",
-        "25",
-        "-q",
-    ]));
-    data
+    common::demo_data(dir, "train,test-id", "0.01", &["--rows-per-shard", "25"])
 }
 
 /// A `tiny` FT run from scratch of `epochs` epochs (8, with a checkpoint every step, is long

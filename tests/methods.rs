@@ -41,17 +41,7 @@ struct Fixture {
 
 fn fixture(name: &str) -> Fixture {
     let dir = common::tmpdir("methods", name);
-    let data = dir.join("data");
-    ok(cfkit(&[
-        "demo-data",
-        "--out",
-        data.to_str().unwrap(),
-        "--splits",
-        "train,test-id,ood-sketch",
-        "--scale",
-        "0.01",
-        "-q",
-    ]));
+    let data = common::demo_data(&dir, "train,test-id,ood-sketch", "0.01", &[]);
     let base = base_config(&dir, &data);
     let teacher_run = dir.join("teacher");
     ok(cfkit(&[

@@ -42,17 +42,7 @@ fn committed_teacher_matches_its_recorded_hashes() -> Result<()> {
 #[test]
 fn committed_teacher_is_trained_and_loads_in_transformers() -> Result<()> {
     let dir = common::tmpdir("teacher", "eval");
-    let data = dir.join("data");
-    ok(cfkit(&[
-        "demo-data",
-        "--out",
-        data.to_str().unwrap(),
-        "--splits",
-        "test-id",
-        "--scale",
-        "0.1",
-        "-q",
-    ]));
+    let data = common::demo_data(&dir, "test-id", "0.1", &[]);
     let out = ok(cfkit(&[
         "eval",
         "--checkpoint",

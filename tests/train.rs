@@ -22,20 +22,13 @@ fn tmpdir(name: &str) -> common::TmpDir {
 
 /// FashionShift at 1 % scale (train 100, test/ood 20 each) plus PNG folders of test-id.
 fn demo(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    ok(cfkit(&[
-        "demo-data",
-        "--out",
-        data.to_str().unwrap(),
-        "--splits",
+    let folders = dir.join("folders");
+    common::demo_data(
+        dir,
         "train,test-id,ood-sketch",
-        "--scale",
         "0.01",
-        "--image-folder",
-        dir.join("folders").to_str().unwrap(),
-        "-q",
-    ]));
-    data
+        &["--image-folder", folders.to_str().unwrap()],
+    )
 }
 
 fn config(dir: &Path, data: &Path, epochs: usize) -> PathBuf {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -38,6 +39,20 @@ c10d::Backend& backend_for(Group* g, const at::Tensor& t) {
   }
   return *g->gloo;
 }
+// Runs `f`, turning an exception into 1 and its message in `err` (c10 errors without the C++
+// stack trace that what() appends).
+template <typename F>
+int guarded(char* err, size_t errlen, F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const c10::Error& e) {
+    put(err, errlen, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    put(err, errlen, e.what());
+  }
+  return 1;
+}
 }  // namespace
 
 extern "C" {
@@ -52,8 +67,8 @@ int cfkit_dist_has_nccl() {
 
 void* cfkit_dist_init(int rank, int world, const char* addr, int port, long timeout_ms, int nccl,
                       char* err, size_t errlen) {
-  try {
-    auto g = new Group();
+  auto g = new Group();
+  int failed = guarded(err, errlen, [&] {
     g->timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions o;
     o.port = static_cast<uint16_t>(port);
@@ -74,68 +89,42 @@ void* cfkit_dist_init(int rank, int world, const char* addr, int port, long time
       nopts->timeout = g->timeout;
       g->cuda = c10::make_intrusive<c10d::ProcessGroupNCCL>(nccl_store, rank, world, nopts);
 #else
-      delete g;
-      put(err, errlen, "this cfkit was built without NCCL");
-      return nullptr;
+      throw std::runtime_error("this cfkit was built without NCCL");
 #endif
     }
-    return g;
-  } catch (const c10::Error& e) {
-    // Without the C++ stack trace that what() appends.
-    put(err, errlen, e.what_without_backtrace());
-    return nullptr;
-  } catch (const std::exception& e) {
-    put(err, errlen, e.what());
+  });
+  if (failed) {
+    delete g;
     return nullptr;
   }
+  return g;
 }
 
 int cfkit_dist_allreduce_sum(void* handle, void* tensor, char* err, size_t errlen) {
-  try {
+  return guarded(err, errlen, [&] {
     auto g = static_cast<Group*>(handle);
     auto& t = *static_cast<at::Tensor*>(tensor);
     std::vector<at::Tensor> ts{t};
     backend_for(g, t).allreduce(ts)->wait(g->timeout);
-    return 0;
-  } catch (const c10::Error& e) {
-    put(err, errlen, e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    put(err, errlen, e.what());
-    return 1;
-  }
+  });
 }
 
 int cfkit_dist_broadcast(void* handle, void* tensor, int root, char* err, size_t errlen) {
-  try {
+  return guarded(err, errlen, [&] {
     auto g = static_cast<Group*>(handle);
     auto& t = *static_cast<at::Tensor*>(tensor);
     std::vector<at::Tensor> ts{t};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     backend_for(g, t).broadcast(ts, opts)->wait(g->timeout);
-    return 0;
-  } catch (const c10::Error& e) {
-    put(err, errlen, e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    put(err, errlen, e.what());
-    return 1;
-  }
+  });
 }
 
 int cfkit_dist_barrier(void* handle, char* err, size_t errlen) {
-  try {
+  return guarded(err, errlen, [&] {
     auto g = static_cast<Group*>(handle);
     g->gloo->barrier()->wait(g->timeout);
-    return 0;
-  } catch (const c10::Error& e) {
-    put(err, errlen, e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    put(err, errlen, e.what());
-    return 1;
-  }
+  });
 }
 
 void cfkit_dist_free(void* handle) {

@@ -111,7 +111,9 @@ pub fn schema_markdown() -> String {
     out.push_str(
         "## Generator ground truth (optional)\n\nDatasets whose `cfkit.dataset` says `scene_truth` \
          (FashionShift from `cfkit demo-data`) end every row, image or counterfactual, with two more \
-         columns; datasets made from real files do not have them. S = the stored image side.\n\n\
+         columns; datasets made from real files do not have them. S = the stored image side. They are \
+         an addition within version 1: readers find columns by name, so readers that do not know \
+         them ignore them.\n\n\
          | column | Arrow type | nulls | meaning |\n|---|---|---|---|\n",
     );
     let truth: Vec<std::sync::Arc<Field>> = crate::truth::truth_columns(S)

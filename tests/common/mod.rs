@@ -66,10 +66,11 @@ pub fn tmpdir(group: &str, name: &str) -> TmpDir {
     TmpDir(d)
 }
 
-/// `cfkit demo-data` of `splits` at `scale` into `dir/data`; returns that directory.
-pub fn demo_data(dir: &Path, splits: &str, scale: &str) -> PathBuf {
+/// `cfkit demo-data` of `splits` at `scale` (and `extra` options) into `dir/data`; returns that
+/// directory.
+pub fn demo_data(dir: &Path, splits: &str, scale: &str, extra: &[&str]) -> PathBuf {
     let data = dir.join("data");
-    ok(cfkit(&[
+    let mut args = vec![
         "demo-data",
         "--out",
         data.to_str().unwrap(),
@@ -78,7 +79,9 @@ pub fn demo_data(dir: &Path, splits: &str, scale: &str) -> PathBuf {
         "--scale",
         scale,
         "-q",
-    ]));
+    ];
+    args.extend_from_slice(extra);
+    ok(cfkit(&args));
     data
 }
 
