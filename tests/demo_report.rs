@@ -3,7 +3,7 @@
 //! distance to the WiSE-FT curve, differences paired with FT, partial-run accounting, and the
 //! frontiers at matched ID (interpolation along each seed's curve, levels outside a curve, the
 //! paired gap to WiSE-FT, the curve on top, the validation weight rule), and the counterfactual
-//! statistics table.
+//! statistics table. (The runner itself: tests/demo_runner.rs.)
 
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom; the limit is for library code
 
@@ -85,13 +85,19 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             run_val(&runs, seed, &format!("ft-fd-w{w}"), id, ood, *val)?;
         }
     }
-    // Headline: seed 0 at (65, 49), 2 above the curve (47 at ID 65); seed 1 at (55, 50), 2
-    // below it (52 at ID 55).
-    run(&runs, 0, "fd-objmasksinglefill-0.3", 65, 49)?;
-    run(&runs, 1, "fd-objmasksinglefill-0.3", 55, 50)?;
-    // KD: seed 0 at (60, 55), 1 above the curve; seed 1's ID 75 is outside the curve's range.
-    run(&runs, 0, "ft-kd", 60, 55)?;
-    run(&runs, 1, "ft-kd", 75, 40)?;
+    // Headline, swept at one weight so far (0.1, validation 50 %, which the rule picks): seed 0
+    // at (65, 49), 2 above the curve (47 at ID 65); seed 1 at (55, 50), 2 below it (52 at ID 55).
+    run(&runs, 0, "fd-objmasksinglefill-0.3-w0.1", 65, 49)?;
+    run(&runs, 1, "fd-objmasksinglefill-0.3-w0.1", 55, 50)?;
+    // Online mode follows the headline's chosen weight: seed 0's run at 0.1 is its row; a run
+    // at another weight (left from an earlier choice) is not.
+    run(&runs, 0, "fd-objmasksinglefill-0.3-online-w0.1", 66, 51)?;
+    run(&runs, 0, "fd-objmasksinglefill-0.3-online-w1", 20, 20)?;
+    // KD, one weight (0.1) whose validation top-1 (45 %) is more than 3 points below FT's: the
+    // rule falls back to the best validation weight, and says so. Seed 0 at (60, 55), 1 above the
+    // curve; seed 1's ID 75 is outside the curve's range.
+    run_val(&runs, 0, "ft-kd-w0.1", 60, 55, 0.45)?;
+    run_val(&runs, 1, "ft-kd-w0.1", 75, 40, 0.45)?;
 
     // `cfkit inspect --json` of the counterfactual shards, as tools/demo.py stores it.
     write(
@@ -131,33 +137,44 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             .filter(|c| !c.is_empty())
             .collect()
     };
-    // 12 finished runs + 2 sweeps of the 2 × 47 expected: per seed 15 methods, 30 runs of the
-    // weight sweeps (FT+KD, FT+FD and 4 strategies at 5 weights) and 2 WiSE-FT sweeps.
+    // 13 finished runs + 2 sweeps of the 2 × 41 expected: per seed LP, FT, LP-FT, the 5
+    // strategies that are not swept, online mode, 30 runs of the weight sweeps (FT+KD, FT+FD and
+    // 4 strategies at 5 weights) and 2 WiSE-FT sweeps (the stale online run does not count).
     assert!(
-        md.contains("**Partial: 14 of 94 runs have finished**"),
+        md.contains("**Partial: 15 of 82 runs have finished**"),
         "{md}"
     );
 
-    // Main table: method, seeds, six sets, OOD mean (shifted sets), OOD all, vs WiSE-FT, best
-    // val, train min. (Every OOD set holds the same number here, so both OOD means agree.)
-    let fd = row("FT+FD ObjMaskSingleFill(0.3)", 13);
+    // Main table: method, seeds, weight, six sets, OOD mean (shifted sets), OOD all, vs WiSE-FT,
+    // best val, train min. (Every OOD set holds the same number here, so both OOD means agree.)
+    let fd = row("FT+FD ObjMaskSingleFill(0.3)", 14);
     assert_eq!(fd[1], "2");
-    assert_eq!(fd[2], "60.00 ± 7.07", "test-id mean ± sample std");
-    assert_eq!(fd[8], "49.50 ± 0.71", "OOD mean");
-    assert_eq!(fd[9], "49.50 ± 0.71", "OOD, all");
+    assert_eq!(fd[2], "0.1", "the weight the rule picked");
+    assert_eq!(fd[3], "60.00 ± 7.07", "test-id mean ± sample std");
+    assert_eq!(fd[9], "49.50 ± 0.71", "OOD mean");
+    assert_eq!(fd[10], "49.50 ± 0.71", "OOD, all");
     // The mean point (60, 49.5) against the mean curve (54 at ID 60).
-    assert_eq!(fd[10], "-4.50");
-    assert_eq!(fd[11], "50.00 ± 0.00", "best val");
-    assert_eq!(fd[12], "1.00 ± 0.00", "train minutes");
-    let kd = row("FT+KD", 13);
+    assert_eq!(fd[11], "-4.50");
+    assert_eq!(fd[12], "50.00 ± 0.00", "best val");
+    assert_eq!(fd[13], "1.00 ± 0.00", "train minutes");
+    let kd = row("FT+KD", 14);
     // (67.5, 47.5) against 43.5 at ID 67.5.
-    assert_eq!(kd[10], "+4.00");
+    assert_eq!(kd[11], "+4.00");
+    // A swept method's row is its run at the chosen weight: FT+FD at 1 (seeds at (62, 50) and
+    // (64, 52); the mean curve is 49.8 at ID 63).
+    let ftfd = row("FT+FD", 14);
+    assert_eq!(
+        [&ftfd[1], &ftfd[2], &ftfd[3], &ftfd[9], &ftfd[11]],
+        ["2", "1", "63.00 ± 1.41", "51.00 ± 1.41", "+1.20"]
+    );
+    // Online mode at the headline's weight, one seed; the run at the stale weight is not read.
+    let online = row("FT+FD ObjMaskSingleFill(0.3) online", 14);
+    assert_eq!([&online[1], &online[2], &online[3]], ["1", "0.1", "66.00"]);
     // The curve's end points are not compared with it.
-    assert_eq!(row("FT", 13)[10], "–");
-    assert_eq!(row("zero-shot", 13)[10], "–");
-    assert_eq!(row("WiSE-FT (α = 0.5)", 13)[8], "54.00 ± 0.00");
-    // The sweep's runs are points of a curve, not rows of the main table.
-    assert!(!md.contains("| FT+FD | 2 | 50"), "{md}");
+    assert_eq!(row("FT", 14)[11], "–");
+    assert_eq!(row("FT", 14)[2], "–", "FT has no distillation weight");
+    assert_eq!(row("zero-shot", 14)[11], "–");
+    assert_eq!(row("WiSE-FT (α = 0.5)", 14)[9], "54.00 ± 0.00");
 
     // Frontiers: curve, seeds, OOD at 25 / 50 / 75 % of the way from zero-shot (ID 50) to the
     // seed's FT (ID 70: levels 55, 60, 65), Δ WiSE-FT at each, val weight.
@@ -178,6 +195,7 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             "1"
         ]
     );
+    assert_eq!(row("FT+KD", 9)[8], "0.1 (best val)");
     let wise = row("WiSE-FT", 9);
     assert_eq!(
         wise[1..],
@@ -192,10 +210,12 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             "–"
         ]
     );
+    // FT+KD's one-point curve reaches only its own ID: seed 0's (60, 55) sits on the 50 % level
+    // and beats WiSE-FT's 54 there.
     assert!(
         md.contains(
             "On top at each level (highest mean OOD among the curves that reach it): \
-             25 %: WiSE-FT; 50 %: WiSE-FT; 75 %: FT+FD."
+             25 %: WiSE-FT; 50 %: FT+KD; 75 %: FT+FD."
         ),
         "{md}"
     );
@@ -231,9 +251,12 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
 
     let j: Value = serde_json::from_slice(&std::fs::read(out.join("results/fashionshift.json"))?)?;
     assert_eq!(j["wise_ft_seeds"], json!([0, 1]));
-    assert_eq!(j["finished_runs"], 14);
-    assert_eq!(j["run_commits"]["0123456789abcdef"], 12);
+    assert_eq!(j["finished_runs"], 15);
+    assert_eq!(j["run_commits"]["0123456789abcdef"], 13);
     assert_eq!(j["frontier"]["val_weight"]["FT+FD"], 1.0);
+    assert_eq!(j["frontier"]["val_weight_within_rule"]["FT+FD"], true);
+    assert_eq!(j["frontier"]["val_weight"]["FT+KD"], 0.1);
+    assert_eq!(j["frontier"]["val_weight_within_rule"]["FT+KD"], false);
     assert_eq!(j["frontier"]["on_top"]["0.75"], "FT+FD");
     for plot in ["fashionshift-id-ood.png", "fashionshift-frontiers.png"] {
         let png = std::fs::read(out.join("results").join(plot))?;

@@ -217,6 +217,11 @@ fn distillation_methods_train_from_aligned_targets() -> Result<()> {
     let record = json(&fd.join("run.json"));
     assert_eq!(record["objective"]["strategy"], "ObjMaskSingleFill(0.3)");
     assert_eq!(record["config"]["distill"]["weight"], 10.0);
+    // One epoch, two stored variants: every epoch sees fresh counterfactuals.
+    assert_eq!(
+        record["objective"]["stored_variants"],
+        serde_json::json!({"per_image": 2, "epochs": 1, "fresh_every_epoch": true})
+    );
     let report = json(&fd.join("report.json"));
     assert_eq!(report["eval"]["sets"].as_array().unwrap().len(), 2);
 
@@ -232,6 +237,35 @@ fn distillation_methods_train_from_aligned_targets() -> Result<()> {
         ],
     );
     first_is_zero(&nofill, "offline CtxMaskNoFill");
+    // A seeded choice may draw the same variant twice.
+    assert_eq!(
+        json(&nofill.join("run.json"))["objective"]["stored_variants"]["fresh_every_epoch"],
+        false
+    );
+    // Three epochs over two variants: the third reuses the first's, which the run says.
+    let reuse = f.dir.join("fd-obj-3-epochs");
+    let o = train(
+        &f,
+        &reuse,
+        &[
+            &cf,
+            "train.method=\"ft-fd\"",
+            "train.epochs=3",
+            "eval.sets=[]",
+            "distill={ images = \"masked\", strategy = \"ObjMaskSingleFill(0.3)\" }",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stores 2 variant(s) per image and strategy for 3 epochs")
+            && stderr.contains("variants >= 3"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json(&reuse.join("run.json"))["objective"]["stored_variants"],
+        serde_json::json!({"per_image": 2, "epochs": 3, "fresh_every_epoch": false})
+    );
 
     // KD on clean images: the teacher head maps stored features to logits.
     let kd = run(

@@ -10,18 +10,25 @@ seed's FT run (and each other `[wise_ft] finetuned` run).
 Runs live in runs/demo/seed<N>/<method>/ (a weight sweep's runs: <method>-w<weight>); a run with a
 report.json is done and skipped (after checking that its config hash is the one asked for now; a
 mismatch stops the demo), an unfinished one is resumed, so `just demo` can be stopped and restarted
-at any time. `--quick` runs the grid's `[quick]` subset (one seed, three weights). At the end (or
-with --report-only, on whatever has finished) it writes RESULTS.md, results/fashionshift.json, the
-ID-vs-OOD scatter plot and the frontier plot (see tools/demo_report.py).
+at any time. `--quick` runs the grid's `[quick]` subset (one seed, three weights, the frontiers'
+methods; its runs are the full grid's, so a later full run reuses them) and reports into
+results/quick/. At the end (or with --report-only, on whatever has finished) it writes RESULTS.md,
+results/fashionshift.json, the ID-vs-OOD scatter plot and the frontier plot (see
+tools/demo_report.py).
+
+Runs that follow a chosen weight (`weight_from` in the grid: online mode at the headline's weight)
+and the WiSE-FT sweep on the headline are made after every seed's sweeps have finished, since the
+validation rule averages over the seeds.
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+import tomllib
 
-from demo_grid import (CF, CF_STATS, EVAL, GRID, ROOT, SETS, WISE_ALPHAS, fd_weight, methods,
-                       scope, wise_sweeps)
+from demo_grid import (CF, CF_STATS, EVAL, GRID, ROOT, SETS, WISE_ALPHAS, chosen_weights,
+                       fd_weight, methods, resolve, scope, wise_sweeps)
 from demo_report import report, sweep_alphas
 
 
@@ -44,8 +51,39 @@ def check_finished(cmd, out):
                  "Move the directory away to rerun it.")
 
 
-def run_all(a, seeds, weights, strategies):
+def train(a, cfkit, seed, m):
+    """Trains run `m` of the grid at `seed` (skipped when finished with the same config)."""
+    key, config = m["key"], m["config"]
+    out = os.path.join(ROOT, a.runs, f"seed{seed}", key)
+    base = [cfkit, "train", "--config", config]
+    # The grid's data, relative to the base config (as paths in a config are).
+    rel = lambda p: os.path.relpath(os.path.join(ROOT, p), os.path.dirname(os.path.join(ROOT, config)))
+    common = [f'data.shards="{rel(CF)}"', f'eval.shards="{rel(EVAL)}"',
+              f"train.epochs={GRID['epochs']}"]
+    for s in common + [f"train.seed={seed}"] + m["set"]:
+        base += ["--set", s]
+    if os.path.exists(os.path.join(out, "report.json")):
+        check_finished(base + ["--print-config"], out)
+        return
+    sh(base + ["--out", out, "--resume", "-q"])
+
+
+def fresh_per_epoch():
+    """Fresh counterfactuals every epoch (issue 15, item 6): the shards must hold at least as many
+    variants per strategy as the runs have epochs (epoch e uses variant e mod K)."""
+    with open(os.path.join(ROOT, GRID["counterfactuals"]["config"]), "rb") as f:
+        k = tomllib.load(f)["counterfactuals"].get("variants", 1)
+    if GRID["epochs"] > k:
+        sys.exit(f"{GRID['counterfactuals']['config']}: variants = {k}, but the grid trains "
+                 f"{GRID['epochs']} epochs (configs/demo/benchmark.toml): fresh counterfactuals "
+                 "every epoch need variants >= epochs")
+
+
+def run_all(a, seeds, weights, strategies, only):
     cfkit = a.cfkit
+    runs = [m for m in methods(fd_weight(), weights, strategies, only)
+            if not a.only or m["key"] in a.only or (m["base"] or m["key"]) in a.only]
+    fresh_per_epoch()
     if not os.path.exists(os.path.join(ROOT, CF, "manifest.json")):
         sh([cfkit, "build-counterfactuals", "--config", GRID["counterfactuals"]["config"]])
     # The counterfactuals' statistics per strategy (mask ratios, same-class donors, and with the
@@ -65,28 +103,31 @@ def run_all(a, seeds, weights, strategies):
         os.makedirs(os.path.dirname(zs), exist_ok=True)
         with open(zs, "w") as f:
             f.write(out)
+    # First every run that does not wait for a weight, every seed; then the validation rule
+    # picks each swept method's weight (over all seeds), and the runs that follow it (online
+    # mode at the headline's weight, WiSE-FT on the headline) are made at that weight.
     for seed in seeds:
-        for m in methods(fd_weight(), weights, strategies):
-            key, config, sets = m["key"], m["config"], m["set"]
-            if a.only and key not in a.only:
+        for m in runs:
+            if m["after"] is None:
+                train(a, cfkit, seed, m)
+    chosen = chosen_weights(os.path.join(ROOT, a.runs), seeds, runs)
+    for seed in seeds:
+        for m in runs:
+            if m["after"] is not None:
+                wt = chosen.get(m["after"], (None, False))[0]
+                if wt is None:
+                    print(f"{m['key']}: no weight of {m['after']} has finished yet; skipped",
+                          flush=True)
+                    continue
+                train(a, cfkit, seed, resolve(m, wt))
+        for key, name, _ in wise_sweeps(runs, chosen):
+            if key is None:
                 continue
-            out = os.path.join(ROOT, a.runs, f"seed{seed}", key)
-            base = [cfkit, "train", "--config", config]
-            # The grid's data, relative to the base config (as paths in a config are).
-            rel = lambda p: os.path.relpath(os.path.join(ROOT, p), os.path.dirname(os.path.join(ROOT, config)))
-            common = [f'data.shards="{rel(CF)}"', f'eval.shards="{rel(EVAL)}"']
-            for s in common + [f"train.seed={seed}"] + sets:
-                base += ["--set", s]
-            if os.path.exists(os.path.join(out, "report.json")):
-                check_finished(base + ["--print-config"], out)
-                continue
-            sh(base + ["--out", out, "--resume", "-q"])
-        for key, name, _ in wise_sweeps(fd_weight()):
             wise = os.path.join(ROOT, a.runs, f"seed{seed}", name)
             run = os.path.join(ROOT, a.runs, f"seed{seed}", key)
             if (sweep_alphas(wise) != WISE_ALPHAS
                     and os.path.exists(os.path.join(run, "report.json"))
-                    and (not a.only or name in a.only)):
+                    and (not a.only or name in a.only or key in a.only)):
                 # A sweep over other α (or none) is (re)made; its checkpoints are replaced
                 # atomically.
                 sh([cfkit, "wise-ft", "--zeroshot", GRID["teacher"], "--finetuned",
@@ -101,17 +142,21 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="the grid's [quick] subset: one seed, three sweep weights")
     ap.add_argument("--runs", default="runs/demo")
-    ap.add_argument("--out-dir", default=".",
-                    help="where RESULTS.md and results/ go (relative to the repo root)")
+    ap.add_argument("--out-dir",
+                    help="where RESULTS.md and results/ go (relative to the repo root) "
+                         "[default: the root; results/quick with --quick, so that a quick run "
+                         "never replaces the full benchmark's report]")
     ap.add_argument("--only", nargs="*", help="method keys to run (default: all)")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
-    seeds, weights, strategies = scope(a.quick)
+    if a.out_dir is None:
+        a.out_dir = os.path.join("results", "quick") if a.quick else "."
+    seeds, weights, strategies, only = scope(a.quick)
     if a.seeds:
         seeds = [int(s) for s in a.seeds.split(",")]
     if not a.report_only:
-        run_all(a, seeds, weights, strategies)
-    report(a, seeds, weights, strategies)
+        run_all(a, seeds, weights, strategies, only)
+    report(a, seeds, weights, strategies, only)
 
 
 if __name__ == "__main__":

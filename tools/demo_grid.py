@@ -2,6 +2,7 @@
 tools/demo_report.py reports it: the trained runs (each method at its chosen weight, and the
 weight sweeps of the frontiers), the WiSE-FT sweeps, the sets and how OOD is averaged.
 """
+import json
 import os
 import re
 import statistics
@@ -9,7 +10,8 @@ import string
 import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GRID_FILE = "configs/demo/benchmark.toml"
+# The grid; CFKIT_DEMO_GRID names another (its relative paths are from the repository root too).
+GRID_FILE = os.environ.get("CFKIT_DEMO_GRID", "configs/demo/benchmark.toml")
 with open(os.path.join(ROOT, GRID_FILE), "rb") as _f:
     GRID = tomllib.load(_f)
 STRATEGIES = GRID["strategies"]
@@ -38,54 +40,150 @@ def fd_weight():
 
 
 def scope(quick):
-    """(seeds, sweep weights, swept strategies): the grid's, or its `[quick]` subset."""
+    """(seeds, sweep weights, swept strategies, method keys or None for all): the grid's, or its
+    `[quick]` subset."""
     q = GRID["quick"] if quick else {}
     return (q.get("seeds", GRID["seeds"]), q.get("weights", FRONTIER["weights"]),
-            q.get("strategies", FRONTIER["strategies"]))
+            q.get("strategies", FRONTIER["strategies"]), q.get("methods"))
 
 
 def _fill(template, values):
     return string.Template(template).substitute({k: str(v) for k, v in values.items()})
 
 
-def methods(w, weights=None, strategies=None):
-    """Every trained run of the grid as a dict: key (run directory), label (report row), config,
-    set (`cfkit train --set` overrides); `curve` and `weight` for the runs of a method's weight
-    sweep (`sweep = true`: one run per weight of `weights`, for each_strategy methods only the
-    `strategies`), None for the runs at the chosen weights."""
+def _weighted(m):
+    """Whether a method's overrides carry a distillation weight."""
+    return any("$fd_weight" in s or "$kd_weight" in s for s in m["set"])
+
+
+def methods(w, weights=None, strategies=None, only=None):
+    """The grid's runs, in report order, as dicts: key (run directory), label (report row), config,
+    set (`cfkit train --set` overrides), weight (the distillation weight, None without one),
+    curve, base and after.
+
+    - A point run (`curve` None, `after` None) is its row of the main table as it is.
+    - A method with `sweep = true` (for each_strategy methods only the swept `strategies`) is one
+      run per weight of `weights` (`key` = base-w<weight>, `curve` = its label, `base` = its key
+      without the weight); its row in the main table is the run at the weight the validation rule
+      picks ([`chosen_weights`]).
+    - A method with `weight_from` (`after` = that method's key) runs only once the rule has picked
+      that method's weight: [`resolve`] makes it a point run at that weight. So do the strategies
+      of a swept each_strategy method that are not swept, with `unswept_weight_from`.
+    `only` (method key templates, e.g. the `[quick]` subset) keeps those methods only; each_strategy
+    methods then run the swept strategies only."""
     weights = FRONTIER["weights"] if weights is None else weights
     strategies = FRONTIER["strategies"] if strategies is None else strategies
     fill = {"fd_weight": w, "kd_weight": KD_WEIGHT, "kd_temperature": KD_T,
             "headline": HEADLINE, "headline_slug": slug(HEADLINE)}
     out = []
     for m in GRID["methods"]:
-        for s in (STRATEGIES if m.get("each_strategy") else [None]):
+        if only is not None and m["key"] not in only:
+            continue
+        each = STRATEGIES if only is None else [s for s in STRATEGIES if s in strategies]
+        for s in (each if m.get("each_strategy") else [None]):
             f = dict(fill, **({"strategy": s, "slug": slug(s)} if s else {}))
             base = dict(key=_fill(m["key"], f), label=_fill(m["label"], f), config=m["config"],
-                        set=[_fill(x, f) for x in m["set"]], curve=None, weight=None)
-            out.append(base)
-            if not m.get("sweep") or (s is not None and s not in strategies):
-                continue
-            for wt in weights:
-                g = dict(f, fd_weight=wt, kd_weight=wt)
-                out.append(dict(base, key=f"{base['key']}-w{wt:g}",
-                                set=[_fill(x, g) for x in m["set"]], curve=base["label"],
-                                weight=wt))
+                        set=[_fill(x, f) for x in m["set"]], curve=None, base=None, after=None,
+                        weight=(w if "$fd_weight" in "".join(m["set"]) else KD_WEIGHT)
+                        if _weighted(m) else None)
+            swept = m.get("sweep") and (s is None or s in strategies)
+            after = m.get("weight_from") or (None if swept else m.get("unswept_weight_from"))
+            if after:
+                out.append(dict(base, after=_fill(after, f), fill=f, templates=m["set"]))
+            elif swept:
+                for wt in weights:
+                    g = dict(f, fd_weight=wt, kd_weight=wt)
+                    out.append(dict(base, key=f"{base['key']}-w{wt:g}", curve=base["label"],
+                                    base=base["key"], set=[_fill(x, g) for x in m["set"]],
+                                    weight=wt))
+            else:
+                out.append(base)
     return out
 
 
-def wise_sweeps(w):
-    """[(run key it starts from, directory name, label)] of the WiSE-FT sweeps: from the teacher to
-    FT, and to each other `[wise_ft] finetuned` run (WiSE-FT on top of a method, as the paper
-    combines them)."""
-    labels = {m["key"]: m["label"] for m in methods(w, weights=[])}
+def resolve(run, weight):
+    """A `weight_from` run (see [`methods`]) at `weight`: a point run whose key says the weight."""
+    g = dict(run["fill"], fd_weight=weight, kd_weight=weight)
+    return dict(run, key=f"{run['key']}-w{weight:g}", set=[_fill(x, g) for x in run["templates"]],
+                after=None, weight=weight)
+
+
+def best_val(runs_dir, seed, key):
+    """A finished run's best validation top-1 (%), or None (unfinished, or no validation)."""
+    try:
+        with open(os.path.join(runs_dir, f"seed{seed}", key, "report.json")) as f:
+            best = json.load(f).get("best")
+    except FileNotFoundError:
+        return None
+    return 100.0 * best["top1"] if best else None
+
+
+def pick_weight(ft_val, vals):
+    """The validation weight rule, the same for every method and fixed before the sweeps ran:
+    the largest weight whose mean validation top-1 is within `[frontier] val_points` of FT's
+    (`ft_val`), or, when none is, the one with the best mean validation top-1 (marked so).
+    `vals`: {weight: [validation top-1 per seed]}. Returns (weight, within the rule) or
+    (None, False) without numbers."""
+    means = {wt: statistics.mean(v) for wt, v in vals.items() if v}
+    if ft_val is None or not means:
+        return None, False
+    ok = [wt for wt, m in means.items() if m >= ft_val - FRONTIER["val_points"]]
+    if ok:
+        return max(ok), True
+    return max(means, key=means.get), False
+
+
+def chosen_weights(runs_dir, seeds, runs):
+    """{base key: (weight, within the rule)} of every swept method of `runs` (see [`methods`]),
+    from the finished runs of `seeds`: FT's mean validation top-1 against each weight's."""
+    ft = [v for v in (best_val(runs_dir, s, "ft") for s in seeds) if v is not None]
+    ft_val = statistics.mean(ft) if ft else None
+    vals = {}
+    for r in runs:
+        if r["curve"] is not None:
+            v = [x for x in (best_val(runs_dir, s, r["key"]) for s in seeds) if x is not None]
+            vals.setdefault(r["base"], {})[r["weight"]] = v
+    return {b: pick_weight(ft_val, by) for b, by in vals.items()}
+
+
+def table_runs(runs, chosen):
+    """The main table's rows in report order as (label, run key or None, weight or None): point
+    runs as they are, each swept method at its chosen weight, each `weight_from` run resolved at
+    its method's chosen weight (key None while that weight is unknown)."""
+    out, seen = [], set()
+    for r in runs:
+        if r["curve"] is not None:
+            if r["base"] in seen:
+                continue
+            seen.add(r["base"])
+            wt = chosen.get(r["base"], (None, False))[0]
+            out.append((r["curve"], None if wt is None else f"{r['base']}-w{wt:g}", wt))
+        elif r["after"] is not None:
+            wt = chosen.get(r["after"], (None, False))[0]
+            out.append((r["label"], None if wt is None else resolve(r, wt)["key"], wt))
+        else:
+            out.append((r["label"], r["key"], r["weight"]))
+    return out
+
+
+def wise_sweeps(runs, chosen):
+    """[(run key it starts from or None, directory name or None, label)] of the WiSE-FT sweeps: from
+    the teacher to FT, and to each other `[wise_ft] finetuned` run (WiSE-FT on top of a method, as
+    the paper combines them; a swept method's run at its chosen weight, None while unknown)."""
+    rows = {key: (label, key, wt) for label, key, wt in table_runs(runs, chosen)}
+    bases = {r["base"]: r["curve"] for r in runs if r["curve"] is not None}
     out = []
     for k in GRID["wise_ft"]["finetuned"]:
         key = _fill(k, {"headline_slug": slug(HEADLINE)})
         if key == "ft":
             out.append((key, "wise-ft", "WiSE-FT"))
-        else:
-            out.append((key, f"wise-ft-{key}", f"WiSE-FT on {labels[key]}"))
+        elif key in bases:
+            wt = chosen.get(key, (None, False))[0]
+            run = None if wt is None else f"{key}-w{wt:g}"
+            out.append((run, None if run is None else f"wise-ft-{run}",
+                        f"WiSE-FT on {bases[key]}"))
+        elif key in rows:
+            out.append((key, f"wise-ft-{key}", f"WiSE-FT on {rows[key][0]}"))
     return out
 
 

@@ -19,7 +19,8 @@ import sys
 
 from demo_frontier import curve_gap, matched, on_top, paired_gaps
 from demo_grid import (CF_STATS, FRONTIER, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED,
-                       fd_weight, methods, ood_all, ood_mean, top1, wise_sweeps)
+                       chosen_weights, fd_weight, methods, ood_all, ood_mean, resolve,
+                       table_runs, top1, wise_sweeps)
 
 
 def sweep_alphas(wise):
@@ -31,18 +32,18 @@ def sweep_alphas(wise):
         return None
 
 
-def collect(a, seeds, weights, strategies):
+def collect(a, seeds, weights, strategies, only):
     """Everything the report needs from the runs tree:
-    rows {label: {"seeds", "sets": {set: [per seed]}, "ood_mean", "ood_all", "val", "minutes"}}
-    for zero-shot, each method at its chosen weight and WiSE-FT (α = 0.5); curves {label: {seed:
-    [(test-id, OOD mean)]}} of the weight sweeps and the WiSE-FT sweeps; sweep {label: {weight
-    or α: [(seed, test-id, OOD mean, best val or None)]}}; and FT's WiSE-FT sweep {α: [accs per
-    seed]}."""
+    rows {label: {"seeds", "sets": {set: [per seed]}, "ood_mean", "ood_all", "val", "minutes",
+    "weight"}} for zero-shot, each method at its chosen weight and WiSE-FT (α = 0.5); curves
+    {label: {seed: [(test-id, OOD mean)]}} of the weight sweeps and the WiSE-FT sweeps; sweep
+    {label: {weight or α: [(seed, test-id, OOD mean, best val or None)]}}; FT's WiSE-FT sweep
+    {α: [accs per seed]}; and the chosen weights {method key: (weight, within the rule)}."""
     rows, curves, sweep, wise_curve = {}, {}, {}, {}
 
     def add(label, seed, accs, extra=None):
         r = rows.setdefault(label, {"seeds": [], "sets": {}, "ood_mean": [], "ood_all": [],
-                                    "val": [], "minutes": []})
+                                    "val": [], "minutes": [], "weight": None})
         r["seeds"].append(seed)
         for k, v in accs.items():
             r["sets"].setdefault(k, []).append(v)
@@ -60,24 +61,33 @@ def collect(a, seeds, weights, strategies):
     zs = read(os.path.join(ROOT, a.runs, "zeroshot.json"))
     if zs:
         add("zero-shot", None, top1(zs))
-    w = fd_weight()
-    for m in methods(w, weights, strategies):
+    runs = methods(fd_weight(), weights, strategies, only)
+    runs_dir = os.path.join(ROOT, a.runs)
+    chosen = chosen_weights(runs_dir, seeds, runs)
+    for label, key, wt in table_runs(runs, chosen):
         for seed in seeds:
-            rep = read(os.path.join(ROOT, a.runs, f"seed{seed}", m["key"], "report.json"))
+            rep = key and read(os.path.join(runs_dir, f"seed{seed}", key, "report.json"))
+            if not rep:
+                continue
+            val = 100.0 * rep["best"]["top1"] if rep.get("best") else float("nan")
+            add(label, seed, top1(rep["eval"]), {"val": val, "minutes": rep["train_seconds"] / 60.0})
+            rows[label]["weight"] = wt
+    for m in runs:
+        if m["curve"] is None:
+            continue
+        for seed in seeds:
+            rep = read(os.path.join(runs_dir, f"seed{seed}", m["key"], "report.json"))
             if rep is None:
                 continue
             accs = top1(rep["eval"])
-            val = 100.0 * rep["best"]["top1"] if rep.get("best") else float("nan")
-            if m["curve"] is None:
-                add(m["label"], seed, accs, {"val": val, "minutes": rep["train_seconds"] / 60.0})
-            else:
-                point = (accs["test-id"], ood_mean(accs))
-                curves.setdefault(m["curve"], {}).setdefault(seed, []).append(point)
-                sweep.setdefault(m["curve"], {}).setdefault(m["weight"], []).append(
-                    (seed, *point, val if val == val else None))
-    for key, name, label in wise_sweeps(w):
+            val = 100.0 * rep["best"]["top1"] if rep.get("best") else None
+            point = (accs["test-id"], ood_mean(accs))
+            curves.setdefault(m["curve"], {}).setdefault(seed, []).append(point)
+            sweep.setdefault(m["curve"], {}).setdefault(m["weight"], []).append(
+                (seed, *point, val))
+    for key, name, label in wise_sweeps(runs, chosen):
         for seed in seeds:
-            sw = read(os.path.join(ROOT, a.runs, f"seed{seed}", name, "wise-ft.json"))
+            sw = name and read(os.path.join(runs_dir, f"seed{seed}", name, "wise-ft.json"))
             for pt in (sw or {}).get("points", []):
                 accs = top1(pt["eval"])
                 curves.setdefault(label, {}).setdefault(seed, []).append(
@@ -88,33 +98,40 @@ def collect(a, seeds, weights, strategies):
                     wise_curve.setdefault(pt["alpha"], []).append(accs)
                     if abs(pt["alpha"] - 0.5) < 1e-9:
                         add("WiSE-FT (α = 0.5)", seed, accs)
-    return rows, curves, sweep, wise_curve
+    return rows, curves, sweep, wise_curve, chosen
 
 
-def run_commits(a, seeds, weights, strategies):
-    """{commit: number of runs} over the finished runs (run.json's cfkit_commit; runs made
+def expected_runs(seeds, weights, strategies, only, chosen):
+    """[(seed, directory, file that marks it finished)] of every trained run and WiSE-FT sweep; a
+    run that waits for a weight not yet chosen counts under its unresolved name."""
+    runs = methods(fd_weight(), weights, strategies, only)
+    keys = [m["key"] if m["after"] is None or m["after"] not in chosen
+            or chosen[m["after"]][0] is None else resolve(m, chosen[m["after"]][0])["key"]
+            for m in runs]
+    wise = [name or "(waits for a weight)" for _, name, _ in wise_sweeps(runs, chosen)]
+    return ([(s, k, "report.json") for s in seeds for k in keys]
+            + [(s, n, "wise-ft.json") for s in seeds for n in wise])
+
+
+def run_commits(a, expected):
+    """{commit: number of runs} over the finished trained runs (run.json's cfkit_commit; runs made
     before it was recorded count as "not recorded")."""
     counts = {}
-    for m in methods(fd_weight(), weights, strategies):
-        for seed in seeds:
-            d = os.path.join(ROOT, a.runs, f"seed{seed}", m["key"])
-            if not os.path.exists(os.path.join(d, "report.json")):
-                continue
-            with open(os.path.join(d, "run.json")) as f:
-                c = json.load(f).get("cfkit_commit", "not recorded")
-            counts[c] = counts.get(c, 0) + 1
+    for seed, key, mark in expected:
+        d = os.path.join(ROOT, a.runs, f"seed{seed}", key)
+        if mark != "report.json" or not os.path.exists(os.path.join(d, mark)):
+            continue
+        with open(os.path.join(d, "run.json")) as f:
+            c = json.load(f).get("cfkit_commit", "not recorded")
+        counts[c] = counts.get(c, 0) + 1
     return counts
 
 
-def progress(a, seeds, weights, strategies):
-    """(finished, expected) runs: every trained run and every WiSE-FT sweep, per seed."""
-    keys = [m["key"] for m in methods(fd_weight(), weights, strategies)]
-    wise = [name for _, name, _ in wise_sweeps(fd_weight())]
-    done = sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", k, "report.json"))
-               for s in seeds for k in keys)
-    done += sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", n, "wise-ft.json"))
-                for s in seeds for n in wise)
-    return done, len(seeds) * (len(keys) + len(wise))
+def progress(a, expected):
+    """(finished, expected) over every trained run and every WiSE-FT sweep."""
+    done = sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", k, mark))
+               for s, k, mark in expected)
+    return done, len(expected)
 
 
 def ms(values, signed=False):
@@ -217,9 +234,9 @@ def paired(r, ref, f):
     return [f(mine[s], theirs[s]) for s in mine if s in theirs]
 
 
-def frontier(rows, curves, sweep, weights):
+def frontier(rows, curves, weights, chosen):
     """The frontier section of RESULTS.md and its JSON record (empty without the zero-shot and FT
-    rows or any curve)."""
+    rows or any curve); `chosen`: {curve label: (weight, within the rule)} of the swept methods."""
     zs, ft = rows.get("zero-shot"), rows.get("FT")
     if not zs or not ft or not curves:
         return [], {}
@@ -229,18 +246,6 @@ def frontier(rows, curves, sweep, weights):
     at = {label: matched(c, zs_id, ft_by_seed, fractions) for label, c in curves.items()}
     wise = at.get("WiSE-FT", {})
     pct = [f"{100 * f:g} %" for f in fractions]
-    # The validation rule, the same for every method and fixed before the sweeps ran: the largest
-    # weight whose mean validation top-1 is within `val_points` of FT's.
-    ft_vals = [v for v in ft["val"] if v == v]
-    ft_val = statistics.mean(ft_vals) if ft_vals else None
-    chosen = {}
-    for label, by_weight in sweep.items():
-        if label.startswith("WiSE-FT") or ft_val is None:
-            continue
-        vals = {wt: [p[3] for p in pts if p[3] is not None] for wt, pts in by_weight.items()}
-        ok = [wt for wt, v in vals.items()
-              if v and statistics.mean(v) >= ft_val - FRONTIER["val_points"]]
-        chosen[label] = max(ok) if ok else None
     lines = ["", "## Frontiers at matched ID", "",
              "Each method's curve through its runs at the distillation weights "
              f"{', '.join(f'{x:g}' for x in weights)} (per seed, linear between points "
@@ -250,7 +255,9 @@ def frontier(rows, curves, sweep, weights):
              "reaches the level (the count says when not all do). Δ WiSE-FT: minus the WiSE-FT "
              "(zero-shot ↔ FT) curve of the same seed at the same level. \"val weight\": the "
              f"largest weight whose mean validation top-1 is within {FRONTIER['val_points']:g} "
-             "points of FT's (the one rule for every method).", "",
+             "points of FT's (the one rule for every method; \"best val\" when no weight is, "
+             "then the weight with the best mean validation top-1); the main table shows each "
+             "swept method at this weight.", "",
              "| curve | seeds | " + " | ".join(f"OOD @ {p}" for p in pct) + " | "
              + " | ".join(f"Δ WiSE-FT @ {p}" for p in pct) + " | val weight |",
              "|---|---:|" + "---:|" * (2 * len(fractions) + 1)]
@@ -260,16 +267,19 @@ def frontier(rows, curves, sweep, weights):
                  for f in fractions]
         gaps = paired_gaps(by_f, wise) if label != "WiSE-FT" else {}
         dcells = [ms(gaps[f], signed=True) if gaps.get(f) else "–" for f in fractions]
-        cw = chosen.get(label)
+        cw, ok = chosen.get(label, (None, False))
+        wcell = "–" if cw is None else f"{cw:g}" + ("" if ok else " (best val)")
         lines.append(f"| {label} | {n} | " + " | ".join(cells) + " | " + " | ".join(dcells)
-                     + f" | {'–' if label not in chosen else ('none' if cw is None else f'{cw:g}')} |")
+                     + f" | {wcell} |")
     tops = [on_top({lb: statistics.mean(v[f].values()) for lb, v in at.items() if v[f]})
             for f in fractions]
     lines += ["", "On top at each level (highest mean OOD among the curves that reach it): "
               + "; ".join(f"{p}: {t or '–'}" for p, t in zip(pct, tops)) + "."]
     record = {"levels": fractions, "zero_shot_id": zs_id, "ft_id": ft_by_seed,
               "ood_at_level": {lb: {str(f): v[f] for f in fractions} for lb, v in at.items()},
-              "on_top": dict(zip(map(str, fractions), tops)), "val_weight": chosen}
+              "on_top": dict(zip(map(str, fractions), tops)),
+              "val_weight": {lb: wt for lb, (wt, _) in chosen.items()},
+              "val_weight_within_rule": {lb: ok for lb, (_, ok) in chosen.items()}}
     return lines, record
 
 
@@ -327,32 +337,38 @@ def plot_frontiers(rows, sweep, path):
     fig.savefig(path)
 
 
-def report(a, seeds, weights, strategies):
-    res, curves, sweep, wise_curve = collect(a, seeds, weights, strategies)
+def report(a, seeds, weights, strategies, only=None):
+    res, curves, sweep, wise_curve, chosen = collect(a, seeds, weights, strategies, only)
     wise_by_seed = curves.get("WiSE-FT", {})
     if not res:
         print("nothing has finished yet", file=sys.stderr)
         return
     w = fd_weight()
-    done, expected = progress(a, seeds, weights, strategies)
-    commits = run_commits(a, seeds, weights, strategies)
+    expected = expected_runs(seeds, weights, strategies, only, chosen)
+    done, n_expected = progress(a, expected)
+    commits = run_commits(a, expected)
+    curve_of = {m["base"]: m["curve"] for m in methods(w, weights, strategies, only)
+                if m["curve"] is not None}
+    chosen_by_label = {curve_of[b]: c for b, c in chosen.items()}
     lines = [
         "# FashionShift results (`just demo`)",
         "",
     ]
-    if done < expected:
-        lines += [f"**Partial: {done} of {expected} runs have finished**; `./just demo` resumes "
+    if done < n_expected:
+        lines += [f"**Partial: {done} of {n_expected} runs have finished**; `./just demo` resumes "
                   "the rest. The seeds column says how many seeds each row averages.", ""]
     lines += [
         "Produced by `./just demo` (tools/demo.py); every number below comes from the runs it "
         "made. Top-1 (%) on each test set, mean ± sample std over seeds "
         f"{', '.join(map(str, seeds))} (zero-shot is deterministic). OOD mean = mean of the "
         f"shifted sets ({', '.join(SHIFTED)}), the headline number; {NEAR} keeps the training "
-        "correlation and is its own column; \"OOD, all\" = mean of every OOD set. Methods, hyperparameters and how they were chosen: tools/demo.py and "
-        "README.md; FD weight "
-        f"{w:g} (configs/train.toml, chosen on the validation hold-out, runs/tune-fd-weight), KD "
-        f"weight {KD_WEIGHT:g} at T = {KD_T:g} (chosen on the validation hold-out by the same rule, "
-        "runs/tune-kd-weight). \"train min\" is the run's wall-clock training "
+        "correlation and is its own column; \"OOD, all\" = mean of every OOD set. Methods, "
+        "hyperparameters and how they were chosen: configs/demo/benchmark.toml and README.md. "
+        "\"weight\" is the run's distillation weight: a swept method is shown at the weight the "
+        "validation rule picks from its sweep (see the frontier table), and so are the runs "
+        "that follow it (online mode, WiSE-FT on the headline, and the strategies that are not "
+        f"swept, as the paper uses one weight for all); KD at T = {KD_T:g}, as in the paper. "
+        "\"train min\" is the run's wall-clock training "
         "time on a machine that other jobs sometimes shared: a rough guide, not a benchmark (the "
         "side-by-side timing of FT, offline and online FD is `just bench-methods`).",
         "",
@@ -362,9 +378,9 @@ def report(a, seeds, weights, strategies):
         "its end points zero-shot and FT). The same per seed, against each seed's own curve, is "
         "in the paired table below.",
         "",
-        "| method | seeds | " + " | ".join(SETS)
+        "| method | seeds | weight | " + " | ".join(SETS)
         + " | OOD mean | OOD, all | vs WiSE-FT | best val | train min |",
-        "|---|---:|" + "---:|" * (len(SETS) + 5),
+        "|---|---:|---:|" + "---:|" * (len(SETS) + 5),
     ]
     # The curve's own end points (zero-shot, FT) and points are not compared with it.
     compared = [label for label, r in res.items() if "test-id" in r["sets"]
@@ -376,7 +392,8 @@ def report(a, seeds, weights, strategies):
         val = [v for v in r["val"] if v == v]
         g = (curve_gap(mean_curve, statistics.mean(r["sets"]["test-id"]),
                        statistics.mean(r["ood_mean"])) if label in compared else None)
-        lines.append(f"| {label} | {n if r['seeds'][0] is not None else '–'} | "
+        wt = "–" if r["weight"] is None else f"{r['weight']:g}"
+        lines.append(f"| {label} | {n if r['seeds'][0] is not None else '–'} | {wt} | "
                      + " | ".join(cells)
                      + f" | {ms(r['ood_mean'])} | {ms(r['ood_all'])} | "
                      + f"{'–' if g is None else f'{g:+.2f}'} | "
@@ -405,7 +422,7 @@ def report(a, seeds, weights, strategies):
             pts = wise_curve[al]
             oods = [ood_mean(p) for p in pts]
             lines.append(f"| {al:g} | {ms([p['test-id'] for p in pts])} | {ms(oods)} |")
-    frontier_md, frontier_record = frontier(res, curves, sweep, weights)
+    frontier_md, frontier_record = frontier(res, curves, weights, chosen_by_label)
     lines += frontier_md
     cf_md, cf_record = cf_stats(a)
     lines += cf_md
@@ -445,7 +462,7 @@ def report(a, seeds, weights, strategies):
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
                    "commit": git("rev-parse", "HEAD"),
                    "run_commits": commits,
-                   "finished_runs": done, "expected_runs": expected}, f, indent=1)
+                   "finished_runs": done, "expected_runs": n_expected}, f, indent=1)
         f.write("\n")
     plot(res, wise_curve, os.path.join(out, "results/fashionshift-id-ood.png"))
     if sweep:

@@ -165,6 +165,12 @@ impl SplitSource {
         }
     }
 
+    /// Counterfactual datasets: the variants stored per strategy and image (the build config's
+    /// `variants`), if recorded.
+    pub fn variants_per_strategy(&self) -> Option<u64> {
+        self.build_config["config"]["counterfactuals"]["variants"].as_u64()
+    }
+
     /// Counterfactual datasets: blake3 of the teacher head they were built with, if recorded.
     pub fn teacher_head_blake3(&self) -> Option<String> {
         self.build_config["config"]["teacher"]["head_blake3"]

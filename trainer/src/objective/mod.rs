@@ -18,7 +18,9 @@ use cfkit_models::counterfactual::token_drop::dropped_features;
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint;
-use crate::config::{DistillConfig, DistillImages, DistillMode, Method, TrainConfig};
+use crate::config::{
+    DistillConfig, DistillImages, DistillMode, Method, TrainConfig, VariantChoice,
+};
 use crate::data::{Batch, BatchExtras, SplitSource, StoredStrategy, TargetSpec};
 use crate::error::{Result, TrainError};
 use crate::student::Student;
@@ -41,6 +43,8 @@ struct Distill {
     /// The frozen teacher (online mode, and KD for its head).
     teacher: Option<Student>,
     teacher_record: serde_json::Value,
+    /// Offline masked distillation: how the stored variants cover the epochs (run.json).
+    variants_record: serde_json::Value,
 }
 
 /// What the distillation term of one batch compares with.
@@ -51,6 +55,30 @@ struct DistillTargets {
     key_mask: Option<Tensor>,
     /// The teacher's features of x': [N, E].
     features: Tensor,
+}
+
+/// Offline masked distillation: the variants stored per image and whether every epoch sees fresh
+/// counterfactuals (the paper draws new masks at every step; with `variant = "epoch"`, epoch e
+/// uses variant e mod K, so K >= epochs keeps them fresh). Fewer is allowed, with a warning.
+fn stored_variants(
+    cfg: &TrainConfig,
+    d: &DistillConfig,
+    source: &SplitSource,
+) -> serde_json::Value {
+    let Some(k) = source.variants_per_strategy() else {
+        return serde_json::Value::Null;
+    };
+    let epochs = cfg.train.epochs as u64;
+    let fresh = d.variant == VariantChoice::Epoch && k >= epochs;
+    if d.variant == VariantChoice::Epoch && k < epochs {
+        eprintln!(
+            "warning: '{}' stores {k} variant(s) per image and strategy for {epochs} epochs: \
+             epoch e reuses the counterfactuals of epoch e - {k} (build with variants >= {epochs} \
+             for fresh ones every epoch)",
+            source.dir.display()
+        );
+    }
+    serde_json::json!({"per_image": k, "epochs": epochs, "fresh_every_epoch": fresh})
 }
 
 fn missing(batch: &Batch, what: &str) -> TrainError {
@@ -176,6 +204,10 @@ impl Objective {
                 }
             }
         }
+        let variants_record = match (&strategy, d.mode) {
+            (Some(_), DistillMode::Offline) => stored_variants(cfg, &d, source),
+            _ => serde_json::Value::Null,
+        };
         let needs_teacher = d.mode == DistillMode::Online || method == Method::FtKd;
         let (teacher, teacher_record) = if needs_teacher {
             let dir = cfg.teacher_dir().ok_or_else(|| {
@@ -241,6 +273,7 @@ impl Objective {
                 strategy,
                 teacher,
                 teacher_record,
+                variants_record,
             }),
         })
     }
@@ -293,6 +326,7 @@ impl Objective {
                 "distill": d.cfg,
                 "strategy": d.strategy.map(|s| s.to_string()),
                 "teacher": d.teacher_record,
+                "stored_variants": d.variants_record,
             }),
         }
     }

@@ -187,6 +187,7 @@ mod tests {
                     strategy: Some(strategy),
                     teacher: Some(student(2)),
                     teacher_record: serde_json::Value::Null,
+                    variants_record: serde_json::Value::Null,
                 }),
             };
             let batch = Batch {
