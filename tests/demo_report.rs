@@ -99,6 +99,18 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
     run_val(&runs, 0, "ft-kd-w0.1", 60, 55, 0.45)?;
     run_val(&runs, 1, "ft-kd-w0.1", 75, 40, 0.45)?;
 
+    // The calibration evaluations on `val` (tools/demo.py): rows with the label's background
+    // ("matching") and without. Teacher: 50 of 90 and 5 of 10, a gap of +5.56 (over the rule's
+    // 3); FT: seed 0 80 of 90 and 3 of 10 (+58.89), seed 1 72 of 90 and 4 of 10 (+40).
+    let val = |m: u32, o: u32| {
+        json!({"sets": [{"name": "val", "ood": false, "images": 100, "correct": m + o,
+            "background": {"matching_correct": m, "matching_images": 90,
+                           "other_correct": o, "other_images": 10}}]})
+    };
+    write(&runs.join("calibration-teacher.json"), &val(50, 5))?;
+    write(&runs.join("seed0/calibration-ft.json"), &val(80, 3))?;
+    write(&runs.join("seed1/calibration-ft.json"), &val(72, 4))?;
+
     // `cfkit inspect --json` of the counterfactual shards, as tools/demo.py stores it.
     write(
         &runs.join("cf-stats.json"),
@@ -238,6 +250,16 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
         ]
     );
 
+    // Calibration: model, seeds, top-1 with / without the label's background, gap, rule.
+    assert_eq!(
+        row("teacher", 6)[1..],
+        ["–", "55.56", "50.00", "+5.56", "NOT met"]
+    );
+    assert_eq!(
+        row("FT", 6)[1..],
+        ["2", "84.44 ± 6.29", "35.00 ± 7.07", "+49.44 ± 13.36", "met"]
+    );
+
     // Counterfactual statistics: strategy, variants, mask ratio, same-class donors, IoU garment,
     // IoU background, garment masked ("–" without the ground truth).
     assert_eq!(
@@ -253,6 +275,8 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
     assert_eq!(j["wise_ft_seeds"], json!([0, 1]));
     assert_eq!(j["finished_runs"], 15);
     assert_eq!(j["run_commits"]["0123456789abcdef"], 13);
+    assert_eq!(j["calibration"]["teacher"]["rule_met"], false);
+    assert_eq!(j["calibration"]["FT"]["rule_met"], true);
     assert_eq!(j["frontier"]["val_weight"]["FT+FD"], 1.0);
     assert_eq!(j["frontier"]["val_weight_within_rule"]["FT+FD"], true);
     assert_eq!(j["frontier"]["val_weight"]["FT+KD"], 0.1);

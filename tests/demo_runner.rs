@@ -35,6 +35,7 @@ eval = {{ shards = "{d}/eval", sets = ["test-id", "ood-bg-random", "ood-bg-anti"
 strategies = ["ObjMaskSingleFill(0.3)", "CtxMaskSingleFill(0.5)", "RandMaskNoFill(0.75)"]
 fd_weight_from = "{d}/train.toml"
 kd = {{ weight = 0.1, temperature = 10.0 }}
+calibration = {{ split = "val", ft_gap_min = 15.0, teacher_gap_max = 3.0 }}
 
 [frontier]
 weights = [0.5, 1.0, 2.0]
@@ -192,9 +193,19 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
         .collect();
     assert_eq!(wise.len(), 4, "{wise:?}");
     assert!(wise[1].ends_with("seed0/fd-objmasksinglefill-0.3-w1/checkpoints/best"));
+    // The calibration split is evaluated for the teacher once and for each seed's FT.
+    let evals: Vec<&Vec<String>> = calls
+        .iter()
+        .filter(|c| c[0] == "eval" && c.contains(&"val".to_string()))
+        .collect();
+    assert_eq!(evals.len(), 3, "{evals:?}");
     // The report shows each swept method and each follower at weight 1, and is complete.
     let md = std::fs::read_to_string(dir.join("out/RESULTS.md"))?;
     assert!(!md.contains("Partial"), "{md}");
+    assert!(
+        md.contains("| FT | 2 | 100.00 ± 0.00 | 40.00 ± 0.00 | +60.00 ± 0.00 | met |"),
+        "{md}"
+    );
     for label in [
         "FT+FD",
         "FT+FD ObjMaskSingleFill(0.3)",

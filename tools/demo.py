@@ -79,6 +79,19 @@ def fresh_per_epoch():
                  "every epoch need variants >= epochs")
 
 
+def evaluate(cfkit, checkpoint, split, path):
+    """`cfkit eval --json` of `checkpoint` on `split` of the evaluation shards into `path`, unless
+    it exists."""
+    if os.path.exists(path):
+        return
+    out = sh([cfkit, "eval", "--checkpoint", checkpoint, "--shards", EVAL, "--split", split,
+              "--json"], capture=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(out)
+    os.replace(path + ".tmp", path)
+
+
 def run_all(a, seeds, weights, strategies, only):
     cfkit = a.cfkit
     runs = [m for m in methods(fd_weight(), weights, strategies, only)
@@ -96,13 +109,10 @@ def run_all(a, seeds, weights, strategies, only):
         with open(stats + ".tmp", "w") as f:
             f.write(out)
         os.replace(stats + ".tmp", stats)
-    zs = os.path.join(ROOT, a.runs, "zeroshot.json")
-    if not os.path.exists(zs):
-        out = sh([cfkit, "eval", "--checkpoint", GRID["teacher"], "--shards", EVAL,
-                  "--split", ",".join(SETS), "--json"], capture=True)
-        os.makedirs(os.path.dirname(zs), exist_ok=True)
-        with open(zs, "w") as f:
-            f.write(out)
+    evaluate(cfkit, GRID["teacher"], ",".join(SETS), os.path.join(ROOT, a.runs, "zeroshot.json"))
+    # The calibration split (ID data only): the teacher once, each seed's FT once it has run.
+    cal = GRID["calibration"]["split"]
+    evaluate(cfkit, GRID["teacher"], cal, os.path.join(ROOT, a.runs, "calibration-teacher.json"))
     # First every run that does not wait for a weight, every seed; then the validation rule
     # picks each swept method's weight (over all seeds), and the runs that follow it (online
     # mode at the headline's weight, WiSE-FT on the headline) are made at that weight.
@@ -112,6 +122,10 @@ def run_all(a, seeds, weights, strategies, only):
                 train(a, cfkit, seed, m)
     chosen = chosen_weights(os.path.join(ROOT, a.runs), seeds, runs)
     for seed in seeds:
+        ft = os.path.join(ROOT, a.runs, f"seed{seed}", "ft")
+        if os.path.exists(os.path.join(ft, "report.json")):
+            evaluate(cfkit, os.path.join(ft, "checkpoints/best"), cal,
+                     os.path.join(ROOT, a.runs, f"seed{seed}", "calibration-ft.json"))
         for m in runs:
             if m["after"] is not None:
                 wt = chosen.get(m["after"], (None, False))[0]

@@ -18,7 +18,8 @@ import subprocess
 import sys
 
 from demo_frontier import curve_gap, matched, on_top, paired_gaps
-from demo_grid import (CF_STATS, FRONTIER, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED,
+from demo_tables import calibration, cf_stats, ms, of_seeds
+from demo_grid import (FRONTIER, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED,
                        chosen_weights, fd_weight, methods, ood_all, ood_mean, resolve,
                        table_runs, top1, wise_sweeps)
 
@@ -132,21 +133,6 @@ def progress(a, expected):
     done = sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", k, mark))
                for s, k, mark in expected)
     return done, len(expected)
-
-
-def ms(values, signed=False):
-    """"mean ± sample std" (the value alone for one, – for none); `signed` shows a + sign."""
-    if not values:
-        return "–"
-    mean = f"{statistics.mean(values):+.2f}" if signed else f"{statistics.mean(values):.2f}"
-    if len(values) == 1:
-        return mean
-    return f"{mean} ± {statistics.stdev(values):.2f}"
-
-
-def of_seeds(values, n):
-    """" (k of n seeds)" where a column averages fewer seeds than its row, else ""."""
-    return f" ({len(values)} of {n} seeds)" if 0 < len(values) < n else ""
 
 
 def git(*args):
@@ -283,31 +269,6 @@ def frontier(rows, curves, weights, chosen):
     return lines, record
 
 
-def cf_stats(a):
-    """The counterfactual statistics section from `cfkit inspect --json` (tools/demo.py writes it
-    next to the runs), and its record."""
-    path = os.path.join(ROOT, a.runs, CF_STATS)
-    if not os.path.exists(path):
-        return [], None
-    with open(path) as f:
-        rep = json.load(f)
-    num = lambda v: "–" if v is None else f"{v:.3f}"
-    lines = ["", "## Counterfactuals", "",
-             f"Per strategy over the {rep['rows']} training rows of the counterfactual shards "
-             "(`cfkit inspect --json`): the mean share of patches masked, donor draws from the "
-             "row's own class, and, where the data carries the generator's garment mask, the mean "
-             "IoU of each mask with the garment's patches and with the background's, and the mean "
-             "share of the garment masked (– for data generated before the mask was stored).", "",
-             "| strategy | variants | mask ratio | same-class donors | IoU garment | "
-             "IoU background | garment masked |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, st in rep["strategies"].items():
-        lines.append(f"| {name} | {st['variants']} | {st['mask_ratio_mean']:.3f} | "
-                     f"{st['same_class_donor_rate']:.3f} | {num(st.get('object_iou_mean'))} | "
-                     f"{num(st.get('background_iou_mean'))} | "
-                     f"{num(st.get('object_masked_mean'))} |")
-    return lines, rep["strategies"]
-
-
 def plot_frontiers(rows, sweep, path):
     """Each curve's mean over seeds per weight (α for WiSE-FT), ID vs OOD (shifted sets), with the
     zero-shot and FT points."""
@@ -422,6 +383,8 @@ def report(a, seeds, weights, strategies, only=None):
             pts = wise_curve[al]
             oods = [ood_mean(p) for p in pts]
             lines.append(f"| {al:g} | {ms([p['test-id'] for p in pts])} | {ms(oods)} |")
+    cal_md, cal_record = calibration(a, seeds)
+    lines += cal_md
     frontier_md, frontier_record = frontier(res, curves, weights, chosen_by_label)
     lines += frontier_md
     cf_md, cf_record = cf_stats(a)
@@ -456,6 +419,7 @@ def report(a, seeds, weights, strategies, only=None):
     with open(os.path.join(out, "results/fashionshift.json"), "w") as f:
         json.dump({"methods": res, "wise_ft": {str(k): v for k, v in wise_curve.items()},
                    "wise_ft_seeds": list(wise_by_seed),
+                   "calibration": cal_record,
                    "frontier": frontier_record,
                    "counterfactuals": cf_record,
                    "sweeps": {lb: {f"{k:g}": v for k, v in by.items()} for lb, by in sweep.items()},

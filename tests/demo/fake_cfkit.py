@@ -27,6 +27,14 @@ def main():
     cmd = args[0]
     if cmd == "inspect":
         print(json.dumps({"rows": 10, "strategies": {}}))
+    elif cmd == "eval" and opt(args, "--split") == "val":
+        # The calibration split: the teacher's gap is 0, FT's 60 points.
+        ft = "checkpoints" in opt(args, "--checkpoint")
+        b = {"matching_correct": 90 if ft else 45, "matching_images": 90,
+             "other_correct": 4 if ft else 5, "other_images": 10}
+        print(json.dumps({"sets": [{"name": "val", "ood": False, "images": 100,
+                                    "correct": b["matching_correct"] + b["other_correct"],
+                                    "background": b}]}))
     elif cmd == "eval":
         print(json.dumps(evaluation(50, 50)))
     elif cmd == "build-counterfactuals":
