@@ -51,7 +51,7 @@ train *ARGS: build fashion-mnist
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
     target/release/cfkit train --config configs/train.toml --resume {{ARGS}}
 
-# The whole FashionShift benchmark over 3 seeds (tools/demo.py): RESULTS.md, results/fashionshift.json and the ID-vs-OOD plot. Hours on 2 cores; stop and rerun at will (finished runs are kept).
+# The whole FashionShift benchmark over 3 seeds (configs/demo/benchmark.toml, tools/demo.py): RESULTS.md, results/fashionshift.json, the ID-vs-OOD and frontier plots. About 7.5 hours on 2 cores; `--quick` (seed 0, three weights, ~45 min) reports into results/quick/; stop and rerun at will (finished runs are kept).
 demo *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     {{python}} tools/demo.py --cfkit target/release/cfkit {{ARGS}}

@@ -16,9 +16,11 @@ results/quick/. At the end (or with --report-only, on whatever has finished) it 
 results/fashionshift.json, the ID-vs-OOD scatter plot and the frontier plot (see
 tools/demo_report.py).
 
-Runs that follow a chosen weight (`weight_from` in the grid: online mode at the headline's weight)
-and the WiSE-FT sweep on the headline are made after every seed's sweeps have finished, since the
-validation rule averages over the seeds.
+Runs that follow a chosen weight (`weight_from` and `unswept_weight_from` in the grid: online mode
+and the strategies that are not swept, at the headline's weight) and the WiSE-FT sweep on the
+headline are made after every seed's sweeps have finished, since the validation rule averages over
+the seeds being run: run more seeds together (`--seeds 0,1,2`), not one by one, so that they share
+the choice.
 """
 import argparse
 import json
@@ -115,7 +117,8 @@ def run_all(a, seeds, weights, strategies, only):
     evaluate(cfkit, GRID["teacher"], cal, os.path.join(ROOT, a.runs, "calibration-teacher.json"))
     # First every run that does not wait for a weight, every seed; then the validation rule
     # picks each swept method's weight (over all seeds), and the runs that follow it (online
-    # mode at the headline's weight, WiSE-FT on the headline) are made at that weight.
+    # mode and the unswept strategies at the headline's weight, WiSE-FT on the headline) are made
+    # at that weight.
     for seed in seeds:
         for m in runs:
             if m["after"] is None:
