@@ -116,6 +116,14 @@ bench-data: build fashion-mnist
     [ -f target/bench-data/manifest.json ] || target/release/cfkit demo-data --out target/bench-data --splits train -q
     {{python}} tools/bench_data.py --rust-bin target/release/examples/bench_data --dir target/bench-data --split train
 
+# Seconds to read the demo's all-strategy counterfactual shards as each kind of run needs them (column projection, one strategy's variants) against reading every column and variant, same run.
+bench-cf-read: build fashion-mnist
+    cargo build --release -p cfkit-schemas --example bench_cf_read
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    [ -f data/fashionshift-cf-all/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo-all.toml
+    mkdir -p results/bench
+    target/release/examples/bench_cf_read data/fashionshift-cf-all train "ObjMaskSingleFill(0.3)" 3 | tee results/bench/cf-read.json
+
 # Forward+backward images/s of the tiny and vit-b-32 presets, cfkit next to PyTorch eager, same run.
 bench-models *ARGS: build
     cargo build --release -p cfkit-models --example bench_models

@@ -1,6 +1,7 @@
 //! `cfkit build-counterfactuals`, `verify`, `merge` and `inspect`: argument parsing and printing;
 //! the work is in cfkit-pipeline and cfkit-schemas.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -56,7 +57,7 @@ pub fn build_counterfactuals(a: BuildArgs) -> Result<()> {
         pipelining: a.pipeline.parse()?,
     };
     let r = pipeline::build::build_counterfactuals(&cfg, &out, opts)?;
-    println!(
+    outln!(
         "{} rows in {} shard(s) written, {} skipped (already complete), {:.1} MB, {:.1} s, {:.1} images/s, device busy {:.0}% ({})",
         r.rows,
         r.shards_written,
@@ -66,21 +67,24 @@ pub fn build_counterfactuals(a: BuildArgs) -> Result<()> {
         r.images_per_s,
         100.0 * r.device_busy_fraction,
         r.device
-    );
+    )?;
     if r.quarantined > 0 {
-        println!(
+        outln!(
             "{} input rows could not be used and were left out: see {}",
             r.quarantined,
             out.join("quarantine").display()
-        );
+        )?;
     }
     for (s, m) in &r.mask_ratio {
-        println!(
+        outln!(
             "  {s:<26} mask ratio mean {:.3} (min {:.3}, max {:.3}) over {} variants",
-            m.mean, m.min, m.max, m.variants
-        );
+            m.mean,
+            m.min,
+            m.max,
+            m.variants
+        )?;
     }
-    println!("wrote {}", out.display());
+    outln!("wrote {}", out.display())?;
     Ok(())
 }
 
@@ -103,16 +107,16 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     }
     let r = cfkit_schemas::verify::verify_dataset(&a.dir)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
     } else {
-        println!(
+        outln!(
             "{} shard(s), {} rows checked in {}",
             r.shards,
             r.rows,
             a.dir.display()
-        );
+        )?;
         for t in &r.temporary_files {
-            println!("note: {t} is a leftover of an interrupted write (a rerun replaces it)");
+            outln!("note: {t} is a leftover of an interrupted write (a rerun replaces it)")?;
         }
         for p in &r.problems {
             eprintln!("bad: {}: {}", p.file, p.reason);
@@ -132,7 +136,7 @@ pub struct MergeArgs {
 
 pub fn merge(a: MergeArgs) -> Result<()> {
     let r = pipeline::build::merge::merge(&a.dir)?;
-    println!(
+    outln!(
         "merged {} worker manifests: {} shards, {} rows{}; wrote {}",
         r.workers,
         r.shards,
@@ -143,7 +147,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
             " (source dataset not readable here: coverage not checked)"
         },
         a.dir.join("manifest.json").display()
-    );
+    )?;
     Ok(())
 }
 
@@ -170,19 +174,19 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     }
     let r = pipeline::inspect::inspect(&a.dir, &a.split, a.n, &a.out)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{} rows in split '{}'; drew {} into {}",
         r.rows,
         r.split,
         r.shown,
         a.out.display()
-    );
-    println!("columns: original | CAM (blue low, red high) | mask of the first variant (white) | variants");
+    )?;
+    outln!("columns: original | CAM (blue low, red high) | mask of the first variant (white) | variants")?;
     for l in &r.legend {
-        println!("  {l}");
+        outln!("  {l}")?;
     }
     for (name, s) in &r.strategies {
         let hist: Vec<String> = s
@@ -190,20 +194,20 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             .iter()
             .map(|c| c.to_string())
             .collect();
-        println!(
+        outln!(
             "{name}: {} variants, mask ratio mean {:.3}, histogram (0.1 bins) [{}], self-donors {}",
             s.variants,
             s.mask_ratio_mean,
             hist.join(" "),
             s.self_donors
-        );
+        )?;
         let donors: Vec<String> = s
             .donor_classes
             .iter()
             .map(|(c, k)| format!("{c}: {k}"))
             .collect();
         if !donors.is_empty() {
-            println!("  donor classes: {}", donors.join(", "));
+            outln!("  donor classes: {}", donors.join(", "))?;
         }
     }
     Ok(())

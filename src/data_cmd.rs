@@ -1,5 +1,6 @@
 //! `cfkit prepare` and `demo-data`: argument parsing and printing; the work is in cfkit-pipeline.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -95,13 +96,20 @@ pub struct DemoDataArgs {
     shards: ShardArgs,
 }
 
-pub fn print_reports(reports: &[pipeline::prepare::SplitReport]) {
-    println!(
+pub fn print_reports(reports: &[pipeline::prepare::SplitReport]) -> Result<()> {
+    outln!(
         "{:<14} {:>7} {:>7} {:>6} {:>10} {:>11} {:>10} {:>9}",
-        "split", "inputs", "rows", "shards", "MB", "quarantine", "dup.groups", "images/s"
-    );
+        "split",
+        "inputs",
+        "rows",
+        "shards",
+        "MB",
+        "quarantine",
+        "dup.groups",
+        "images/s"
+    )?;
     for r in reports {
-        println!(
+        outln!(
             "{:<14} {:>7} {:>7} {:>6} {:>10.1} {:>11} {:>10} {:>9.0}",
             r.split,
             r.inputs,
@@ -111,8 +119,9 @@ pub fn print_reports(reports: &[pipeline::prepare::SplitReport]) {
             r.quarantined,
             r.duplicate_groups.len(),
             r.images_per_s
-        );
+        )?;
     }
+    Ok(())
 }
 
 pub fn prepare(a: PrepareArgs) -> Result<()> {
@@ -141,17 +150,17 @@ pub fn prepare(a: PrepareArgs) -> Result<()> {
         output: a.shards.options()?,
     };
     let report = pipeline::prepare::prepare(listing, &a.out, &opts)?;
-    print_reports(std::slice::from_ref(&report));
+    print_reports(std::slice::from_ref(&report))?;
     if report.quarantined > 0 {
-        println!(
+        outln!(
             "quarantined inputs are listed in {}",
             a.out
                 .join(format!("quarantine-{}.jsonl", a.split))
                 .display()
-        );
+        )?;
     }
     for g in &report.duplicate_groups {
-        println!("duplicate images (same bytes): {}", g.join(", "));
+        outln!("duplicate images (same bytes): {}", g.join(", "))?;
     }
     Ok(())
 }
@@ -166,7 +175,7 @@ pub fn demo_data(a: DemoDataArgs) -> Result<()> {
         output: a.shards.options()?,
     };
     let reports = pipeline::prepare::demo_data(&a.out, &opts)?;
-    print_reports(&reports);
-    println!("wrote {}", a.out.display());
+    print_reports(&reports)?;
+    outln!("wrote {}", a.out.display())?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod build_cmd;
 mod data_cmd;
 mod model_cmd;
+mod out;
 mod suite_cmd;
 mod train_cmd;
 
@@ -88,6 +89,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<out::StdoutClosed>().is_some() => {
+            ExitCode::from(out::CLOSED_STATUS)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -1,6 +1,7 @@
 //! `cfkit zeroshot-head`, `presets` and `doctor`: argument parsing and printing; the work is in
 //! cfkit-models.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -137,14 +138,14 @@ pub fn zeroshot_head(a: ZeroshotHeadArgs) -> Result<()> {
     };
     let info = models::build_zeroshot_head(&spec, &a.out)
         .with_context(|| format!("building the zero-shot head into '{}'", a.out.display()))?;
-    println!(
+    outln!(
         "wrote {} ({} classes x {} templates, logit scale {:.4}, hash {})",
         a.out.display(),
         info.classes.len(),
         info.templates.len(),
         info.logit_scale.unwrap_or(f64::NAN),
         info.hash
-    );
+    )?;
     Ok(())
 }
 
@@ -158,7 +159,7 @@ pub fn convert(a: ConvertArgs) -> Result<()> {
         &a.out,
     )
     .with_context(|| format!("converting '{}'", a.weights.display()))?;
-    println!(
+    outln!(
         "wrote {} ({} vision tensors, Hugging Face names{}; source blake3 {})",
         r.out.display(),
         r.tensors,
@@ -168,7 +169,7 @@ pub fn convert(a: ConvertArgs) -> Result<()> {
             ""
         },
         &r.source_blake3[..16]
-    );
+    )?;
     Ok(())
 }
 
@@ -232,15 +233,15 @@ pub fn parity(a: ParityArgs) -> Result<()> {
         let j = serde_json::json!({"device": format!("{device:?}"), "dtype": a.dtype,
             "measure": measure, "tol": tol, "worst": worst, "passed": failed.is_empty(),
             "differences": diffs});
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        outln!("{}", serde_json::to_string_pretty(&j)?)?;
     } else {
         for d in &diffs {
-            println!("{:<48} {:.2e}", d.what, err(d));
+            outln!("{:<48} {:.2e}", d.what, err(d))?;
         }
-        println!(
+        outln!(
             "worst {measure} {worst:.2e} (tolerance {tol:.0e}, {}) on {device:?}",
             a.dtype
-        );
+        )?;
     }
     if !failed.is_empty() {
         anyhow::bail!(
@@ -268,16 +269,23 @@ pub fn presets(a: PresetsArgs) -> Result<()> {
             .into_iter()
             .map(|(n, c)| (n, serde_json::to_value(c).expect("config serialises")))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&map)?);
+        outln!("{}", serde_json::to_string_pretty(&map)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6}",
-        "preset", "image", "patch", "grid", "width", "layers", "heads", "embed"
-    );
+        "preset",
+        "image",
+        "patch",
+        "grid",
+        "width",
+        "layers",
+        "heads",
+        "embed"
+    )?;
     for (n, c) in all {
         let v = c.vision_config;
-        println!(
+        outln!(
             "{:<10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6}",
             n,
             v.image_size,
@@ -287,7 +295,7 @@ pub fn presets(a: PresetsArgs) -> Result<()> {
             v.num_hidden_layers,
             v.num_attention_heads,
             v.projection_dim
-        );
+        )?;
     }
     Ok(())
 }
@@ -306,28 +314,33 @@ pub fn doctor(a: DoctorArgs) -> Result<()> {
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         v["distributed"] = serde_json::json!({"gloo": gloo, "nccl": nccl});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let yes = |b: bool| if b { "yes" } else { "no" };
-        println!("data-parallel:    Gloo {}, NCCL {}", yes(gloo), yes(nccl));
-        println!(
+        outln!("data-parallel:    Gloo {}, NCCL {}", yes(gloo), yes(nccl))?;
+        outln!(
             "CUDA available:   {} ({} device(s), cuDNN {})",
-            r.cuda_available, r.cuda_devices, r.cudnn_available
-        );
-        println!("torch threads:    {}", r.torch_threads);
-        println!("device:           {}", r.device);
-        println!(
+            r.cuda_available,
+            r.cuda_devices,
+            r.cudnn_available
+        )?;
+        outln!("torch threads:    {}", r.torch_threads)?;
+        outln!("device:           {}", r.device)?;
+        outln!(
             "{} train step:  {:.1} images/s (batch {})",
-            r.preset, r.train_step_images_per_s, r.batch
-        );
-        println!(
+            r.preset,
+            r.train_step_images_per_s,
+            r.batch
+        )?;
+        outln!(
             "{} MMCAM:       {:.1} images/s",
-            r.preset, r.mmcam_images_per_s
-        );
-        println!(
+            r.preset,
+            r.mmcam_images_per_s
+        )?;
+        outln!(
             "CAM check:        {}",
             if r.cam_ok { "ok" } else { "FAILED" }
-        );
+        )?;
     }
     if !r.cam_ok {
         anyhow::bail!("the CAM check failed on {}", r.device);

@@ -1,5 +1,6 @@
 //! `cfkit train` and `cfkit eval`: argument parsing and printing; the work is in cfkit-trainer.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -48,7 +49,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let cfg = trainer::TrainConfig::load_with(&a.config, &a.set)?;
     if a.print_config {
         let v = serde_json::json!({"config_hash": cfg.hash(), "config": cfg.to_json()});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     let out = a
@@ -69,33 +70,36 @@ pub fn train(a: TrainArgs) -> Result<()> {
     };
     let report = trainer::train(&cfg, &opts)?;
     if let Some(d) = dist.filter(|d| d.rank != 0) {
-        println!(
+        outln!(
             "rank {} of {}: {} steps done; rank 0 wrote the run to {}",
             d.rank,
             d.world,
             report.steps,
             out.display()
-        );
+        )?;
         return Ok(());
     }
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{}: {} steps, {} epochs, {:.1} s",
-        report.method, report.steps, report.epochs, report.train_seconds
-    );
+        report.method,
+        report.steps,
+        report.epochs,
+        report.train_seconds
+    )?;
     if let Some(b) = report.best {
-        println!(
+        outln!(
             "best validation top-1 {:.2}% at step {}",
             100.0 * b.top1,
             b.step
-        );
+        )?;
     }
     print!("{}", trainer::eval::markdown_table(&report.eval));
     print!("{}", trainer::eval::background_table(&report.eval));
-    println!("wrote {}", out.display());
+    outln!("wrote {}", out.display())?;
     Ok(())
 }
 
@@ -167,7 +171,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             a.scoring.json,
         )?;
         if a.scoring.json {
-            println!("{}", serde_json::to_string(&json)?);
+            outln!("{}", serde_json::to_string(&json)?)?;
         } else {
             print!("{}", json["table"].as_str().unwrap_or_default());
         }
@@ -201,7 +205,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let sets = trainer::eval::split_sets(&dir, &splits, &protocol);
     let report = trainer::eval::evaluate_sets(&student, &sets, a.scoring.batch_size, device)?;
     if a.scoring.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
         print!("{}", trainer::eval::markdown_table(&report));
         print!("{}", trainer::eval::background_table(&report));
@@ -269,10 +273,10 @@ pub fn wise_ft(a: WiseFtArgs) -> Result<()> {
         trainer::wise_ft::write_report(&a.out, &report)?;
     }
     if a.scoring.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
         return Ok(());
     }
     print!("{}", trainer::wise_ft::markdown(&report));
-    println!("wrote {}", a.out.display());
+    outln!("wrote {}", a.out.display())?;
     Ok(())
 }

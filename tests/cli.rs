@@ -229,3 +229,26 @@ fn tokenizer_is_found_in_the_project_venv() {
     // The default vocabulary search used by `zeroshot-head` without --vocab.
     assert!(Tokenizer::discover().is_ok());
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly_without_a_panic() -> Result<()> {
+    // `cfkit presets | head -0`, made deterministic: the pipe's reader is gone before cfkit starts.
+    let (reader, writer) = std::io::pipe()?;
+    drop(reader);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cfkit"))
+        .arg("presets")
+        .stdout(writer)
+        .output()?;
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.is_empty(),
+        "a closed pipe is not an error to report: {err}"
+    );
+    // The status a shell gives a process that SIGPIPE ended (128 + 13).
+    assert_eq!(o.status.code(), Some(141), "{err}");
+    // With a reader, the same command prints and succeeds.
+    let o = cfkit(&["presets"]);
+    assert!(o.status.success() && !o.stdout.is_empty(), "{}", stderr(&o));
+    Ok(())
+}

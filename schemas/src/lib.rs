@@ -2,6 +2,7 @@
 //! the shard writer and reader, the manifest, and the generated schema description. No torch,
 //! so both stages depend on it and never on each other.
 
+pub mod cf_records;
 pub mod codec;
 pub mod describe;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod truth;
 pub mod verify;
 pub mod writer;
 
+pub use cf_records::{batch_to_counterfactuals, batch_to_counterfactuals_select, VariantSelect};
 pub use codec::{decode_image, decode_image_sized, encode_png, RgbPixels};
 pub use error::{Result, SchemaError};
 pub use fields::SCHEMA_VERSION;
@@ -25,8 +27,8 @@ pub use manifest::{config_hash, Manifest, SplitEntry};
 pub use metadata::{shard_schema, CounterfactualDims, DatasetInfo, ShardKind, TeacherInfo};
 pub use reader::ShardReader;
 pub use records::{
-    batch_to_counterfactuals, batch_to_images, counterfactuals_to_batch, images_to_batch,
-    CounterfactualRecord, ImageRecord, StoredImage, Variant,
+    batch_to_images, counterfactuals_to_batch, images_to_batch, CounterfactualRecord, ImageRecord,
+    StoredImage, Variant,
 };
 pub use truth::SceneTruth;
 pub use writer::{ShardSummary, ShardWriter, WriterOptions};

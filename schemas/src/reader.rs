@@ -11,12 +11,11 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 
+use crate::cf_records::batch_to_counterfactuals;
 use crate::error::{Result, SchemaError};
 use crate::fields::{LABEL, SCHEMA_VERSION};
 use crate::metadata::{DatasetInfo, KEY_DATASET, KEY_SCHEMA_VERSION};
-use crate::records::{
-    batch_to_counterfactuals, batch_to_images, CounterfactualRecord, ImageRecord,
-};
+use crate::records::{batch_to_images, CounterfactualRecord, ImageRecord};
 use crate::writer::hash_file;
 
 /// An open shard.
@@ -116,6 +115,32 @@ impl ShardReader {
 
     /// Rows of one row group, as batches of at most `batch_rows` rows.
     pub fn read_row_group(&self, index: usize, batch_rows: usize) -> Result<Vec<RecordBatch>> {
+        self.read_group(index, batch_rows, None)
+    }
+
+    /// Rows of one row group without the top-level columns named in `skip` (names the shard
+    /// does not have are ignored): Parquet reads only the other columns' pages, so a run that
+    /// needs no stored variants never reads the `variants` column, most of a counterfactual
+    /// shard's bytes.
+    pub fn read_row_group_except(
+        &self,
+        index: usize,
+        batch_rows: usize,
+        skip: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        let schema = self.schema();
+        let keep = (0..schema.fields().len())
+            .filter(|&i| !skip.contains(&schema.field(i).name().as_str()));
+        let mask = ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), keep);
+        self.read_group(index, batch_rows, Some(mask))
+    }
+
+    fn read_group(
+        &self,
+        index: usize,
+        batch_rows: usize,
+        projection: Option<ProjectionMask>,
+    ) -> Result<Vec<RecordBatch>> {
         if index >= self.num_row_groups() {
             return Err(SchemaError::Parquet {
                 path: self.path.clone(),
@@ -129,9 +154,14 @@ impl ShardReader {
             .file
             .try_clone()
             .map_err(|e| SchemaError::io(&self.path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
-            .with_row_groups(vec![index])
-            .with_batch_size(batch_rows.max(1))
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+                .with_row_groups(vec![index])
+                .with_batch_size(batch_rows.max(1));
+        if let Some(mask) = projection {
+            builder = builder.with_projection(mask);
+        }
+        let reader = builder
             .build()
             .map_err(|e| SchemaError::parquet(&self.path, e))?;
         reader

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int32Type, Int64Type, UInt64Type};
+use arrow_array::types::{Float32Type, Int32Type, Int64Type};
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, Float32Array, Int32Array,
     Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt64Array,
@@ -248,13 +248,13 @@ pub fn counterfactuals_to_batch(
 }
 
 /// Typed access to a batch's columns; errors name the shard and the column.
-struct Cols<'a> {
-    batch: &'a RecordBatch,
-    path: &'a Path,
+pub(crate) struct Cols<'a> {
+    pub(crate) batch: &'a RecordBatch,
+    pub(crate) path: &'a Path,
 }
 
 impl<'a> Cols<'a> {
-    fn err(&self, column: &str, message: impl Into<String>) -> SchemaError {
+    pub(crate) fn err(&self, column: &str, message: impl Into<String>) -> SchemaError {
         SchemaError::Column {
             path: self.path.into(),
             column: column.into(),
@@ -262,13 +262,13 @@ impl<'a> Cols<'a> {
         }
     }
 
-    fn get(&self, name: &str) -> Result<&'a ArrayRef> {
+    pub(crate) fn get(&self, name: &str) -> Result<&'a ArrayRef> {
         self.batch
             .column_by_name(name)
             .ok_or_else(|| self.err(name, "column is missing"))
     }
 
-    fn no_nulls(&self, name: &str, a: &dyn Array) -> Result<()> {
+    pub(crate) fn no_nulls(&self, name: &str, a: &dyn Array) -> Result<()> {
         if a.null_count() > 0 {
             return Err(self.err(
                 name,
@@ -278,7 +278,7 @@ impl<'a> Cols<'a> {
         Ok(())
     }
 
-    fn string(&self, name: &str, a: &'a ArrayRef) -> Result<&'a StringArray> {
+    pub(crate) fn string(&self, name: &str, a: &'a ArrayRef) -> Result<&'a StringArray> {
         let s = a
             .as_string_opt::<i32>()
             .ok_or_else(|| self.err(name, format!("expected utf8, found {}", a.data_type())))?;
@@ -286,7 +286,11 @@ impl<'a> Cols<'a> {
         Ok(s)
     }
 
-    fn image(&self, name: &str, a: &'a ArrayRef) -> Result<(&'a BinaryArray, &'a StringArray)> {
+    pub(crate) fn image(
+        &self,
+        name: &str,
+        a: &'a ArrayRef,
+    ) -> Result<(&'a BinaryArray, &'a StringArray)> {
         let s = a.as_struct_opt().ok_or_else(|| {
             self.err(
                 name,
@@ -305,7 +309,11 @@ impl<'a> Cols<'a> {
         Ok((bytes, paths))
     }
 
-    fn f32_rows(&self, name: &str, a: &'a ArrayRef) -> Result<(&'a FixedSizeListArray, &'a [f32])> {
+    pub(crate) fn f32_rows(
+        &self,
+        name: &str,
+        a: &'a ArrayRef,
+    ) -> Result<(&'a FixedSizeListArray, &'a [f32])> {
         let l = a.as_fixed_size_list_opt().ok_or_else(|| {
             self.err(
                 name,
@@ -320,7 +328,7 @@ impl<'a> Cols<'a> {
     }
 }
 
-fn stored(bytes: &BinaryArray, paths: &StringArray, i: usize) -> StoredImage {
+pub(crate) fn stored(bytes: &BinaryArray, paths: &StringArray, i: usize) -> StoredImage {
     StoredImage {
         bytes: bytes.value(i).to_vec(),
         path: if paths.is_null(i) {
@@ -331,7 +339,7 @@ fn stored(bytes: &BinaryArray, paths: &StringArray, i: usize) -> StoredImage {
     }
 }
 
-fn read_base(c: &Cols) -> Result<Vec<ImageRecord>> {
+pub(crate) fn read_base(c: &Cols) -> Result<Vec<ImageRecord>> {
     let ids = c.string(ID, c.get(ID)?)?;
     let labels = c
         .get(LABEL)?
@@ -369,86 +377,4 @@ fn read_base(c: &Cols) -> Result<Vec<ImageRecord>> {
 /// A batch of an image shard -> records. `path` names the shard in errors.
 pub fn batch_to_images(batch: &RecordBatch, path: &Path) -> Result<Vec<ImageRecord>> {
     read_base(&Cols { batch, path })
-}
-
-/// A batch of a counterfactual shard -> records. `path` names the shard in errors.
-pub fn batch_to_counterfactuals(
-    batch: &RecordBatch,
-    path: &Path,
-) -> Result<Vec<CounterfactualRecord>> {
-    let c = Cols { batch, path };
-    let base = read_base(&c)?;
-    let (feat_l, feats) = c.f32_rows(TEACHER_FEATURE, c.get(TEACHER_FEATURE)?)?;
-    let (logit_l, logits) = c.f32_rows(TEACHER_LOGITS, c.get(TEACHER_LOGITS)?)?;
-    let (cam_l, cams) = c.f32_rows(CAM, c.get(CAM)?)?;
-    c.no_nulls(TEACHER_FEATURE, feat_l)?;
-    c.no_nulls(CAM, cam_l)?;
-    let (d, nc, p) = (
-        feat_l.value_length() as usize,
-        logit_l.value_length() as usize,
-        cam_l.value_length() as usize,
-    );
-    let list = c
-        .get(VARIANTS)?
-        .as_list_opt::<i32>()
-        .ok_or_else(|| c.err(VARIANTS, "expected list<struct>"))?;
-    let vs = list
-        .values()
-        .as_struct_opt()
-        .ok_or_else(|| c.err(VARIANTS, "list values are not structs"))?;
-    let field = |name: &str| {
-        vs.column_by_name(name)
-            .ok_or_else(|| c.err(VARIANTS, format!("variant field '{name}' is missing")))
-    };
-    let vidx = field(VARIANT)?
-        .as_primitive_opt::<Int32Type>()
-        .ok_or_else(|| c.err(VARIANTS, "variant.variant is not int32"))?;
-    let strategy = c.string(VARIANTS, field(STRATEGY)?)?;
-    let masks = field(MASK)?
-        .as_fixed_size_list_opt()
-        .ok_or_else(|| c.err(VARIANTS, "variant.mask is not fixed_size_list<bool>"))?;
-    let mask_bits = masks
-        .values()
-        .as_boolean_opt()
-        .ok_or_else(|| c.err(VARIANTS, "variant.mask values are not bool"))?;
-    let donors = field(DONOR_IDS)?
-        .as_list_opt::<i32>()
-        .ok_or_else(|| c.err(VARIANTS, "variant.donor_ids is not list<utf8>"))?;
-    let donor_names = c.string(VARIANTS, donors.values())?;
-    let seeds = field(SEED)?
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| c.err(VARIANTS, "variant.seed is not uint64"))?;
-    let (vbytes, vpaths) = c.image(VARIANTS, field(IMAGE)?)?;
-    let (_, vfeats) = c.f32_rows(VARIANTS, field(TEACHER_FEATURE)?)?;
-    let pm = masks.value_length() as usize;
-    let offsets = list.value_offsets();
-    let donor_offsets = donors.value_offsets();
-    let mut out = Vec::with_capacity(base.len());
-    for (i, base) in base.into_iter().enumerate() {
-        let variants = (offsets[i] as usize..offsets[i + 1] as usize)
-            .map(|j| Variant {
-                variant: vidx.value(j),
-                strategy: strategy.value(j).to_string(),
-                mask: (j * pm..(j + 1) * pm).map(|k| mask_bits.value(k)).collect(),
-                donor_ids: (donor_offsets[j] as usize..donor_offsets[j + 1] as usize)
-                    .map(|k| donor_names.value(k).to_string())
-                    .collect(),
-                seed: seeds.value(j),
-                image: stored(vbytes, vpaths, j),
-                teacher_feature: vfeats[j * d..(j + 1) * d].to_vec(),
-            })
-            .collect();
-        out.push(CounterfactualRecord {
-            base,
-            teacher_feature: feats[i * d..(i + 1) * d].to_vec(),
-            teacher_logits: if logit_l.is_null(i) {
-                None
-            } else {
-                Some(logits[i * nc..(i + 1) * nc].to_vec())
-            },
-            cam: cams[i * p..(i + 1) * p].to_vec(),
-            variants,
-        });
-    }
-    Ok(out)
 }

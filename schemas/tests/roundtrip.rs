@@ -219,6 +219,83 @@ fn counterfactual_shards_round_trip_with_variants_and_null_logits() -> Result<()
 }
 
 #[test]
+fn projected_reads_keep_every_other_column_and_select_variants() -> Result<()> {
+    use cfkit_schemas::fields::{CAM, TEACHER_FEATURE, TEACHER_LOGITS, VARIANTS};
+    let dir = tmpdir("projection");
+    let (p, d) = (6, 4);
+    let info = info(ShardKind::Counterfactuals, &["cat", "dog", "eel"]);
+    let dims = CounterfactualDims {
+        num_patches: p as i32,
+        feature_dim: d as i32,
+    };
+    let schema = shard_schema(&info, Some(dims));
+    // Two strategies interleaved, so that selecting one must skip the other's variants.
+    let rows: Vec<CounterfactualRecord> = (0..17)
+        .map(|i| {
+            let mut r = cf_record(i, p, d);
+            for (k, v) in r.variants.iter_mut().enumerate() {
+                if k % 2 == 1 {
+                    v.strategy = "CtxMaskMultiFill(0.3)".into();
+                }
+            }
+            r
+        })
+        .collect();
+    let batch = counterfactuals_to_batch(&schema, &rows)?;
+    let summary = write_shard(&dir, schema, &[batch], WriterOptions::default())?;
+    let r = ShardReader::open(&dir.join(&summary.file))?;
+    let without = |rows: &[CounterfactualRecord], keep: Option<&str>| -> Vec<_> {
+        rows.iter()
+            .cloned()
+            .map(|mut r| {
+                r.variants.retain(|v| Some(v.strategy.as_str()) == keep);
+                r
+            })
+            .collect()
+    };
+    let read = |skip: &[&str], select| -> Result<Vec<CounterfactualRecord>> {
+        let mut out = Vec::new();
+        for b in r.read_row_group_except(0, 5, skip)? {
+            out.extend(batch_to_counterfactuals_select(&b, r.path(), select)?);
+        }
+        Ok(out)
+    };
+    // One strategy: only its variants, in stored order; every other field as written.
+    let ctx = "CtxMaskMultiFill(0.3)";
+    assert_eq!(
+        read(&[], VariantSelect::Strategy(ctx))?,
+        without(&rows, Some(ctx))
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r.variants.iter().any(|v| v.strategy == ctx)));
+    // No variants: the column is not read at all, and nothing else changes.
+    let batches = r.read_row_group_except(0, 1024, &[VARIANTS, "no-such-column"])?;
+    assert!(batches[0].column_by_name(VARIANTS).is_none());
+    assert_eq!(
+        read(&[VARIANTS], VariantSelect::None)?,
+        without(&rows, None)
+    );
+    // Asking for variants the batch does not hold is an error naming the column and the shard.
+    let err = read(&[VARIANTS], VariantSelect::All)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("variants") && err.contains(&summary.file),
+        "{err}"
+    );
+    // The image columns alone read as image records.
+    let skip = [VARIANTS, TEACHER_FEATURE, TEACHER_LOGITS, CAM];
+    let b = r.read_row_group_except(0, 1024, &skip)?;
+    assert_eq!(b[0].num_columns(), 7);
+    let bases: Vec<ImageRecord> = rows.iter().map(|r| r.base.clone()).collect();
+    assert_eq!(batch_to_images(&b[0], r.path())?, bases);
+    assert!(r.read_row_group_except(1, 8, &[]).is_err());
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[test]
 fn corrupt_shards_give_errors_that_name_the_shard() -> Result<()> {
     let dir = tmpdir("corrupt");
     let info = info(ShardKind::Images, &["cat", "dog", "eel"]);

@@ -11,7 +11,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use cfkit_models::pixels_to_input;
-use cfkit_schemas::{batch_to_counterfactuals, batch_to_images, decode_image_sized, ImageRecord};
+use cfkit_schemas::fields::{CAM, TEACHER_FEATURE, TEACHER_LOGITS, VARIANTS};
+use cfkit_schemas::{
+    batch_to_counterfactuals_select, batch_to_images, decode_image_sized, ImageRecord,
+    VariantSelect,
+};
 use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
 use tch::{Device, Tensor};
@@ -20,7 +24,8 @@ use super::compact::resolve_compact;
 use super::plan::RowRef;
 use super::source::SplitSource;
 use super::targets::{
-    assemble, pick_variant, BatchExtras, DecodedVariant, TargetRow, Targets, VariantImage,
+    assemble, pick_variant, BatchExtras, DecodedVariant, TargetRow, TargetSpec, Targets,
+    VariantImage,
 };
 use crate::error::{Result, TrainError};
 
@@ -178,8 +183,20 @@ impl LoaderState {
             let masked =
                 source.compact() && matches!(&self.extras.targets, Some(t) if t.strategy.is_some());
             let mut others: HashMap<String, Vec<u8>> = HashMap::new();
+            // Read only what the run uses: no stored targets -> the image columns; the clean
+            // teacher targets -> everything but `variants`; a strategy -> its variants only.
+            let (skip, select): (&[&str], _) = match &self.extras.targets {
+                None => (
+                    &[VARIANTS, TEACHER_FEATURE, TEACHER_LOGITS, CAM],
+                    VariantSelect::None,
+                ),
+                Some(TargetSpec { strategy: None, .. }) => (&[VARIANTS], VariantSelect::None),
+                Some(TargetSpec {
+                    strategy: Some(s), ..
+                }) => (&[], VariantSelect::Strategy(&s.name)),
+            };
             let mut offset = 0u32;
-            for b in reader.read_row_group(g.group as usize, 1024)? {
+            for b in reader.read_row_group_except(g.group as usize, 1024, skip)? {
                 let n = b.num_rows() as u32;
                 if (offset..offset + n).any(|i| keep.contains(&i)) {
                     let recs: Vec<Row> = match &self.extras.targets {
@@ -187,7 +204,7 @@ impl LoaderState {
                             .into_iter()
                             .map(|r| (r, None))
                             .collect(),
-                        Some(spec) => batch_to_counterfactuals(&b, reader.path())?
+                        Some(spec) => batch_to_counterfactuals_select(&b, reader.path(), select)?
                             .into_iter()
                             .map(|r| {
                                 let t = pick_variant(&r, spec);
@@ -204,8 +221,8 @@ impl LoaderState {
                         }
                     }
                 } else if masked {
-                    for rec in batch_to_counterfactuals(&b, reader.path())? {
-                        others.insert(rec.base.id, rec.base.image.bytes);
+                    for rec in batch_to_images(&b, reader.path())? {
+                        others.insert(rec.id, rec.image.bytes);
                     }
                 }
                 offset += n;
