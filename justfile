@@ -116,6 +116,11 @@ bench-data: build fashion-mnist
     [ -f target/bench-data/manifest.json ] || target/release/cfkit demo-data --out target/bench-data --splits train -q
     {{python}} tools/bench_data.py --rust-bin target/release/examples/bench_data --dir target/bench-data --split train
 
+# How well each CAM method (mmcam, gradcam, rollout) of the demo teacher finds the garment on FashionShift val: object/context/random masks against the generator's garment mask (tools/cam_quality.py, ~5 min).
+cam-quality *ARGS: build fashion-mnist
+    [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
+    {{python}} tools/cam_quality.py --cfkit target/release/cfkit {{ARGS}}
+
 # Seconds to read the demo's all-strategy counterfactual shards as each kind of run needs them (column projection, one strategy's variants) against reading every column and variant, same run.
 bench-cf-read: build fashion-mnist
     cargo build --release -p cfkit-schemas --example bench_cf_read
