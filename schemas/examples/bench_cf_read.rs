@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use cfkit_schemas::fields::{CAM, TEACHER_FEATURE, TEACHER_LOGITS, VARIANTS};
+use cfkit_schemas::fields::{COUNTERFACTUAL_COLUMNS, VARIANTS};
 use cfkit_schemas::{
     batch_to_counterfactuals, batch_to_counterfactuals_select, batch_to_images, Manifest,
     ShardReader, VariantSelect,
@@ -37,7 +37,7 @@ fn pass(
                 r.read_row_group(g, 1024)?
             } else {
                 let skip: &[&str] = match kind {
-                    "images" => &[VARIANTS, TEACHER_FEATURE, TEACHER_LOGITS, CAM],
+                    "images" => &COUNTERFACTUAL_COLUMNS,
                     "clean-targets" => &[VARIANTS],
                     _ => &[],
                 };

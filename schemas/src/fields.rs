@@ -25,6 +25,9 @@ pub const STRATEGY: &str = "strategy";
 pub const MASK: &str = "mask";
 pub const DONOR_IDS: &str = "donor_ids";
 pub const SEED: &str = "seed";
+/// The columns a counterfactual shard adds to an image shard's: a run without stored teacher
+/// targets reads neither (`ShardReader::read_row_group_except`).
+pub const COUNTERFACTUAL_COLUMNS: [&str; 4] = [TEACHER_FEATURE, TEACHER_LOGITS, CAM, VARIANTS];
 /// Name of list elements (Parquet's LIST convention).
 pub const ELEMENT: &str = "element";
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use cfkit_models::pixels_to_input;
-use cfkit_schemas::fields::{CAM, TEACHER_FEATURE, TEACHER_LOGITS, VARIANTS};
+use cfkit_schemas::fields::{COUNTERFACTUAL_COLUMNS, VARIANTS};
 use cfkit_schemas::{
     batch_to_counterfactuals_select, batch_to_images, decode_image_sized, ImageRecord,
     VariantSelect,
@@ -186,10 +186,7 @@ impl LoaderState {
             // Read only what the run uses: no stored targets -> the image columns; the clean
             // teacher targets -> everything but `variants`; a strategy -> its variants only.
             let (skip, select): (&[&str], _) = match &self.extras.targets {
-                None => (
-                    &[VARIANTS, TEACHER_FEATURE, TEACHER_LOGITS, CAM],
-                    VariantSelect::None,
-                ),
+                None => (&COUNTERFACTUAL_COLUMNS, VariantSelect::None),
                 Some(TargetSpec { strategy: None, .. }) => (&[VARIANTS], VariantSelect::None),
                 Some(TargetSpec {
                     strategy: Some(s), ..
