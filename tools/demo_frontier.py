@@ -52,6 +52,17 @@ def paired_gaps(mine, reference):
             for f, by_seed in mine.items()}
 
 
-def on_top(means):
-    """The label with the highest value in {label: mean}, or None when empty."""
-    return max(means, key=means.get) if means else None
+def lead(at_level):
+    """The curve on top at one level and how far: `at_level` is {label: {seed: OOD}} (empty for a
+    curve that does not reach the level). Returns (leader, runner-up, gaps), the two highest mean
+    OOD and the leader's OOD minus the runner-up's on each seed both reach (sorted by seed), so that
+    a lead can be told from seed noise; (None, None, []) when no curve reaches the level and
+    (leader, None, []) when only one does."""
+    means = {lb: statistics.mean(v.values()) for lb, v in at_level.items() if v}
+    ranked = sorted(means, key=lambda lb: -means[lb])
+    if len(ranked) < 2:
+        return (ranked[0] if ranked else None), None, []
+    top, second = ranked[:2]
+    gaps = [at_level[top][s] - at_level[second][s] for s in sorted(at_level[top])
+            if s in at_level[second]]
+    return top, second, gaps

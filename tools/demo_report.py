@@ -17,8 +17,8 @@ import statistics
 import subprocess
 import sys
 
-from demo_frontier import curve_gap, matched, on_top, paired_gaps
-from demo_tables import calibration, cf_stats, ms, of_seeds
+from demo_frontier import curve_gap, lead, matched, paired_gaps
+from demo_tables import calibration, cf_stats, describe_lead, ms, of_seeds
 from demo_grid import (FRONTIER, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED,
                        chosen_weights, fd_weight, methods, ood_all, ood_mean, resolve,
                        table_runs, top1, wise_sweeps)
@@ -257,13 +257,18 @@ def frontier(rows, curves, weights, chosen):
         wcell = "–" if cw is None else f"{cw:g}" + ("" if ok else " (best val)")
         lines.append(f"| {label} | {n} | " + " | ".join(cells) + " | " + " | ".join(dcells)
                      + f" | {wcell} |")
-    tops = [on_top({lb: statistics.mean(v[f].values()) for lb, v in at.items() if v[f]})
-            for f in fractions]
-    lines += ["", "On top at each level (highest mean OOD among the curves that reach it): "
-              + "; ".join(f"{p}: {t or '–'}" for p, t in zip(pct, tops)) + "."]
+    leads = [lead({lb: v[f] for lb, v in at.items()}) for f in fractions]
+    lines += ["", "On top at each level (highest mean OOD among the curves that reach it), and "
+              "its lead over the runner-up, paired by seed (mean ± std of the differences on "
+              "the seeds both curves reach; a lead smaller than its std, or not held on every "
+              "seed, is seed noise): "
+              + "; ".join(f"{p}: {describe_lead(*ld)}" for p, ld in zip(pct, leads)) + "."]
+    tops = [top for top, _, _ in leads]
     record = {"levels": fractions, "zero_shot_id": zs_id, "ft_id": ft_by_seed,
               "ood_at_level": {lb: {str(f): v[f] for f in fractions} for lb, v in at.items()},
               "on_top": dict(zip(map(str, fractions), tops)),
+              "runner_up": {str(f): second for f, (_, second, _) in zip(fractions, leads)},
+              "lead_over_runner_up": {str(f): gaps for f, (_, _, gaps) in zip(fractions, leads)},
               "val_weight": {lb: wt for lb, (wt, _) in chosen.items()},
               "val_weight_within_rule": {lb: ok for lb, (_, ok) in chosen.items()}}
     return lines, record

@@ -24,6 +24,18 @@ def of_seeds(values, n):
     return f" ({len(values)} of {n} seeds)" if 0 < len(values) < n else ""
 
 
+def describe_lead(top, second, gaps):
+    """"A, +x ± s over B (ahead on k of n seeds)" for the on-top line of the frontier section."""
+    if top is None:
+        return "–"
+    if second is None:
+        return f"{top} (the only curve that reaches it)"
+    if not gaps:
+        return f"{top} (no seed shared with the runner-up, {second})"
+    ahead = sum(g > 0 for g in gaps)
+    return f"{top}, {ms(gaps, signed=True)} over {second} (ahead on {ahead} of {len(gaps)} seeds)"
+
+
 def background_gap(eval_report, split):
     """(top-1 on rows with the label's background, on the others, gap) in % on `split` of an
     evaluation with the generator's ground truth, or None without it."""
