@@ -116,6 +116,7 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
         &runs.join("cf-stats.json"),
         &json!({"rows": 100, "strategies": {
             "ObjMaskSingleFill(0.3)": {"variants": 200, "mask_ratio_mean": 0.25,
+                "mask_ratio_histogram": [1, 100, 50, 46, 3, 0, 0, 0, 0, 0],
                 "same_class_donor_rate": 0.1, "object_iou_mean": 0.5,
                 "background_iou_mean": 0.125, "object_masked_mean": 0.75},
             "CtxMaskNoFill(0.6)": {"variants": 200, "mask_ratio_mean": 0.6,
@@ -264,21 +265,36 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
         ["2", "84.44 ± 6.29", "35.00 ± 7.07", "+49.44 ± 13.36", "met"]
     );
 
-    // Counterfactual statistics: strategy, variants, mask ratio, same-class donors, IoU garment,
-    // IoU background, garment masked ("–" without the ground truth).
+    // Counterfactual statistics: strategy, variants, mask ratio, its distribution (% per 0.1
+    // bin; 1 of 200 is not empty but rounds to 0), same-class donors, IoU garment, IoU background,
+    // garment masked ("–" without the ground truth or the histogram).
     assert_eq!(
-        row("ObjMaskSingleFill(0.3)", 7)[1..],
-        ["200", "0.250", "0.100", "0.500", "0.125", "0.750"]
+        row("ObjMaskSingleFill(0.3)", 8)[1..],
+        [
+            "200",
+            "0.250",
+            "<1 50 25 23 2 0 0 0 0 0",
+            "0.100",
+            "0.500",
+            "0.125",
+            "0.750"
+        ]
     );
     assert_eq!(
-        row("CtxMaskNoFill(0.6)", 7)[1..],
-        ["200", "0.600", "0.000", "–", "–", "–"]
+        row("CtxMaskNoFill(0.6)", 8)[1..],
+        ["200", "0.600", "–", "0.000", "–", "–", "–"]
     );
 
     let j: Value = serde_json::from_slice(&std::fs::read(out.join("results/fashionshift.json"))?)?;
     assert_eq!(j["wise_ft_seeds"], json!([0, 1]));
     assert_eq!(j["finished_runs"], 15);
     assert_eq!(j["run_commits"]["0123456789abcdef"], 13);
+    // 13 finished runs of 60 s each.
+    assert_eq!(j["train_seconds"], 780.0);
+    assert!(
+        md.contains("Compute: training the 13 finished runs took 0.2 h"),
+        "{md}"
+    );
     assert_eq!(j["calibration"]["teacher"]["rule_met"], false);
     assert_eq!(j["calibration"]["FT"]["rule_met"], true);
     assert_eq!(j["frontier"]["val_weight"]["FT+FD"], 1.0);

@@ -18,10 +18,11 @@ import subprocess
 import sys
 
 from demo_frontier import curve_gap, lead, matched, paired_gaps
+from demo_progress import compute, expected_runs, progress, run_commits
 from demo_tables import calibration, cf_stats, describe_lead, ms, of_seeds
 from demo_grid import (FRONTIER, KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED,
-                       chosen_weights, fd_weight, methods, ood_all, ood_mean, resolve,
-                       table_runs, top1, wise_sweeps)
+                       chosen_weights, fd_weight, methods, ood_all, ood_mean, table_runs,
+                       top1, wise_sweeps)
 
 
 def sweep_alphas(wise):
@@ -100,39 +101,6 @@ def collect(a, seeds, weights, strategies, only):
                     if abs(pt["alpha"] - 0.5) < 1e-9:
                         add("WiSE-FT (α = 0.5)", seed, accs)
     return rows, curves, sweep, wise_curve, chosen
-
-
-def expected_runs(seeds, weights, strategies, only, chosen):
-    """[(seed, directory, file that marks it finished)] of every trained run and WiSE-FT sweep; a
-    run that waits for a weight not yet chosen counts under its unresolved name."""
-    runs = methods(fd_weight(), weights, strategies, only)
-    keys = [m["key"] if m["after"] is None or m["after"] not in chosen
-            or chosen[m["after"]][0] is None else resolve(m, chosen[m["after"]][0])["key"]
-            for m in runs]
-    wise = [name or "(waits for a weight)" for _, name, _ in wise_sweeps(runs, chosen)]
-    return ([(s, k, "report.json") for s in seeds for k in keys]
-            + [(s, n, "wise-ft.json") for s in seeds for n in wise])
-
-
-def run_commits(a, expected):
-    """{commit: number of runs} over the finished trained runs (run.json's cfkit_commit; runs made
-    before it was recorded count as "not recorded")."""
-    counts = {}
-    for seed, key, mark in expected:
-        d = os.path.join(ROOT, a.runs, f"seed{seed}", key)
-        if mark != "report.json" or not os.path.exists(os.path.join(d, mark)):
-            continue
-        with open(os.path.join(d, "run.json")) as f:
-            c = json.load(f).get("cfkit_commit", "not recorded")
-        counts[c] = counts.get(c, 0) + 1
-    return counts
-
-
-def progress(a, expected):
-    """(finished, expected) over every trained run and every WiSE-FT sweep."""
-    done = sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", k, mark))
-               for s, k, mark in expected)
-    return done, len(expected)
 
 
 def git(*args):
@@ -313,6 +281,7 @@ def report(a, seeds, weights, strategies, only=None):
     expected = expected_runs(seeds, weights, strategies, only, chosen)
     done, n_expected = progress(a, expected)
     commits = run_commits(a, expected)
+    train_s, build_s = compute(a, expected)
     curve_of = {m["base"]: m["curve"] for m in methods(w, weights, strategies, only)
                 if m["curve"] is not None}
     chosen_by_label = {curve_of[b]: c for b, c in chosen.items()}
@@ -408,7 +377,12 @@ def report(a, seeds, weights, strategies, only=None):
         + (" (\"not recorded\": trained before run.json carried the commit)"
            if "not recorded" in commits else "")
         + ". Before it reuses a finished run, the demo checks that the current binary resolves "
-        "that run's config to the same hash (run.json config_hash).",
+        "that run's config to the same hash (run.json config_hash). Compute: training the "
+        f"{sum(commits.values())} finished runs took {train_s / 3600:.1f} h (the sum of each "
+        "run's training time; evaluations and WiSE-FT sweeps not included; other jobs sometimes "
+        "shared the machine)"
+        + (f", building the counterfactual shards {build_s / 60:.0f} min" if build_s else "")
+        + ".",
         "",
         "Scatter plot: results/fashionshift-id-ood.png; frontiers: "
         "results/fashionshift-frontiers.png; raw numbers: results/fashionshift.json. "
@@ -430,7 +404,8 @@ def report(a, seeds, weights, strategies, only=None):
                    "sweeps": {lb: {f"{k:g}": v for k, v in by.items()} for lb, by in sweep.items()},
                    "fd_weight": w, "kd": {"weight": KD_WEIGHT, "temperature": KD_T},
                    "commit": git("rev-parse", "HEAD"),
-                   "run_commits": commits,
+                   "run_commits": commits, "train_seconds": train_s,
+                   "counterfactual_build_seconds": build_s,
                    "finished_runs": done, "expected_runs": n_expected}, f, indent=1)
         f.write("\n")
     plot(res, wise_curve, os.path.join(out, "results/fashionshift-id-ood.png"))

@@ -87,6 +87,16 @@ def calibration(a, seeds):
     return lines, record
 
 
+def distribution(histogram):
+    """Histogram counts as whole percentages, space-separated ("<1" for a bin that is not empty
+    but rounds to 0); – without a histogram."""
+    total = sum(histogram or [])
+    if not total:
+        return "–"
+    pct = lambda c: f"{100 * c / total:.0f}"
+    return " ".join("<1" if c and pct(c) == "0" else pct(c) for c in histogram)
+
+
 def cf_stats(a):
     """The counterfactual statistics section from `cfkit inspect --json` (tools/demo.py writes it
     next to the runs), and its record."""
@@ -101,11 +111,15 @@ def cf_stats(a):
              "(`cfkit inspect --json`): the mean share of patches masked, donor draws from the "
              "row's own class, and, where the data carries the generator's garment mask, the mean "
              "IoU of each mask with the garment's patches and with the background's, and the mean "
-             "share of the garment masked (– for data generated before the mask was stored).", "",
-             "| strategy | variants | mask ratio | same-class donors | IoU garment | "
-             "IoU background | garment masked |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "share of the garment masked (– for data generated before the mask was stored). "
+             "\"mask ratio distribution\": the share of variants (%) whose mask ratio lies in "
+             "[0, 0.1), [0.1, 0.2), …, [0.9, 1].", "",
+             "| strategy | variants | mask ratio | mask ratio distribution | same-class donors | "
+             "IoU garment | IoU background | garment masked |",
+             "|---|---:|---:|---|---:|---:|---:|---:|"]
     for name, st in rep["strategies"].items():
         lines.append(f"| {name} | {st['variants']} | {st['mask_ratio_mean']:.3f} | "
+                     f"{distribution(st.get('mask_ratio_histogram'))} | "
                      f"{st['same_class_donor_rate']:.3f} | {num(st.get('object_iou_mean'))} | "
                      f"{num(st.get('background_iou_mean'))} | "
                      f"{num(st.get('object_masked_mean'))} |")

@@ -1,0 +1,59 @@
+"""What of the `just demo` grid has finished (tools/demo_report.py): the runs and sweeps expected,
+how many are done, the cfkit commits they were trained with, and the compute they took (issue
+15, item 8: the whole grid within 10 hours on 2 cores).
+"""
+import json
+import os
+
+from demo_grid import CF, ROOT, fd_weight, methods, resolve, wise_sweeps
+
+
+def expected_runs(seeds, weights, strategies, only, chosen):
+    """[(seed, directory, file that marks it finished)] of every trained run and WiSE-FT sweep; a
+    run that waits for a weight not yet chosen counts under its unresolved name."""
+    runs = methods(fd_weight(), weights, strategies, only)
+    keys = [m["key"] if m["after"] is None or m["after"] not in chosen
+            or chosen[m["after"]][0] is None else resolve(m, chosen[m["after"]][0])["key"]
+            for m in runs]
+    wise = [name or "(waits for a weight)" for _, name, _ in wise_sweeps(runs, chosen)]
+    return ([(s, k, "report.json") for s in seeds for k in keys]
+            + [(s, n, "wise-ft.json") for s in seeds for n in wise])
+
+
+def run_commits(a, expected):
+    """{commit: number of runs} over the finished trained runs (run.json's cfkit_commit; runs made
+    before it was recorded count as "not recorded")."""
+    counts = {}
+    for seed, key, mark in expected:
+        d = os.path.join(ROOT, a.runs, f"seed{seed}", key)
+        if mark != "report.json" or not os.path.exists(os.path.join(d, mark)):
+            continue
+        with open(os.path.join(d, "run.json")) as f:
+            c = json.load(f).get("cfkit_commit", "not recorded")
+        counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def progress(a, expected):
+    """(finished, expected) over every trained run and every WiSE-FT sweep."""
+    done = sum(os.path.exists(os.path.join(ROOT, a.runs, f"seed{s}", k, mark))
+               for s, k, mark in expected)
+    return done, len(expected)
+
+
+def compute(a, expected):
+    """(training seconds summed over the finished trained runs (report.json's train_seconds; the
+    evaluations and WiSE-FT sweeps not included), the counterfactual build's seconds (done.json of
+    the grid's shards) or None)."""
+    train = 0.0
+    for seed, key, mark in expected:
+        path = os.path.join(ROOT, a.runs, f"seed{seed}", key, "report.json")
+        if mark == "report.json" and os.path.exists(path):
+            with open(path) as f:
+                train += json.load(f)["train_seconds"]
+    try:
+        with open(os.path.join(ROOT, CF, "done.json")) as f:
+            build = json.load(f)["report"]["seconds"]
+    except (FileNotFoundError, KeyError):
+        build = None
+    return train, build
