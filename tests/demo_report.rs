@@ -237,6 +237,23 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
         "{md}"
     );
 
+    // Against FT+FD (the grid's reference curve), paired by seed at the same levels: KD's
+    // seed-0 point (60, 55) against FT+FD's 50.5 there; the headline's seed 0 at 65 (49) against
+    // FT+FD's 48, its seed 1 at 55, which FT+FD's seed 1 does not reach.
+    assert_eq!(
+        row("FT+KD", 4)[1..],
+        ["–", "+4.50 (1 of 1 seeds above)", "–"]
+    );
+    assert_eq!(
+        row("FT+FD ObjMaskSingleFill(0.3)", 4)[1..],
+        ["–", "–", "+1.00 (1 of 1 seeds above)"]
+    );
+    assert!(
+        !md.lines()
+            .any(|l| l.starts_with("| FT+FD |") && l.split('|').count() == 6),
+        "the reference is not compared with itself"
+    );
+
     // Paired by seed: method, seeds, Δ test-id, Δ OOD mean, vs WiSE-FT against the seed's curve
     // (the headline's per-seed distances are +2 and -2; KD's seed 1 is beyond its curve).
     let fd = row("FT+FD ObjMaskSingleFill(0.3)", 5);
@@ -302,6 +319,8 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
     assert_eq!(j["frontier"]["val_weight"]["FT+KD"], 0.1);
     assert_eq!(j["frontier"]["val_weight_within_rule"]["FT+KD"], false);
     assert_eq!(j["frontier"]["on_top"]["0.75"], "FT+FD");
+    assert_eq!(j["frontier"]["reference"], "FT+FD");
+    assert_eq!(j["frontier"]["vs_reference"]["FT+KD"]["0.5"], json!([4.5]));
     assert_eq!(
         j["frontier"]["runner_up"]["0.75"],
         "FT+FD ObjMaskSingleFill(0.3)"

@@ -232,14 +232,41 @@ def frontier(rows, curves, weights, chosen):
               "seed, is seed noise): "
               + "; ".join(f"{p}: {describe_lead(*ld)}" for p, ld in zip(pct, leads)) + "."]
     tops = [top for top, _, _ in leads]
+    vs_ref_md, vs_ref = against_reference(at, curves, pct, fractions)
+    lines += vs_ref_md
     record = {"levels": fractions, "zero_shot_id": zs_id, "ft_id": ft_by_seed,
               "ood_at_level": {lb: {str(f): v[f] for f in fractions} for lb, v in at.items()},
               "on_top": dict(zip(map(str, fractions), tops)),
               "runner_up": {str(f): second for f, (_, second, _) in zip(fractions, leads)},
               "lead_over_runner_up": {str(f): gaps for f, (_, _, gaps) in zip(fractions, leads)},
+              "reference": vs_ref.get("label"), "vs_reference": vs_ref.get("gaps", {}),
               "val_weight": {lb: wt for lb, (wt, _) in chosen.items()},
               "val_weight_within_rule": {lb: ok for lb, (_, ok) in chosen.items()}}
     return lines, record
+
+
+def against_reference(at, curves, pct, fractions):
+    """The section comparing each distillation curve with the grid's `[frontier] reference` method
+    (FT+FD on clean images) at the matched-ID levels, paired by seed, and its record
+    {"label", "gaps": {curve: {level: [per shared seed]}}} ({} without the reference's curve)."""
+    key = FRONTIER.get("reference")
+    ref = next((m["curve"] for m in methods(fd_weight()) if key and m["base"] == key), None)
+    if ref not in at:
+        return [], {}
+    others = [lb for lb in at if lb not in (ref, "WiSE-FT")]
+    gaps = {lb: paired_gaps(at[lb], at[ref]) for lb in others}
+    lines = ["", f"Against {ref} at the same levels: each curve's OOD minus {ref}'s, paired by "
+             "seed (mean ± std over the seeds both curves reach, and on how many of them the "
+             f"curve is above): what the masking or the logits add to distilling the teacher's "
+             "features on clean images.", "",
+             "| curve | " + " | ".join(f"Δ {ref} @ {p}" for p in pct) + " |",
+             "|---|" + "---:|" * len(fractions)]
+    for lb in others:
+        cells = [f"{ms(g, signed=True)} ({sum(x > 0 for x in g)} of {len(g)} seeds above)"
+                 if g else "–" for g in (gaps[lb][f] for f in fractions)]
+        lines.append(f"| {lb} | " + " | ".join(cells) + " |")
+    return lines, {"label": ref, "gaps": {lb: {str(f): g for f, g in v.items()}
+                                          for lb, v in gaps.items()}}
 
 
 def plot_frontiers(rows, sweep, path):
