@@ -92,6 +92,7 @@ fashion-mnist:
 check: bootstrap fashion-mnist gloo
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    {{python}} -m pyflakes $(git ls-files '*.py')
     cargo test --workspace
 
 # Same as `check` (the README's test command).

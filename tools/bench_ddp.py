@@ -22,7 +22,6 @@ import os
 import platform
 import shutil
 import socket
-import statistics
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -31,10 +31,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 import matplotlib
-import numpy as np
 import pyarrow.parquet as pq
 import skimage.data
 from PIL import Image

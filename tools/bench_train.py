@@ -113,9 +113,9 @@ def main():
     has_loader = bool(args.loader_dir) and os.path.isfile(os.path.join(args.loader_dir, "manifest.json"))
     if args.loader_dir and not has_loader:
         print(f"no shard dataset in {args.loader_dir}: skipping the loader measurement", flush=True)
-    presets = args.presets.split(",")
+    names = args.presets.split(",")
     results, loader = [], None
-    for preset in presets:
+    for preset in names:
         batch = args.batch or DEFAULT_BATCH[preset]
         steps = args.steps or DEFAULT_STEPS[preset]
         warmup = args.warmup if args.warmup >= 0 else DEFAULT_WARMUP[preset]

@@ -24,16 +24,9 @@ def of_seeds(values, n):
     return f" ({len(values)} of {n} seeds)" if 0 < len(values) < n else ""
 
 
-def describe_lead(top, second, gaps):
-    """"A, +x ± s over B (ahead on k of n seeds)" for the on-top line of the frontier section."""
-    if top is None:
-        return "–"
-    if second is None:
-        return f"{top} (the only curve that reaches it)"
-    if not gaps:
-        return f"{top} (no seed shared with the runner-up, {second})"
-    ahead = sum(g > 0 for g in gaps)
-    return f"{top}, {ms(gaps, signed=True)} over {second} (ahead on {ahead} of {len(gaps)} seeds)"
+def per_seed(r):
+    """{seed: (test-id, OOD mean)} of a result row."""
+    return dict(zip(r["seeds"], zip(r["sets"]["test-id"], r["ood_mean"])))
 
 
 def background_gap(eval_report, split):

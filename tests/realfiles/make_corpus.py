@@ -134,7 +134,7 @@ def pil_verdict(data):
     try:
         with Image.open(io.BytesIO(data)) as im:
             mode, size = im.mode, im.size
-            rgb = im.convert("RGB")
+            im.convert("RGB")  # decodes every pixel: a truncated file fails here, as in a loader
         return {"readable": True, "mode": mode, "width": size[0], "height": size[1]}, None
     except Exception as e:  # noqa: BLE001 -- any failure means torchvision's loader fails
         return {"readable": False, "error": f"{type(e).__name__}: {e}"}, None
