@@ -66,7 +66,7 @@ def frontier(rows, curves, weights, chosen):
               "seed, is seed noise): "
               + "; ".join(f"{p}: {describe_lead(*ld)}" for p, ld in zip(pct, leads)) + "."]
     tops = [top for top, _, _ in leads]
-    vs_ref_md, vs_ref = against_reference(at, curves, pct, fractions)
+    vs_ref_md, vs_ref = against_reference(at, pct, fractions)
     lines += vs_ref_md
     record = {"levels": fractions, "zero_shot_id": zs_id, "ft_id": ft_by_seed,
               "ood_at_level": {lb: {str(f): v[f] for f in fractions} for lb, v in at.items()},
@@ -79,7 +79,7 @@ def frontier(rows, curves, weights, chosen):
     return lines, record
 
 
-def against_reference(at, curves, pct, fractions):
+def against_reference(at, pct, fractions):
     """The section comparing each distillation curve with the grid's `[frontier] reference` method
     (FT+FD on clean images) at the matched-ID levels, paired by seed, and its record
     {"label", "gaps": {curve: {level: [per shared seed]}}} ({} without the reference's curve)."""
@@ -91,7 +91,7 @@ def against_reference(at, curves, pct, fractions):
     gaps = {lb: paired_gaps(at[lb], at[ref]) for lb in others}
     lines = ["", f"Against {ref} at the same levels: each curve's OOD minus {ref}'s, paired by "
              "seed (mean ± std over the seeds both curves reach, and on how many of them the "
-             f"curve is above): what the masking or the logits add to distilling the teacher's "
+             "curve is above): what the masking or the logits add to distilling the teacher's "
              "features on clean images.", "",
              "| curve | " + " | ".join(f"Δ {ref} @ {p}" for p in pct) + " |",
              "|---|" + "---:|" * len(fractions)]
