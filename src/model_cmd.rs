@@ -20,6 +20,9 @@ pub struct DoctorArgs {
     /// Images in the test batch.
     #[arg(long, default_value_t = 16)]
     batch: i64,
+    /// Timed repetitions of each measured call, after one untimed warm-up.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -304,8 +307,11 @@ pub fn doctor(a: DoctorArgs) -> Result<()> {
     if a.batch <= 0 {
         anyhow::bail!("--batch must be > 0, got {}", a.batch);
     }
+    if a.reps == 0 {
+        anyhow::bail!("--reps must be > 0, got 0");
+    }
     let device = models::parse_device(&a.device)?;
-    let r = models::doctor::run_doctor(device, &a.preset, a.batch)?;
+    let r = models::doctor::run_doctor(device, &a.preset, a.batch, a.reps)?;
     // What data-parallel training can use in this build.
     let (gloo, nccl) = (
         cfkit_trainer::run::gloo_available(),
@@ -327,10 +333,11 @@ pub fn doctor(a: DoctorArgs) -> Result<()> {
         outln!("torch threads:    {}", r.torch_threads)?;
         outln!("device:           {}", r.device)?;
         outln!(
-            "{} train step:  {:.1} images/s (batch {})",
+            "{} train step:  {:.1} images/s (batch {}, mean of {} warm steps)",
             r.preset,
             r.train_step_images_per_s,
-            r.batch
+            r.batch,
+            r.reps
         )?;
         outln!(
             "{} MMCAM:       {:.1} images/s",

@@ -209,11 +209,17 @@ fn presets_json_lists_every_preset() -> Result<()> {
 
 #[test]
 fn doctor_runs_the_model_stack_on_cpu() -> Result<()> {
-    let o = cfkit(&["doctor", "--device", "cpu", "--batch", "4", "--json"]);
+    let o = cfkit(&[
+        "doctor", "--device", "cpu", "--batch", "4", "--reps", "2", "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(v["cam_ok"], true);
+    assert_eq!(v["reps"], 2);
     assert!(v["train_step_images_per_s"].as_f64().unwrap() > 0.0);
+    let o = cfkit(&["doctor", "--device", "cpu", "--reps", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--reps must be > 0"), "{}", stderr(&o));
     // The project's environment has Gloo's headers (`just gloo`) and, through the CUDA torch
     // wheel and tools/requirements.txt, NCCL's and CUDA's: both process groups are built.
     assert_eq!(

@@ -1,7 +1,7 @@
 //! `just gpu-check --device cpu --smoke` in CI (issue 18): the GPU check script runs every section
 //! on the CPU at tiny sizes with this build's binary, so the script that a lent GPU machine runs
 //! cannot rot. The CUDA-only parts (bf16 autocast, nvidia-smi memory) are skipped on the CPU and
-//! say so in the JSON.
+//! say so in the JSON. The demo section runs FashionShift end to end at 1 % of its size.
 
 mod common;
 use common::python;
@@ -43,6 +43,7 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
         "pipeline",
         "methods",
         "ddp",
+        "demo",
     ] {
         assert_eq!(sections[name]["ok"], true, "{name}: {}", sections[name]);
     }
@@ -61,6 +62,13 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
     );
     assert_eq!(sections["ddp"]["gloo"]["backend"], "gloo");
     assert!(sections["ddp"]["gloo"]["max_abs"].as_f64().unwrap() <= 1e-5);
+    // The demo section trained FT and the headline on a 1 % FashionShift with counterfactual shards
+    // built by this binary; top-1 is a percentage of a 20-image test split.
+    for run in ["ft", "fd-objmasksinglefill-0.3-w0.3"] {
+        let top1 = sections["demo"]["runs"][run]["test_id"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&top1), "{run}: {top1}");
+    }
+    assert_eq!(sections["demo"]["build"]["rows"], 100);
     let md = std::fs::read_to_string(tmp.join("gpu-check.md"))?;
     assert!(md.contains("| methods | yes |"), "{md}");
     Ok(())
