@@ -312,6 +312,22 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
         md.contains("Compute: training the 13 finished runs took 0.2 h"),
         "{md}"
     );
+    // The exact commands, for the first seed: FT+FD at the weight the rule picked (1), and FT's
+    // WiSE-FT sweep.
+    let cmd = |tail: &str| -> &str {
+        md.lines()
+            .find(|l| l.starts_with("    target/release/cfkit ") && l.ends_with(tail))
+            .unwrap_or_else(|| panic!("no command ending in '{tail}' in:\n{md}"))
+    };
+    let fd = cmd("/seed0/ft-fd-w1 --resume -q");
+    assert!(fd.contains(" train --config configs/ft-demo.toml "), "{fd}");
+    assert!(
+        fd.contains("--set train.seed=0 --set 'train.method=\"ft-fd\"'"),
+        "{fd}"
+    );
+    assert!(fd.contains("weight = 1"), "{fd}");
+    assert!(cmd("/seed0/wise-ft").contains("/seed0/ft/checkpoints/best --alpha "));
+    assert!(md.contains("run their command above at each weight 0.1, 0.3, 1, 3, 10"));
     assert_eq!(j["calibration"]["teacher"]["rule_met"], false);
     assert_eq!(j["calibration"]["FT"]["rule_met"], true);
     assert_eq!(j["frontier"]["val_weight"]["FT+FD"], 1.0);

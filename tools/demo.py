@@ -29,8 +29,8 @@ import subprocess
 import sys
 import tomllib
 
-from demo_grid import (CF, CF_STATS, EVAL, GRID, ROOT, SETS, WISE_ALPHAS, chosen_weights,
-                       fd_weight, methods, resolve, scope, wise_sweeps)
+from demo_grid import (CF, CF_STATS, GRID, ROOT, SETS, WISE_ALPHAS, chosen_weights, eval_argv,
+                       fd_weight, methods, resolve, scope, train_argv, wise_argv, wise_sweeps)
 from demo_report import report, sweep_alphas
 
 
@@ -55,15 +55,7 @@ def check_finished(cmd, out):
 
 def train(a, cfkit, seed, m):
     """Trains run `m` of the grid at `seed` (skipped when finished with the same config)."""
-    key, config = m["key"], m["config"]
-    out = os.path.join(ROOT, a.runs, f"seed{seed}", key)
-    base = [cfkit, "train", "--config", config]
-    # The grid's data, relative to the base config (as paths in a config are).
-    rel = lambda p: os.path.relpath(os.path.join(ROOT, p), os.path.dirname(os.path.join(ROOT, config)))
-    common = [f'data.shards="{rel(CF)}"', f'eval.shards="{rel(EVAL)}"',
-              f"train.epochs={GRID['epochs']}"]
-    for s in common + [f"train.seed={seed}"] + m["set"]:
-        base += ["--set", s]
+    base, out = train_argv(cfkit, os.path.join(ROOT, a.runs), seed, m)
     if os.path.exists(os.path.join(out, "report.json")):
         check_finished(base + ["--print-config"], out)
         return
@@ -86,8 +78,7 @@ def evaluate(cfkit, checkpoint, split, path):
     it exists."""
     if os.path.exists(path):
         return
-    out = sh([cfkit, "eval", "--checkpoint", checkpoint, "--shards", EVAL, "--split", split,
-              "--json"], capture=True)
+    out = sh(eval_argv(cfkit, checkpoint, split), capture=True)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         f.write(out)
@@ -147,9 +138,7 @@ def run_all(a, seeds, weights, strategies, only):
                     and (not a.only or name in a.only or key in a.only)):
                 # A sweep over other α (or none) is (re)made; its checkpoints are replaced
                 # atomically.
-                sh([cfkit, "wise-ft", "--zeroshot", GRID["teacher"], "--finetuned",
-                    os.path.join(run, "checkpoints/best"), "--alpha",
-                    ",".join(f"{al:g}" for al in WISE_ALPHAS), "--out", wise])
+                sh(wise_argv(cfkit, run, wise))
 
 
 def main():

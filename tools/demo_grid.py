@@ -199,3 +199,28 @@ def ood_mean(accs):
 def ood_all(accs):
     """The mean over every OOD set (the near one included): a secondary column."""
     return statistics.mean(v for k, v in accs.items() if k.startswith("ood"))
+
+
+def train_argv(cfkit, runs_dir, seed, m):
+    """`cfkit train` of run `m` of the grid at `seed` as tools/demo.py runs it (without --out and
+    --resume), and the run's directory under `runs_dir`."""
+    config = m["config"]
+    # The grid's data, relative to the base config (as paths in a config are).
+    rel = lambda p: os.path.relpath(os.path.join(ROOT, p), os.path.dirname(os.path.join(ROOT, config)))
+    argv = [cfkit, "train", "--config", config]
+    for s in [f'data.shards="{rel(CF)}"', f'eval.shards="{rel(EVAL)}"',
+              f"train.epochs={GRID['epochs']}", f"train.seed={seed}"] + m["set"]:
+        argv += ["--set", s]
+    return argv, os.path.join(runs_dir, f"seed{seed}", m["key"])
+
+
+def wise_argv(cfkit, run_dir, out):
+    """`cfkit wise-ft` from the teacher to the best checkpoint of `run_dir` at the grid's α."""
+    return [cfkit, "wise-ft", "--zeroshot", GRID["teacher"], "--finetuned",
+            os.path.join(run_dir, "checkpoints/best"), "--alpha",
+            ",".join(f"{al:g}" for al in WISE_ALPHAS), "--out", out]
+
+
+def eval_argv(cfkit, checkpoint, split):
+    """`cfkit eval --json` of `checkpoint` on `split` (comma-separated) of the evaluation shards."""
+    return [cfkit, "eval", "--checkpoint", checkpoint, "--shards", EVAL, "--split", split, "--json"]

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 
+from demo_commands import commands
 from demo_frontier import curve_gap
 from demo_frontiers import frontier, plot_frontiers
 from demo_progress import compute, expected_runs, progress, run_commits
@@ -279,6 +280,8 @@ def report(a, seeds, weights, strategies, only=None):
     # The demo's own outputs do not count as uncommitted changes.
     dirty = (" (with uncommitted changes)"
              if git("status", "--porcelain", "--", ".", ":!RESULTS.md", ":!results") else "")
+    lines += [""] + commands(methods(w, weights, strategies, only), chosen, seeds,
+                             os.path.relpath(os.path.join(ROOT, a.runs), ROOT), weights)
     lines += [
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}. "
