@@ -76,7 +76,7 @@ imagenet MODEL WEIGHTS TRAIN EVAL_ROOT: build
 device-binary: bootstrap fashion-mnist gloo
     {{root}}/tools/device-binary.sh
 
-# The GPU check (tools/gpu_check.py): doctor, parity fixtures, bf16 vs fp32 training, throughput vs PyTorch eager, the counterfactual pipeline, the methods' step rates, peak memory; gpu-check.{json,md} into --out. `just gpu-check --device cpu --smoke --out DIR` runs it at tiny sizes (CI does, from cargo test).
+# The GPU check (tools/gpu_check.py): doctor, parity fixtures, bf16 vs fp32 training, throughput vs PyTorch eager, the counterfactual pipeline, the methods' step rates, peak memory, data-parallel FT, FashionShift end to end vs the CPU grid; gpu-check.{json,md} into --out (the H200 run: results/gpu/). `just gpu-check --device cpu --smoke --out DIR` runs it at tiny sizes (CI does, from cargo test).
 gpu-check *ARGS: build
     {{python}} tools/gpu_check.py --cfkit target/release/cfkit {{ARGS}}
 
