@@ -124,6 +124,15 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
                 "background_iou_mean": null, "object_masked_mean": null}
         }}),
     )?;
+    // The same for the grid's further build (configs/demo-rollout.toml: rollout CAMs).
+    write(
+        &runs.join("cf-stats-fashionshift-cf-rollout.json"),
+        &json!({"rows": 100, "strategies": {
+            "ObjMaskSingleFill(0.3)": {"variants": 400, "mask_ratio_mean": 0.125,
+                "same_class_donor_rate": 0.1, "object_iou_mean": 0.625,
+                "background_iou_mean": 0.0625, "object_masked_mean": 0.875}
+        }}),
+    )?;
     let out = dir.join("out");
     let o = Command::new(python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/demo.py"))
@@ -150,11 +159,12 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             .filter(|c| !c.is_empty())
             .collect()
     };
-    // 13 finished runs + 2 sweeps of the 2 × 41 expected: per seed LP, FT, LP-FT, the 5
-    // strategies that are not swept, online mode, 30 runs of the weight sweeps (FT+KD, FT+FD and
-    // 4 strategies at 5 weights) and 2 WiSE-FT sweeps (the stale online run does not count).
+    // 13 finished runs + 2 sweeps of the 2 × 46 expected: per seed LP, FT, LP-FT, the 5
+    // strategies that are not swept, online mode, 35 runs of the weight sweeps (FT+KD, FT+FD, 4
+    // strategies and the headline on rollout CAMs at 5 weights) and 2 WiSE-FT sweeps (the stale
+    // online run does not count).
     assert!(
-        md.contains("**Partial: 15 of 82 runs have finished**"),
+        md.contains("**Partial: 15 of 92 runs have finished**"),
         "{md}"
     );
 
@@ -296,6 +306,13 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             "0.125",
             "0.750"
         ]
+    );
+    assert_eq!(
+        row(
+            "ObjMaskSingleFill(0.3) — rollout CAM (fashionshift-cf-rollout)",
+            8
+        )[1..],
+        ["400", "0.125", "–", "0.100", "0.625", "0.062", "0.875"]
     );
     assert_eq!(
         row("CtxMaskNoFill(0.6)", 8)[1..],

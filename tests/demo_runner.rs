@@ -14,11 +14,13 @@ use std::process::Command;
 use anyhow::{ensure, Result};
 
 /// The grid of the runner test: two seeds, a three-weight sweep of FT+FD and of the headline
-/// (one of three strategies), online mode after the headline's weight, `epochs` epochs over
+/// (one of three strategies), online mode after the headline's weight, and a sweep of the headline
+/// on a second build of shards (`extra_counterfactuals`, not built yet), `epochs` epochs over
 /// shards of 2 variants. Paths are absolute, under `dir`.
 fn runner_grid(dir: &Path, epochs: u32) -> Result<PathBuf> {
     for (file, text) in [
         ("cf.toml", "[counterfactuals]\nvariants = 2\n"),
+        ("cf2.toml", "[counterfactuals]\nvariants = 2\n"),
         ("train.toml", "[distill]\nweight = 0.1\n"),
         ("cf/manifest.json", "{}"),
     ] {
@@ -31,6 +33,7 @@ fn runner_grid(dir: &Path, epochs: u32) -> Result<PathBuf> {
 epochs = {epochs}
 teacher = "{d}/teacher"
 counterfactuals = {{ config = "{d}/cf.toml", shards = "{d}/cf" }}
+extra_counterfactuals = [{{ config = "{d}/cf2.toml", shards = "{d}/cf2" }}]
 eval = {{ shards = "{d}/eval", sets = ["test-id", "ood-bg-random", "ood-bg-anti", "ood-sketch", "ood-render", "ood-near"], shifted = ["ood-bg-random", "ood-bg-anti", "ood-sketch", "ood-render"], near = "ood-near" }}
 strategies = ["ObjMaskSingleFill(0.3)", "CtxMaskSingleFill(0.5)", "RandMaskNoFill(0.75)"]
 fd_weight_from = "{d}/train.toml"
@@ -81,6 +84,13 @@ label = "FT+FD $headline online"
 config = "configs/ft-demo.toml"
 weight_from = "fd-$headline_slug"
 set = ['train.method="ft-fd"', 'distill={{ images = "masked", mode = "online", strategy = "$headline", weight = $fd_weight }}']
+
+[[methods]]
+key = "fd-$headline_slug-rollout"
+label = "FT+FD $headline rollout"
+config = "configs/ft-demo.toml"
+sweep = true
+set = ['data.shards="{d}/cf2"', 'train.method="ft-fd"', 'distill={{ images = "masked", strategy = "$headline", weight = $fd_weight }}']
 "#
     );
     let path = dir.join(format!("grid-{epochs}.toml"));
@@ -151,7 +161,11 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
     let mut sweeps = Vec::new();
     for seed in [0, 1] {
         sweeps.push(format!("seed{seed}/ft"));
-        for key in ["ft-fd", "fd-objmasksinglefill-0.3"] {
+        for key in [
+            "ft-fd",
+            "fd-objmasksinglefill-0.3",
+            "fd-objmasksinglefill-0.3-rollout",
+        ] {
             for w in ["0.5", "1", "2"] {
                 sweeps.push(format!("seed{seed}/{key}-w{w}"));
             }
@@ -171,6 +185,38 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
     // Every run trains the grid's epochs, and a follower at the weight it names.
     for c in calls.iter().filter(|c| c[0] == "train") {
         assert!(c.contains(&"train.epochs=2".to_string()), "{c:?}");
+    }
+    // The second build is made once, before any training, into its own directory; the runs of
+    // the method that names it train on it (the grid's shards are not passed to them at all).
+    let builds: Vec<&Vec<String>> = calls
+        .iter()
+        .filter(|c| c[0] == "build-counterfactuals")
+        .collect();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    assert_eq!(
+        builds[0][builds[0].len() - 1],
+        dir.join("cf2").display().to_string()
+    );
+    assert!(
+        calls.iter().position(|c| c[0] == "build-counterfactuals")
+            < calls.iter().position(|c| c[0] == "train")
+    );
+    let shards_of = |c: &Vec<String>| -> String {
+        c.iter()
+            .rfind(|a| a.starts_with("data.shards="))
+            .unwrap()
+            .clone()
+    };
+    for c in calls.iter().filter(|c| c[0] == "train") {
+        if c.iter().any(|a| a.contains("-rollout-w")) {
+            let want = format!("data.shards=\"{}\"", dir.join("cf2").display());
+            assert_eq!(shards_of(c), want, "{c:?}");
+            let n = c.iter().filter(|a| a.starts_with("data.shards=")).count();
+            assert_eq!(n, 1, "{c:?}");
+        } else {
+            // The grid's shards, relative to the base config as tools/demo.py writes them.
+            assert!(shards_of(c).ends_with("/cf\""), "{c:?}");
+        }
     }
     let online = calls
         .iter()
@@ -202,6 +248,11 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
     // The report shows each swept method and each follower at weight 1, and is complete.
     let md = std::fs::read_to_string(dir.join("out/RESULTS.md"))?;
     assert!(!md.contains("Partial"), "{md}");
+    // The build time comes from the built directory's done.json (the test's first shards have none).
+    assert!(
+        md.contains("building the counterfactual shards 2 min"),
+        "{md}"
+    );
     assert!(
         md.contains("| FT | 2 | 100.00 ± 0.00 | 40.00 ± 0.00 | +60.00 ± 0.00 | met |"),
         "{md}"
@@ -211,6 +262,7 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
         "FT+FD ObjMaskSingleFill(0.3)",
         "FT+FD CtxMaskSingleFill(0.5)",
         "FT+FD ObjMaskSingleFill(0.3) online",
+        "FT+FD ObjMaskSingleFill(0.3) rollout",
     ] {
         assert!(
             md.contains(&format!("| {label} | 2 | 1 |")),

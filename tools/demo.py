@@ -29,8 +29,9 @@ import subprocess
 import sys
 import tomllib
 
-from demo_grid import (CF, CF_STATS, GRID, ROOT, SETS, WISE_ALPHAS, chosen_weights, eval_argv,
-                       fd_weight, methods, resolve, scope, train_argv, wise_argv, wise_sweeps)
+from demo_grid import (CF_BUILDS, GRID, ROOT, SETS, WISE_ALPHAS, build_argv, chosen_weights,
+                       eval_argv, fd_weight, inspect_argv, methods, resolve, scope, stats_name,
+                       train_argv, wise_argv, wise_sweeps)
 from demo_report import report, sweep_alphas
 
 
@@ -63,14 +64,15 @@ def train(a, cfkit, seed, m):
 
 
 def fresh_per_epoch():
-    """Fresh counterfactuals every epoch (issue 15, item 6): the shards must hold at least as many
-    variants per strategy as the runs have epochs (epoch e uses variant e mod K)."""
-    with open(os.path.join(ROOT, GRID["counterfactuals"]["config"]), "rb") as f:
-        k = tomllib.load(f)["counterfactuals"].get("variants", 1)
-    if GRID["epochs"] > k:
-        sys.exit(f"{GRID['counterfactuals']['config']}: variants = {k}, but the grid trains "
-                 f"{GRID['epochs']} epochs (configs/demo/benchmark.toml): fresh counterfactuals "
-                 "every epoch need variants >= epochs")
+    """Fresh counterfactuals every epoch (issue 15, item 6): every build's shards must hold at least
+    as many variants per strategy as the runs have epochs (epoch e uses variant e mod K)."""
+    for build in CF_BUILDS:
+        with open(os.path.join(ROOT, build["config"]), "rb") as f:
+            k = tomllib.load(f)["counterfactuals"].get("variants", 1)
+        if GRID["epochs"] > k:
+            sys.exit(f"{build['config']}: variants = {k}, but the grid trains "
+                     f"{GRID['epochs']} epochs (configs/demo/benchmark.toml): fresh counterfactuals "
+                     "every epoch need variants >= epochs")
 
 
 def evaluate(cfkit, checkpoint, split, path):
@@ -90,18 +92,20 @@ def run_all(a, seeds, weights, strategies, only):
     runs = [m for m in methods(fd_weight(), weights, strategies, only)
             if not a.only or m["key"] in a.only or (m["base"] or m["key"]) in a.only]
     fresh_per_epoch()
-    if not os.path.exists(os.path.join(ROOT, CF, "manifest.json")):
-        sh([cfkit, "build-counterfactuals", "--config", GRID["counterfactuals"]["config"]])
+    for build in CF_BUILDS:
+        if not os.path.exists(os.path.join(ROOT, build["shards"], "manifest.json")):
+            sh(build_argv(cfkit, build))
     # The counterfactuals' statistics per strategy (mask ratios, same-class donors, and with the
-    # generator's ground truth the masks' IoU with the garment), for the report.
-    stats = os.path.join(ROOT, a.runs, CF_STATS)
-    if not os.path.exists(stats):
-        os.makedirs(os.path.dirname(stats), exist_ok=True)
-        out = sh([cfkit, "inspect", CF, "--json", "--n", "8", "--out",
-                  os.path.join(ROOT, a.runs, "cf-sheet.png")], capture=True)
-        with open(stats + ".tmp", "w") as f:
-            f.write(out)
-        os.replace(stats + ".tmp", stats)
+    # generator's ground truth the masks' IoU with the garment), for the report; one file per build.
+    for build in CF_BUILDS:
+        name, sheet = stats_name(build)
+        stats = os.path.join(ROOT, a.runs, name)
+        if not os.path.exists(stats):
+            os.makedirs(os.path.dirname(stats), exist_ok=True)
+            out = sh(inspect_argv(cfkit, build, os.path.join(ROOT, a.runs, sheet)), capture=True)
+            with open(stats + ".tmp", "w") as f:
+                f.write(out)
+            os.replace(stats + ".tmp", stats)
     evaluate(cfkit, GRID["teacher"], ",".join(SETS), os.path.join(ROOT, a.runs, "zeroshot.json"))
     # The calibration split (ID data only): the teacher once, each seed's FT once it has run.
     cal = GRID["calibration"]["split"]

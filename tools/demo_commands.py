@@ -2,8 +2,8 @@
 functions that tools/demo.py runs them with (tools/demo_grid.py), for the first seed."""
 import shlex
 
-from demo_grid import (CF, FRONTIER, GRID, SETS, eval_argv, resolve, table_runs, train_argv, wise_argv,
-                       wise_sweeps)
+from demo_grid import (CF_BUILDS, FRONTIER, GRID, SETS, build_argv, eval_argv, inspect_argv,
+                       resolve, stats_name, table_runs, train_argv, wise_argv, wise_sweeps)
 
 CFKIT = "target/release/cfkit"  # what `./just demo` builds and passes as --cfkit
 
@@ -31,8 +31,8 @@ def commands(runs, chosen, seeds, runs_dir, weights):
         f"{seed} (another seed changes `train.seed` and the `seed<N>` directory):",
         "",
         block([CFKIT, "demo-data", "--out", "data/fashionshift", "-q"]),
-        block([CFKIT, "build-counterfactuals", "--config", GRID["counterfactuals"]["config"]]),
-        block([CFKIT, "inspect", CF, "--json", "--n", "8", "--out", f"{runs_dir}/cf-sheet.png"]),
+        *[block(build_argv(CFKIT, b)) for b in CF_BUILDS],
+        *[block(inspect_argv(CFKIT, b, f"{runs_dir}/{stats_name(b)[1]}")) for b in CF_BUILDS],
         block(eval_argv(CFKIT, GRID["teacher"], ",".join(SETS))),
         block(eval_argv(CFKIT, GRID["teacher"], GRID["calibration"]["split"])),
     ]

@@ -17,6 +17,9 @@ with open(os.path.join(ROOT, GRID_FILE), "rb") as _f:
 STRATEGIES = GRID["strategies"]
 HEADLINE = STRATEGIES[0]
 CF = GRID["counterfactuals"]["shards"]
+# Every counterfactual build of the grid ({config, shards}): the shards all methods train on, then
+# any `extra_counterfactuals` that single methods name in their `data.shards` override.
+CF_BUILDS = [GRID["counterfactuals"], *GRID.get("extra_counterfactuals", [])]
 EVAL = GRID["eval"]["shards"]
 SETS = GRID["eval"]["sets"]
 # Headline OOD: the mean of the shifted sets. The near set keeps the training correlation and is
@@ -208,8 +211,11 @@ def train_argv(cfkit, runs_dir, seed, m):
     # The grid's data, relative to the base config (as paths in a config are).
     rel = lambda p: os.path.relpath(os.path.join(ROOT, p), os.path.dirname(os.path.join(ROOT, config)))
     argv = [cfkit, "train", "--config", config]
-    for s in [f'data.shards="{rel(CF)}"', f'eval.shards="{rel(EVAL)}"',
-              f"train.epochs={GRID['epochs']}", f"train.seed={seed}"] + m["set"]:
+    # A method that trains on other shards (an `extra_counterfactuals` build) names them in its set.
+    own = any(s.startswith("data.shards=") for s in m["set"])
+    for s in ([] if own else [f'data.shards="{rel(CF)}"']) + [
+            f'eval.shards="{rel(EVAL)}"', f"train.epochs={GRID['epochs']}",
+            f"train.seed={seed}"] + m["set"]:
         argv += ["--set", s]
     return argv, os.path.join(runs_dir, f"seed{seed}", m["key"])
 
@@ -219,6 +225,32 @@ def wise_argv(cfkit, run_dir, out):
     return [cfkit, "wise-ft", "--zeroshot", GRID["teacher"], "--finetuned",
             os.path.join(run_dir, "checkpoints/best"), "--alpha",
             ",".join(f"{al:g}" for al in WISE_ALPHAS), "--out", out]
+
+
+def build_argv(cfkit, build):
+    """`cfkit build-counterfactuals` of one of CF_BUILDS into its shards directory."""
+    return [cfkit, "build-counterfactuals", "--config", build["config"], "--out", build["shards"]]
+
+
+def stats_name(build):
+    """The file (in the runs directory) of a build's `cfkit inspect --json` statistics, and the name
+    of its contact sheet: cf-stats.json / cf-sheet.png for the grid's main shards, with the shards'
+    directory name appended for the others."""
+    if build is CF_BUILDS[0]:
+        return CF_STATS, "cf-sheet.png"
+    name = os.path.basename(os.path.normpath(build["shards"]))
+    return f"cf-stats-{name}.json", f"cf-sheet-{name}.png"
+
+
+def inspect_argv(cfkit, build, sheet):
+    """`cfkit inspect --json` of a build's shards (statistics over every row, a sheet of 8)."""
+    return [cfkit, "inspect", build["shards"], "--json", "--n", "8", "--out", sheet]
+
+
+def build_cam(build):
+    """The CAM method a build's config names (`counterfactuals.cam`, default mmcam)."""
+    with open(os.path.join(ROOT, build["config"]), "rb") as f:
+        return tomllib.load(f)["counterfactuals"].get("cam", "mmcam")
 
 
 def eval_argv(cfkit, checkpoint, split):

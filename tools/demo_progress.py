@@ -5,7 +5,7 @@ how many are done, the cfkit commits they were trained with, and the compute the
 import json
 import os
 
-from demo_grid import CF, ROOT, fd_weight, methods, resolve, wise_sweeps
+from demo_grid import CF_BUILDS, ROOT, fd_weight, methods, resolve, wise_sweeps
 
 
 def expected_runs(seeds, weights, strategies, only, chosen):
@@ -43,17 +43,20 @@ def progress(a, expected):
 
 def compute(a, expected):
     """(training seconds summed over the finished trained runs (report.json's train_seconds; the
-    evaluations and WiSE-FT sweeps not included), the counterfactual build's seconds (done.json of
-    the grid's shards) or None)."""
+    evaluations and WiSE-FT sweeps not included), the counterfactual builds' seconds (done.json of
+    each of the grid's shards that has one, summed) or None)."""
     train = 0.0
     for seed, key, mark in expected:
         path = os.path.join(ROOT, a.runs, f"seed{seed}", key, "report.json")
         if mark == "report.json" and os.path.exists(path):
             with open(path) as f:
                 train += json.load(f)["train_seconds"]
-    try:
-        with open(os.path.join(ROOT, CF, "done.json")) as f:
-            build = json.load(f)["report"]["seconds"]
-    except (FileNotFoundError, KeyError):
-        build = None
+    builds = []
+    for b in CF_BUILDS:
+        try:
+            with open(os.path.join(ROOT, b["shards"], "done.json")) as f:
+                builds.append(json.load(f)["report"]["seconds"])
+        except (FileNotFoundError, KeyError):
+            pass
+    build = sum(builds) if builds else None
     return train, build

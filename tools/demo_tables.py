@@ -6,7 +6,7 @@ import json
 import os
 import statistics
 
-from demo_grid import CF_STATS, GRID, ROOT
+from demo_grid import CF_BUILDS, GRID, ROOT, build_cam, stats_name
 
 
 def ms(values, signed=False):
@@ -91,29 +91,40 @@ def distribution(histogram):
 
 
 def cf_stats(a):
-    """The counterfactual statistics section from `cfkit inspect --json` (tools/demo.py writes it
-    next to the runs), and its record."""
-    path = os.path.join(ROOT, a.runs, CF_STATS)
-    if not os.path.exists(path):
+    """The counterfactual statistics section from `cfkit inspect --json` of each build (tools/demo.py
+    writes them next to the runs), and its record {strategy: statistics}; a strategy of a further
+    build is named with that build's CAM and shards."""
+    reps = []
+    for build in CF_BUILDS:
+        path = os.path.join(ROOT, a.runs, stats_name(build)[0])
+        if os.path.exists(path):
+            with open(path) as f:
+                rep = json.load(f)
+            suffix = ("" if build is CF_BUILDS[0] else
+                      f" — {build_cam(build)} CAM ({os.path.basename(os.path.normpath(build['shards']))})")
+            reps.append((suffix, rep))
+    if not reps:
         return [], None
-    with open(path) as f:
-        rep = json.load(f)
     num = lambda v: "–" if v is None else f"{v:.3f}"
     lines = ["", "## Counterfactuals", "",
-             f"Per strategy over the {rep['rows']} training rows of the counterfactual shards "
+             f"Per strategy over the {reps[0][1]['rows']} training rows of the counterfactual shards "
              "(`cfkit inspect --json`): the mean share of patches masked, donor draws from the "
              "row's own class, and, where the data carries the generator's garment mask, the mean "
              "IoU of each mask with the garment's patches and with the background's, and the mean "
              "share of the garment masked (– for data generated before the mask was stored). "
              "\"mask ratio distribution\": the share of variants (%) whose mask ratio lies in "
-             "[0, 0.1), [0.1, 0.2), …, [0.9, 1].", "",
+             "[0, 0.1), [0.1, 0.2), …, [0.9, 1]. A row naming a CAM is from a further build of the "
+             "grid (`extra_counterfactuals`).", "",
              "| strategy | variants | mask ratio | mask ratio distribution | same-class donors | "
              "IoU garment | IoU background | garment masked |",
              "|---|---:|---:|---|---:|---:|---:|---:|"]
-    for name, st in rep["strategies"].items():
-        lines.append(f"| {name} | {st['variants']} | {st['mask_ratio_mean']:.3f} | "
-                     f"{distribution(st.get('mask_ratio_histogram'))} | "
-                     f"{st['same_class_donor_rate']:.3f} | {num(st.get('object_iou_mean'))} | "
-                     f"{num(st.get('background_iou_mean'))} | "
-                     f"{num(st.get('object_masked_mean'))} |")
-    return lines, rep["strategies"]
+    record = {}
+    for suffix, rep in reps:
+        for name, st in rep["strategies"].items():
+            record[name + suffix] = st
+            lines.append(f"| {name}{suffix} | {st['variants']} | {st['mask_ratio_mean']:.3f} | "
+                         f"{distribution(st.get('mask_ratio_histogram'))} | "
+                         f"{st['same_class_donor_rate']:.3f} | {num(st.get('object_iou_mean'))} | "
+                         f"{num(st.get('background_iou_mean'))} | "
+                         f"{num(st.get('object_masked_mean'))} |")
+    return lines, record
