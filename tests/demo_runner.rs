@@ -279,7 +279,9 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
         .any(|c| c.contains(&"--print-config".to_string())));
 
     // --quick (in a runs directory of its own here): seed 0, FT, the headline at weights 1 and 2,
-    // and online mode at the weight the rule picks from those; no FT+FD, no other strategy.
+    // and online mode at the weight the rule picks from those; no FT+FD, no other strategy, and
+    // not the second build (no quick method trains on it), though it is missing.
+    std::fs::remove_dir_all(dir.join("cf2"))?;
     let quick_runs = dir.join("quick-runs");
     let (o, calls) = run_demo(
         &dir,
@@ -301,6 +303,12 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
             "seed0/fd-objmasksinglefill-0.3-w2",
             "seed0/fd-objmasksinglefill-0.3-online-w1",
         ]
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c[0] == "build-counterfactuals" || c.iter().any(|a| a.ends_with("cf2"))),
+        "{calls:?}"
     );
 
     // More epochs than stored variants: refused before anything runs.

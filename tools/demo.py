@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tomllib
 
-from demo_grid import (CF_BUILDS, GRID, ROOT, SETS, WISE_ALPHAS, build_argv, chosen_weights,
+from demo_grid import (GRID, ROOT, SETS, WISE_ALPHAS, build_argv, builds_for, chosen_weights,
                        eval_argv, fd_weight, inspect_argv, methods, resolve, scope, stats_name,
                        train_argv, wise_argv, wise_sweeps)
 from demo_report import report, sweep_alphas
@@ -63,10 +63,10 @@ def train(a, cfkit, seed, m):
     sh(base + ["--out", out, "--resume", "-q"])
 
 
-def fresh_per_epoch():
+def fresh_per_epoch(builds):
     """Fresh counterfactuals every epoch (issue 15, item 6): every build's shards must hold at least
     as many variants per strategy as the runs have epochs (epoch e uses variant e mod K)."""
-    for build in CF_BUILDS:
+    for build in builds:
         with open(os.path.join(ROOT, build["config"]), "rb") as f:
             k = tomllib.load(f)["counterfactuals"].get("variants", 1)
         if GRID["epochs"] > k:
@@ -91,13 +91,14 @@ def run_all(a, seeds, weights, strategies, only):
     cfkit = a.cfkit
     runs = [m for m in methods(fd_weight(), weights, strategies, only)
             if not a.only or m["key"] in a.only or (m["base"] or m["key"]) in a.only]
-    fresh_per_epoch()
-    for build in CF_BUILDS:
+    builds = builds_for(runs)
+    fresh_per_epoch(builds)
+    for build in builds:
         if not os.path.exists(os.path.join(ROOT, build["shards"], "manifest.json")):
             sh(build_argv(cfkit, build))
     # The counterfactuals' statistics per strategy (mask ratios, same-class donors, and with the
     # generator's ground truth the masks' IoU with the garment), for the report; one file per build.
-    for build in CF_BUILDS:
+    for build in builds:
         name, sheet = stats_name(build)
         stats = os.path.join(ROOT, a.runs, name)
         if not os.path.exists(stats):

@@ -2,7 +2,7 @@
 functions that tools/demo.py runs them with (tools/demo_grid.py), for the first seed."""
 import shlex
 
-from demo_grid import (CF_BUILDS, FRONTIER, GRID, SETS, build_argv, eval_argv, inspect_argv,
+from demo_grid import (FRONTIER, GRID, SETS, build_argv, builds_for, eval_argv, inspect_argv,
                        resolve, stats_name, table_runs, train_argv, wise_argv, wise_sweeps)
 
 CFKIT = "target/release/cfkit"  # what `./just demo` builds and passes as --cfkit
@@ -31,8 +31,8 @@ def commands(runs, chosen, seeds, runs_dir, weights):
         f"{seed} (another seed changes `train.seed` and the `seed<N>` directory):",
         "",
         block([CFKIT, "demo-data", "--out", "data/fashionshift", "-q"]),
-        *[block(build_argv(CFKIT, b)) for b in CF_BUILDS],
-        *[block(inspect_argv(CFKIT, b, f"{runs_dir}/{stats_name(b)[1]}")) for b in CF_BUILDS],
+        *[block(build_argv(CFKIT, b)) for b in builds_for(runs)],
+        *[block(inspect_argv(CFKIT, b, f"{runs_dir}/{stats_name(b)[1]}")) for b in builds_for(runs)],
         block(eval_argv(CFKIT, GRID["teacher"], ",".join(SETS))),
         block(eval_argv(CFKIT, GRID["teacher"], GRID["calibration"]["split"])),
     ]

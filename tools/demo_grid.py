@@ -227,6 +227,22 @@ def wise_argv(cfkit, run_dir, out):
             ",".join(f"{al:g}" for al in WISE_ALPHAS), "--out", out]
 
 
+def shards_of(m):
+    """The absolute shards directory run `m` trains on: its own `data.shards` override (relative to
+    its base config, as config paths are) or the grid's."""
+    for s in m["set"]:
+        if s.startswith("data.shards="):
+            value = tomllib.loads(s)["data"]["shards"]
+            return os.path.normpath(os.path.join(os.path.dirname(os.path.join(ROOT, m["config"])), value))
+    return os.path.normpath(os.path.join(ROOT, CF))
+
+
+def builds_for(runs):
+    """The builds of CF_BUILDS that `runs` train on (`--quick` or `--only` need fewer)."""
+    used = {shards_of(m) for m in runs}
+    return [b for b in CF_BUILDS if os.path.normpath(os.path.join(ROOT, b["shards"])) in used]
+
+
 def build_argv(cfkit, build):
     """`cfkit build-counterfactuals` of one of CF_BUILDS into its shards directory."""
     return [cfkit, "build-counterfactuals", "--config", build["config"], "--out", build["shards"]]
