@@ -254,8 +254,13 @@ def stats_name(build):
     directory name appended for the others."""
     if build is CF_BUILDS[0]:
         return CF_STATS, "cf-sheet.png"
-    name = os.path.basename(os.path.normpath(build["shards"]))
+    name = build_name(build)
     return f"cf-stats-{name}.json", f"cf-sheet-{name}.png"
+
+
+def build_name(build):
+    """A build's name in file names and report rows: its shards' directory name."""
+    return os.path.basename(os.path.normpath(build["shards"]))
 
 
 def inspect_argv(cfkit, build, sheet):

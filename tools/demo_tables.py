@@ -6,7 +6,7 @@ import json
 import os
 import statistics
 
-from demo_grid import CF_BUILDS, GRID, ROOT, build_cam, stats_name
+from demo_grid import CF_BUILDS, GRID, ROOT, build_cam, build_name, stats_name
 
 
 def ms(values, signed=False):
@@ -101,7 +101,7 @@ def cf_stats(a):
             with open(path) as f:
                 rep = json.load(f)
             suffix = ("" if build is CF_BUILDS[0] else
-                      f" — {build_cam(build)} CAM ({os.path.basename(os.path.normpath(build['shards']))})")
+                      f" — {build_cam(build)} CAM ({build_name(build)})")
             reps.append((suffix, rep))
     if not reps:
         return [], None

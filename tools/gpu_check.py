@@ -51,6 +51,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from demo_grid import GRID, HEADLINE, fd_weight, methods, ood_mean, slug, top1
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PRESETS = {  # vision shapes of cfkit's presets (`cfkit presets --json`); checked at start
     "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, image_size=56, patch_size=8,
@@ -60,16 +62,12 @@ PRESETS = {  # vision shapes of cfkit's presets (`cfkit presets --json`); checke
 }
 
 
-SHIFTED = ["ood-bg-random", "ood-bg-anti", "ood-sketch", "ood-render"]  # the headline OOD sets (issue 15)
-
-
 def demo_scores(report):
-    """Test-id top-1, the mean top-1 of the shifted OOD sets (percent) and test-id's data fingerprint,
-    from a run's report.json."""
-    sets = {s["name"]: s for s in report["eval"]["sets"]}
-    return dict(test_id=100 * sets["test-id"]["top1"],
-                ood_shifted=100 * float(np.mean([sets[n]["top1"] for n in SHIFTED])),
-                fingerprint=sets["test-id"]["fingerprint"])
+    """Test-id top-1, the headline OOD number (the grid's mean over its shifted sets; percent) and
+    test-id's data fingerprint, from a run's report.json."""
+    accs = top1(report["eval"])
+    fingerprint = next(s["fingerprint"] for s in report["eval"]["sets"] if s["name"] == "test-id")
+    return dict(test_id=accs["test-id"], ood_shifted=ood_mean(accs), fingerprint=fingerprint)
 
 
 class Memory:
@@ -436,18 +434,20 @@ class Check:
         stats, _ = self.cfkit("inspect", cf, "--json", "--n", "2", "--out", self.work / "cf-sheet.png", json_out=True)
         out = dict(generate=gen, build=build, runs={})
         refs = ROOT / "results/demo-runs"
-        for key, extra in [("ft", ['train.method="ft"']),
-                           ("fd-objmasksinglefill-0.3-w0.3",
-                            ['train.method="ft-fd"',
-                             'distill={ images = "masked", strategy = "ObjMaskSingleFill(0.3)", weight = 0.3 }'])]:
+        # The grid's own runs (configs/demo/benchmark.toml through tools/demo_grid.py): FT, and the
+        # headline at 0.3, the weight the validation rule picked for it on the CPU grid.
+        grid = {m["key"]: m for m in methods(fd_weight())}
+        for key in ["ft", f"fd-{slug(HEADLINE)}-w0.3"]:
+            m = grid[key]
             run = self.work / f"demo-{key}"
             shutil.rmtree(run, ignore_errors=True)
             sets = [f"data.shards=\"{cf.resolve()}\"", f"eval.shards=\"{data.resolve()}\"",
-                    f"train.epochs={1 if smoke else 4}", "train.seed=0", f'train.device="{self.args.device}"', *extra]
+                    f"train.epochs={1 if smoke else GRID['epochs']}", "train.seed=0",
+                    f'train.device="{self.args.device}"', *m["set"]]
             if smoke:
                 sets.append("data.val_holdout=20")
             args = [a for kv in sets for a in ("--set", kv)]
-            _, info = self.cfkit("train", "--config", ROOT / "configs/ft-demo.toml", *args, "--out", run, "-q")
+            _, info = self.cfkit("train", "--config", ROOT / m["config"], *args, "--out", run, "-q")
             res = dict(run=info, **demo_scores(json.loads((run / "report.json").read_text())))
             ref = refs / "seed0" / key / "report.json"
             if not smoke and ref.exists():
