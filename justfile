@@ -105,7 +105,7 @@ parity-fixtures: bootstrap
 # Parity of a ViT-B/32-shaped vision tower against transformers and open_clip (fixture made on the fly, ~1 GB).
 parity-b32: bootstrap
     {{python}} tests/parity/make_fixtures.py --case vit-b-32 --out target/parity
-    CFKIT_PARITY_DIR={{root}}/target/parity cargo test --release -p cfkit-models --test parity -- --ignored
+    CFKIT_PARITY_DIR={{root}}/target/parity cargo test --release -p cfkit-counterfactual --test parity -- --ignored
 
 # Generate the FashionShift demo splits as image shards into OUT (default data/fashionshift).
 demo-data OUT="data/fashionshift" *ARGS: build fashion-mnist

@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use cfkit_counterfactual::{compute_cam, CamMethod};
 use cfkit_models::clip::VISION_PREFIXES;
 use cfkit_models::weights::{named_tensors, write_safetensors};
 use cfkit_models::{
-    compute_cam, preset, save_head, CamMethod, ClassificationHead, ClipModel, HeadInfo, Towers,
-    VisionForward,
+    preset, save_head, ClassificationHead, ClipModel, HeadInfo, Towers, VisionForward,
 };
-use cfkit_pipeline::build::batch::to_model_input;
+use cfkit_pipeline::builder::batch::to_model_input;
 use cfkit_schemas::{decode_image, Manifest, ShardReader};
 use tch::{Device, Tensor};
 

@@ -233,7 +233,7 @@ fn doctor_runs_the_model_stack_on_cpu() -> Result<()> {
 #[test]
 fn tokenizer_is_found_in_the_project_venv() {
     // The default vocabulary search used by `zeroshot-head` without --vocab.
-    assert!(Tokenizer::discover().is_ok());
+    assert!(Tokenizer::discover(None).is_ok());
 }
 
 #[test]

@@ -263,7 +263,7 @@ fn one_writer_per_directory() -> Result<()> {
     let (a, b) = (spawn(&w0, None), spawn(&w1, None));
     finish(a);
     finish(b);
-    let held = cfkit_schemas::DirLock::acquire(&workers, ".worker-00001-of-00002")?;
+    let held = cfkit_outdir::DirLock::acquire(&workers, ".worker-00001-of-00002")?;
     let e = err(cfkit(&["merge", workers.to_str().unwrap()]));
     assert!(
         e.contains("still being written") && e.contains(".cfkit-lock.worker-00001-of-00002"),

@@ -479,7 +479,8 @@ fn each_protocol_scores_as_published() -> Result<()> {
 fn imagenet_recipes_follow_the_reference() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/imagenet");
     for model in ["vit-b-32", "vit-b-16"] {
-        let build = cfkit_pipeline::build::BuildConfig::load(&dir.join(model).join("build.toml"))?;
+        let build =
+            cfkit_pipeline::builder::BuildConfig::load(&dir.join(model).join("build.toml"))?;
         let b = serde_json::to_value(&build)?;
         assert_eq!(b["teacher"]["model"], model);
         assert_eq!(

@@ -1,13 +1,14 @@
 //! Online counterfactuals (the trainer's reference mode) against the offline builder's: for the
 //! same model, batch and seed, every strategy gives the same masks, donors, refilled images and
-//! teacher features. Both call `cfkit_models::counterfactual::step`; this holds the builder's
+//! teacher features. Both call `cfkit_counterfactual::step`; this holds the builder's
 //! batching, seeding and record assembly to the step the trainer runs online.
 
 use anyhow::Result;
-use cfkit_models::counterfactual::step::{CamModel, CounterfactualStep};
-use cfkit_models::counterfactual::strategy::Strategy;
-use cfkit_models::{preset, CamMethod, ClassificationHead, ClipModel, Towers};
-use cfkit_pipeline::build::batch::{
+use cfkit_counterfactual::step::{CamModel, CounterfactualStep};
+use cfkit_counterfactual::strategy::Strategy;
+use cfkit_counterfactual::CamMethod;
+use cfkit_models::{preset, ClassificationHead, ClipModel, Towers};
+use cfkit_pipeline::builder::batch::{
     compute_batch, encode_batch, to_model_input, variant_seed, BatchSpec, DecodedBatch, Teacher,
 };
 use cfkit_schemas::{decode_image, ImageRecord, StoredImage};

@@ -13,7 +13,7 @@
 #
 # Steps (each skipped when done): download the wheel (530 MB, pip --no-deps) and unpack its
 # headers and libraries into target/device/libtorch-2.11.0; NCCL's headers of the version torch
-# 2.11 links (target/device/nvidia, for cfkit-dist's NCCL group); copy the workspace
+# 2.11 links (target/device/nvidia, for cfkit-distributed's NCCL group); copy the workspace
 # sources to target/device/src with tch/torch-sys set to =0.24.0; `cargo build --release` there
 # (its own target dir, target/device/build: a first build compiles every crate); strip into
 # target/device/cfkit. CPU smoke: `target/device/cfkit doctor --device cpu` with the unpacked
@@ -35,7 +35,7 @@ if [[ ! -f $lt/lib/libtorch_cpu.so ]]; then
     'torch/lib/*')
   rm -rf "$lt" && mv "$lt.tmp/torch" "$lt" && rm -rf "$lt.tmp"
 fi
-# cfkit-dist's NCCL group (dist/build.rs) is compiled against NCCL's headers of the version torch
+# cfkit-distributed's NCCL group (distributed/build.rs) is compiled against NCCL's headers of the version torch
 # 2.11 was built with (its wheel pins nvidia-nccl-cu13==2.28.9; ProcessGroupNCCL's layout follows
 # the NCCL version macros), and CUDA 13.0's headers from the project venv (runtime, crt, cccl).
 nvidia=$dev/nvidia

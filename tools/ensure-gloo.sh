@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure Gloo's headers (Debian package libgloo-dev) are installed: cfkit-dist compiles its
+# Makes sure Gloo's headers (Debian package libgloo-dev) are installed: cfkit-distributed compiles its
 # C++ shim over libtorch's c10d ProcessGroupGloo, whose header includes <gloo/...>; the torch
 # wheel ships c10d's headers and Gloo's code (in libtorch_cpu) but not Gloo's headers. Idempotent;
 # CFKIT_GLOO_INCLUDE set: headers elsewhere, nothing to install.

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use cfkit_models::{parse_device, preset, ClipModel, Towers};
+use cfkit_models::{preset, ClipModel, DeviceSpec, Towers};
 use tch::{Kind, Tensor};
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -24,7 +24,9 @@ fn main() -> Result<()> {
     let iters: usize = arg(&args, "--iters", "10").parse()?;
     let warmup: usize = arg(&args, "--warmup", "2").parse()?;
     let threads: i32 = arg(&args, "--threads", "0").parse()?;
-    let device = parse_device(&arg(&args, "--device", "cpu"))?;
+    let device = arg(&args, "--device", "cpu")
+        .parse::<DeviceSpec>()?
+        .resolve()?;
     if threads > 0 {
         tch::set_num_threads(threads);
     }

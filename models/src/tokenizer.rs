@@ -151,16 +151,10 @@ impl Tokenizer {
         })
     }
 
-    /// Finds OpenAI's merges file: `$CFKIT_BPE_VOCAB`, else open_clip's copy in the active
-    /// virtualenv or in this project's `.venv`.
-    pub fn discover() -> Result<PathBuf> {
-        if let Some(p) = std::env::var_os("CFKIT_BPE_VOCAB") {
-            return Ok(PathBuf::from(p));
-        }
-        let mut venvs: Vec<PathBuf> = std::env::var_os("VIRTUAL_ENV")
-            .map(PathBuf::from)
-            .into_iter()
-            .collect();
+    /// Finds OpenAI's merges file: open_clip's copy in the virtualenv `active_venv` (the
+    /// caller's `VIRTUAL_ENV`) or in this project's `.venv`.
+    pub fn discover(active_venv: Option<&Path>) -> Result<PathBuf> {
+        let mut venvs: Vec<PathBuf> = active_venv.map(Path::to_path_buf).into_iter().collect();
         venvs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
         for venv in &venvs {
             if let Ok(entries) = std::fs::read_dir(venv.join("lib")) {

@@ -17,7 +17,7 @@ fn fixture(name: &str) -> Result<serde_json::Value> {
 
 #[test]
 fn token_ids_match_open_clip() -> Result<()> {
-    let tok = Tokenizer::from_file(&Tokenizer::discover()?)?;
+    let tok = Tokenizer::from_file(&Tokenizer::discover(None)?)?;
     let fx = fixture("tokenizer.json")?;
     let texts = fx["texts"].as_array().unwrap();
     let ids = fx["ids"].as_array().unwrap();

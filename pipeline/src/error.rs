@@ -15,7 +15,13 @@ pub enum PipelineError {
     #[error(transparent)]
     Schema(#[from] cfkit_schemas::SchemaError),
     #[error(transparent)]
+    Config(#[from] cfkit_config::ConfigError),
+    #[error(transparent)]
+    Outdir(#[from] cfkit_outdir::OutdirError),
+    #[error(transparent)]
     Model(#[from] cfkit_models::ModelError),
+    #[error(transparent)]
+    Counterfactual(#[from] cfkit_counterfactual::CounterfactualError),
     #[error(transparent)]
     FashionShift(#[from] crate::fashionshift::FashionShiftError),
     #[error("{bad} of {total} inputs ({pct:.1}%) were quarantined, above the limit of {limit_pct:.1}%; see {quarantine}")]

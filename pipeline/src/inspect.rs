@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use cfkit_models::counterfactual::refill::recompose;
+use cfkit_counterfactual::refill::recompose;
 use cfkit_schemas::{
     decode_image, encode_png, CounterfactualRecord, Manifest, RgbPixels, ShardKind, ShardReader,
 };

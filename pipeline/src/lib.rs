@@ -3,17 +3,16 @@
 //! * [`prepare`] (`cfkit prepare`, `cfkit demo-data`): sources (ImageFolder, CSV/Parquet
 //!   manifests), CLIP-exact preprocessing, quarantine of bad inputs, image shards.
 //! * [`fashionshift`]: the embedded FashionShift benchmark's generator (DESIGN §6).
-//! * [`build`] (`cfkit build-counterfactuals`, `cfkit merge`): teacher, CAM, masks, donors and
-//!   refill per batch, counterfactual shards, workers and their merge.
+//! * [`builder`] (`cfkit build-counterfactuals`, `cfkit merge`): teacher, CAM, masks, donors and
+//!   refill per batch (the method itself is cfkit-counterfactual), counterfactual shards, workers
+//!   and their merge.
 //! * [`inspect`] (`cfkit inspect`): pictures of original | CAM | mask | counterfactual.
 
-pub mod build;
+pub mod builder;
 pub mod error;
 pub mod fashionshift;
 pub mod inspect;
 pub mod prepare;
 pub mod suite;
 
-/// Masks, donors and refill live in the models crate (shared with the trainer's online mode).
-pub use cfkit_models::counterfactual::{refill, rng, strategy};
 pub use error::{PipelineError, Result};

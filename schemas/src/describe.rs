@@ -90,7 +90,7 @@ pub fn schema_markdown() -> String {
     };
     let mut out = format!(
         "# cfkit shard schemas, version {SCHEMA_VERSION}\n\n\
-         Generated from `schemas/src` by `cargo test -p cfkit-schemas` (set `CFKIT_UPDATE_SCHEMA_DOC=1` to rewrite);\n\
+         Generated from `schemas/src` by `cargo test -p cfkit-schemas` (set `CFKIT_UPDATE_DOCS=1` to rewrite);\n\
          do not edit by hand. P = patches per image (row-major grid), D = teacher feature width,\n\
          C = number of classes. Top-level columns carry Arrow's nullable flag (Hugging Face `datasets`\n\
          applies Image and ClassLabel only to nullable fields); the `nulls` column says what cfkit\n\

@@ -33,13 +33,6 @@ pub enum SchemaError {
 
     #[error("invalid record: {0}")]
     Record(String),
-
-    #[error("'{dir}' is being written by another process ({holder}; lock file '{lock}'): wait for it to finish or stop it, or choose another output directory")]
-    Locked {
-        dir: PathBuf,
-        lock: PathBuf,
-        holder: String,
-    },
 }
 
 pub type Result<T> = std::result::Result<T, SchemaError>;

@@ -7,11 +7,10 @@ pub mod codec;
 pub mod describe;
 pub mod error;
 pub mod fields;
+pub mod identity;
 pub mod layout;
-pub mod lock;
 pub mod manifest;
 pub mod metadata;
-pub mod overrides;
 pub mod reader;
 pub mod records;
 pub mod truth;
@@ -22,8 +21,8 @@ pub use cf_records::{batch_to_counterfactuals, batch_to_counterfactuals_select, 
 pub use codec::{decode_image, decode_image_sized, encode_png, RgbPixels};
 pub use error::{Result, SchemaError};
 pub use fields::SCHEMA_VERSION;
-pub use lock::{crash_point, DirLock, Holder};
-pub use manifest::{config_hash, Manifest, SplitEntry};
+pub use identity::{canonical_json, identity_hash};
+pub use manifest::{Manifest, SplitEntry};
 pub use metadata::{shard_schema, CounterfactualDims, DatasetInfo, ShardKind, TeacherInfo};
 pub use reader::ShardReader;
 pub use records::{

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SchemaError};
 use crate::fields::SCHEMA_VERSION;
+use crate::identity::identity_hash;
 use crate::layout::MANIFEST_FILE;
 use crate::metadata::ShardKind;
 use crate::writer::ShardSummary;
@@ -29,19 +30,11 @@ pub struct Manifest {
     pub created_by: String,
     /// The resolved config of the run.
     pub config: serde_json::Value,
-    /// blake3 of the canonical JSON of `config`.
+    /// [`identity_hash`] of `config`.
     pub config_hash: String,
     #[serde(default)]
     pub teacher_blake3: Option<String>,
     pub splits: BTreeMap<String, SplitEntry>,
-}
-
-/// blake3 (hex) of a config's canonical JSON (object keys sorted).
-pub fn config_hash(config: &serde_json::Value) -> String {
-    // serde_json's Map is a BTreeMap here (no preserve_order), so keys serialise sorted.
-    blake3::hash(config.to_string().as_bytes())
-        .to_hex()
-        .to_string()
 }
 
 impl Manifest {
@@ -50,7 +43,7 @@ impl Manifest {
             schema_version: SCHEMA_VERSION,
             kind,
             created_by: created_by.to_string(),
-            config_hash: config_hash(&config),
+            config_hash: identity_hash(&config),
             config,
             teacher_blake3: None,
             splits: BTreeMap::new(),
@@ -79,7 +72,7 @@ impl Manifest {
                 ),
             });
         }
-        if config_hash(&m.config) != m.config_hash {
+        if identity_hash(&m.config) != m.config_hash {
             return Err(SchemaError::Manifest {
                 path,
                 message: "config_hash does not match the stored config (the manifest was edited)"

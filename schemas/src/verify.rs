@@ -27,16 +27,9 @@ pub struct VerifyReport {
     /// Leftover `*.tmp` files of interrupted writes (harmless; a rerun replaces them).
     pub temporary_files: Vec<String>,
     /// Processes writing the directory right now (lock file and holder): what was checked may
-    /// change under them.
+    /// change under them. Filled in by the caller, which knows the directory's locks
+    /// (cfkit-outdir); empty here.
     pub writers: Vec<String>,
-}
-
-/// The processes writing `dir` now, as "lock file held by holder" lines.
-pub fn writers(dir: &Path) -> Vec<String> {
-    crate::lock::DirLock::holders(dir)
-        .into_iter()
-        .map(|(name, h)| format!("{name} held by {h}"))
-        .collect()
 }
 
 /// Verifies `dir`. Errors only when the manifest itself cannot be read.
@@ -47,7 +40,7 @@ pub fn verify_dataset(dir: &Path) -> Result<VerifyReport> {
         rows: 0,
         problems: Vec::new(),
         temporary_files: Vec::new(),
-        writers: writers(dir),
+        writers: Vec::new(),
     };
     let mut listed = std::collections::HashSet::new();
     for (split, entry) in &manifest.splits {

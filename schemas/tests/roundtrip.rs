@@ -375,13 +375,13 @@ fn manifest_round_trips_and_rejects_edits() -> Result<()> {
 fn schema_description_is_up_to_date() -> Result<()> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("SCHEMA.md");
     let want = cfkit_schemas::describe::schema_markdown();
-    if std::env::var_os("CFKIT_UPDATE_SCHEMA_DOC").is_some() {
+    if std::env::var_os("CFKIT_UPDATE_DOCS").is_some() {
         std::fs::write(&path, &want)?;
     }
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "schemas/SCHEMA.md is out of date with the schemas; rerun with CFKIT_UPDATE_SCHEMA_DOC=1 and commit it"
+        "schemas/SCHEMA.md is out of date with the schemas; rerun with CFKIT_UPDATE_DOCS=1 and commit it"
     );
     Ok(())
 }

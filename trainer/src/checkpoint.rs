@@ -82,7 +82,7 @@ impl CheckpointInfo {
             vision_config: student.config().clone(),
             classes: student.classes.clone(),
             method: method.into(),
-            config_hash: cfkit_schemas::config_hash(&record),
+            config_hash: cfkit_schemas::identity_hash(&record),
             step: 0,
             epoch: 0,
             next_batch: 0,

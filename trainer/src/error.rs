@@ -26,7 +26,14 @@ pub enum TrainError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
+    Counterfactual(#[from] cfkit_counterfactual::CounterfactualError),
+    #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// A config file that cannot be read, parsed or does not validate.
+    #[error(transparent)]
+    ConfigFile(#[from] cfkit_config::ConfigError),
+    #[error(transparent)]
+    Outdir(#[from] cfkit_outdir::OutdirError),
     /// (ScheduleError's messages name the schedule already.)
     #[error(transparent)]
     Schedule(#[from] ScheduleError),

@@ -143,7 +143,7 @@ pub fn wise_ft(
         ));
     }
     // One writer per output directory, for the whole sweep (this also creates it).
-    let _lock = cfkit_schemas::DirLock::acquire(out, "")?;
+    let _lock = cfkit_outdir::DirLock::acquire(out, "")?;
     let (mut mix, _) = checkpoint::load_student(zeroshot, device)?;
     mix.model.clone_from(&ft_info.model);
     let mut points = Vec::new();

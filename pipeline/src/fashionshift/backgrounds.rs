@@ -14,7 +14,7 @@
 
 use std::f64::consts::{PI, TAU};
 
-use crate::rng::{mix64, SplitMix64};
+use cfkit_counterfactual::rng::{mix64, SplitMix64};
 
 /// Number of background families (one per Fashion-MNIST class).
 pub const NUM_FAMILIES: usize = 10;

@@ -24,7 +24,7 @@ mod backgrounds;
 mod config;
 mod idx;
 mod render;
-use crate::rng;
+use cfkit_counterfactual::rng;
 mod shape;
 mod splits;
 

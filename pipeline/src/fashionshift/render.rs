@@ -10,7 +10,7 @@
 
 use super::backgrounds;
 use super::shape;
-use crate::rng::SplitMix64;
+use cfkit_counterfactual::rng::SplitMix64;
 
 /// How the garment is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -31,7 +31,7 @@ use super::backgrounds::NUM_FAMILIES;
 use super::idx::Part;
 use super::render::{Nuisance, Rendering};
 use super::FashionShiftError;
-use crate::rng::{fnv1a64, hash_keys, AffinePermutation, SplitMix64};
+use cfkit_counterfactual::rng::{fnv1a64, hash_keys, AffinePermutation, SplitMix64};
 
 /// Split names, in [`Split::ALL`] order.
 pub const SPLITS: [&str; 9] = [

@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cfkit_outdir::DirLock;
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
-    config_hash, encode_png, DatasetInfo, DirLock, ImageRecord, Manifest, RgbPixels, SceneTruth,
+    encode_png, identity_hash, DatasetInfo, ImageRecord, Manifest, RgbPixels, SceneTruth,
     ShardKind, StoredImage, WriterOptions, SCHEMA_VERSION,
 };
 use serde::Serialize;
@@ -155,7 +156,7 @@ pub(crate) fn write_run_record(
     let run = serde_json::json!({
         "cfkit": env!("CARGO_PKG_VERSION"),
         "config": config,
-        "config_hash": config_hash(config),
+        "config_hash": identity_hash(config),
         "splits": reports,
     });
     std::fs::write(
@@ -181,7 +182,7 @@ pub fn prepared_already(
     if !out.join(MANIFEST_FILE).exists() {
         return Ok(None);
     }
-    check_existing(out, &config_hash(&prepare_config(listing, opts)))?;
+    check_existing(out, &identity_hash(&prepare_config(listing, opts)))?;
     let path = out.join("run.json");
     let text = std::fs::read_to_string(&path).map_err(|e| PipelineError::io(&path, e))?;
     let run: serde_json::Value = serde_json::from_str(&text)
@@ -201,7 +202,7 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
         )));
     }
     let config = prepare_config(&listing, opts);
-    let hash = config_hash(&config);
+    let hash = identity_hash(&config);
     // One writer per output directory, for the whole run (this also creates it).
     let _lock = DirLock::acquire(out, "")?;
     check_existing(out, &hash)?;
@@ -399,7 +400,7 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
     };
     let fm = FashionMnist::load(&opts.fashion_mnist)?;
     let config = serde_json::json!({"command": "demo-data", "fashionshift": format!("{cfg:?}"), "splits": splits.iter().map(|s| s.name()).collect::<Vec<_>>(), "options": opts});
-    let hash = config_hash(&config);
+    let hash = identity_hash(&config);
     // One writer per output directory, for the whole run (this also creates it).
     let _lock = DirLock::acquire(out, "")?;
     check_existing(out, &hash)?;

@@ -4,6 +4,7 @@
 //! ObjectNet -> ImageNet mapping and, per set, its folder convention, border crop and size.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -136,6 +137,30 @@ impl ImagenetProtocol {
             return Err(bad("wnids/classnames", "expected 1000 lines each".into()));
         }
         Ok(p)
+    }
+
+    /// Checks that a model scores the suite's classes: 1000 of them, and when they are named by
+    /// wnid, in the standard (sorted) order — the suite scores class i as the i-th wnid of
+    /// assets/imagenet/wnids.txt. `model` names the checkpoint in the error.
+    pub fn check_model_classes(&self, model: &Path, classes: &[String]) -> Result<()> {
+        if classes.len() != self.wnids.len() {
+            return Err(PipelineError::Input(format!(
+                "checkpoint '{}' has a {}-class head; the imagenet suite scores the {} ImageNet classes in the standard (sorted wnid) order (build one with `cfkit zeroshot-head --classes assets/imagenet/wnids.txt --names assets/imagenet/classnames.txt`)",
+                model.display(),
+                classes.len(),
+                self.wnids.len()
+            )));
+        }
+        let looks_like_wnids = classes.iter().all(|c| {
+            c.len() == 9 && c.starts_with('n') && c[1..].bytes().all(|b| b.is_ascii_digit())
+        });
+        if looks_like_wnids && classes != self.wnids.as_slice() {
+            return Err(PipelineError::Input(format!(
+                "checkpoint '{}' names its classes by wnid but not in the standard (sorted) order; the suite scores class i as the i-th wnid of assets/imagenet/wnids.txt",
+                model.display()
+            )));
+        }
+        Ok(())
     }
 
     /// The set named `name`.

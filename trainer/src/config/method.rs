@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use cfkit_models::counterfactual::strategy::Strategy;
+use cfkit_counterfactual::strategy::Strategy;
 
 use crate::optim::schedule::ScheduleConfig;
 
@@ -104,7 +104,7 @@ pub struct DistillConfig {
     pub teacher: Option<PathBuf>,
     /// Online mode: the CAM of the student (the reference's MMCAM by default).
     #[serde(default)]
-    pub cam: cfkit_models::CamMethod,
+    pub cam: cfkit_counterfactual::CamMethod,
 }
 
 /// `[lp_ft]`: the linear-probe phase of `lp-ft`.

@@ -1,39 +1,24 @@
 //! The config of `cfkit train` (TOML), resolved and validated before anything runs.
 
 pub mod method;
+pub mod model;
 pub mod precision;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use cfkit_config::paths::resolve;
+use cfkit_config::ConfigFile;
+use cfkit_models::DeviceSpec;
+
+use crate::error::Result;
 use crate::optim::schedule::ScheduleConfig;
 use crate::optim::OptimConfig;
 use precision::Precision;
 
 pub use method::{DistillConfig, DistillImages, DistillMode, LpFtConfig, Method, VariantChoice};
-
-/// The model and where its initial weights come from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Preset name or config JSON; ignored when `checkpoint` is set (the checkpoint says).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// A cfkit checkpoint directory to start from (e.g. the demo teacher).
-    #[serde(default)]
-    pub checkpoint: Option<PathBuf>,
-    /// Or: vision weights (Hugging Face or open_clip names) ...
-    #[serde(default)]
-    pub weights: Option<PathBuf>,
-    /// ... and a head file (`cfkit zeroshot-head`).
-    #[serde(default)]
-    pub head: Option<PathBuf>,
-    /// From scratch only: the head's initial row norm (its temperature; see `Student::scratch`).
-    #[serde(default = "default_head_scale")]
-    pub head_init_scale: f64,
-}
+pub use model::ModelSource;
 
 /// Where the training data comes from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -76,8 +61,8 @@ pub struct LoopConfig {
     #[serde(default)]
     pub seed: u64,
     /// auto, cpu, cuda, cuda:N.
-    #[serde(default = "default_device")]
-    pub device: String,
+    #[serde(default)]
+    pub device: DeviceSpec,
     /// fp32 (the recipe's precision) or bf16 (autocast, CUDA only).
     #[serde(default)]
     pub precision: Precision,
@@ -139,7 +124,7 @@ pub struct OutputConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    pub model: ModelConfig,
+    pub model: ModelSource,
     pub data: DataConfig,
     pub train: LoopConfig,
     #[serde(default)]
@@ -156,9 +141,6 @@ pub struct TrainConfig {
     pub lp_ft: Option<LpFtConfig>,
 }
 
-fn default_head_scale() -> f64 {
-    10.0
-}
 fn default_split() -> String {
     "train".into()
 }
@@ -170,9 +152,6 @@ fn default_prefetch() -> usize {
 }
 fn yes() -> bool {
     true
-}
-fn default_device() -> String {
-    "auto".into()
 }
 fn default_log_every() -> usize {
     10
@@ -188,93 +167,88 @@ fn one() -> usize {
 }
 
 impl TrainConfig {
-    /// Reads and validates a config file; relative paths in it are resolved against the
-    /// directory of the file.
+    /// Reads and validates a config file ([`cfkit_config::load`]): `section.key=value`
+    /// overrides first (`value` is a TOML value, anything else a string), relative paths
+    /// resolved against the file's directory.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
+        Ok(cfkit_config::load(path, overrides)?)
+    }
+
+    /// [`TrainConfig::load_with`] without overrides.
     pub fn load(path: &Path) -> Result<Self> {
         Self::load_with(path, &[])
     }
 
-    /// As [`TrainConfig::load`], with `section.key=value` overrides applied first (`value` is a
-    /// TOML value; anything that does not parse as one is taken as a string).
-    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let mut doc: toml::Table = toml::from_str(&text)
-            .map_err(|e| TrainError::Config(format!("'{}': {e}", path.display())))?;
-        for o in overrides {
-            cfkit_schemas::overrides::apply_override(&mut doc, o).map_err(TrainError::Config)?;
-        }
-        let mut cfg: TrainConfig = doc
-            .try_into()
-            .map_err(|e| TrainError::Config(format!("'{}': {e}", path.display())))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        cfg.resolve_paths(base);
-        cfg.validate()
-            .map_err(|e| TrainError::Config(format!("'{}': {e}", path.display())))?;
-        Ok(cfg)
+    /// The distillation teacher's checkpoint directory (online mode and KD).
+    pub fn teacher_dir(&self) -> Option<&Path> {
+        self.distill
+            .as_ref()
+            .and_then(|d| d.teacher.as_deref())
+            .or(self.model.checkpoint())
     }
 
-    fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        for p in [
-            &mut self.model.checkpoint,
-            &mut self.model.weights,
-            &mut self.model.head,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            fix(p);
+    /// Epochs of the whole run (LP-FT: probe epochs + FT epochs).
+    pub fn total_epochs(&self) -> usize {
+        self.train.epochs + self.lp_ft.as_ref().map(|l| l.lp_epochs).unwrap_or(0)
+    }
+
+    pub fn micro_batch(&self) -> usize {
+        self.train.micro_batch_size.unwrap_or(self.train.batch_size)
+    }
+
+    /// The identity hash of the run this config describes (`run.json`'s `config_hash`, what
+    /// `--resume` compares): [`cfkit_schemas::identity_hash`] of the resolved config without its
+    /// `[output]` section (where a run is written does not change it).
+    pub fn hash(&self) -> String {
+        let mut identity = serde_json::to_value(self).expect("config serialises");
+        if let Some(o) = identity.as_object_mut() {
+            o.remove("output");
         }
-        fix(&mut self.data.shards);
+        cfkit_schemas::identity_hash(&identity)
+    }
+
+    /// The resolved evaluation sets: (name, shards dir, split, ood, restrict, label_map).
+    pub fn eval_sets(&self) -> Vec<ResolvedEvalSet> {
+        self.eval
+            .sets
+            .iter()
+            .map(|s| ResolvedEvalSet {
+                name: s.name.clone(),
+                shards: s
+                    .shards
+                    .clone()
+                    .or_else(|| self.eval.shards.clone())
+                    .unwrap_or_else(|| self.data.shards.clone()),
+                split: s.split.clone().unwrap_or_else(|| s.name.clone()),
+                ood: s.ood.unwrap_or_else(|| s.name.starts_with("ood")),
+                restrict: s.restrict,
+                label_map: s.label_map.clone(),
+            })
+            .collect()
+    }
+}
+
+impl ConfigFile for TrainConfig {
+    fn resolve_paths(&mut self, base: &Path) {
+        self.model.resolve_paths(base);
+        resolve(base, &mut self.data.shards);
         if let Some(p) = &mut self.eval.shards {
-            fix(p);
+            resolve(base, p);
         }
         for s in &mut self.eval.sets {
             for p in [&mut s.shards, &mut s.label_map].into_iter().flatten() {
-                fix(p);
+                resolve(base, p);
             }
         }
         if let Some(p) = &mut self.output.out {
-            fix(p);
+            resolve(base, p);
         }
         if let Some(p) = self.distill.as_mut().and_then(|d| d.teacher.as_mut()) {
-            fix(p);
-        }
-        if let Some(name) = &self.model.name {
-            if name.ends_with(".json") {
-                self.model.name = Some(base.join(name).display().to_string());
-            }
+            resolve(base, p);
         }
     }
 
-    /// Checks what can be checked without data.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        let m = &self.model;
-        match (&m.checkpoint, &m.weights, &m.head) {
-            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-            (None, None, None) if m.name.is_some() => {}
-            (None, None, None) => return Err(
-                "[model] needs `name` (train from scratch), `checkpoint`, or `weights` + `head`"
-                    .into(),
-            ),
-            (None, Some(_), None) | (None, None, Some(_)) => {
-                return Err("[model] `weights` and `head` go together".into())
-            }
-            _ => return Err("[model] `checkpoint` excludes `weights` and `head`".into()),
-        }
-        if (m.weights.is_some() || m.checkpoint.is_none()) && m.name.is_none() {
-            return Err(
-                "[model] `name` (preset or config.json) is required unless `checkpoint` is given"
-                    .into(),
-            );
-        }
-        if !(m.head_init_scale > 0.0 && m.head_init_scale.is_finite()) {
-            return Err("[model] head_init_scale must be > 0".into());
-        }
+    fn validate(&self) -> std::result::Result<(), String> {
         let t = &self.train;
         if t.epochs == 0 {
             return Err("[train] epochs must be >= 1".into());
@@ -311,55 +285,8 @@ impl TrainConfig {
             self.train.method,
             self.distill.as_ref(),
             self.lp_ft.as_ref(),
-            self.model.checkpoint.is_some(),
+            self.model.checkpoint().is_some(),
         )
-    }
-
-    /// The distillation teacher's checkpoint directory (online mode and KD).
-    pub fn teacher_dir(&self) -> Option<&Path> {
-        self.distill
-            .as_ref()
-            .and_then(|d| d.teacher.as_deref())
-            .or(self.model.checkpoint.as_deref())
-    }
-
-    /// Epochs of the whole run (LP-FT: probe epochs + FT epochs).
-    pub fn total_epochs(&self) -> usize {
-        self.train.epochs + self.lp_ft.as_ref().map(|l| l.lp_epochs).unwrap_or(0)
-    }
-
-    pub fn micro_batch(&self) -> usize {
-        self.train.micro_batch_size.unwrap_or(self.train.batch_size)
-    }
-
-    /// The canonical JSON of the config (paths as resolved).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("config serialises")
-    }
-
-    /// blake3 of [`TrainConfig::to_json`]: what `run.json` records and `--resume` compares.
-    pub fn hash(&self) -> String {
-        cfkit_schemas::config_hash(&self.to_json())
-    }
-
-    /// The resolved evaluation sets: (name, shards dir, split, ood, restrict, label_map).
-    pub fn eval_sets(&self) -> Vec<ResolvedEvalSet> {
-        self.eval
-            .sets
-            .iter()
-            .map(|s| ResolvedEvalSet {
-                name: s.name.clone(),
-                shards: s
-                    .shards
-                    .clone()
-                    .or_else(|| self.eval.shards.clone())
-                    .unwrap_or_else(|| self.data.shards.clone()),
-                split: s.split.clone().unwrap_or_else(|| s.name.clone()),
-                ood: s.ood.unwrap_or_else(|| s.name.starts_with("ood")),
-                restrict: s.restrict,
-                label_map: s.label_map.clone(),
-            })
-            .collect()
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cfkit_models::counterfactual::refill::recompose;
+use cfkit_counterfactual::refill::recompose;
 use cfkit_schemas::decode_image_sized;
 use rayon::prelude::*;
 

@@ -9,7 +9,7 @@
 //! buffer. A buffer at least as large as the split gives a uniform permutation; a smaller one keeps
 //! memory bounded (the loader holds only rows whose turn is near).
 
-use cfkit_models::counterfactual::rng::{fnv1a64, SplitMix64};
+use cfkit_counterfactual::rng::{fnv1a64, SplitMix64};
 
 /// One row of a split: index into [`super::SplitSource::groups`] and row within that group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,8 +1,8 @@
 //! Stored teacher targets in a batch (offline distillation): which variant of a row an epoch
 //! uses, and the batch's teacher features, counterfactual images and no-fill masks.
 
-use cfkit_models::counterfactual::draw::key_mask_tensor;
-use cfkit_models::counterfactual::rng::{fnv1a64, hash_keys};
+use cfkit_counterfactual::draw::key_mask_tensor;
+use cfkit_counterfactual::rng::{fnv1a64, hash_keys};
 use cfkit_schemas::CounterfactualRecord;
 use tch::{Device, Tensor};
 

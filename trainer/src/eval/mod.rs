@@ -4,6 +4,7 @@
 
 mod background;
 mod splits;
+pub mod suite;
 
 pub use background::{background_table, BackgroundSplit};
 pub use splits::{default_splits, split_sets, SplitProtocol};

@@ -13,8 +13,8 @@
 pub mod losses;
 pub mod online;
 
-use cfkit_models::counterfactual::strategy::{FillKind, Strategy};
-use cfkit_models::counterfactual::token_drop::dropped_features;
+use cfkit_counterfactual::strategy::{FillKind, Strategy};
+use cfkit_counterfactual::token_drop::dropped_features;
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint;

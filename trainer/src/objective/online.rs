@@ -3,18 +3,16 @@
 //! (a permutation for single fill, per-patch shifts for multi fill), and a frozen teacher is run
 //! on the masked batch.
 //!
-//! The step itself is `cfkit_models::counterfactual::step`, the same code the offline builder
+//! The step itself is `cfkit_counterfactual::step`, the same code the offline builder
 //! runs, so for the same model, batch and seed the two agree (tested in the workspace's
 //! `tests/online_offline.rs`). What is online-specific is the seed of each step's draw.
 
 use std::time::Instant;
 
-use cfkit_models::cam::{cam_forward, cam_of_forward};
-use cfkit_models::counterfactual::rng::hash_keys;
-use cfkit_models::counterfactual::step::{
-    frozen_features, CamModel, CounterfactualStep, Counterfactuals,
-};
-use cfkit_models::rows_f32;
+use cfkit_counterfactual::cam::{cam_forward, cam_of_forward};
+use cfkit_counterfactual::rng::hash_keys;
+use cfkit_counterfactual::rows_f32;
+use cfkit_counterfactual::step::{frozen_features, CamModel, CounterfactualStep, Counterfactuals};
 use tch::Tensor;
 
 use super::{missing, Distill, DistillTargets};
@@ -118,8 +116,9 @@ pub(super) fn targets(
 
 #[cfg(test)]
 mod tests {
-    use cfkit_models::counterfactual::strategy::Strategy;
-    use cfkit_models::{pixels_to_input, preset, CamMethod, VisionForward};
+    use cfkit_counterfactual::strategy::Strategy;
+    use cfkit_counterfactual::CamMethod;
+    use cfkit_models::{pixels_to_input, preset, VisionForward};
     use tch::{Device, Kind};
 
     use super::super::{losses, Distill, Objective};

@@ -1,5 +1,5 @@
 //! What a rank of a data-parallel run does beyond a single process (libtorch's c10d through
-//! cfkit-dist): agree on the config, share rank 0's resume decision and weights, average the
+//! cfkit-distributed): agree on the config, share rank 0's resume decision and weights, average the
 //! gradients of every step, add up the step's statistics and validation counts, and bring every
 //! rank's skipped rows to rank 0, which alone writes the run directory.
 //!
@@ -8,7 +8,7 @@
 //! `world` ranks of `b` rows train the weights of one process of `world·b` rows up to the order
 //! of the floating-point sums.
 
-use cfkit_dist::{DistConfig, ProcessGroup};
+use cfkit_distributed::{DistConfig, ProcessGroup};
 use tch::{Device, Kind, Tensor};
 
 use super::progress::{Progress, StepSums};
@@ -24,46 +24,24 @@ pub struct Ddp {
     pg: ProcessGroup,
 }
 
-fn dist_err(e: cfkit_dist::DistError) -> TrainError {
+fn dist_err(e: cfkit_distributed::DistError) -> TrainError {
     TrainError::Distributed(e.to_string())
 }
 
 impl Ddp {
-    /// The start of a run: the device (on CUDA, rank r of a data-parallel run takes its own GPU,
-    /// `cuda:LOCAL_RANK`), then, when `dist` is set, the meeting with the other ranks (NCCL for
-    /// CUDA gradients when this build has it and `CFKIT_DIST_BACKEND` is not `gloo`) and the
-    /// check that they all run the config of hash `config_hash`.
-    pub fn start(
-        dist: Option<&DistConfig>,
-        config_hash: &str,
-        configured_device: &str,
-    ) -> Result<(Option<Self>, Device)> {
-        let device = cfkit_models::parse_device(configured_device)?;
+    /// The start of a data-parallel rank (`dist` set; `None` for a single process): the meeting
+    /// with the other ranks (with NCCL for CUDA gradients when `dist.nccl`) and the check that
+    /// they all run the config of hash `config_hash`. The device is the caller's (a rank's own
+    /// GPU on CUDA).
+    pub fn start(dist: Option<&DistConfig>, config_hash: &str) -> Result<Option<Self>> {
         let Some(cfg) = dist else {
-            return Ok((None, device));
-        };
-        let local_rank = match std::env::var("LOCAL_RANK") {
-            Ok(v) => Some(v.trim().parse::<usize>().map_err(|_| {
-                TrainError::Distributed(format!("LOCAL_RANK='{v}' is not a non-negative integer"))
-            })?),
-            Err(_) => None,
-        };
-        let device = match (configured_device, device, local_rank) {
-            ("cuda" | "auto", Device::Cuda(_), Some(l)) => {
-                cfkit_models::parse_device(&format!("cuda:{l}"))?
-            }
-            _ => device,
-        };
-        let gloo_only = std::env::var("CFKIT_DIST_BACKEND").is_ok_and(|b| b == "gloo");
-        let cfg = DistConfig {
-            nccl: device.is_cuda() && cfkit_dist::nccl_available() && !gloo_only,
-            ..cfg.clone()
+            return Ok(None);
         };
         let d = Ddp {
-            pg: ProcessGroup::init(&cfg).map_err(dist_err)?,
+            pg: ProcessGroup::init(cfg).map_err(dist_err)?,
         };
         d.agree("config hash (config file and --set overrides)", config_hash)?;
-        Ok((Some(d), device))
+        Ok(Some(d))
     }
 
     /// Once every rank holds its model and position: rank 0's weights on every rank, and the

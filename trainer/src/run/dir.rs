@@ -1,9 +1,7 @@
 //! The run directory: its record (`run.json`), the metrics log (`metrics.jsonl`), the quarantine
 //! log, and the rules for reusing a directory (same config + `--resume` only).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Result, TrainError};
 
@@ -69,7 +67,7 @@ fn holds_only_setup(out: &Path) -> Result<bool> {
     for entry in entries {
         let entry = entry.map_err(|e| TrainError::io(out, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = cfkit_schemas::lock::is_lock_file(&name)
+        let ours = cfkit_outdir::is_lock_file(&name)
             || name == format!("{RUN_FILE}.tmp")
             || (name == "checkpoints"
                 && std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none()));
@@ -78,58 +76,4 @@ fn holds_only_setup(out: &Path) -> Result<bool> {
         }
     }
     Ok(true)
-}
-
-/// Writes a JSON file via a temporary name.
-pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(value).expect("serialisable") + "\n";
-    std::fs::write(&tmp, text).map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
-}
-
-/// An append-only JSON-lines file.
-pub struct JsonLines {
-    path: PathBuf,
-    file: File,
-}
-
-impl JsonLines {
-    /// Opens `path` for appending after truncating it to `keep_bytes` (the length recorded in the
-    /// checkpoint being resumed; 0 for a fresh run).
-    pub fn open(path: &Path, keep_bytes: u64) -> Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| TrainError::io(path, e))?;
-        let len = file.metadata().map_err(|e| TrainError::io(path, e))?.len();
-        if len > keep_bytes {
-            file.set_len(keep_bytes)
-                .map_err(|e| TrainError::io(path, e))?;
-        }
-        Ok(JsonLines {
-            path: path.to_path_buf(),
-            file,
-        })
-    }
-
-    pub fn write(&mut self, value: &serde_json::Value) -> Result<()> {
-        let line = value.to_string() + "\n";
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|e| TrainError::io(&self.path, e))
-    }
-
-    /// Flushes to disk and returns the file length (recorded in checkpoints).
-    pub fn sync(&mut self) -> Result<u64> {
-        self.file
-            .sync_data()
-            .map_err(|e| TrainError::io(&self.path, e))?;
-        Ok(self
-            .file
-            .metadata()
-            .map_err(|e| TrainError::io(&self.path, e))?
-            .len())
-    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use tch::Device;
 
 use crate::checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{ModelSource, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::student::Student;
 
@@ -20,35 +20,41 @@ pub fn rng_record(seed: u64) -> serde_json::Value {
 }
 
 pub fn init_record(cfg: &TrainConfig) -> Result<serde_json::Value> {
-    let m = &cfg.model;
     let hash = |p: &Path| cfkit_models::weights::file_blake3(p).map_err(TrainError::from);
-    Ok(match (&m.checkpoint, &m.weights, &m.head) {
-        (Some(dir), _, _) => serde_json::json!({
+    Ok(match &cfg.model {
+        ModelSource::Checkpoint(dir) => serde_json::json!({
             "kind": "checkpoint", "dir": dir,
             "weights_blake3": hash(&dir.join(checkpoint::MODEL_FILE))?,
             "head_blake3": hash(&dir.join(checkpoint::HEAD_FILE))?,
         }),
-        (None, Some(w), Some(h)) => serde_json::json!({
-            "kind": "files", "weights": w, "head": h,
-            "weights_blake3": hash(w)?, "head_blake3": hash(h)?,
+        ModelSource::Files { weights, head, .. } => serde_json::json!({
+            "kind": "files", "weights": weights, "head": head,
+            "weights_blake3": hash(weights)?, "head_blake3": hash(head)?,
         }),
-        _ => {
-            serde_json::json!({"kind": "scratch", "model": m.name, "head_init_scale": m.head_init_scale})
+        ModelSource::Scratch {
+            name,
+            head_init_scale,
+        } => {
+            serde_json::json!({"kind": "scratch", "model": name, "head_init_scale": head_init_scale})
         }
     })
 }
 
 pub fn init_student(cfg: &TrainConfig, classes: &[String], device: Device) -> Result<Student> {
-    let m = &cfg.model;
-    match (&m.checkpoint, &m.weights, &m.head) {
-        (Some(dir), _, _) => Ok(checkpoint::load_student(dir, device)?.0),
-        (None, Some(w), Some(h)) => {
-            let name = m.name.as_deref().unwrap_or_default();
+    match &cfg.model {
+        ModelSource::Checkpoint(dir) => Ok(checkpoint::load_student(dir, device)?.0),
+        ModelSource::Files {
+            name,
+            weights,
+            head,
+        } => {
             let c = cfkit_models::resolve_config(name)?;
-            Student::load(name, &c.vision_config, w, h, device)
+            Student::load(name, &c.vision_config, weights, head, device)
         }
-        _ => {
-            let name = m.name.as_deref().unwrap_or_default();
+        ModelSource::Scratch {
+            name,
+            head_init_scale,
+        } => {
             let c = cfkit_models::resolve_config(name)?;
             Student::scratch(
                 name,
@@ -56,7 +62,7 @@ pub fn init_student(cfg: &TrainConfig, classes: &[String], device: Device) -> Re
                 classes,
                 device,
                 cfg.train.seed,
-                m.head_init_scale,
+                *head_init_scale,
             )
         }
     }

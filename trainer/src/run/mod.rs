@@ -28,16 +28,16 @@ use crate::eval::evaluate_sets;
 use crate::objective::Objective;
 use crate::optim::Optimizer;
 use crate::student::Student;
-use dir::JsonLines;
+use cfkit_outdir::JsonLines;
 use init::rng_record;
 use report::{write_report, TrainReport};
 
-pub use cfkit_dist::{gloo_available, nccl_available, DistConfig};
+pub use cfkit_distributed::{gloo_available, nccl_available, DistConfig};
 pub use plan::StepPlan;
 pub use progress::{EpochStats, Progress, StepSums};
 
 /// How to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// Run directory (required: from --out or the config's [output]).
     pub out: PathBuf,
@@ -46,9 +46,11 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Time the phases of every step and write `profile.json` (see `run::profile`).
     pub profile: bool,
+    /// The device this process trains on (a data-parallel rank's own GPU on CUDA).
+    pub device: Device,
     /// This process is one rank of a data-parallel run (from the launcher's environment:
-    /// [`DistConfig::from_env`]). Rank 0 writes the run directory, which every rank must see
-    /// (a shared file system) to resume.
+    /// [`DistConfig::from_launcher`]). Rank 0 writes the run directory, which every rank must
+    /// see (a shared file system) to resume.
     pub dist: Option<DistConfig>,
 }
 
@@ -86,7 +88,7 @@ struct Logs {
 /// A training run between `open` and `finish`.
 pub struct TrainingRun<'a> {
     /// The run directory's writer lock (rank 0's), held until the run is dropped.
-    _lock: Option<cfkit_schemas::DirLock>,
+    _lock: Option<cfkit_outdir::DirLock>,
     /// The other ranks of a data-parallel run.
     ddp: Option<ddp::Ddp>,
     cfg: &'a TrainConfig,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cfkit_schemas::{crash_point, DirLock};
+use cfkit_outdir::{crash_point, DirLock, JsonLines};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
 
@@ -18,7 +18,7 @@ use crate::error::{Result, TrainError};
 use crate::eval::all_rows;
 use crate::objective::Objective;
 use crate::optim::{OptimConfig, Optimizer};
-use crate::run::dir::{self, Existing, JsonLines};
+use crate::run::dir::{self, Existing};
 use crate::run::init::{init_record, init_student, rng_record};
 use crate::student::Student;
 
@@ -32,7 +32,8 @@ impl<'a> TrainingRun<'a> {
     /// whether to resume from its checkpoint.
     pub fn open(cfg: &'a TrainConfig, opts: &TrainOptions) -> Result<Self> {
         let config_hash = cfg.hash();
-        let (ddp, device) = Ddp::start(opts.dist.as_ref(), &config_hash, &cfg.train.device)?;
+        let device = opts.device;
+        let ddp = Ddp::start(opts.dist.as_ref(), &config_hash)?;
         let writer = ddp.as_ref().is_none_or(|d| d.rank() == 0);
         let out = opts.out.clone();
         // One writer per run directory, for the whole run (released when the process ends).
@@ -117,7 +118,7 @@ impl<'a> TrainingRun<'a> {
                 eval_records,
                 distributed,
             )?;
-            dir::write_json(&out.join(dir::RUN_FILE), &record)?;
+            cfkit_outdir::write_json(&out.join(dir::RUN_FILE), &record)?;
             crash_point("train:run.json");
         }
         let logs = if writer {
@@ -185,7 +186,7 @@ fn run_record(
         "cfkit_version": env!("CARGO_PKG_VERSION"),
         // HEAD of the checkout the binary was built from (build.rs).
         "cfkit_commit": env!("CFKIT_GIT_COMMIT"),
-        "config": cfg.to_json(),
+        "config": cfg,
         "config_hash": config_hash,
         "seed": cfg.train.seed,
         "rng": rng_record(cfg.train.seed),

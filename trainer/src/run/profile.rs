@@ -7,7 +7,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::dir::write_json;
 use crate::error::Result;
 
 /// Seconds per phase of the training steps (validation and evaluation not included).
@@ -38,7 +37,6 @@ impl Profile {
     /// Writes `profile.json` into `out`.
     pub fn write(mut self, out: &Path) -> Result<()> {
         self.student_forward_loss_s = self.forward_loss_s - self.cam_s - self.teacher_s;
-        let v = serde_json::to_value(&self).expect("serialisable");
-        write_json(&out.join("profile.json"), &v)
+        Ok(cfkit_outdir::write_json(&out.join("profile.json"), &self)?)
     }
 }

@@ -26,10 +26,7 @@ pub struct TrainReport {
 }
 
 pub fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
-    dir::write_json(
-        &out.join(dir::REPORT_JSON),
-        &serde_json::to_value(report).expect("report serialises"),
-    )?;
+    cfkit_outdir::write_json(&out.join(dir::REPORT_JSON), report)?;
     let mut md = format!(
         "# cfkit train: {}\n\n{} steps over {} epochs, {} training images, {} validation images.\n",
         report.method, report.steps, report.epochs, report.train_rows, report.val_rows

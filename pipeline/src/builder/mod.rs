@@ -1,0 +1,208 @@
+//! `cfkit build-counterfactuals`: image shards + frozen teacher -> counterfactual shards.
+//!
+//! One output shard per input shard, with the same name (`<split>-NNNNN-of-MMMMM.parquet`), so
+//! donors (drawn within a batch) always live in the same shard as their recipients. The manifest
+//! is rewritten after every completed shard; a rerun with the same config skips the shards it
+//! lists (after checking their blake3) and redoes the rest; a rerun with another config into the
+//! same directory is refused.
+//!
+//! A build is an object: [`Build::open`] (config hash, teacher, manifest to resume), then
+//! [`Build::shard`] for each input shard of this worker, then [`Build::finish`] (report, run.json).
+
+pub mod batch;
+pub mod config;
+mod done;
+pub mod merge;
+mod open;
+mod quarantine;
+mod shard;
+mod stats;
+pub mod workers;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cfkit_models::{ClassificationHead, ClipModel};
+use cfkit_schemas::{Manifest, SplitEntry, WriterOptions};
+use indicatif::ProgressBar;
+use serde::Serialize;
+use tch::Device;
+
+pub use config::BuildConfig;
+pub use stats::MaskStats;
+
+use crate::error::{PipelineError, Result};
+use stats::StrategyStats;
+pub use workers::{Pipelining, RunOptions, WorkerSource, Workers};
+
+/// What a build did.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BuildReport {
+    pub rows: u64,
+    pub shards_written: usize,
+    pub shards_skipped: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub images_per_s: f64,
+    /// Fraction of the wall time the device stage was busy (teacher passes, CAMs, masks, refill),
+    /// with decode and PNG encode running concurrently on other threads.
+    pub device_busy_fraction: f64,
+    pub device: String,
+    /// Input rows left out (undecodable images), listed in `quarantine/<shard>.jsonl`.
+    pub quarantined: u64,
+    pub mask_ratio: BTreeMap<String, MaskStats>,
+}
+
+impl BuildReport {
+    /// The report of a rerun that found the worker finished: nothing written, `skipped` shards
+    /// kept, in `seconds`.
+    fn into_rerun(self, skipped: usize, seconds: f64) -> Self {
+        BuildReport {
+            shards_written: 0,
+            shards_skipped: skipped,
+            seconds,
+            images_per_s: 0.0,
+            device_busy_fraction: 0.0,
+            ..self
+        }
+    }
+}
+
+/// Runs the build described by `cfg` into `out` (the part of `opts.workers`).
+pub fn build_counterfactuals(
+    cfg: &BuildConfig,
+    out: &Path,
+    opts: RunOptions,
+) -> Result<BuildReport> {
+    let mut build = match Build::open(cfg, out, opts)? {
+        Opened::Finished(report) => return Ok(report),
+        Opened::Ready(build) => build,
+    };
+    for k in build.my_shards() {
+        build.shard(k)?;
+    }
+    build.finish()
+}
+
+/// Splits `n` rows into batches of `size`, folding a last batch of one row into the previous one
+/// (a donor pool needs two images).
+pub fn batch_bounds(n: usize, size: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = (0..n)
+        .step_by(size.max(1))
+        .map(|s| (s, (s + size).min(n)))
+        .collect();
+    if out.len() >= 2 && out.last().is_some_and(|(s, e)| e - s == 1) {
+        let (_, e) = out.pop().expect("non-empty");
+        out.last_mut().expect("non-empty").1 = e;
+    }
+    out
+}
+
+/// A build opened: ready to run, or this worker finished it before (its marker and shards are
+/// there): the report of that run, as a rerun that skipped every shard.
+#[allow(clippy::large_enum_variant)] // one value per process
+pub enum Opened<'a> {
+    Ready(Build<'a>),
+    Finished(BuildReport),
+}
+
+/// What has been done so far.
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    written: usize,
+    skipped: usize,
+    device_s: f64,
+    stats: StrategyStats,
+}
+
+/// An open build: the teacher on its device, the source split, the manifest being written.
+pub struct Build<'a> {
+    /// This worker's writer lock on the output directory, held until the build is dropped.
+    _lock: cfkit_outdir::DirLock,
+    cfg: &'a BuildConfig,
+    out: PathBuf,
+    opts: RunOptions,
+    device: Device,
+    model: ClipModel,
+    head: ClassificationHead,
+    /// The source split's entry of the source manifest.
+    entry: SplitEntry,
+    /// The resolved config record (run.json, manifest) and its hash.
+    config: serde_json::Value,
+    hash: String,
+    manifest: Manifest,
+    manifest_path: PathBuf,
+    schema: arrow_schema::SchemaRef,
+    writer_options: WriterOptions,
+    pb: ProgressBar,
+    start: Instant,
+    tally: Tally,
+}
+
+impl Build<'_> {
+    /// The input shards this worker builds.
+    pub fn my_shards(&self) -> Vec<usize> {
+        (0..self.entry.shards.len())
+            .filter(|&k| self.opts.workers.takes(k))
+            .collect()
+    }
+
+    /// The report of the whole build, also written to this worker's run.json.
+    pub fn finish(self) -> Result<BuildReport> {
+        self.pb.finish_and_clear();
+        let seconds = self.start.elapsed().as_secs_f64();
+        let split = &self.cfg.source.split;
+        let bytes = self
+            .manifest
+            .splits
+            .get(split)
+            .map(|e| e.shards.iter().map(|s| s.bytes).sum())
+            .unwrap_or(0);
+        let mine = self.my_shards();
+        let t = self.tally;
+        let report = BuildReport {
+            rows: t.rows,
+            shards_written: t.written,
+            shards_skipped: t.skipped,
+            bytes,
+            seconds,
+            images_per_s: t.rows as f64 / seconds.max(1e-9),
+            device_busy_fraction: (t.device_s / seconds.max(1e-9)).min(1.0),
+            device: format!("{:?}", self.device),
+            quarantined: quarantine::count(
+                &self.out,
+                mine.iter().map(|&k| self.entry.shards[k].file.as_str()),
+            ),
+            mask_ratio: t.stats.summary(),
+        };
+        let run = serde_json::json!({
+            "cfkit": env!("CARGO_PKG_VERSION"), "config": self.config,
+            "config_hash": self.hash, "report": report,
+            "workers": {"index": self.opts.workers.index, "count": self.opts.workers.count,
+                        "source": self.opts.worker_source},
+        });
+        let path = self.out.join(self.opts.workers.run_name());
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&run).expect("json") + "\n",
+        )
+        .map_err(|e| PipelineError::io(&path, e))?;
+        done::write(&self.out, self.opts.workers, &self.hash, &report)?;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_bounds;
+
+    #[test]
+    fn a_lone_last_image_joins_the_previous_batch() {
+        assert_eq!(batch_bounds(10, 4), vec![(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(batch_bounds(9, 4), vec![(0, 4), (4, 9)]);
+        assert_eq!(batch_bounds(1, 4), vec![(0, 1)]);
+        assert_eq!(batch_bounds(0, 4), vec![]);
+    }
+}

@@ -1,0 +1,182 @@
+//! Opening a build: the source split, the teacher and its hashes, the resolved config and its
+//! hash, the manifest to resume (same config only), and the output schema.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cfkit_counterfactual::draw::DRAW_VERSION;
+use cfkit_models::weights::file_blake3;
+use cfkit_models::{load_head, resolve_config, ClipModel, Towers};
+use cfkit_outdir::{crash_point, DirLock};
+use cfkit_schemas::layout::MANIFEST_FILE;
+use cfkit_schemas::{
+    identity_hash, shard_schema, CounterfactualDims, DatasetInfo, Manifest, ShardKind, ShardReader,
+    TeacherInfo, WriterOptions, SCHEMA_VERSION,
+};
+
+use super::{done, Build, BuildConfig, Opened, RunOptions, Tally};
+use crate::error::{PipelineError, Result};
+use crate::prepare::check_existing;
+use crate::prepare::split_writer::progress_bar;
+
+impl<'a> Build<'a> {
+    /// Loads the teacher and the source manifest and checks `out`: empty, or a build of this
+    /// config (whose finished shards are then kept).
+    pub fn open(cfg: &'a BuildConfig, out: &Path, opts: RunOptions) -> Result<Opened<'a>> {
+        let start = Instant::now();
+        let c = &cfg.counterfactuals;
+        let device = opts.device;
+        let source = Manifest::read(&cfg.source.shards)?;
+        let entry = source.splits.get(&cfg.source.split).ok_or_else(|| {
+            PipelineError::Input(format!(
+                "'{}' has no split '{}' (it has: {})",
+                cfg.source.shards.join(MANIFEST_FILE).display(),
+                cfg.source.split,
+                source.splits.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let model_cfg = resolve_config(&cfg.teacher.model)?;
+        let model = ClipModel::load(&model_cfg, &cfg.teacher.weights, Towers::Vision, device)?;
+        let (head, head_info) = load_head(&cfg.teacher.head, device)?;
+        if head_info.classes != entry.classes {
+            return Err(PipelineError::Input(format!(
+                "the teacher head '{}' has classes {:?}…, the source split has {:?}…: they must be the same list",
+                cfg.teacher.head.display(),
+                &head_info.classes[..head_info.classes.len().min(3)],
+                &entry.classes[..entry.classes.len().min(3)]
+            )));
+        }
+        let teacher = TeacherInfo {
+            model: cfg.teacher.model.clone(),
+            weights_blake3: file_blake3(&cfg.teacher.weights)?,
+            head_blake3: file_blake3(&cfg.teacher.head)?,
+        };
+        let mut resolved = serde_json::to_value(cfg).expect("config serialises");
+        resolved["output"] = serde_json::Value::Null; // where the output goes does not change it
+        let config = serde_json::json!({
+            "command": "build-counterfactuals",
+            // Part of the hash: a build of other draw semantics is not resumed into.
+            "draw_version": DRAW_VERSION,
+            "config": resolved,
+            "source_config_hash": source.config_hash,
+            "teacher": teacher,
+        });
+        let hash = identity_hash(&config);
+        // One writer per (directory, worker), for the whole build.
+        let lock = DirLock::acquire(out, &opts.workers.lock_suffix())?;
+        check_existing(out, &hash)?;
+        let manifest_path = out.join(opts.workers.manifest_name());
+        let manifest = open_manifest(&manifest_path, &config, &hash, &teacher)?;
+        let (split, workers) = (&cfg.source.split, opts.workers);
+        if let Some(r) = done::finished(out, workers, &hash, &manifest, entry, split) {
+            // A rerun of a finished worker: every shard of its part is skipped.
+            let skipped = (0..entry.shards.len())
+                .filter(|&k| workers.takes(k))
+                .count();
+            let seconds = start.elapsed().as_secs_f64();
+            return Ok(Opened::Finished(r.into_rerun(skipped, seconds)));
+        }
+        let vision = &model.vision()?.config;
+        let info = DatasetInfo {
+            schema_version: SCHEMA_VERSION,
+            kind: ShardKind::Counterfactuals,
+            split: cfg.source.split.clone(),
+            classes: entry.classes.clone(),
+            image_size: vision.image_size as u32,
+            preprocessing: format!("as the source dataset ({})", cfg.source.shards.display()),
+            source: format!("shards:{}", cfg.source.shards.display()),
+            seed: Some(c.seed),
+            config_hash: Some(hash.clone()),
+            teacher: Some(teacher),
+            method: Some({
+                let mut m = serde_json::json!({
+                    "cam": c.cam,
+                    "strategies": c.strategies.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    "variants_per_strategy": c.variants, "batch_size": c.batch_size,
+                    "donor_pool": "batch", "draw_version": DRAW_VERSION,
+                });
+                if c.compact {
+                    // Variant images are recomposed by the reader (`refill::recompose`).
+                    m["variant_pixels"] = "compact".into();
+                }
+                m
+            }),
+            // The source rows' ground truth travels with them.
+            scene_truth: source_has_truth(&cfg.source.shards, entry)?,
+        };
+        let dims = CounterfactualDims {
+            num_patches: vision.num_patches() as i32,
+            feature_dim: vision.projection_dim as i32,
+        };
+        let writer_options = WriterOptions {
+            row_group_bytes: cfg
+                .output
+                .row_group_bytes
+                .unwrap_or(cfkit_schemas::writer::DEFAULT_ROW_GROUP_BYTES),
+            ..Default::default()
+        };
+        let my_rows: u64 = entry
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| opts.workers.takes(*k))
+            .map(|(_, s)| s.rows)
+            .sum();
+        let pb = progress_bar(my_rows, &format!("cf {}", cfg.source.split), opts.quiet);
+        crash_point("build:open");
+        Ok(Opened::Ready(Build {
+            _lock: lock,
+            cfg,
+            out: out.to_path_buf(),
+            opts,
+            device,
+            model,
+            head,
+            entry: entry.clone(),
+            config,
+            hash,
+            manifest,
+            manifest_path,
+            schema: shard_schema(&info, Some(dims)),
+            writer_options,
+            pb,
+            start,
+            tally: Tally::default(),
+        }))
+    }
+}
+
+/// This worker's manifest part: the one a previous run of this config wrote (resumed), or a new
+/// one.
+fn open_manifest(
+    path: &Path,
+    config: &serde_json::Value,
+    hash: &str,
+    teacher: &TeacherInfo,
+) -> Result<Manifest> {
+    if path.exists() {
+        let m = Manifest::read_file(path)?;
+        if m.config_hash != hash {
+            return Err(PipelineError::Input(format!(
+                "'{}' was written with another config: choose another --out or remove it",
+                path.display()
+            )));
+        }
+        return Ok(m);
+    }
+    let mut m = Manifest::new(
+        ShardKind::Counterfactuals,
+        config.clone(),
+        &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
+    );
+    m.teacher_blake3 = Some(teacher.weights_blake3.clone());
+    Ok(m)
+}
+
+/// Whether the source split's rows carry the generator's ground truth (its first shard says).
+fn source_has_truth(dir: &Path, entry: &cfkit_schemas::SplitEntry) -> Result<bool> {
+    Ok(match entry.shards.first() {
+        Some(s) => ShardReader::open(&dir.join(&s.file))?.info().scene_truth,
+        None => false,
+    })
+}

@@ -1,0 +1,219 @@
+//! One input shard of a build: skipped when the manifest already lists it intact, else read,
+//! run through three stages — decode (rayon) -> device (this thread) -> encode (rayon) + write —
+//! and closed into place with its quarantine file and a manifest update.
+//!
+//! Pipelined, the stages are threads joined by bounded channels of two batches each, so at most
+//! ~6 batches are in memory and the device never waits for PNG work; sequential, they run one
+//! after the other per batch. The output is the same either way.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cfkit_outdir::crash_point;
+use cfkit_schemas::{counterfactuals_to_batch, ImageRecord, ShardReader, ShardWriter};
+use crossbeam_channel::bounded;
+use indicatif::ProgressBar;
+
+use super::batch::{compute_batch, decode_batch, encode_batch, BatchSpec, ComputedBatch};
+use super::batch::{DecodedBatch, Teacher};
+use super::stats::StrategyStats;
+use super::{batch_bounds, quarantine, Build, Pipelining};
+use crate::error::{PipelineError, Result};
+
+/// Image side and batch size (also the donor pool) of a shard's batches.
+type Sizes = (usize, usize);
+
+/// The device stage of one shard: sets rejected rows aside, computes, keeps time.
+struct DeviceStage<'a> {
+    teacher: Teacher<'a>,
+    spec: BatchSpec<'a>,
+    rejected: Vec<(String, String)>,
+    busy_s: f64,
+    since: Instant,
+    pb: &'a ProgressBar,
+}
+
+impl DeviceStage<'_> {
+    fn run(&mut self, batch: usize, mut decoded: DecodedBatch) -> Result<Option<ComputedBatch>> {
+        self.rejected.append(&mut decoded.rejected);
+        if decoded.rows.is_empty() {
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        let spec = BatchSpec { batch, ..self.spec };
+        let computed = compute_batch(&self.teacher, decoded, &spec)?;
+        self.busy_s += t0.elapsed().as_secs_f64();
+        let busy = self.busy_s / self.since.elapsed().as_secs_f64().max(1e-9);
+        self.pb
+            .set_message(format!("device busy {:.0}%", 100.0 * busy));
+        Ok(Some(computed))
+    }
+}
+
+/// The encode + write stage of one shard.
+struct Sink<'a> {
+    writer: ShardWriter,
+    stats: StrategyStats,
+    rows: u64,
+    schema: &'a arrow_schema::SchemaRef,
+    pb: ProgressBar,
+}
+
+impl Sink<'_> {
+    fn put(&mut self, computed: ComputedBatch) -> Result<()> {
+        let records = encode_batch(computed)?;
+        self.stats.add_records(&records);
+        self.writer
+            .write(&counterfactuals_to_batch(self.schema, &records)?)?;
+        self.rows += records.len() as u64;
+        self.pb.inc(records.len() as u64);
+        Ok(())
+    }
+}
+
+impl Build<'_> {
+    /// Builds input shard `k` (or keeps it, when a previous run finished it intact).
+    pub fn shard(&mut self, k: usize) -> Result<()> {
+        let shard = self.entry.shards[k].clone();
+        let done = self
+            .manifest
+            .splits
+            .get(&self.cfg.source.split)
+            .and_then(|e| e.shards.iter().find(|s| s.file == shard.file));
+        if let Some(prev) = done {
+            if ShardReader::open_verified(&self.out.join(&prev.file), prev.bytes, &prev.blake3)
+                .is_ok()
+            {
+                self.tally.skipped += 1;
+                self.tally.rows += prev.rows;
+                self.pb.inc(shard.rows);
+                return Ok(());
+            }
+        }
+        let reader = ShardReader::open_verified(
+            &self.cfg.source.shards.join(&shard.file),
+            shard.bytes,
+            &shard.blake3,
+        )?;
+        let images = reader.read_images()?;
+        let c = &self.cfg.counterfactuals;
+        let vision = self.model.vision()?;
+        let mut device = DeviceStage {
+            teacher: Teacher {
+                vision,
+                head: &self.head,
+                device: self.device,
+                cam: c.cam,
+            },
+            spec: BatchSpec {
+                strategies: &c.strategies,
+                variants: c.variants,
+                seed: c.seed,
+                shard: k,
+                batch: 0,
+                store_logits: c.store_logits,
+                compact: c.compact,
+            },
+            rejected: Vec::new(),
+            busy_s: 0.0,
+            since: Instant::now(),
+            pb: &self.pb,
+        };
+        let sink = Sink {
+            writer: ShardWriter::try_new(
+                &self.out,
+                Path::new(&shard.file),
+                self.schema.clone(),
+                self.writer_options,
+            )?,
+            stats: StrategyStats::default(),
+            rows: 0,
+            schema: &self.schema,
+            pb: self.pb.clone(),
+        };
+        crash_point("build:writer");
+        let size = vision.config.image_size as usize;
+        let pipelined = match self.opts.pipelining {
+            Pipelining::On => true,
+            Pipelining::Off => false,
+            Pipelining::Auto => self.device.is_cuda(),
+        };
+        let sink = if pipelined {
+            run_overlapped(&images, (size, c.batch_size), &mut device, sink)?
+        } else {
+            run_sequential(&images, (size, c.batch_size), &mut device, sink)?
+        };
+        let (busy_s, rejected) = (device.busy_s, device.rejected);
+        let t = &mut self.tally;
+        t.device_s += busy_s;
+        t.rows += sink.rows;
+        t.stats.merge(sink.stats);
+        quarantine::write(&self.out, &shard.file, &rejected)?;
+        let summary = sink.writer.close()?;
+        crash_point("build:shard");
+        self.manifest
+            .add_shard(&self.cfg.source.split, &self.entry.classes, summary);
+        self.manifest.write_file(&self.manifest_path)?;
+        crash_point("build:manifest");
+        t.written += 1;
+        Ok(())
+    }
+}
+
+fn run_sequential<'a>(
+    images: &[ImageRecord],
+    (size, batch_size): Sizes,
+    device: &mut DeviceStage,
+    mut sink: Sink<'a>,
+) -> Result<Sink<'a>> {
+    for (b, (s, e)) in batch_bounds(images.len(), batch_size)
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(computed) = device.run(b, decode_batch(images[s..e].to_vec(), size))? {
+            sink.put(computed)?;
+        }
+    }
+    Ok(sink)
+}
+
+fn run_overlapped<'a>(
+    images: &[ImageRecord],
+    (size, batch_size): Sizes,
+    device: &mut DeviceStage,
+    mut sink: Sink<'a>,
+) -> Result<Sink<'a>> {
+    let bounds = batch_bounds(images.len(), batch_size);
+    std::thread::scope(|scope| {
+        let (tx_dec, rx_dec) = bounded::<DecodedBatch>(2);
+        let (tx_enc, rx_enc) = bounded::<ComputedBatch>(2);
+        scope.spawn(move || {
+            for (s, e) in bounds {
+                if tx_dec
+                    .send(decode_batch(images[s..e].to_vec(), size))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let encoder = scope.spawn(move || -> Result<Sink<'a>> {
+            for computed in rx_enc {
+                sink.put(computed)?;
+            }
+            Ok(sink)
+        });
+        for (b, decoded) in rx_dec.into_iter().enumerate() {
+            let Some(computed) = device.run(b, decoded)? else {
+                continue;
+            };
+            if tx_enc.send(computed).is_err() {
+                break; // the encoder failed; its error is returned below
+            }
+        }
+        drop(tx_enc);
+        encoder
+            .join()
+            .map_err(|_| PipelineError::Input("the encoder thread panicked".into()))?
+    })
+}

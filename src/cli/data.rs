@@ -1,0 +1,82 @@
+//! The arguments of `prepare` and `demo-data`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use cfkit_pipeline as pipeline;
+
+#[derive(Debug, Args)]
+pub struct ShardArgs {
+    /// Rows per shard file.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows_per_shard: usize,
+    /// Uncompressed bytes per Parquet row group.
+    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    pub row_group_bytes: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["image_folder", "manifest"])))]
+pub struct PrepareArgs {
+    /// ImageFolder root: one sub-folder per class (sorted names give the label order).
+    #[arg(long)]
+    pub image_folder: Option<PathBuf>,
+    /// CSV (header `path,label`) or Parquet (`path`, `label` columns) manifest.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Base directory of relative manifest paths [default: the manifest's directory].
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Class-list file (one name per line) fixing class names and label order.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Split name used in the shard file names.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Output directory (data/ + manifest.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Side of the stored images (resize shorter side + center crop).
+    #[arg(long, default_value_t = 224)]
+    pub image_size: u32,
+    /// Largest accepted source image, in pixels (decompression-bomb limit).
+    #[arg(long, default_value_t = pipeline::prepare::decode::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Pixels cut from every side before preprocessing (ObjectNet's protocol: 2).
+    #[arg(long, default_value_t = 0)]
+    pub border_crop: u32,
+    /// Fail when more than this fraction of the inputs is quarantined.
+    #[arg(long, default_value_t = 0.05)]
+    pub max_bad_fraction: f64,
+    #[command(flatten)]
+    pub shards: ShardArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoDataArgs {
+    /// Output directory (data/ + manifest.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Generator seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Comma-separated splits [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub splits: Vec<String>,
+    /// Multiplies every split's default size (pretrain 20000, train 10000, others 2000).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Also write each split as a PNG ImageFolder tree: DIR/<split>/<class>/<index>.png, with
+    /// DIR/<split>/classes.txt giving the label order.
+    #[arg(long)]
+    pub image_folder: Option<PathBuf>,
+    /// Fashion-MNIST IDX files (Debian package dataset-fashion-mnist).
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
+    pub fashion_mnist: PathBuf,
+    #[command(flatten)]
+    pub shards: ShardArgs,
+}

@@ -1,0 +1,77 @@
+//! `cfkit prepare` and `demo-data`: image shards from files or from the FashionShift generator;
+//! the work is in cfkit-pipeline.
+
+use anyhow::Result;
+
+use crate::cli::data::{DemoDataArgs, PrepareArgs};
+use crate::out::outln;
+use crate::settings;
+use cfkit_pipeline as pipeline;
+
+fn print_reports(reports: &[pipeline::prepare::SplitReport]) -> Result<()> {
+    outln!(
+        "{:<14} {:>7} {:>7} {:>6} {:>10} {:>11} {:>10} {:>9}",
+        "split",
+        "inputs",
+        "rows",
+        "shards",
+        "MB",
+        "quarantine",
+        "dup.groups",
+        "images/s"
+    )?;
+    for r in reports {
+        outln!(
+            "{:<14} {:>7} {:>7} {:>6} {:>10.1} {:>11} {:>10} {:>9.0}",
+            r.split,
+            r.inputs,
+            r.rows,
+            r.shards,
+            r.bytes as f64 / 1e6,
+            r.quarantined,
+            r.duplicate_groups.len(),
+            r.images_per_s
+        )?;
+    }
+    Ok(())
+}
+
+pub fn prepare(a: PrepareArgs) -> Result<()> {
+    let opts = settings::prepare(&a)?;
+    let listing = match (&a.image_folder, &a.manifest) {
+        (Some(dir), _) => pipeline::prepare::sources::list_image_folder(dir, a.classes.as_deref())?,
+        (None, Some(m)) => {
+            pipeline::prepare::sources::list_manifest(m, a.root.as_deref(), a.classes.as_deref())?
+        }
+        (None, None) => unreachable!("clap requires a source"),
+    };
+    let report = pipeline::prepare::prepare(listing, &a.out, &opts)?;
+    print_reports(std::slice::from_ref(&report))?;
+    if report.quarantined > 0 {
+        outln!(
+            "quarantined inputs are listed in {}",
+            a.out
+                .join(format!("quarantine-{}.jsonl", a.split))
+                .display()
+        )?;
+    }
+    for g in &report.duplicate_groups {
+        outln!("duplicate images (same bytes): {}", g.join(", "))?;
+    }
+    Ok(())
+}
+
+pub fn demo_data(a: DemoDataArgs) -> Result<()> {
+    let opts = pipeline::prepare::DemoOptions {
+        output: settings::shard_output(&a.shards)?,
+        fashion_mnist: a.fashion_mnist,
+        seed: a.seed,
+        splits: a.splits,
+        scale: a.scale,
+        image_folder: a.image_folder,
+    };
+    let reports = pipeline::prepare::demo_data(&a.out, &opts)?;
+    print_reports(&reports)?;
+    outln!("wrote {}", a.out.display())?;
+    Ok(())
+}
