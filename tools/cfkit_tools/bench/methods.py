@@ -25,6 +25,7 @@ import statistics
 import subprocess
 
 from cfkit_tools import ROOT, records
+
 STRATEGIES = {"sf": "ObjMaskSingleFill(0.3)", "objnf": "ObjMaskNoFill(0.3)",
               "randnf": "RandMaskNoFill(0.75)"}
 

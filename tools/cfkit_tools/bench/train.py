@@ -31,6 +31,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from cfkit_tools import presets, records  # presets: the shapes of `cfkit presets --json`
 from cfkit_tools.presets import PRESETS
+
 DEFAULT_BATCH = {"tiny": 64, "vit-b-32": 8, "vit-b-16": 4}
 DEFAULT_STEPS = {"tiny": 10, "vit-b-32": 3, "vit-b-16": 2}
 DEFAULT_WARMUP = {"tiny": 2, "vit-b-32": 1, "vit-b-16": 1}
