@@ -5,6 +5,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 root := justfile_directory()
 export VIRTUAL_ENV := root / ".venv"
+# The Python tools are the package tools/cfkit_tools, run as `python -m cfkit_tools.<module>`.
+export PYTHONPATH := root / "tools"
 export PATH := root / ".venv/bin" + ":" + env_var('HOME') + "/.cargo/bin:" + env_var('PATH')
 # tch links the libtorch of the venv's torch==2.13.0 wheel.
 export LIBTORCH_USE_PYTORCH := "1"
@@ -51,22 +53,22 @@ train *ARGS: build fashion-mnist
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
     target/release/cfkit train --config configs/train.toml --resume {{ARGS}}
 
-# The whole FashionShift benchmark over 3 seeds (configs/demo/benchmark.toml, tools/demo.py): RESULTS.md, results/fashionshift.json, the ID-vs-OOD and frontier plots. About 7.5 hours on 2 cores; `--quick` (seed 0, three weights, ~45 min) reports into results/quick/; stop and rerun at will (finished runs are kept).
+# The whole FashionShift benchmark over 3 seeds (configs/demo/benchmark.toml, cfkit_tools.demo.run): RESULTS.md, results/fashionshift.json, the ID-vs-OOD and frontier plots. About 7.5 hours on 2 cores; `--quick` (seed 0, three weights, ~45 min) reports into results/quick/; stop and rerun at will (finished runs are kept).
 demo *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    {{python}} tools/demo.py --cfkit target/release/cfkit {{ARGS}}
+    {{python}} -m cfkit_tools.demo.run --cfkit target/release/cfkit {{ARGS}}
 
-# Choose the FD weight on the validation hold-out only: FT and masked FD at weights 0.03, 0.1, 0.3, 1 (tools/tune_distill_weight.py, ~40 min on 2 cores).
+# Choose the FD weight on the validation hold-out only: FT and masked FD at weights 0.03, 0.1, 0.3, 1 (cfkit_tools.demo.tune_distill_weight, ~40 min on 2 cores).
 tune-fd-weight *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
-    {{python}} tools/tune_distill_weight.py --method fd --cfkit target/release/cfkit {{ARGS}}
+    {{python}} -m cfkit_tools.demo.tune_distill_weight --method fd --cfkit target/release/cfkit {{ARGS}}
 
 # The same rule for the KD weight of the demo's FT+KD (clean images, T = 10); reuses tune-fd-weight's FT run when it exists.
 tune-kd-weight *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
-    {{python}} tools/tune_distill_weight.py --method kd --cfkit target/release/cfkit $([ -f runs/tune-fd-weight/ft/report.json ] && echo --ft-run runs/tune-fd-weight/ft) {{ARGS}}
+    {{python}} -m cfkit_tools.demo.tune_distill_weight --method kd --cfkit target/release/cfkit $([ -f runs/tune-fd-weight/ft/report.json ] && echo --ft-run runs/tune-fd-weight/ft) {{ARGS}}
 
 # The paper's ImageNet chain for MODEL (vit-b-32 or vit-b-16) from files on disk: zero-shot head and checkpoint from WEIGHTS (OpenAI's .pt or safetensors), train shards from TRAIN (wnid folders), counterfactuals, FT / FT+FD / masked FD / LP-FT (configs/imagenet/MODEL), the evaluation suite under EVAL_ROOT on each, WiSE-FT sweeps; table in runs/imagenet/MODEL/results.md. Resumable (tools/imagenet.sh).
 imagenet MODEL WEIGHTS TRAIN EVAL_ROOT: build
@@ -76,9 +78,9 @@ imagenet MODEL WEIGHTS TRAIN EVAL_ROOT: build
 device-binary: bootstrap fashion-mnist gloo
     {{root}}/tools/device-binary.sh
 
-# The GPU check (tools/gpu_check.py): doctor, parity fixtures, bf16 vs fp32 training, throughput vs PyTorch eager, the counterfactual pipeline, the methods' step rates, peak memory, data-parallel FT, FashionShift end to end vs the CPU grid; gpu-check.{json,md} into --out (the H200 run: results/gpu/). `just gpu-check --device cpu --smoke --out DIR` runs it at tiny sizes (CI does, from cargo test).
+# The GPU check (cfkit_tools.gpu_check): doctor, parity fixtures, bf16 vs fp32 training, throughput vs PyTorch eager, the counterfactual pipeline, the methods' step rates, peak memory, data-parallel FT, FashionShift end to end vs the CPU grid; gpu-check.{json,md} into --out (the H200 run: results/gpu/). `just gpu-check --device cpu --smoke --out DIR` runs it at tiny sizes (CI does, from cargo test).
 gpu-check *ARGS: build
-    {{python}} tools/gpu_check.py --cfkit target/release/cfkit {{ARGS}}
+    {{python}} -m cfkit_tools.gpu_check --cfkit target/release/cfkit {{ARGS}}
 
 # Install Gloo's headers (Debian package libgloo-dev) if they are missing: the distributed layer's C++ shim needs them.
 gloo:
@@ -115,12 +117,12 @@ demo-data OUT="data/fashionshift" *ARGS: build fashion-mnist
 bench-data: build fashion-mnist
     cargo build --release -p cfkit-pipeline --example bench_data
     [ -f target/bench-data/manifest.json ] || target/release/cfkit demo-data --out target/bench-data --splits train -q
-    {{python}} tools/bench_data.py --rust-bin target/release/examples/bench_data --dir target/bench-data --split train
+    {{python}} -m cfkit_tools.bench.data --rust-bin target/release/examples/bench_data --dir target/bench-data --split train
 
-# How well each CAM method (mmcam, gradcam, rollout) of the demo teacher finds the garment on FashionShift val: object/context/random masks against the generator's garment mask (tools/cam_quality.py, ~5 min).
+# How well each CAM method (mmcam, gradcam, rollout) of the demo teacher finds the garment on FashionShift val: object/context/random masks against the generator's garment mask (cfkit_tools.demo.cam_quality, ~5 min).
 cam-quality *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    {{python}} tools/cam_quality.py --cfkit target/release/cfkit {{ARGS}}
+    {{python}} -m cfkit_tools.demo.cam_quality --cfkit target/release/cfkit {{ARGS}}
 
 # Seconds to read the demo's all-strategy counterfactual shards as each kind of run needs them (column projection, one strategy's variants) against reading every column and variant, same run.
 bench-cf-read: build fashion-mnist
@@ -133,28 +135,28 @@ bench-cf-read: build fashion-mnist
 # Forward+backward images/s of the tiny and vit-b-32 presets, cfkit next to PyTorch eager, same run.
 bench-models *ARGS: build
     cargo build --release -p cfkit-models --example bench_models
-    {{python}} tools/bench_models.py --rust-bin target/release/examples/bench_models {{ARGS}}
+    {{python}} -m cfkit_tools.bench.models --rust-bin target/release/examples/bench_models {{ARGS}}
 
 # FT step images/s (forward, CE, backward, clip, AdamW) of tiny and vit-b-32, cfkit next to PyTorch eager, same run; and the shard loader alone.
 bench-train *ARGS: build fashion-mnist
     cargo build --release -p cfkit-trainer --example bench_train
     [ -f target/bench-data/manifest.json ] || target/release/cfkit demo-data --out target/bench-data --splits train -q
-    {{python}} tools/bench_train.py --rust-bin target/release/examples/bench_train --loader-dir target/bench-data {{ARGS}}
+    {{python}} -m cfkit_tools.bench.train --rust-bin target/release/examples/bench_train --loader-dir target/bench-data {{ARGS}}
 
 # images/s and device-busy fraction of build-counterfactuals (tiny: demo teacher; vit-b-32: random weights), stages overlapped and not.
 bench-pipeline *ARGS: build fashion-mnist
-    {{python}} tools/bench_pipeline.py --cfkit target/release/cfkit {{ARGS}}
+    {{python}} -m cfkit_tools.bench.pipeline --cfkit target/release/cfkit {{ARGS}}
 
-# Bytes per image (clean rows, counterfactual variants by column) and loader images/s per core at 224 px on real photographs, with the disk and cores for ImageNet-1k (tools/bench_storage.py).
+# Bytes per image (clean rows, counterfactual variants by column) and loader images/s per core at 224 px on real photographs, with the disk and cores for ImageNet-1k (cfkit_tools.bench.storage).
 bench-storage *ARGS: build
     cargo build --release -p cfkit-pipeline --example bench_data
     cargo build --release -p cfkit-trainer --example bench_train
-    {{python}} tools/bench_storage.py --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data --loader-bin target/release/examples/bench_train {{ARGS}}
+    {{python}} -m cfkit_tools.bench.storage --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data --loader-bin target/release/examples/bench_train {{ARGS}}
 
-# Data-parallel FT throughput: 2 ranks x 1 thread (Gloo) against 1 rank x 1 thread, and the all-reduce share of a step (tools/bench_ddp.py).
+# Data-parallel FT throughput: 2 ranks x 1 thread (Gloo) against 1 rank x 1 thread, and the all-reduce share of a step (cfkit_tools.bench.ddp).
 bench-ddp *ARGS: build fashion-mnist gloo
-    {{python}} tools/bench_ddp.py --cfkit target/release/cfkit {{ARGS}}
+    {{python}} -m cfkit_tools.bench.ddp --cfkit target/release/cfkit {{ARGS}}
 
-# Epoch time of FT, offline masked FD and online masked FD on the same data and model, side by side (ratios; tools/bench_methods.py).
+# Epoch time of FT, offline masked FD and online masked FD on the same data and model, side by side (ratios; cfkit_tools.bench.methods).
 bench-methods *ARGS: build fashion-mnist
-    {{python}} tools/bench_methods.py --cfkit target/release/cfkit {{ARGS}}
+    {{python}} -m cfkit_tools.bench.methods --cfkit target/release/cfkit {{ARGS}}

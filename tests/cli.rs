@@ -189,10 +189,15 @@ fn presets_json_lists_every_preset() -> Result<()> {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(v["vit-b-32"]["vision_config"]["patch_size"], 32);
     assert_eq!(v["tiny"]["vision_config"]["image_size"], 56);
-    // The benchmark drivers' copy of the shapes (tools/presets.py) matches.
+    // The benchmark drivers' copy of the shapes (tools/cfkit_tools/presets.py) matches.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let o = std::process::Command::new(common::python())
-        .args(["-c", "import json, sys; sys.path.insert(0, 'tools'); from presets import PRESETS; print(json.dumps(PRESETS))"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "-c",
+            "import json; from cfkit_tools.presets import PRESETS; print(json.dumps(PRESETS))",
+        ])
+        .env("PYTHONPATH", root.join("tools"))
+        .current_dir(root)
         .output()?;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let py: serde_json::Value = serde_json::from_slice(&o.stdout)?;
@@ -200,7 +205,7 @@ fn presets_json_lists_every_preset() -> Result<()> {
         for (key, value) in shape.as_object().unwrap() {
             assert_eq!(
                 &v[name]["vision_config"][key], value,
-                "tools/presets.py {name}.{key}"
+                "tools/cfkit_tools/presets.py {name}.{key}"
             );
         }
     }

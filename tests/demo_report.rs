@@ -1,4 +1,4 @@
-//! The benchmark report of `just demo` (`tools/demo.py --report-only`) on a synthetic runs tree
+//! The benchmark report of `just demo` (`cfkit_tools.demo.run --report-only`) on a synthetic runs tree
 //! whose numbers are chosen so that every derived column can be worked out by hand: per-seed
 //! distance to the WiSE-FT curve, differences paired with FT, partial-run accounting, and the
 //! frontiers at matched ID (interpolation along each seed's curve, levels outside a curve, the
@@ -8,9 +8,7 @@
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom; the limit is for library code
 
 mod common;
-use common::python;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
@@ -99,7 +97,7 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
     run_val(&runs, 0, "ft-kd-w0.1", 60, 55, 0.45)?;
     run_val(&runs, 1, "ft-kd-w0.1", 75, 40, 0.45)?;
 
-    // The calibration evaluations on `val` (tools/demo.py): rows with the label's background
+    // The calibration evaluations on `val` (cfkit_tools.demo.run): rows with the label's background
     // ("matching") and without. Teacher: 50 of 90 and 5 of 10, a gap of +5.56 (over the rule's
     // 3); FT: seed 0 80 of 90 and 3 of 10 (+58.89), seed 1 72 of 90 and 4 of 10 (+40).
     let val = |m: u32, o: u32| {
@@ -111,7 +109,7 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
     write(&runs.join("seed0/calibration-ft.json"), &val(80, 3))?;
     write(&runs.join("seed1/calibration-ft.json"), &val(72, 4))?;
 
-    // `cfkit inspect --json` of the counterfactual shards, as tools/demo.py stores it.
+    // `cfkit inspect --json` of the counterfactual shards, as cfkit_tools.demo.run stores it.
     write(
         &runs.join("cf-stats.json"),
         &json!({"rows": 100, "strategies": {
@@ -134,8 +132,7 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
         }}),
     )?;
     let out = dir.join("out");
-    let o = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/demo.py"))
+    let o = common::python_tool("cfkit_tools.demo.run")
         .args(["--report-only", "--seeds", "0,1", "--runs"])
         .arg(&runs)
         .arg("--out-dir")

@@ -1,4 +1,4 @@
-//! The runner of `just demo` (tools/demo.py) on a small grid with a stand-in for the `cfkit`
+//! The runner of `just demo` (cfkit_tools.demo.run) on a small grid with a stand-in for the `cfkit`
 //! binary (tests/demo/fake_cfkit.py, which logs its calls): the order of the runs (every seed's
 //! weight sweeps before the runs that follow the weight the validation rule picks), the weight
 //! they run at, the WiSE-FT sweep on the chosen run, resuming, `--quick`, and the refusal of a
@@ -7,9 +7,7 @@
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom; the limit is for library code
 
 mod common;
-use common::python;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{ensure, Result};
 
@@ -98,7 +96,7 @@ set = ['data.shards="{d}/cf2"', 'train.method="ft-fd"', 'distill={{ images = "ma
     Ok(path)
 }
 
-/// tools/demo.py with the fake cfkit (tests/demo/fake_cfkit.py) on `grid`; returns the output and
+/// cfkit_tools.demo.run with the fake cfkit (tests/demo/fake_cfkit.py) on `grid`; returns the output and
 /// the cfkit calls it made.
 fn run_demo(
     dir: &Path,
@@ -108,8 +106,7 @@ fn run_demo(
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let log = dir.join("calls.jsonl");
     let _ = std::fs::remove_file(&log);
-    let o = Command::new(python())
-        .arg(root.join("tools/demo.py"))
+    let o = common::python_tool("cfkit_tools.demo.run")
         .arg("--cfkit")
         .arg(root.join("tests/demo/fake_cfkit.py"))
         .args(args)
@@ -214,7 +211,7 @@ fn runner_makes_the_followers_at_the_weight_validation_picks() -> Result<()> {
             let n = c.iter().filter(|a| a.starts_with("data.shards=")).count();
             assert_eq!(n, 1, "{c:?}");
         } else {
-            // The grid's shards, relative to the base config as tools/demo.py writes them.
+            // The grid's shards, relative to the base config as the runner writes them.
             assert!(shards_of(c).ends_with("/cf\""), "{c:?}");
         }
     }

@@ -4,18 +4,13 @@
 //! say so in the JSON. The demo section runs FashionShift end to end at 1 % of its size.
 
 mod common;
-use common::python;
-use std::path::Path;
-use std::process::Command;
 
 use anyhow::Result;
 
 #[test]
 fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
     let tmp = common::tmpdir("gpu-check", "smoke");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/gpu_check.py");
-    let o = Command::new(python())
-        .arg(script)
+    let o = common::python_tool("cfkit_tools.gpu_check")
         .args([
             "--cfkit",
             env!("CARGO_BIN_EXE_cfkit"),
@@ -29,7 +24,7 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
-        "gpu_check.py failed:\n{stdout}\n{}",
+        "cfkit_tools.gpu_check failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
     let json: serde_json::Value =

@@ -25,6 +25,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cfkit=target/release/cfkit
 python=.venv/bin/python
+export PYTHONPATH="$root/tools"  # the cfkit_tools package
 cfg=configs/imagenet/$model
 run=runs/imagenet/$model
 [[ -d $cfg ]] || { echo "no recipes for '$model' (configs/imagenet/ has: $(ls configs/imagenet))" >&2; exit 2; }
@@ -46,7 +47,7 @@ step "zero-shot head (80 CLIP templates x 1000 classes)"
 step "zero-shot checkpoint"
 [[ -f $run/zeroshot/checkpoint.json ]] || $cfkit convert --model "$mcfg" --weights "$weights" \
   --head "$run/head.safetensors" --out "$run/zeroshot"
-size=$($python -c "import json,sys; print(json.load(open(sys.argv[1]))['image_size'])" "$run/zeroshot/config.json")
+size=$($python -m cfkit_tools.imagenet_chain image-size "$run/zeroshot")
 step "train shards ($size px)"
 [[ -f $run/shards/manifest.json ]] || $cfkit prepare --image-folder "$train" \
   --classes assets/imagenet/wnids.txt --out "$run/shards" --image-size "$size"
@@ -73,24 +74,4 @@ for m in ft masked-fd; do
     --out "$run/wise-ft-$m" "${suite[@]}" > /dev/null
 done
 # One table: a row per model (the suite's own markdown rows), then the WiSE-FT sweeps.
-$python - "$run" <<'PY'
-import json, pathlib, sys
-run = pathlib.Path(sys.argv[1])
-rows, head = [], None
-found = [("zero-shot", run / "zeroshot")] + [
-    (m, run / m / "checkpoints" / "best") for m in ["ft", "ft-fd", "masked-fd", "lp-ft"]]
-for w in sorted(run.glob("wise-ft-*")):
-    for p in json.loads((w / "wise-ft.json").read_text())["points"]:
-        found.append((f"WiSE-FT({w.name[8:]}, α={p['alpha']:.1f})", pathlib.Path(p["checkpoint"])))
-for label, ckpt in found:
-    f = ckpt / "suite-imagenet.md"
-    if not f.exists():
-        continue
-    lines = f.read_text().splitlines()
-    head = head or lines[:2]
-    rows.append("| " + label + " |" + lines[2].split("|", 2)[2])
-out = run / "results.md"
-out.write_text("\n".join((head or []) + rows) + "\n")
-print(out.read_text())
-print(f"wrote {out}")
-PY
+$python -m cfkit_tools.imagenet_chain table "$run"

@@ -1,7 +1,8 @@
 //! Forward+backward throughput of a vision preset, for `just bench-models`.
 //!
 //! Prints one JSON line: {"preset", "batch", "iters", "images_per_s", "seconds"}. The PyTorch side
-//! of the comparison is tools/bench_models.py, which runs this binary between its own timings.
+//! of the comparison is cfkit_tools.bench.models (tools/cfkit_tools/bench/models.py), which runs
+//! this binary between its own timings.
 
 use std::time::Instant;
 

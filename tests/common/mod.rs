@@ -135,3 +135,14 @@ pub fn corrupt_train_rows(data: &Path) -> anyhow::Result<Vec<String>> {
     m.write(data)?;
     Ok(BAD_ROWS.iter().map(|&r| rows[r].id.clone()).collect())
 }
+
+/// `python -m MODULE` of the Python tools package (tools/cfkit_tools), as the justfile runs it:
+/// the project venv's python, `tools` on PYTHONPATH, from the repository root.
+pub fn python_tool(module: &str) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = Command::new(python());
+    c.current_dir(root)
+        .env("PYTHONPATH", root.join("tools"))
+        .args(["-m", module]);
+    c
+}

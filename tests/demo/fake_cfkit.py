@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""A stand-in for the `cfkit` binary that tools/demo.py drives (tests/demo_report.rs): it logs each
-call, and for `train` writes a finished run whose validation top-1 follows the distillation weight
-of its --set overrides, so that the test knows which weight the validation rule must pick."""
+"""A stand-in for the `cfkit` binary that cfkit_tools.demo.run drives (tests/demo_report.rs): it logs
+each call, and for `train` writes a finished run whose validation top-1 follows the distillation
+weight of its --set overrides, so that the test knows which weight the validation rule must pick."""
 import hashlib
 import json
 import os

@@ -13,8 +13,8 @@
 //!   variant as offline masked FD reads them (compact shards: recomposed):
 //!   `{"mode":"loader","images_per_s","images","batches","seconds"}`.
 //!
-//! The PyTorch side of the step comparison is tools/bench_train.py, which runs this binary
-//! between its own timings.
+//! The PyTorch side of the step comparison is cfkit_tools.bench.train
+//! (tools/cfkit_tools/bench/train.py), which runs this binary between its own timings.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The ImageNet evaluation protocol, embedded from `assets/imagenet/` (written by
-//! `tools/make_imagenet_assets.py`; sources in `assets/imagenet/SOURCES.md`): the 1000 wnids in
+//! `cfkit_tools.assets.imagenet`; sources in `assets/imagenet/SOURCES.md`): the 1000 wnids in
 //! the standard order, CLIP's class names, the 200-class subsets of ImageNet-R and -A, the
 //! ObjectNet -> ImageNet mapping and, per set, its folder convention, border crop and size.
 

@@ -1,20 +1,21 @@
-#!/usr/bin/env python3
 """`just demo`: the FashionShift benchmark (DESIGN §6) end to end.
 
+    PYTHONPATH=tools .venv/bin/python -m cfkit_tools.demo.run [--quick] [--report-only] ...
+
 The grid — methods, strategies, seeds, sets, weights, the frontiers' weight sweeps, WiSE-FT α — is
-configs/demo/benchmark.toml (read by tools/demo_grid.py); this script runs it and
-tools/demo_report.py reports it. Besides the trained methods listed there it evaluates the
+configs/demo/benchmark.toml (read by cfkit_tools.demo.grid); this module runs it and
+cfkit_tools.demo.report reports it. Besides the trained methods listed there it evaluates the
 zero-shot teacher (no training; seed-independent) and sweeps WiSE-FT between the teacher and each
 seed's FT run (and each other `[wise_ft] finetuned` run).
 
 Runs live in runs/demo/seed<N>/<method>/ (a weight sweep's runs: <method>-w<weight>); a run with a
-report.json is done and skipped (after checking that its config hash is the one asked for now; a
-mismatch stops the demo), an unfinished one is resumed, so `just demo` can be stopped and restarted
+report.json is done and skipped (after checking that it was made with the config asked for now,
+records.same_config; another config stops the demo), an unfinished one is resumed, so `just demo` can be stopped and restarted
 at any time. `--quick` runs the grid's `[quick]` subset (one seed, three weights, the frontiers'
 methods; its runs are the full grid's, so a later full run reuses them) and reports into
 results/quick/. At the end (or with --report-only, on whatever has finished) it writes RESULTS.md,
 results/fashionshift.json, the ID-vs-OOD scatter plot and the frontier plot (see
-tools/demo_report.py).
+cfkit_tools.demo.report).
 
 Runs that follow a chosen weight (`weight_from` and `unswept_weight_from` in the grid: online mode
 and the strategies that are not swept, at the headline's weight) and the WiSE-FT sweep on the
@@ -23,16 +24,16 @@ the seeds being run: run more seeds together (`--seeds 0,1,2`), not one by one, 
 the choice.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tomllib
 
-from demo_grid import (GRID, ROOT, SETS, WISE_ALPHAS, build_argv, builds_for, chosen_weights,
-                       eval_argv, fd_weight, inspect_argv, methods, resolve, scope, stats_name,
-                       train_argv, wise_argv, wise_sweeps)
-from demo_report import report, sweep_alphas
+from cfkit_tools import records
+from cfkit_tools.demo.grid import (GRID, ROOT, SETS, WISE_ALPHAS, build_argv, builds_for,
+                                   chosen_weights, eval_argv, fd_weight, inspect_argv, methods,
+                                   resolve, scope, stats_name, train_argv, wise_argv, wise_sweeps)
+from cfkit_tools.demo.report import report, sweep_alphas
 
 
 def sh(cmd, capture=False):
@@ -43,21 +44,21 @@ def sh(cmd, capture=False):
 
 def check_finished(cmd, out):
     """A finished run is kept only if it was made with the config the demo asks for now
-    (`cfkit train --print-config`); otherwise stop, rather than report stale numbers."""
-    want = json.loads(subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True,
-                                     text=True).stdout)["config_hash"]
-    with open(os.path.join(out, "run.json")) as f:
-        have = json.load(f)["config_hash"]
-    if have != want:
-        sys.exit(f"{out} holds a finished run of another config (hash {have[:12]}…) than the "
-                 f"demo now asks for ({want[:12]}…): a hyperparameter changed since it ran. "
-                 "Move the directory away to rerun it.")
+    (`cfkit train --print-config`; records.same_config says why equal hashes are not required);
+    otherwise stop, rather than report stale numbers."""
+    want = records.parse_printed_config(subprocess.run(cmd, check=True, cwd=ROOT,
+                                                       capture_output=True, text=True).stdout)
+    have = records.read_run(out)
+    if not records.same_config(have, want):
+        sys.exit(f"{out} holds a finished run of another config (hash {have.config_hash[:12]}…) "
+                 f"than the demo now asks for ({want.config_hash[:12]}…): a hyperparameter "
+                 "changed since it ran. Move the directory away to rerun it.")
 
 
 def train(a, cfkit, seed, m):
     """Trains run `m` of the grid at `seed` (skipped when finished with the same config)."""
     base, out = train_argv(cfkit, os.path.join(ROOT, a.runs), seed, m)
-    if os.path.exists(os.path.join(out, "report.json")):
+    if records.run_finished(out):
         check_finished(base + ["--print-config"], out)
         return
     sh(base + ["--out", out, "--resume", "-q"])
@@ -94,7 +95,7 @@ def run_all(a, seeds, weights, strategies, only):
     builds = builds_for(runs)
     fresh_per_epoch(builds)
     for build in builds:
-        if not os.path.exists(os.path.join(ROOT, build["shards"], "manifest.json")):
+        if not records.shards_built(os.path.join(ROOT, build["shards"])):
             sh(build_argv(cfkit, build))
     # The counterfactuals' statistics per strategy (mask ratios, same-class donors, and with the
     # generator's ground truth the masks' IoU with the garment), for the report; one file per build.
@@ -122,7 +123,7 @@ def run_all(a, seeds, weights, strategies, only):
     chosen = chosen_weights(os.path.join(ROOT, a.runs), seeds, runs)
     for seed in seeds:
         ft = os.path.join(ROOT, a.runs, f"seed{seed}", "ft")
-        if os.path.exists(os.path.join(ft, "report.json")):
+        if records.run_finished(ft):
             evaluate(cfkit, os.path.join(ft, "checkpoints/best"), cal,
                      os.path.join(ROOT, a.runs, f"seed{seed}", "calibration-ft.json"))
         for m in runs:
@@ -139,7 +140,7 @@ def run_all(a, seeds, weights, strategies, only):
             wise = os.path.join(ROOT, a.runs, f"seed{seed}", name)
             run = os.path.join(ROOT, a.runs, f"seed{seed}", key)
             if (sweep_alphas(wise) != WISE_ALPHAS
-                    and os.path.exists(os.path.join(run, "report.json"))
+                    and records.run_finished(run)
                     and (not a.only or name in a.only or key in a.only)):
                 # A sweep over other α (or none) is (re)made; its checkpoints are replaced
                 # atomically.

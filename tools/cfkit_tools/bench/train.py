@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just bench-train`: images/s of one full fine-tuning step, cfkit next to PyTorch eager; and the
 shard loader's images/s next to the step's consumption.
 
@@ -30,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-import presets  # tools/presets.py: the shapes of `cfkit presets --json`
-from presets import PRESETS
+from cfkit_tools import presets, records  # presets: the shapes of `cfkit presets --json`
+from cfkit_tools.presets import PRESETS
+
 DEFAULT_BATCH = {"tiny": 64, "vit-b-32": 8, "vit-b-16": 4}
 DEFAULT_STEPS = {"tiny": 10, "vit-b-32": 3, "vit-b-16": 2}
 DEFAULT_WARMUP = {"tiny": 2, "vit-b-32": 1, "vit-b-16": 1}
@@ -79,14 +79,15 @@ def torch_run(preset, batch, steps, warmup):
 
 
 def rust_json(cmd):
+    """The JSON line the bench example prints last (records.BenchLine)."""
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return records.parse_bench_line(out.stdout, cmd[0])
 
 
 def rust_step(binary, preset, batch, steps, warmup, threads):
     res = rust_json([binary, "--preset", preset, "--batch", str(batch), "--steps", str(steps), "--warmup",
                      str(warmup), "--threads", str(threads)])
-    return res["images_per_s"], res["optimizer_seconds_per_step"]
+    return res.images_per_s, res.optimizer_seconds_per_step
 
 
 def rust_loader(binary, directory, split, batch, threads):
@@ -110,7 +111,7 @@ def main():
     args = ap.parse_args()
     presets.load(args.cfkit)
     torch.set_num_threads(args.threads)
-    has_loader = bool(args.loader_dir) and os.path.isfile(os.path.join(args.loader_dir, "manifest.json"))
+    has_loader = bool(args.loader_dir) and records.shards_built(args.loader_dir)
     if args.loader_dir and not has_loader:
         print(f"no shard dataset in {args.loader_dir}: skipping the loader measurement", flush=True)
     names = args.presets.split(",")
@@ -132,8 +133,8 @@ def main():
                     f"cfkit {ours[-1]:.1f} img/s (optimizer {ours_opt[-1]:.3f} s/step)")
             if with_loader:
                 res = rust_loader(args.rust_bin, args.loader_dir, args.loader_split, batch, args.threads)
-                load.append(res["images_per_s"])
-                images = res["images"]
+                load.append(res.images_per_s)
+                images = res.images
                 line += f", loader {load[-1]:.0f} img/s"
             print(line, flush=True)
         o, t = statistics.median(ours), statistics.median(ref)

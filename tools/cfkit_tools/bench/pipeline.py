@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just bench-pipeline`: images/s and device-busy fraction of `cfkit build-counterfactuals`, with
 the decode / device / encode stages overlapped (`--pipeline on`) and not (`--pipeline off`).
 
@@ -30,12 +29,12 @@ import time
 
 import torch
 
-import presets  # tools/presets.py: the shapes of `cfkit presets --json`
-from presets import PRESETS
+from cfkit_tools import presets, records  # presets: the shapes of `cfkit presets --json`
+from cfkit_tools.presets import PRESETS
 
 DEFAULT_BATCH = {"tiny": 64, "vit-b-32": 16}
 CONFIG = """\
-# Written by tools/bench_pipeline.py.
+# Written by cfkit_tools.bench.pipeline.
 [source]
 shards = "{shards}"
 split = "train"
@@ -62,14 +61,14 @@ def sh(cmd):
 
 def make_tiny_data(cfkit, work, scale):
     ds = os.path.join(work, f"fs-s{scale:g}")
-    if not os.path.isfile(os.path.join(ds, "manifest.json")):
+    if not records.shards_built(ds):
         sh([cfkit, "demo-data", "--out", ds, "--splits", "train", "--scale", str(scale), "-q"])
     return ds
 
 
 def make_b32_data(cfkit, work, scale):
     ds = os.path.join(work, f"fs224-s{scale:g}")
-    if os.path.isfile(os.path.join(ds, "manifest.json")):
+    if records.shards_built(ds):
         return ds
     png = os.path.join(work, f"png-s{scale:g}")
     if not os.path.isfile(os.path.join(png, "train", "classes.txt")):
@@ -81,8 +80,7 @@ def make_b32_data(cfkit, work, scale):
 
 
 def dataset_classes(ds):
-    with open(os.path.join(ds, "manifest.json")) as f:
-        return json.load(f)["splits"]["train"]["classes"]
+    return records.read_manifest(ds).classes("train")
 
 
 def make_random_teacher(work, preset, classes, seed=0):
@@ -124,8 +122,7 @@ def build(cfkit, work, preset, shards, weights, head, batch, variants, device, p
     for line in (res.stdout + res.stderr).splitlines():
         if "images/s" in line:
             print(f"    {line.strip()}", flush=True)
-    with open(os.path.join(out, "run.json")) as f:
-        return json.load(f)["report"]
+    return records.read_build_run(out).report
 
 
 def main():
@@ -169,13 +166,13 @@ def main():
                                             args.variants, args.device, pipeline))
         for pipeline in pipelines:
             rs = runs[pipeline]
-            r = min(rs, key=lambda x: abs(x["seconds"] - statistics.median(y["seconds"] for y in rs)))
+            r = min(rs, key=lambda x: abs(x.seconds - statistics.median(y.seconds for y in rs)))
             results.append(dict(preset=preset, teacher=teacher, pipeline=pipeline, batch=batch,
                                 variants=args.variants, strategies=["ObjMaskSingleFill(0.3)"], cam="mmcam",
-                                images=r["rows"], seconds=r["seconds"], images_per_s=r["images_per_s"],
-                                device_busy_fraction=r["device_busy_fraction"], device=r["device"],
+                                images=r.rows, seconds=r.seconds, images_per_s=r.images_per_s,
+                                device_busy_fraction=r.device_busy_fraction, device=r.device,
                                 config_device=args.device, rounds=args.rounds,
-                                images_per_s_per_round=[x["images_per_s"] for x in rs]))
+                                images_per_s_per_round=[x.images_per_s for x in rs]))
     ratios = []
     for preset in args.presets.split(","):
         by = {r["pipeline"]: r for r in results if r["preset"] == preset}

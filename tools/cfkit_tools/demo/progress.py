@@ -1,11 +1,11 @@
-"""What of the `just demo` grid has finished (tools/demo_report.py): the runs and sweeps expected,
-how many are done, the cfkit commits they were trained with, and the compute they took (issue
-15, item 8: the whole grid within 10 hours on 2 cores).
+"""What of the `just demo` grid has finished (cfkit_tools.demo.report): the runs and sweeps
+expected, how many are done, the cfkit commits they were trained with, and the compute they took
+(issue 15, item 8: the whole grid within 10 hours on 2 cores).
 """
-import json
 import os
 
-from demo_grid import CF_BUILDS, ROOT, fd_weight, methods, resolve, wise_sweeps
+from cfkit_tools import records
+from cfkit_tools.demo.grid import CF_BUILDS, ROOT, fd_weight, methods, resolve, wise_sweeps
 
 
 def expected_runs(seeds, weights, strategies, only, chosen):
@@ -26,10 +26,9 @@ def run_commits(a, expected):
     counts = {}
     for seed, key, mark in expected:
         d = os.path.join(ROOT, a.runs, f"seed{seed}", key)
-        if mark != "report.json" or not os.path.exists(os.path.join(d, mark)):
+        if mark != records.REPORT_FILE or not records.run_finished(d):
             continue
-        with open(os.path.join(d, "run.json")) as f:
-            c = json.load(f).get("cfkit_commit", "not recorded")
+        c = records.read_run(d).cfkit_commit or "not recorded"
         counts[c] = counts.get(c, 0) + 1
     return counts
 
@@ -47,16 +46,10 @@ def compute(a, expected):
     each of the grid's shards that has one, summed) or None)."""
     train = 0.0
     for seed, key, mark in expected:
-        path = os.path.join(ROOT, a.runs, f"seed{seed}", key, "report.json")
-        if mark == "report.json" and os.path.exists(path):
-            with open(path) as f:
-                train += json.load(f)["train_seconds"]
-    builds = []
-    for b in CF_BUILDS:
-        try:
-            with open(os.path.join(ROOT, b["shards"], "done.json")) as f:
-                builds.append(json.load(f)["report"]["seconds"])
-        except (FileNotFoundError, KeyError):
-            pass
+        d = os.path.join(ROOT, a.runs, f"seed{seed}", key)
+        if mark == records.REPORT_FILE and records.run_finished(d):
+            train += records.read_report(d).train_seconds
+    builds = [s for s in (records.build_seconds(os.path.join(ROOT, b["shards"]))
+                          for b in CF_BUILDS) if s is not None]
     build = sum(builds) if builds else None
     return train, build

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just bench-models`: forward+backward images/s of cfkit's vision presets next to PyTorch eager.
 
 For each preset the same shape is built in transformers (CLIPVisionModelWithProjection, default
@@ -19,8 +18,9 @@ import time
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-import presets  # tools/presets.py: the shapes of `cfkit presets --json`
-from presets import PRESETS
+from cfkit_tools import presets, records  # presets: the shapes of `cfkit presets --json`
+from cfkit_tools.presets import PRESETS
+
 DEFAULT_BATCH = {"tiny": 128, "vit-b-32": 16, "vit-b-16": 8}
 DEFAULT_ITERS = {"tiny": 10, "vit-b-32": 4, "vit-b-16": 3}
 
@@ -53,7 +53,7 @@ def rust_run(binary, preset, batch, iters, warmup, threads, device):
         [binary, "--preset", preset, "--batch", str(batch), "--iters", str(iters), "--warmup", str(warmup),
          "--threads", str(threads), "--device", device],
         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"]
+    return records.parse_bench_line(out.stdout, binary).images_per_s
 
 
 def main():

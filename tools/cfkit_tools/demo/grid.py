@@ -1,15 +1,15 @@
-"""The FashionShift benchmark grid (configs/demo/benchmark.toml) as tools/demo.py runs it and
-tools/demo_report.py reports it: the trained runs (each method at its chosen weight, and the
+"""The FashionShift benchmark grid (configs/demo/benchmark.toml) as cfkit_tools.demo.run runs it
+and cfkit_tools.demo.report reports it: the trained runs (each method at its chosen weight, and the
 weight sweeps of the frontiers), the WiSE-FT sweeps, the sets and how OOD is averaged.
 """
-import json
 import os
 import re
 import statistics
 import string
 import tomllib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cfkit_tools import ROOT, records
+from cfkit_tools.demo.weight_rule import choose_weight
 # The grid; CFKIT_DEMO_GRID names another (its relative paths are from the repository root too).
 GRID_FILE = os.environ.get("CFKIT_DEMO_GRID", "configs/demo/benchmark.toml")
 with open(os.path.join(ROOT, GRID_FILE), "rb") as _f:
@@ -113,40 +113,21 @@ def resolve(run, weight):
 
 def best_val(runs_dir, seed, key):
     """A finished run's best validation top-1 (%), or None (unfinished, or no validation)."""
-    try:
-        with open(os.path.join(runs_dir, f"seed{seed}", key, "report.json")) as f:
-            best = json.load(f).get("best")
-    except FileNotFoundError:
-        return None
-    return 100.0 * best["top1"] if best else None
-
-
-def pick_weight(ft_val, vals):
-    """The validation weight rule, the same for every method and fixed before the sweeps ran:
-    the largest weight whose mean validation top-1 is within `[frontier] val_points` of FT's
-    (`ft_val`), or, when none is, the one with the best mean validation top-1 (marked so).
-    `vals`: {weight: [validation top-1 per seed]}. Returns (weight, within the rule) or
-    (None, False) without numbers."""
-    means = {wt: statistics.mean(v) for wt, v in vals.items() if v}
-    if ft_val is None or not means:
-        return None, False
-    ok = [wt for wt, m in means.items() if m >= ft_val - FRONTIER["val_points"]]
-    if ok:
-        return max(ok), True
-    return max(means, key=means.get), False
+    report = records.finished_report(os.path.join(runs_dir, f"seed{seed}", key))
+    return None if report is None else report.best_top1_pct
 
 
 def chosen_weights(runs_dir, seeds, runs):
-    """{base key: (weight, within the rule)} of every swept method of `runs` (see [`methods`]),
-    from the finished runs of `seeds`: FT's mean validation top-1 against each weight's."""
+    """{base key: weight_rule.Choice (weight, within the rule)} of every swept method of `runs`
+    (see [`methods`]), from the finished runs of `seeds`: the validation weight rule
+    (cfkit_tools.demo.weight_rule) with `[frontier] val_points`."""
     ft = [v for v in (best_val(runs_dir, s, "ft") for s in seeds) if v is not None]
-    ft_val = statistics.mean(ft) if ft else None
     vals = {}
     for r in runs:
         if r["curve"] is not None:
             v = [x for x in (best_val(runs_dir, s, r["key"]) for s in seeds) if x is not None]
             vals.setdefault(r["base"], {})[r["weight"]] = v
-    return {b: pick_weight(ft_val, by) for b, by in vals.items()}
+    return {b: choose_weight(ft, by, FRONTIER["val_points"]) for b, by in vals.items()}
 
 
 def table_runs(runs, chosen):
@@ -190,10 +171,6 @@ def wise_sweeps(runs, chosen):
     return out
 
 
-def top1(eval_report):
-    return {s["name"]: 100.0 * s["correct"] / max(s["images"], 1) for s in eval_report["sets"]}
-
-
 def ood_mean(accs):
     """The headline OOD number: the mean over the shifted sets."""
     return statistics.mean(accs[s] for s in SHIFTED)
@@ -205,7 +182,7 @@ def ood_all(accs):
 
 
 def train_argv(cfkit, runs_dir, seed, m):
-    """`cfkit train` of run `m` of the grid at `seed` as tools/demo.py runs it (without --out and
+    """`cfkit train` of run `m` of the grid at `seed` as cfkit_tools.demo.run runs it (without --out and
     --resume), and the run's directory under `runs_dir`."""
     config = m["config"]
     # The grid's data, relative to the base config (as paths in a config are).

@@ -1,16 +1,20 @@
 """The "Commands" section of RESULTS.md: the exact commands behind the report, made by the same
-functions that tools/demo.py runs them with (tools/demo_grid.py), for the first seed."""
+functions that cfkit_tools.demo.run runs them with (cfkit_tools.demo.grid), for the first seed."""
 import shlex
 
-from demo_grid import (FRONTIER, GRID, SETS, build_argv, builds_for, eval_argv, inspect_argv,
-                       resolve, stats_name, table_runs, train_argv, wise_argv, wise_sweeps)
+from cfkit_tools.demo.grid import (FRONTIER, GRID, SETS, build_argv, builds_for, eval_argv,
+                                   inspect_argv, resolve, stats_name, table_runs, train_argv,
+                                   wise_argv, wise_sweeps)
 
 CFKIT = "target/release/cfkit"  # what `./just demo` builds and passes as --cfkit
+# The demo runner, and how to run it from the repository root.
+MODULE = "cfkit_tools.demo.run"
+INVOCATION = f"PYTHONPATH=tools .venv/bin/python -m {MODULE}"
 
 
 def commands(runs, chosen, seeds, runs_dir, weights):
     """Markdown lines: the top-level commands, then each command of one seed (`seeds[0]`) in the
-    order tools/demo.py runs them. `runs` = demo_grid.methods(...), `chosen` = the chosen weights,
+    order the runner runs them. `runs` = grid.methods(...), `chosen` = the chosen weights,
     `runs_dir` = the runs tree relative to the repository root, `weights` = the sweep's weights."""
     seed = seeds[0]
     by_key = {}
@@ -26,7 +30,7 @@ def commands(runs, chosen, seeds, runs_dir, weights):
         "",
         "`./just demo` makes everything above (resumable: a finished run is kept after its config "
         "hash is checked); `./just demo --quick` the one-seed, three-weight subset into "
-        "results/quick/; `.venv/bin/python tools/demo.py --report-only` rewrites this report from "
+        f"results/quick/; `{INVOCATION} --report-only` rewrites this report from "
         "whatever has finished. What it runs, in order, for seed "
         f"{seed} (another seed changes `train.seed` and the `seed<N>` directory):",
         "",

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just bench-ddp`: data-parallel training throughput, 2 ranks x 1 thread against 1 rank x 1
 thread, side by side in one run, and the all-reduce share of a step (issue 17).
 
@@ -24,10 +23,10 @@ import shutil
 import socket
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cfkit_tools import ROOT, records
 
 TRAIN = """\
-# Written by tools/bench_ddp.py.
+# Written by cfkit_tools.bench.ddp.
 [model]
 name = "{model}"
 
@@ -85,8 +84,7 @@ def train(cfkit, config, out, world):
         codes = [p.wait() for p in procs]
         if any(codes):
             raise SystemExit(f"a rank failed: exit codes {codes}")
-    with open(os.path.join(out, "profile.json")) as f:
-        return json.load(f)
+    return records.read_profile(out)
 
 
 def main():
@@ -107,7 +105,7 @@ def main():
         batch = 2 * s["rank_batch"]
         rows = batch * s["steps"]
         data = os.path.join(a.work, f"data-{model}")
-        if not os.path.exists(os.path.join(data, "manifest.json")):
+        if not records.shards_built(data):
             raw = os.path.join(a.work, f"raw-{model}")
             shutil.rmtree(raw, ignore_errors=True)
             folder = os.path.join(a.work, f"folder-{model}")
@@ -124,9 +122,10 @@ def main():
         profiles = {1: [], 2: []}
         for r in range(a.rounds):
             for world in (1, 2):
-                p = train(a.cfkit, config, os.path.join(a.work, f"runs/{model}-{world}"), world)
-                p["step_s"] = sum(p[k] for k in PHASES)
-                p["global_images"] = p["images"] * world
+                prof = train(a.cfkit, config, os.path.join(a.work, f"runs/{model}-{world}"), world)
+                p = prof.as_dict()
+                p["step_s"] = sum(prof[k] for k in PHASES)
+                p["global_images"] = prof["images"] * world
                 p["images_per_s"] = p["global_images"] / p["step_s"]
                 profiles[world].append(p)
                 print(f"round {r + 1}/{a.rounds} {model} {world} rank(s): "

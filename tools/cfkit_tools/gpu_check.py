@@ -1,14 +1,13 @@
-#!/usr/bin/env python3
 """`just gpu-check`: the GPU path of cfkit proven in one short run, with one JSON and one markdown.
 
 On the lent GPU machine (one H200, PyTorch 2.11 in its own python3, no Rust, no network):
 
-    python3 tools/gpu_check.py --cfkit target/device/cfkit --device cuda --out $OUT
+    PYTHONPATH=tools python3 -m cfkit_tools.gpu_check --cfkit target/device/cfkit --device cuda --out $OUT
 
 with the binary of `just device-binary` (the script points LD_LIBRARY_PATH at the running
 python's torch/lib, so the binary links that machine's libtorch). Everywhere else, and in CI:
 
-    python tools/gpu_check.py --cfkit target/debug/cfkit --device cpu --smoke --out DIR
+    PYTHONPATH=tools python -m cfkit_tools.gpu_check --cfkit target/debug/cfkit --device cpu --smoke --out DIR
 
 Sections (each timed; a failing one is recorded and the others still run; exit 1 if any failed):
   doctor      `cfkit doctor` on the device (CUDA visible, a train step and an MMCAM pass)
@@ -51,9 +50,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from demo_grid import GRID, HEADLINE, fd_weight, methods, ood_mean, slug, top1
+import cfkit_tools
+from cfkit_tools import records
+from cfkit_tools.demo.grid import GRID, HEADLINE, fd_weight, methods, ood_mean, slug
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(cfkit_tools.ROOT).resolve()
 PRESETS = {  # vision shapes of cfkit's presets (`cfkit presets --json`); checked at start
     "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, image_size=56, patch_size=8,
                  projection_dim=128),
@@ -62,12 +63,15 @@ PRESETS = {  # vision shapes of cfkit's presets (`cfkit presets --json`); checke
 }
 
 
-def demo_scores(report):
+def demo_scores(run):
     """Test-id top-1, the headline OOD number (the grid's mean over its shifted sets; percent) and
-    test-id's data fingerprint, from a run's report.json."""
-    accs = top1(report["eval"])
-    fingerprint = next(s["fingerprint"] for s in report["eval"]["sets"] if s["name"] == "test-id")
-    return dict(test_id=accs["test-id"], ood_shifted=ood_mean(accs), fingerprint=fingerprint)
+    test-id's data fingerprint, from the report.json of the run in `run`."""
+    evaluation = records.read_report(run).evaluation
+    accs = evaluation.top1_pct()
+    test_id = evaluation.set("test-id")
+    if test_id is None:
+        raise records.RecordError(f"{run / records.REPORT_FILE}: no test-id set in eval.sets")
+    return dict(test_id=accs["test-id"], ood_shifted=ood_mean(accs), fingerprint=test_id.fingerprint)
 
 
 class Memory:
@@ -128,8 +132,8 @@ class Check:
             raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-2000:]}")
         info = dict(seconds=secs, peak_device_mib=mem.mib())
         if json_out:
-            text = p.stdout[p.stdout.index("{"):]
-            return json.loads(text), info
+            # The JSON object, without anything printed before it (parsed by the caller, records).
+            return p.stdout[p.stdout.index("{"):], info
         return p.stdout, info
 
     def section(self, name, fn):
@@ -147,7 +151,7 @@ class Check:
     def data(self):
         """Image shards of the model's size: 10 classes of smooth coloured noise (learnable)."""
         shards = self.work / "shards"
-        if (shards / "manifest.json").exists():
+        if records.shards_built(shards):
             return shards
         n = 32 if self.args.smoke else 256
         rng = np.random.default_rng(0)
@@ -218,28 +222,29 @@ class Check:
 
     def steps(self, run):
         """The "step" lines of a run's metrics.jsonl (log_every = 1: one per optimizer step)."""
-        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        return [m for m in lines if m.get("kind") == "step"]
+        return records.metric_lines(run, "step")
 
     def losses(self, run):
-        return [m["loss"] for m in self.steps(run)]
+        return [m.loss for m in self.steps(run)]
 
     # --- sections ---------------------------------------------------------------------------
     def doctor(self):
         batch = 8 if self.args.smoke else 256
-        rep, info = self.cfkit("doctor", "--device", self.args.device, "--preset", self.preset, "--batch", batch,
-                               "--json", json_out=True)
-        ok = rep["cam_ok"] and (rep["cuda_available"] or not self.args.device.startswith("cuda"))
-        return dict(ok=ok, report=rep, **info)
+        text, info = self.cfkit("doctor", "--device", self.args.device, "--preset", self.preset, "--batch", batch,
+                                "--json", json_out=True)
+        rep = records.parse_doctor(text)
+        ok = rep.cam_ok and (rep.cuda_available or not self.args.device.startswith("cuda"))
+        return dict(ok=ok, report=rep.raw, **info)
 
     def parity(self):
         fixtures = ROOT / "tests/fixtures/parity"
-        fp32, info = self.cfkit("parity", "--fixtures", fixtures, "--device", self.args.device, "--tol", "1e-4",
+        text, info = self.cfkit("parity", "--fixtures", fixtures, "--device", self.args.device, "--tol", "1e-4",
                                 "--json", json_out=True)
-        bf16, info16 = self.cfkit("parity", "--fixtures", fixtures, "--device", self.args.device, "--dtype", "bf16",
-                                  "--json", json_out=True)
-        return dict(ok=fp32["passed"] and bf16["passed"], max_abs=fp32["worst"], tol=fp32["tol"],
-                    bf16_worst_relative=bf16["worst"], bf16_rel_tol=bf16["tol"], fp32=fp32, bf16=bf16,
+        text16, info16 = self.cfkit("parity", "--fixtures", fixtures, "--device", self.args.device, "--dtype",
+                                    "bf16", "--json", json_out=True)
+        fp32, bf16 = records.parse_parity(text), records.parse_parity(text16)
+        return dict(ok=fp32.passed and bf16.passed, max_abs=fp32.worst, tol=fp32.tol,
+                    bf16_worst_relative=bf16.worst, bf16_rel_tol=bf16.tol, fp32=fp32.raw, bf16=bf16.raw,
                     runs=dict(fp32=info, bf16=info16))
 
     def bf16(self):
@@ -271,8 +276,9 @@ class Check:
         batch = 8 if self.args.smoke else 256
         reps = 3 if self.args.smoke else 10
         # Both sides: one untimed warm-up call, then the mean over `reps` calls.
-        rep, info = self.cfkit("doctor", "--device", self.args.device, "--preset", self.preset, "--batch", batch,
-                               "--reps", reps, "--json", json_out=True)
+        text, info = self.cfkit("doctor", "--device", self.args.device, "--preset", self.preset, "--batch", batch,
+                                "--reps", reps, "--json", json_out=True)
+        cfkit_ips = records.parse_doctor(text).train_step_images_per_s
         p = PRESETS[self.preset]
         dev = torch.device(self.args.device)
         model = self.hf_model(dev)
@@ -284,8 +290,8 @@ class Check:
 
         eager = self.timed(step, batch, reps)
         peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
-        return dict(batch=batch, cfkit_images_per_s=rep["train_step_images_per_s"], pytorch_images_per_s=eager,
-                    time_ratio_cfkit_over_pytorch=eager / rep["train_step_images_per_s"],
+        return dict(batch=batch, cfkit_images_per_s=cfkit_ips, pytorch_images_per_s=eager,
+                    time_ratio_cfkit_over_pytorch=eager / cfkit_ips,
                     pytorch_peak_device_mib=peak, cfkit=info)
 
     def pipeline(self):
@@ -301,21 +307,21 @@ class Check:
             dest = self.work / f"cf-{mode}"
             shutil.rmtree(dest, ignore_errors=True)
             _, info = self.cfkit("build-counterfactuals", "--config", cfg, "--out", dest, "-q", "--pipeline", mode)
-            rep = json.loads((dest / "run.json").read_text())["report"]
-            out[mode] = dict(images_per_s=rep["images_per_s"], device_busy_fraction=rep["device_busy_fraction"],
+            rep = records.read_build_run(dest).report
+            out[mode] = dict(images_per_s=rep.images_per_s, device_busy_fraction=rep.device_busy_fraction,
                              **info)
         # The same shards either way (the overlap changes timing, not output).
-        same = all((self.work / "cf-on" / s["file"]).read_bytes() == (self.work / "cf-off" / s["file"]).read_bytes()
-                   for s in json.loads((self.work / "cf-on" / "manifest.json").read_text())["splits"]["train"]["shards"])
+        same = all((self.work / "cf-on" / f).read_bytes() == (self.work / "cf-off" / f).read_bytes()
+                   for f in records.read_manifest(self.work / "cf-on").shard_files("train"))
         return dict(ok=same, identical_output=same, **out)
 
     def methods(self):
         cf = self.work / "cf-off"
-        if not (cf / "manifest.json").exists():
+        if not records.shards_built(cf):
             raise RuntimeError("needs the pipeline section's shards")
         w, h = self.teacher()
         teacher_ckpt = self.work / "teacher-ckpt"
-        if not (teacher_ckpt / "checkpoint.json").exists():
+        if not records.checkpoint_exists(teacher_ckpt):
             self.cfkit("convert", "--model", self.preset, "--weights", w, "--head", h, "--out", teacher_ckpt)
         steps = 4 if self.args.smoke else 30
         out = {}
@@ -335,7 +341,7 @@ class Check:
             shutil.rmtree(run, ignore_errors=True)
             _, info = self.cfkit("train", "--config", cfg, "--out", run, "-q")
             # Median over the steps after the first (warm-up: allocations, kernel selection).
-            ips = [m["images_per_s"] for m in self.steps(run)][1:]
+            ips = [m.images_per_s for m in self.steps(run)][1:]
             out[name] = dict(images_per_s=float(np.median(ips)) if ips else None, steps=len(ips) + 1, **info)
         base = out["ft"]["images_per_s"]
         for v in out.values():
@@ -390,11 +396,11 @@ class Check:
             outs = [p.communicate() for p in procs]
             res = dict(returncodes=[p.returncode for p in procs], seconds=time.perf_counter() - t0)
             if all(p.returncode == 0 for p in procs):
-                rec = json.loads((run / "run.json").read_text())["distributed"]
+                used = records.read_run(run).distributed_backend
                 w = weights(run)
-                res.update(backend=rec["backend"], ok=True, max_abs=max(
+                res.update(backend=used, ok=True, max_abs=max(
                     (w[k] - ref[k]).abs().max().item() for k in ref if "k_proj.bias" not in k))
-                res["ok"] = res["max_abs"] <= tol and rec["backend"] == backend
+                res["ok"] = res["max_abs"] <= tol and used == backend
             else:
                 res.update(ok=False, stderr=[e[-1500:] for _, e in outs])
             out[backend] = res
@@ -428,13 +434,14 @@ class Check:
                               "--set", f'teacher.weights="{ROOT / "assets/teacher/model.safetensors"}"',
                               "--set", f'teacher.head="{ROOT / "assets/teacher/head.safetensors"}"',
                               "--set", f'counterfactuals.device="{self.args.device}"')
-        rep = json.loads((cf / "run.json").read_text())["report"]
-        build.update(images_per_s=rep["images_per_s"], device_busy_fraction=rep["device_busy_fraction"],
-                     rows=rep["rows"], device=rep["device"])
-        stats, _ = self.cfkit("inspect", cf, "--json", "--n", "2", "--out", self.work / "cf-sheet.png", json_out=True)
+        rep = records.read_build_run(cf).report
+        build.update(images_per_s=rep.images_per_s, device_busy_fraction=rep.device_busy_fraction,
+                     rows=rep.rows, device=rep.device)
+        text, _ = self.cfkit("inspect", cf, "--json", "--n", "2", "--out", self.work / "cf-sheet.png", json_out=True)
+        stats = records.parse_inspection(text)
         out = dict(generate=gen, build=build, runs={})
         refs = ROOT / "results/demo-runs"
-        # The grid's own runs (configs/demo/benchmark.toml through tools/demo_grid.py): FT, and the
+        # The grid's own runs (configs/demo/benchmark.toml through cfkit_tools.demo.grid): FT, and the
         # headline at 0.3, the weight the validation rule picked for it on the CPU grid.
         grid = {m["key"]: m for m in methods(fd_weight())}
         for key in ["ft", f"fd-{slug(HEADLINE)}-w0.3"]:
@@ -448,10 +455,10 @@ class Check:
                 sets.append("data.val_holdout=20")
             args = [a for kv in sets for a in ("--set", kv)]
             _, info = self.cfkit("train", "--config", ROOT / m["config"], *args, "--out", run, "-q")
-            res = dict(run=info, **demo_scores(json.loads((run / "report.json").read_text())))
-            ref = refs / "seed0" / key / "report.json"
-            if not smoke and ref.exists():
-                cpu = demo_scores(json.loads(ref.read_text()))
+            res = dict(run=info, **demo_scores(run))
+            ref = refs / "seed0" / key
+            if not smoke and records.run_finished(ref):
+                cpu = demo_scores(ref)
                 res["cpu_seed0"] = cpu
                 res["delta"] = {k: res[k] - cpu[k] for k in ("test_id", "ood_shifted")}
                 res["cpu_fingerprint"] = cpu["fingerprint"]
@@ -464,9 +471,9 @@ class Check:
         # difference (seed std of test-id / shifted OOD over the grid's 3 seeds: FT 0.16 / 0.07,
         # headline 0.35 / 0.39). Masks: a strategy's mean mask ratio and object IoU within 0.01 (only a
         # CAM tie broken differently can change a mask).
-        cpu_stats = json.loads((refs / "cf-stats.json").read_text())["strategies"]
-        diffs = {name: {f: abs(st[f] - cpu_stats[name][f]) for f in ("mask_ratio_mean", "object_iou_mean")}
-                 for name, st in stats["strategies"].items() if name in cpu_stats}
+        cpu_stats = records.read_inspection(refs / "cf-stats.json").strategies
+        diffs = {name: {f: abs(st.number(f) - cpu_stats[name].number(f)) for f in ("mask_ratio_mean", "object_iou_mean")}
+                 for name, st in stats.strategies.items() if name in cpu_stats}
         out["mask_stats_max_abs_diff"] = max(max(d.values()) for d in diffs.values())
         out["mask_stats_diff"] = diffs
         same_data = all(r.get("fingerprint") == r.get("cpu_fingerprint") for r in out["runs"].values())

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just bench-methods`: epoch time of plain FT and of masked feature distillation, offline and
 online, for a fill strategy (ObjMaskSingleFill(0.3)) and two no-fill ones (ObjMaskNoFill(0.3),
 RandMaskNoFill(0.75)), side by side in one run, on the same data and model.
@@ -25,12 +24,13 @@ import shutil
 import statistics
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cfkit_tools import ROOT, records
+
 STRATEGIES = {"sf": "ObjMaskSingleFill(0.3)", "objnf": "ObjMaskNoFill(0.3)",
               "randnf": "RandMaskNoFill(0.75)"}
 
 BUILD = """\
-# Written by tools/bench_methods.py.
+# Written by cfkit_tools.bench.methods.
 [source]
 shards = "{data}"
 split = "train"
@@ -49,7 +49,7 @@ device = "{device}"
 """
 
 TRAIN = """\
-# Written by tools/bench_methods.py.
+# Written by cfkit_tools.bench.methods.
 [model]
 checkpoint = "{teacher}"
 
@@ -97,9 +97,9 @@ def main():
     # "cf3": the three strategies (a "cf" of an older run holds one).
     data, cf = os.path.join(a.work, "data"), os.path.join(a.work, "cf3")
     teacher = os.path.join(ROOT, "assets/teacher")
-    if not os.path.exists(os.path.join(data, "manifest.json")):
+    if not records.shards_built(data):
         run([a.cfkit, "demo-data", "--out", data, "--splits", "train", "--scale", "0.1", "-q"])
-    if not os.path.exists(os.path.join(cf, "manifest.json")):
+    if not records.shards_built(cf):
         build = os.path.join(a.work, "build.toml")
         with open(build, "w") as f:
             f.write(BUILD.format(data=data, teacher=teacher, device=a.device,
@@ -119,18 +119,16 @@ def main():
             cmd = [a.cfkit, "train", "--config", config, "--out", out, "-q", "--json", "--profile"]
             for s in sets:
                 cmd += ["--set", s]
-            report = json.loads(subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True,
-                                               text=True).stdout)
-            seconds[method].append(report["train_seconds"])
-            with open(os.path.join(out, "profile.json")) as f:
-                profiles[method].append(json.load(f))
-            rows = report["train_rows"]
-            print(f"round {r + 1}/{a.rounds} {method}: {report['train_seconds']:.1f} s", flush=True)
+            report = records.parse_train_report(subprocess.run(cmd, check=True, cwd=ROOT,
+                                                               capture_output=True, text=True).stdout)
+            seconds[method].append(report.train_seconds)
+            profiles[method].append(records.read_profile(out).as_dict())
+            rows = report.train_rows
+            print(f"round {r + 1}/{a.rounds} {method}: {report.train_seconds:.1f} s", flush=True)
 
     med = {m: statistics.median(v) for m, v in seconds.items()}
-    with open(os.path.join(cf, "run.json")) as f:
-        mask_ratio = json.load(f)["report"]["mask_ratio"]
-    kept = {k: 1.0 - mask_ratio[s]["mean"] for k, s in STRATEGIES.items()}
+    build = records.read_build_run(cf).report
+    kept = {k: 1.0 - build.mask_ratio_mean(s) for k, s in STRATEGIES.items()}
     targets = {"fd-offline-objnf": (1 + kept["objnf"]) * 1.1,
                "fd-offline-randnf": (1 + kept["randnf"]) * 1.1, "fd-online": 2.7}
     result = {

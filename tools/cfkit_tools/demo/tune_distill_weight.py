@@ -1,14 +1,16 @@
-#!/usr/bin/env python3
 """Chooses a distillation weight of the demo on the ID validation hold-out only (DESIGN §6):
 FT and FT + distillation at several weights; no OOD set is evaluated. The rule, the same for
-both methods: the largest weight whose best validation top-1 is within --within points of FT's.
+both methods and the benchmark grid's (cfkit_tools.demo.weight_rule): the largest weight whose
+best validation top-1 is within --within points of FT's; none when no weight is (the rule's
+best-validation fallback is not taken here).
 
   --method fd   offline masked feature distillation (configs/train.toml: ObjMaskSingleFill(0.3))
   --method kd   knowledge distillation on clean images, T = 10 (the demo's FT+KD)
 
 Writes <out>/summary.{json,md} (out: runs/tune-<method>-weight).
 
-Run: just tune-fd-weight / just tune-kd-weight  (about 35 minutes each on 2 cores)
+Run: just tune-fd-weight / just tune-kd-weight  (about 35 minutes each on 2 cores), or
+PYTHONPATH=tools .venv/bin/python -m cfkit_tools.demo.tune_distill_weight --method fd ...
 """
 import argparse
 import json
@@ -16,15 +18,23 @@ import pathlib
 import subprocess
 import tomllib
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import cfkit_tools
+from cfkit_tools import records
+from cfkit_tools.demo.weight_rule import choose_weight
+
+ROOT = pathlib.Path(cfkit_tools.ROOT).resolve()
 # The demo's KD temperature (configs/demo/benchmark.toml; T = 10 as in the paper).
 KD_T = tomllib.loads((ROOT / "configs/demo/benchmark.toml").read_text())["kd"]["temperature"]
 FT_DATA = "data.shards=../data/fashionshift-cf"
 
 
 def best_val(run: pathlib.Path) -> float:
-    report = json.loads((run / "report.json").read_text())
-    return 100.0 * report["best"]["top1"]
+    """A finished run's best validation top-1 (%); the runs here all validate."""
+    report = records.read_report(run)
+    val = report.best_top1_pct
+    if val is None:
+        raise records.RecordError(f"{run / records.REPORT_FILE}: no best validation top-1")
+    return val
 
 
 def train(cfkit, config, out, sets):
@@ -58,7 +68,7 @@ def main():
     out = pathlib.Path(a.out or ROOT / f"runs/tune-{a.method}-weight")
     if a.ft_run:
         ft_dir = pathlib.Path(a.ft_run)
-        if not (ft_dir / "report.json").exists():
+        if not records.run_finished(ft_dir):
             ap.error(f"--ft-run {ft_dir}: no report.json (not a finished run)")
         ft = best_val(ft_dir)
     else:
@@ -70,8 +80,11 @@ def main():
         run = out / f"{a.method}-w{w:g}"
         v = train(a.cfkit, config, run, sets)
         rows.append({"method": label, "weight": w, "val_top1": v, "run": str(run)})
-    ok = [r["weight"] for r in rows[1:] if r["val_top1"] >= ft - a.within]
-    chosen = max(ok) if ok else None
+    vals = {}
+    for r in rows[1:]:
+        vals.setdefault(r["weight"], []).append(r["val_top1"])
+    choice = choose_weight([ft], vals, a.within)
+    chosen = choice.weight if choice.within_rule else None
     summary = {"rule": f"largest weight with best val top-1 >= FT - {a.within} points",
                "runs": rows, "chosen_weight": chosen}
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate the ImageNet evaluation protocol assets under assets/imagenet/.
 
 Every fact written by this script is read out of a named public source (a
@@ -23,7 +22,7 @@ optionally suffixed ``@<rev>``; ``--mirror-root`` resolves
                         used only for cross-checks
 
 Example:
-  python tools/make_imagenet_assets.py --mirror-root /work/.mirror \\
+  PYTHONPATH=tools python -m cfkit_tools.assets.imagenet --mirror-root /work/.mirror \\
       --out assets/imagenet
 
 Validation failures abort with a non-zero exit status and write nothing.

@@ -1,5 +1,5 @@
-"""The report of `just demo` (tools/demo.py): RESULTS.md, results/fashionshift.json, the ID-vs-OOD
-scatter plot and the frontier plot, from whatever runs have finished.
+"""The report of `just demo` (cfkit_tools.demo.run): RESULTS.md, results/fashionshift.json, the
+ID-vs-OOD scatter plot and the frontier plot, from whatever runs have finished.
 
 - Main table: each method at its chosen weight, mean ± sample std over seeds per set. The
   headline OOD number is the mean of the shifted sets (`[eval] shifted`); the near set, which keeps
@@ -17,23 +17,19 @@ import statistics
 import subprocess
 import sys
 
-from demo_commands import commands
-from demo_frontier import curve_gap
-from demo_frontiers import frontier, plot_frontiers
-from demo_progress import compute, expected_runs, progress, run_commits
-from demo_tables import calibration, cf_stats, ms, of_seeds, per_seed
-from demo_grid import (KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED,
-                       chosen_weights, fd_weight, methods, ood_all, ood_mean, table_runs,
-                       top1, wise_sweeps)
+from cfkit_tools import records
+from cfkit_tools.demo.commands import INVOCATION, MODULE, commands
+from cfkit_tools.demo.frontiers import curve_gap, frontier, plot_frontiers
+from cfkit_tools.demo.grid import (KD_T, KD_WEIGHT, NEAR, ROOT, SETS, SHIFTED, chosen_weights,
+                                   fd_weight, methods, ood_all, ood_mean, table_runs, wise_sweeps)
+from cfkit_tools.demo.progress import compute, expected_runs, progress, run_commits
+from cfkit_tools.demo.tables import calibration, cf_stats, ms, of_seeds, per_seed
 
 
 def sweep_alphas(wise):
     """The α of a finished WiSE-FT sweep in `wise`, or None."""
-    try:
-        with open(os.path.join(wise, "wise-ft.json")) as f:
-            return [pt["alpha"] for pt in json.load(f)["points"]]
-    except FileNotFoundError:
-        return None
+    sweep = records.finished_wise_ft(wise)
+    return None if sweep is None else [pt.alpha for pt in sweep.points]
 
 
 def collect(a, seeds, weights, strategies, only):
@@ -56,51 +52,47 @@ def collect(a, seeds, weights, strategies, only):
         for k, v in (extra or {}).items():
             r[k].append(v)
 
-    def read(path):
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            return json.load(f)
-
-    zs = read(os.path.join(ROOT, a.runs, "zeroshot.json"))
-    if zs:
-        add("zero-shot", None, top1(zs))
+    zs_path = os.path.join(ROOT, a.runs, "zeroshot.json")
+    if os.path.exists(zs_path):
+        add("zero-shot", None, records.read_evaluation(zs_path).top1_pct())
     runs = methods(fd_weight(), weights, strategies, only)
     runs_dir = os.path.join(ROOT, a.runs)
     chosen = chosen_weights(runs_dir, seeds, runs)
     for label, key, wt in table_runs(runs, chosen):
         for seed in seeds:
-            rep = key and read(os.path.join(runs_dir, f"seed{seed}", key, "report.json"))
+            rep = key and records.finished_report(os.path.join(runs_dir, f"seed{seed}", key))
             if not rep:
                 continue
-            val = 100.0 * rep["best"]["top1"] if rep.get("best") else float("nan")
-            add(label, seed, top1(rep["eval"]), {"val": val, "minutes": rep["train_seconds"] / 60.0})
+            val = rep.best_top1_pct
+            add(label, seed, rep.evaluation.top1_pct(),
+                {"val": float("nan") if val is None else val,
+                 "minutes": rep.train_seconds / 60.0})
             rows[label]["weight"] = wt
     for m in runs:
         if m["curve"] is None:
             continue
         for seed in seeds:
-            rep = read(os.path.join(runs_dir, f"seed{seed}", m["key"], "report.json"))
+            rep = records.finished_report(os.path.join(runs_dir, f"seed{seed}", m["key"]))
             if rep is None:
                 continue
-            accs = top1(rep["eval"])
-            val = 100.0 * rep["best"]["top1"] if rep.get("best") else None
+            accs = rep.evaluation.top1_pct()
+            val = rep.best_top1_pct
             point = (accs["test-id"], ood_mean(accs))
             curves.setdefault(m["curve"], {}).setdefault(seed, []).append(point)
             sweep.setdefault(m["curve"], {}).setdefault(m["weight"], []).append(
                 (seed, *point, val))
     for key, name, label in wise_sweeps(runs, chosen):
         for seed in seeds:
-            sw = name and read(os.path.join(runs_dir, f"seed{seed}", name, "wise-ft.json"))
-            for pt in (sw or {}).get("points", []):
-                accs = top1(pt["eval"])
+            sw = name and records.finished_wise_ft(os.path.join(runs_dir, f"seed{seed}", name))
+            for pt in sw.points if sw else []:
+                accs = pt.evaluation.top1_pct()
                 curves.setdefault(label, {}).setdefault(seed, []).append(
                     (accs["test-id"], ood_mean(accs)))
-                sweep.setdefault(label, {}).setdefault(pt["alpha"], []).append(
+                sweep.setdefault(label, {}).setdefault(pt.alpha, []).append(
                     (seed, accs["test-id"], ood_mean(accs), None))
                 if key == "ft":
-                    wise_curve.setdefault(pt["alpha"], []).append(accs)
-                    if abs(pt["alpha"] - 0.5) < 1e-9:
+                    wise_curve.setdefault(pt.alpha, []).append(accs)
+                    if abs(pt.alpha - 0.5) < 1e-9:
                         add("WiSE-FT (α = 0.5)", seed, accs)
     return rows, curves, sweep, wise_curve, chosen
 
@@ -207,7 +199,7 @@ def report(a, seeds, weights, strategies, only=None):
         lines += [f"**Partial: {done} of {n_expected} runs have finished**; `./just demo` resumes "
                   "the rest. The seeds column says how many seeds each row averages.", ""]
     lines += [
-        "Produced by `./just demo` (tools/demo.py); every number below comes from the runs it "
+        f"Produced by `./just demo` ({MODULE}); every number below comes from the runs it "
         "made. Top-1 (%) on each test set, mean ± sample std over seeds "
         f"{', '.join(map(str, seeds))} (zero-shot is deterministic). OOD mean = mean of the "
         f"shifted sets ({', '.join(SHIFTED)}), the headline number; {NEAR} keeps the training "
@@ -293,7 +285,9 @@ def report(a, seeds, weights, strategies, only=None):
         + (" (\"not recorded\": trained before run.json carried the commit)"
            if "not recorded" in commits else "")
         + ". Before it reuses a finished run, the demo checks that the current binary resolves "
-        "that run's config to the same hash (run.json config_hash). Compute: training the "
+        "that run's config to the same hash (run.json config_hash) or, where cfkit's hash "
+        "changed, to the same config up to the spelling of its paths (records.same_config). "
+        "Compute: training the "
         f"{sum(commits.values())} finished runs took {train_s / 3600:.1f} h (the sum of each "
         "run's training time; evaluations and WiSE-FT sweeps not included; other jobs sometimes "
         "shared the machine)"
@@ -303,9 +297,9 @@ def report(a, seeds, weights, strategies, only=None):
         "Scatter plot: results/fashionshift-id-ood.png; frontiers: "
         "results/fashionshift-frontiers.png; raw numbers: results/fashionshift.json. "
         "This report was written by `"
-        + " ".join([os.path.relpath(sys.argv[0], ROOT)] + [os.path.relpath(x, ROOT)
-                   if os.path.isabs(x) else x for x in sys.argv[1:]])
-        + "` (`./just demo` runs `tools/demo.py --cfkit target/release/cfkit`).",
+        + " ".join([INVOCATION] + [os.path.relpath(x, ROOT)
+                                   if os.path.isabs(x) else x for x in sys.argv[1:]])
+        + f"` (`./just demo` runs `python -m {MODULE} --cfkit target/release/cfkit`).",
     ]
     out = os.path.join(ROOT, a.out_dir)
     os.makedirs(os.path.join(out, "results"), exist_ok=True)

@@ -1,12 +1,12 @@
-"""Tables of the `just demo` report (tools/demo_report.py) that stand apart from the method rows:
-the calibration of the benchmark and the counterfactual statistics; and the mean ± std cells every
-table uses.
+"""Tables of the `just demo` report (cfkit_tools.demo.report) that stand apart from the method
+rows: the calibration of the benchmark and the counterfactual statistics; and the mean ± std cells
+every table uses.
 """
-import json
 import os
 import statistics
 
-from demo_grid import CF_BUILDS, GRID, ROOT, build_cam, build_name, stats_name
+from cfkit_tools import records
+from cfkit_tools.demo.grid import CF_BUILDS, GRID, ROOT, build_cam, build_name, stats_name
 
 
 def ms(values, signed=False):
@@ -29,15 +29,15 @@ def per_seed(r):
     return dict(zip(r["seeds"], zip(r["sets"]["test-id"], r["ood_mean"])))
 
 
-def background_gap(eval_report, split):
+def background_gap(evaluation, split):
     """(top-1 on rows with the label's background, on the others, gap) in % on `split` of an
-    evaluation with the generator's ground truth, or None without it."""
-    st = next((x for x in eval_report["sets"] if x["name"] == split), None)
-    b = st and st.get("background")
-    if not b or not b["matching_images"] or not b["other_images"]:
+    evaluation (records.Evaluation) with the generator's ground truth, or None without it."""
+    st = evaluation.set(split)
+    b = st and st.background
+    if not b or not b.matching_images or not b.other_images:
         return None
-    match = 100.0 * b["matching_correct"] / b["matching_images"]
-    other = 100.0 * b["other_correct"] / b["other_images"]
+    match = 100.0 * b.matching_correct / b.matching_images
+    other = 100.0 * b.other_correct / b.other_images
     return match, other, match - other
 
 
@@ -52,8 +52,7 @@ def calibration(a, seeds):
                                  for s in seeds])]:
         for p in paths:
             if os.path.exists(p):
-                with open(p) as f:
-                    g = background_gap(json.load(f), split)
+                g = background_gap(records.read_evaluation(p), split)
                 if g:
                     rows.setdefault(label, []).append(g)
     if not rows:
@@ -91,15 +90,14 @@ def distribution(histogram):
 
 
 def cf_stats(a):
-    """The counterfactual statistics section from `cfkit inspect --json` of each build (tools/demo.py
+    """The counterfactual statistics section from `cfkit inspect --json` of each build (the runner
     writes them next to the runs), and its record {strategy: statistics}; a strategy of a further
     build is named with that build's CAM and shards."""
     reps = []
     for build in CF_BUILDS:
         path = os.path.join(ROOT, a.runs, stats_name(build)[0])
         if os.path.exists(path):
-            with open(path) as f:
-                rep = json.load(f)
+            rep = records.read_inspection(path)
             suffix = ("" if build is CF_BUILDS[0] else
                       f" — {build_cam(build)} CAM ({build_name(build)})")
             reps.append((suffix, rep))
@@ -107,7 +105,7 @@ def cf_stats(a):
         return [], None
     num = lambda v: "–" if v is None else f"{v:.3f}"
     lines = ["", "## Counterfactuals", "",
-             f"Per strategy over the {reps[0][1]['rows']} training rows of the counterfactual shards "
+             f"Per strategy over the {reps[0][1].rows} training rows of the counterfactual shards "
              "(`cfkit inspect --json`): the mean share of patches masked, donor draws from the "
              "row's own class, and, where the data carries the generator's garment mask, the mean "
              "IoU of each mask with the garment's patches and with the background's, and the mean "
@@ -120,11 +118,10 @@ def cf_stats(a):
              "|---|---:|---:|---|---:|---:|---:|---:|"]
     record = {}
     for suffix, rep in reps:
-        for name, st in rep["strategies"].items():
-            record[name + suffix] = st
-            lines.append(f"| {name}{suffix} | {st['variants']} | {st['mask_ratio_mean']:.3f} | "
-                         f"{distribution(st.get('mask_ratio_histogram'))} | "
-                         f"{st['same_class_donor_rate']:.3f} | {num(st.get('object_iou_mean'))} | "
-                         f"{num(st.get('background_iou_mean'))} | "
-                         f"{num(st.get('object_masked_mean'))} |")
+        for name, st in rep.strategies.items():
+            record[name + suffix] = st.raw
+            lines.append(f"| {name}{suffix} | {st.variants} | {st.mask_ratio_mean:.3f} | "
+                         f"{distribution(st.mask_ratio_histogram)} | "
+                         f"{st.same_class_donor_rate:.3f} | {num(st.object_iou_mean)} | "
+                         f"{num(st.background_iou_mean)} | {num(st.object_masked_mean)} |")
     return lines, record

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just bench-data`: read + decode throughput of cfkit image shards, cfkit next to pyarrow + PIL.
 
 Both sides read the same Parquet files of one split and decode every stored PNG to RGB pixels.
@@ -18,6 +17,8 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
+
+from cfkit_tools import records
 
 
 def pyarrow_pil(files):
@@ -42,8 +43,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default="results/bench/data.json")
     args = ap.parse_args()
-    manifest = json.load(open(os.path.join(args.dir, "manifest.json")))
-    files = [os.path.join(args.dir, s["file"]) for s in manifest["splits"][args.split]["shards"]]
+    files = [os.path.join(args.dir, f)
+             for f in records.read_manifest(args.dir).shard_files(args.split)]
     cores = os.cpu_count()
     ref, one, alln = [], [], []
     for r in range(args.rounds):
@@ -52,10 +53,10 @@ def main():
         for threads, store in [(1, one), (cores, alln)]:
             out = subprocess.run([args.rust_bin, args.dir, args.split, str(threads)], check=True,
                                  capture_output=True, text=True)
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            if res["images"] != n or res["pixel_sum"] != total % 2**64:
-                raise SystemExit(f"cfkit and pyarrow+PIL disagree: {res} vs {n} images, sum {total}")
-            store.append(res["images_per_s"])
+            res = records.parse_bench_line(out.stdout, args.rust_bin)
+            if res.images != n or res.pixel_sum != total % 2**64:
+                raise SystemExit(f"cfkit and pyarrow+PIL disagree: {res.raw} vs {n} images, sum {total}")
+            store.append(res.images_per_s)
         print(f"  round {r + 1}: pyarrow+PIL {ref[-1]:.0f} img/s, cfkit 1 thread {one[-1]:.0f}, "
               f"cfkit {cores} threads {alln[-1]:.0f}", flush=True)
     res = dict(split=args.split, images=n, cores=cores, rounds=args.rounds,

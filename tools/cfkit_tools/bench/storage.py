@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just bench-storage`: bytes per image and loader throughput at 224 px, on real photographs.
 
 What it runs (issue 16, item 6):
@@ -6,7 +5,7 @@ What it runs (issue 16, item 6):
    positions and scales from the real photographs shipped in scikit-image and matplotlib.
 2. `cfkit prepare --image-size 224` -> clean image shards.
 3. `cfkit build-counterfactuals` at 224 px with a seeded random ViT-B/32 teacher (1000-class head,
-   like ImageNet's; tools/bench_pipeline.py makes it): ObjMaskSingleFill(0.3), K = 2 variants,
+   like ImageNet's; cfkit_tools.bench.pipeline makes it): ObjMaskSingleFill(0.3), K = 2 variants,
    teacher logits stored (as configs/imagenet/*/build.toml does).
 4. Per-row bytes of every column of both shard kinds, read from the Parquet footers (compressed
    column-chunk sizes): the clean image, each stored variant's pixels, its teacher features, its
@@ -30,17 +29,15 @@ import random
 import shutil
 import statistics
 import subprocess
-import sys
 
 import matplotlib
 import pyarrow.parquet as pq
 import skimage.data
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(__file__))
-import presets  # noqa: E402
-from bench_data import pyarrow_pil  # noqa: E402
-from bench_pipeline import make_random_teacher  # noqa: E402
+from cfkit_tools import presets, records
+from cfkit_tools.bench.data import pyarrow_pil
+from cfkit_tools.bench.pipeline import make_random_teacher
 
 IMAGENET_TRAIN = 1_281_167
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "motorcycle_right",
@@ -110,7 +107,7 @@ def main():
     presets.load(args.cfkit)
     work = pathlib.Path(args.work)
     src, clean, cf = work / "photos", work / "clean", work / "cf"
-    if not (clean / "manifest.json").exists():
+    if not records.shards_built(clean):
         shutil.rmtree(work, ignore_errors=True)
         make_folder(src, args.images, 10, seed=0)
         # 1000 classes as ImageNet (the photos fill the first 10), so the stored logits have 1000.
@@ -120,7 +117,7 @@ def main():
     src_bytes = sum(f.stat().st_size for f in src.rglob("*.jpg"))
     classes = [f"class{i:03d}" for i in range(1000)]
     weights, head = make_random_teacher(str(work), "vit-b-32", classes)
-    if not (cf / "manifest.json").exists():
+    if not records.shards_built(cf):
         cfg = work / "build.toml"
         cfg.write_text(
             f'[source]\nshards = "{clean.resolve()}"\nsplit = "train"\n[teacher]\nmodel = "vit-b-32"\n'
@@ -129,11 +126,10 @@ def main():
             'seed = 0\nbatch_size = 16\nstore_logits = true\ndevice = "cpu"\n')
         sh([args.cfkit, "build-counterfactuals", "--config", str(cfg), "--out", str(cf), "-q"])
     compact_dir = work / "cf-compact"
-    if not (compact_dir / "manifest.json").exists():
+    if not records.shards_built(compact_dir):
         sh([args.cfkit, "build-counterfactuals", "--config", str(work / "build.toml"), "--out", str(compact_dir),
             "--set", "counterfactuals.compact=true", "-q"])
-    man = lambda d: json.load(open(d / "manifest.json"))  # noqa: E731
-    files = lambda d: [str(d / s["file"]) for s in man(d)["splits"]["train"]["shards"]]  # noqa: E731
+    files = lambda d: [str(d / f) for f in records.read_manifest(d).shard_files("train")]  # noqa: E731
     clean_cols, n = column_bytes(files(clean))
     cf_cols, n_cf = column_bytes(files(cf))
     assert n == n_cf, (n, n_cf)
@@ -153,11 +149,11 @@ def main():
     for r in range(args.rounds):
         m, secs, total = pyarrow_pil(files(clean))
         ref.append(m / secs)
-        res = json.loads(subprocess.run([args.rust_bin, str(clean), "train", "1"], check=True, capture_output=True,
-                                        text=True).stdout.strip().splitlines()[-1])
-        if res["images"] != m or res["pixel_sum"] != total % 2**64:
-            raise SystemExit(f"cfkit and pyarrow+PIL disagree: {res} vs {m} images")
-        one.append(res["images_per_s"])
+        res = records.parse_bench_line(subprocess.run([args.rust_bin, str(clean), "train", "1"], check=True,
+                                                      capture_output=True, text=True).stdout, args.rust_bin)
+        if res.images != m or res.pixel_sum != total % 2**64:
+            raise SystemExit(f"cfkit and pyarrow+PIL disagree: {res.raw} vs {m} images")
+        one.append(res.images_per_s)
         print(f"  round {r + 1}: pyarrow+PIL {ref[-1]:.0f} img/s, cfkit 1 thread {one[-1]:.0f}", flush=True)
     per_core = statistics.median(one)
     # Offline masked FD's loader on one core: the clean image and the chosen variant of every row,
@@ -169,7 +165,7 @@ def main():
             out = subprocess.run([args.loader_bin, "--loader", str(d), "--split", "train", "--batch", "32",
                                   "--threads", "1", "--strategy", "ObjMaskSingleFill(0.3)"], check=True,
                                  capture_output=True, text=True, env=env)
-            loader[form].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
+            loader[form].append(records.parse_bench_line(out.stdout, args.loader_bin).images_per_s)
         print(f"  masked-FD loader round {r + 1}: materialized {loader['materialized'][-1]:.0f} img/s, "
               f"compact {loader['compact'][-1]:.0f} img/s", flush=True)
     compact_total = sum(os.path.getsize(f) for f in files(compact_dir)) / n

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`just cam-quality`: does the teacher's CAM find the garment? For each CAM method cfkit offers
 (MMCAM, the paper's; GradCAM; attention rollout), build the object, context and random single-fill
 counterfactuals of the FashionShift `val` split (ID data, 2,000 rows, one variant each) with the
@@ -18,7 +17,7 @@ import subprocess
 import tempfile
 import tomllib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cfkit_tools import ROOT, records
 CAMS = ["mmcam", "gradcam", "rollout"]
 # The headline object strategy and the context and random ones at the rates of the grid
 # (configs/demo/benchmark.toml).
@@ -36,9 +35,10 @@ def measure(cfkit, config, split, cam, work):
     run([cfkit, "build-counterfactuals", "--config", config, "--out", out, "-q",
          "--set", f'source.split="{split}"', "--set", f'counterfactuals.cam="{cam}"',
          "--set", f"counterfactuals.strategies={strategies}", "--set", "counterfactuals.variants=1"])
-    rep = json.loads(run([cfkit, "inspect", out, "--split", split, "--json", "--n", "4",
-                          "--out", os.path.join(work, f"{cam}.png")]))
-    missing = [s for s in STRATEGIES if rep["strategies"].get(s, {}).get("object_iou_mean") is None]
+    rep = records.parse_inspection(run([cfkit, "inspect", out, "--split", split, "--json",
+                                        "--n", "4", "--out", os.path.join(work, f"{cam}.png")]))
+    stats = rep.strategies
+    missing = [s for s in STRATEGIES if s not in stats or stats[s].object_iou_mean is None]
     if missing:
         raise SystemExit(f"{config}: the {split} split carries no garment masks for {missing} "
                          "(regenerate data/fashionshift with this cfkit)")
@@ -57,17 +57,17 @@ def table(results, split, rows, config):
     ]
     for cam, rep in results.items():
         for s in STRATEGIES:
-            st = rep["strategies"][s]
-            lines.append(f"| {cam} | {s} | {st['mask_ratio_mean']:.3f} | "
-                         f"{st['object_iou_mean']:.3f} | {st['background_iou_mean']:.3f} | "
-                         f"{st['object_masked_mean']:.3f} |")
+            st = rep.strategies[s]
+            lines.append(f"| {cam} | {s} | {st.mask_ratio_mean:.3f} | "
+                         f"{st.object_iou_mean:.3f} | {st.background_iou_mean:.3f} | "
+                         f"{st.object_masked_mean:.3f} |")
     with open(os.path.join(ROOT, config), "rb") as f:
         used = tomllib.load(f)["counterfactuals"].get("cam", "mmcam")
     lines += ["", f"The counterfactual shards of `{config}` use `{used}`. A random mask at rate r "
               "covers a share r of the garment on average; that is the yardstick for the object "
               "(higher is better) and context (lower is better) rows."]
     commit = run(["git", "rev-parse", "HEAD"]).strip()
-    lines += ["", f"Written by `tools/cam_quality.py` at commit {commit}, "
+    lines += ["", f"Written by `cfkit_tools.demo.cam_quality` at commit {commit}, "
               f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC."]
     return "\n".join(lines) + "\n"
 
@@ -84,11 +84,11 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cfkit-cam-quality-") as work:
         for cam in CAMS:
             results[cam] = measure(a.cfkit, a.config, a.split, cam, work)
-    rows = results[CAMS[0]]["rows"]
+    rows = results[CAMS[0]].rows
     os.makedirs(a.out_dir, exist_ok=True)
     with open(os.path.join(a.out_dir, "cam-quality.json"), "w") as f:
-        json.dump({"split": a.split, "config": a.config, "rows": rows,
-                   "strategies": STRATEGIES, "cams": results}, f, indent=1)
+        json.dump({"split": a.split, "config": a.config, "rows": rows, "strategies": STRATEGIES,
+                   "cams": {cam: rep.raw for cam, rep in results.items()}}, f, indent=1)
     text = table(results, a.split, rows, a.config)
     with open(os.path.join(a.out_dir, "cam-quality.md"), "w") as f:
         f.write(text)

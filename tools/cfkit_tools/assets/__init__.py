@@ -1,0 +1,1 @@
+"""Generators of the committed assets under assets/."""
