@@ -23,6 +23,17 @@ pub enum CamMethod {
     Rollout,
 }
 
+impl CamMethod {
+    /// The name configs and records use (`mmcam`, `gradcam`, `rollout`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CamMethod::Mmcam => "mmcam",
+            CamMethod::Gradcam => "gradcam",
+            CamMethod::Rollout => "rollout",
+        }
+    }
+}
+
 impl std::str::FromStr for CamMethod {
     type Err = CounterfactualError;
     fn from_str(s: &str) -> Result<Self> {

@@ -61,20 +61,27 @@ pub struct HeadInfo {
 }
 
 impl HeadInfo {
-    /// Hash of (weights, names, templates): blake3 of their canonical JSON.
+    /// Hash of (weights, names, templates): blake3 of their canonical JSON (keys sorted, as
+    /// `cfkit_schemas::identity_hash` writes it: the fields below are in the order of their
+    /// names).
     pub fn compute_hash(
         text_weights_blake3: &str,
         classes: &[String],
         templates: &[String],
     ) -> String {
-        let canon = serde_json::json!({
-            "text_weights_blake3": text_weights_blake3,
-            "classes": classes,
-            "templates": templates,
-        });
-        blake3::hash(canon.to_string().as_bytes())
-            .to_hex()
-            .to_string()
+        #[derive(Serialize)]
+        struct HeadIdentity<'a> {
+            classes: &'a [String],
+            templates: &'a [String],
+            text_weights_blake3: &'a str,
+        }
+        let canon = serde_json::to_string(&HeadIdentity {
+            classes,
+            templates,
+            text_weights_blake3,
+        })
+        .expect("head identities serialise");
+        blake3::hash(canon.as_bytes()).to_hex().to_string()
     }
 }
 

@@ -23,7 +23,9 @@ pub use error::{Result, SchemaError};
 pub use fields::SCHEMA_VERSION;
 pub use identity::{canonical_json, identity_hash};
 pub use manifest::{Manifest, SplitEntry};
-pub use metadata::{shard_schema, CounterfactualDims, DatasetInfo, ShardKind, TeacherInfo};
+pub use metadata::{
+    shard_schema, CounterfactualDims, CounterfactualMethod, DatasetInfo, ShardKind, TeacherInfo,
+};
 pub use reader::ShardReader;
 pub use records::{
     batch_to_images, counterfactuals_to_batch, images_to_batch, CounterfactualRecord, ImageRecord,

@@ -39,6 +39,35 @@ pub struct TeacherInfo {
     pub head_blake3: String,
 }
 
+/// How a counterfactual dataset's variants were drawn (fields in the order of their names, as
+/// the JSON of every shard has them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterfactualMethod {
+    /// Images per builder batch, the donor pool of their draws.
+    pub batch_size: usize,
+    /// The CAM of the masks: `mmcam`, `gradcam` or `rollout`.
+    pub cam: String,
+    /// Where donors come from (`batch`: the builder batch).
+    pub donor_pool: String,
+    /// The version of the mask and donor draws' semantics.
+    pub draw_version: u32,
+    /// Strategies in variant order, e.g. `ObjMaskSingleFill(0.3)`.
+    pub strategies: Vec<String>,
+    /// `compact`: variants stored without pixels (the loader recomposes them); absent:
+    /// materialized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_pixels: Option<String>,
+    /// Variants per strategy and image.
+    pub variants_per_strategy: usize,
+}
+
+impl CounterfactualMethod {
+    /// Whether variants are stored without pixels.
+    pub fn compact(&self) -> bool {
+        self.variant_pixels.as_deref() == Some("compact")
+    }
+}
+
 /// Dataset-level facts stored with every shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetInfo {
@@ -60,9 +89,9 @@ pub struct DatasetInfo {
     pub config_hash: Option<String>,
     #[serde(default)]
     pub teacher: Option<TeacherInfo>,
-    /// Counterfactual method (CAM, strategies, K), free-form JSON.
+    /// Counterfactual datasets: how the variants were drawn.
     #[serde(default)]
-    pub method: Option<serde_json::Value>,
+    pub method: Option<CounterfactualMethod>,
     /// Every row carries the generator's ground truth (`bg_family`, `object_mask`; see
     /// [`crate::truth`]).
     #[serde(default)]
@@ -110,7 +139,8 @@ impl DatasetInfo {
             kv.push(("cfkit.teacher_blake3".into(), t.weights_blake3.clone()));
         }
         if let Some(m) = &self.method {
-            kv.push(("cfkit.method".into(), m.to_string()));
+            let text = serde_json::to_string(m).expect("the method serialises");
+            kv.push(("cfkit.method".into(), text));
         }
         kv.push((
             KEY_HUGGINGFACE.to_string(),

@@ -31,7 +31,15 @@ fn info(kind: ShardKind, classes: &[&str]) -> DatasetInfo {
             weights_blake3: "w".into(),
             head_blake3: "h".into(),
         }),
-        method: Some(serde_json::json!({"cam": "mmcam"})),
+        method: Some(cfkit_schemas::CounterfactualMethod {
+            batch_size: 4,
+            cam: "mmcam".into(),
+            donor_pool: "batch".into(),
+            draw_version: 1,
+            strategies: vec!["ObjMaskSingleFill(0.3)".into()],
+            variant_pixels: None,
+            variants_per_strategy: 2,
+        }),
         scene_truth: false,
     }
 }

@@ -76,6 +76,10 @@ pub struct EvalArgs {
     /// Sets that count as OOD [default: names starting with "ood"].
     #[arg(long, value_delimiter = ',')]
     pub ood: Vec<String>,
+    /// Sets shown but counted in neither mean [default: names ending with "-near", such as
+    /// FashionShift's ood-near, which keeps the training shortcut].
+    #[arg(long, value_delimiter = ',')]
+    pub apart: Vec<String>,
     /// Restrict logits to each set's classes before argmax (ImageNet-R/-A protocol).
     #[arg(long)]
     pub restrict: bool,

@@ -105,11 +105,13 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let protocol = trainer::eval::SplitProtocol {
         ood: a.ood.clone(),
+        apart: a.apart.clone(),
         restrict: a.restrict,
         label_map: a.label_map.clone(),
     };
     let sets = trainer::eval::split_sets(&dir, &splits, &protocol);
-    let report = trainer::eval::evaluate_sets(&student, &sets, a.scoring.batch_size, device)?;
+    let report =
+        trainer::eval::Evaluator::new(&student, a.scoring.batch_size, device).sets(&sets)?;
     if a.scoring.json {
         outln!("{}", serde_json::to_string(&report)?)?;
     } else {

@@ -23,6 +23,8 @@ use tch::Device;
 
 use crate::error::{Result, TrainError};
 use crate::optim::Optimizer;
+use crate::run::record::RngRecord;
+use crate::run::Progress;
 use crate::student::Student;
 
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -30,8 +32,11 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const HEAD_FILE: &str = "head.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const SIDECAR_FILE: &str = "checkpoint.json";
-/// Sidecar format tag; bump when fields change meaning.
-pub const FORMAT: &str = "cfkit-checkpoint/1";
+/// Sidecar format tag; bump when fields change meaning. Version 1 kept the position and the
+/// draw keys (or, for a derived checkpoint, its provenance) under one `rng` field; it is still
+/// read ([`CheckpointInfo::from_json`]).
+pub const FORMAT: &str = "cfkit-checkpoint/2";
+const FORMAT_V1: &str = "cfkit-checkpoint/1";
 
 /// The best validation result so far.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,9 +65,16 @@ pub struct CheckpointInfo {
     /// Loader position: micro-batches of `epoch` already consumed.
     pub next_batch: usize,
     pub seed: u64,
-    /// How every random draw of the run is keyed (there is no mutable RNG state: see
-    /// `data::plan`); recorded so a reader knows what the seed determines.
-    pub rng: serde_json::Value,
+    /// Trained checkpoints: how every random draw of the run is keyed (there is no mutable RNG
+    /// state: see `data::plan`), so a reader knows what the seed determines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rng: Option<RngRecord>,
+    /// Trained checkpoints: where the run stands — what `--resume` continues from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// Checkpoints made from others rather than trained (`wise-ft`, `convert`): what from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<Derived>,
     pub best: Option<BestVal>,
     /// Length of `metrics.jsonl` when this checkpoint was taken (resume truncates to it).
     pub metrics_bytes: u64,
@@ -72,22 +84,52 @@ pub struct CheckpointInfo {
     pub head_blake3: String,
 }
 
+/// What a derived checkpoint was made from; its identity hash is the checkpoint's
+/// `config_hash`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Derived {
+    /// `cfkit wise-ft`: `(1-α)·zeroshot + α·finetuned`.
+    WiseFt {
+        alpha: f64,
+        zeroshot: SourceCheckpoint,
+        finetuned: SourceCheckpoint,
+    },
+    /// `cfkit convert`: vision weights (and a head) in cfkit's layout.
+    Convert {
+        model: String,
+        weights: PathBuf,
+        weights_blake3: String,
+        head: Option<PathBuf>,
+    },
+}
+
+/// A checkpoint another was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceCheckpoint {
+    pub dir: PathBuf,
+    pub weights_blake3: String,
+    pub head_blake3: String,
+}
+
 impl CheckpointInfo {
     /// The sidecar of a checkpoint made from others rather than trained (`wise-ft`, `convert`):
-    /// no steps, no optimizer, and `record` (what it was made from) as its config and hash.
-    pub fn derived(student: &Student, method: &str, record: serde_json::Value) -> Self {
+    /// no steps, no optimizer, and what it was made from as its provenance and identity.
+    pub fn derived(student: &Student, method: &str, derived: Derived) -> Self {
         CheckpointInfo {
             format: String::new(),
             model: student.model.clone(),
             vision_config: student.config().clone(),
             classes: student.classes.clone(),
             method: method.into(),
-            config_hash: cfkit_schemas::identity_hash(&record),
+            config_hash: cfkit_schemas::identity_hash(&derived),
             step: 0,
             epoch: 0,
             next_batch: 0,
             seed: 0,
-            rng: record,
+            rng: None,
+            progress: None,
+            derived: Some(derived),
             best: None,
             metrics_bytes: 0,
             has_optimizer: false,
@@ -97,17 +139,43 @@ impl CheckpointInfo {
     }
 }
 
-/// The transformers `config.json` of a vision tower.
-pub(crate) fn hf_config(cfg: &VisionConfig) -> serde_json::Value {
-    let mut v = serde_json::to_value(cfg).expect("config serialises");
-    let o = v.as_object_mut().expect("object");
-    o.insert("model_type".into(), "clip_vision_model".into());
-    o.insert(
-        "architectures".into(),
-        serde_json::json!(["CLIPVisionModelWithProjection"]),
-    );
-    o.insert("num_channels".into(), 3.into());
-    v
+impl CheckpointInfo {
+    /// Reads a sidecar of this format or of version 1 (whose `rng` held `{keys, progress}` for
+    /// a trained checkpoint, or the provenance of a derived one).
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if v["format"] == FORMAT_V1 {
+            let o = v.as_object_mut().ok_or("not a JSON object")?;
+            let rng = o.remove("rng").unwrap_or_default();
+            if rng.get("progress").is_some() {
+                o.insert("rng".into(), rng["keys"].clone());
+                o.insert("progress".into(), rng["progress"].clone());
+            } else if !rng.is_null() {
+                o.insert("derived".into(), rng);
+            }
+            o.insert("format".into(), FORMAT.into());
+        }
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+}
+
+/// The transformers `config.json` of a vision tower (`CLIPVisionConfig`).
+#[derive(Serialize)]
+pub(crate) struct HfVisionConfig<'a> {
+    architectures: [&'static str; 1],
+    model_type: &'static str,
+    num_channels: u32,
+    #[serde(flatten)]
+    config: &'a VisionConfig,
+}
+
+pub(crate) fn hf_config(cfg: &VisionConfig) -> HfVisionConfig<'_> {
+    HfVisionConfig {
+        architectures: ["CLIPVisionModelWithProjection"],
+        model_type: "clip_vision_model",
+        num_channels: 3,
+        config: cfg,
+    }
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -195,12 +263,15 @@ pub fn resolve(dir: &Path) -> Option<PathBuf> {
 pub fn read_info(dir: &Path) -> Result<CheckpointInfo> {
     let path = dir.join(SIDECAR_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    let info: CheckpointInfo = serde_json::from_str(&text)
+    let info = CheckpointInfo::from_json(&text)
         .map_err(|e| TrainError::checkpoint(dir, format!("{SIDECAR_FILE}: {e}")))?;
     if info.format != FORMAT {
         return Err(TrainError::checkpoint(
             dir,
-            format!("format '{}', this cfkit reads '{FORMAT}'", info.format),
+            format!(
+                "format '{}', this cfkit reads '{FORMAT}' and '{FORMAT_V1}'",
+                info.format
+            ),
         ));
     }
     for (file, want) in [

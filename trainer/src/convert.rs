@@ -15,7 +15,7 @@ use cfkit_models::{VisionConfig, VisionTransformer};
 use serde::Serialize;
 use tch::{nn, Device};
 
-use crate::checkpoint::{self, CheckpointInfo, CONFIG_FILE, MODEL_FILE};
+use crate::checkpoint::{self, CheckpointInfo, Derived, CONFIG_FILE, MODEL_FILE};
 use crate::error::{Result, TrainError};
 use crate::student::Student;
 
@@ -52,11 +52,15 @@ pub fn convert(
         });
     }
     let source_blake3 = file_blake3(weights)?;
-    let record = serde_json::json!({"convert": {"model": model, "weights": weights,
-        "weights_blake3": source_blake3, "head": head}});
+    let derived = Derived::Convert {
+        model: model.to_string(),
+        weights: weights.to_path_buf(),
+        weights_blake3: source_blake3.clone(),
+        head: head.map(Path::to_path_buf),
+    };
     if let Some(head) = head {
         let student = Student::load(model, config, weights, head, Device::Cpu)?;
-        let info = CheckpointInfo::derived(&student, "zeroshot", record);
+        let info = CheckpointInfo::derived(&student, "zeroshot", derived);
         let source = format!("convert:{}", head.display());
         checkpoint::save(out, &student, &source, None, info)?;
         return Ok(ConvertReport {

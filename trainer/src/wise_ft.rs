@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tch::Device;
 
-use crate::checkpoint::{self, CheckpointInfo};
+use crate::checkpoint::{self, CheckpointInfo, Derived, SourceCheckpoint};
 use crate::config::{ResolvedEvalSet, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::eval::{evaluate_sets, EvalReport};
+use crate::eval::{EvalReport, Evaluator};
 use crate::student::Student;
 
 /// Parses `start:stop:step` (inclusive of `stop` up to rounding) or a comma list `0,0.5,1`.
@@ -38,15 +38,8 @@ pub fn eval_sets_for(finetuned: &Path, config: Option<&Path>) -> Result<Vec<Reso
                 finetuned.display()
             ))
         })?;
-    let text = std::fs::read_to_string(&run).map_err(|e| TrainError::io(&run, e))?;
-    let record: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| TrainError::Config(format!("'{}' is not JSON: {e}", run.display())))?;
-    let cfg: TrainConfig = serde_json::from_value(record["config"].clone()).map_err(|e| {
-        TrainError::Config(format!(
-            "'{}': field 'config' is not a train config: {e}",
-            run.display()
-        ))
-    })?;
+    let dir = run.parent().unwrap_or(Path::new("."));
+    let cfg = crate::run::record::RunRecord::read(dir)?.config;
     Ok(cfg.eval_sets())
 }
 
@@ -85,14 +78,14 @@ pub fn parse_alphas(spec: &str) -> Result<Vec<f64>> {
 }
 
 /// One interpolation and its evaluation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct WiseFtPoint {
     pub alpha: f64,
     pub checkpoint: PathBuf,
     pub eval: EvalReport,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct WiseFtReport {
     pub zeroshot: PathBuf,
     pub finetuned: PathBuf,
@@ -150,14 +143,19 @@ pub fn wise_ft(
     for &alpha in alphas {
         interpolate(&mut mix, &zs, &ft, alpha)?;
         let dir = out.join(format!("alpha-{alpha:.2}"));
-        let record = serde_json::json!({
-            "wise_ft": {"alpha": alpha,
-                "zeroshot": {"dir": zeroshot, "weights_blake3": zs_info.weights_blake3, "head_blake3": zs_info.head_blake3},
-                "finetuned": {"dir": finetuned, "weights_blake3": ft_info.weights_blake3, "head_blake3": ft_info.head_blake3}},
-        });
-        let info = CheckpointInfo::derived(&mix, "wise-ft", record);
+        let source = |dir: &Path, info: &CheckpointInfo| SourceCheckpoint {
+            dir: dir.to_path_buf(),
+            weights_blake3: info.weights_blake3.clone(),
+            head_blake3: info.head_blake3.clone(),
+        };
+        let derived = Derived::WiseFt {
+            alpha,
+            zeroshot: source(zeroshot, &zs_info),
+            finetuned: source(finetuned, &ft_info),
+        };
+        let info = CheckpointInfo::derived(&mix, "wise-ft", derived);
         checkpoint::save(&dir, &mix, "wise-ft", None, info)?;
-        let eval = evaluate_sets(&mix, sets, batch_size, device)?;
+        let eval = Evaluator::new(&mix, batch_size, device).sets(sets)?;
         points.push(WiseFtPoint {
             alpha,
             checkpoint: dir,

@@ -15,6 +15,7 @@ mod done;
 pub mod merge;
 mod open;
 mod quarantine;
+pub mod record;
 mod shard;
 mod stats;
 pub mod workers;
@@ -32,7 +33,7 @@ use tch::Device;
 pub use config::BuildConfig;
 pub use stats::MaskStats;
 
-use crate::error::{PipelineError, Result};
+use crate::error::Result;
 use stats::StrategyStats;
 pub use workers::{Pipelining, RunOptions, WorkerSource, Workers};
 
@@ -129,8 +130,8 @@ pub struct Build<'a> {
     head: ClassificationHead,
     /// The source split's entry of the source manifest.
     entry: SplitEntry,
-    /// The resolved config record (run.json, manifest) and its hash.
-    config: serde_json::Value,
+    /// The build's identity (run.json, manifest) and its hash.
+    config: record::BuildIdentity,
     hash: String,
     manifest: Manifest,
     manifest_path: PathBuf,
@@ -177,18 +178,18 @@ impl Build<'_> {
             ),
             mask_ratio: t.stats.summary(),
         };
-        let run = serde_json::json!({
-            "cfkit": env!("CARGO_PKG_VERSION"), "config": self.config,
-            "config_hash": self.hash, "report": report,
-            "workers": {"index": self.opts.workers.index, "count": self.opts.workers.count,
-                        "source": self.opts.worker_source},
-        });
-        let path = self.out.join(self.opts.workers.run_name());
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&run).expect("json") + "\n",
-        )
-        .map_err(|e| PipelineError::io(&path, e))?;
+        let run = record::BuildRecord {
+            cfkit: env!("CARGO_PKG_VERSION").into(),
+            config: self.config,
+            config_hash: self.hash.clone(),
+            report: report.clone(),
+            workers: record::WorkerRecord {
+                index: self.opts.workers.index,
+                count: self.opts.workers.count,
+                source: self.opts.worker_source,
+            },
+        };
+        cfkit_outdir::write_json(&self.out.join(self.opts.workers.run_name()), &run)?;
         done::write(&self.out, self.opts.workers, &self.hash, &report)?;
         Ok(report)
     }

@@ -10,10 +10,11 @@ use cfkit_models::{load_head, resolve_config, ClipModel, Towers};
 use cfkit_outdir::{crash_point, DirLock};
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
-    identity_hash, shard_schema, CounterfactualDims, DatasetInfo, Manifest, ShardKind, ShardReader,
-    TeacherInfo, WriterOptions, SCHEMA_VERSION,
+    identity_hash, shard_schema, CounterfactualDims, CounterfactualMethod, DatasetInfo, Manifest,
+    ShardKind, ShardReader, TeacherInfo, WriterOptions, SCHEMA_VERSION,
 };
 
+use super::record::BuildIdentity;
 use super::{done, Build, BuildConfig, Opened, RunOptions, Tally};
 use crate::error::{PipelineError, Result};
 use crate::prepare::check_existing;
@@ -51,16 +52,16 @@ impl<'a> Build<'a> {
             weights_blake3: file_blake3(&cfg.teacher.weights)?,
             head_blake3: file_blake3(&cfg.teacher.head)?,
         };
-        let mut resolved = serde_json::to_value(cfg).expect("config serialises");
-        resolved["output"] = serde_json::Value::Null; // where the output goes does not change it
-        let config = serde_json::json!({
-            "command": "build-counterfactuals",
+        let mut resolved = cfg.clone();
+        resolved.output.out = None; // where the output goes does not change it
+        let config = BuildIdentity {
+            command: "build-counterfactuals".into(),
             // Part of the hash: a build of other draw semantics is not resumed into.
-            "draw_version": DRAW_VERSION,
-            "config": resolved,
-            "source_config_hash": source.config_hash,
-            "teacher": teacher,
-        });
+            draw_version: DRAW_VERSION,
+            config: resolved,
+            source_config_hash: source.config_hash.clone(),
+            teacher: teacher.clone(),
+        };
         let hash = identity_hash(&config);
         // One writer per (directory, worker), for the whole build.
         let lock = DirLock::acquire(out, &opts.workers.lock_suffix())?;
@@ -88,18 +89,15 @@ impl<'a> Build<'a> {
             seed: Some(c.seed),
             config_hash: Some(hash.clone()),
             teacher: Some(teacher),
-            method: Some({
-                let mut m = serde_json::json!({
-                    "cam": c.cam,
-                    "strategies": c.strategies.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                    "variants_per_strategy": c.variants, "batch_size": c.batch_size,
-                    "donor_pool": "batch", "draw_version": DRAW_VERSION,
-                });
-                if c.compact {
-                    // Variant images are recomposed by the reader (`refill::recompose`).
-                    m["variant_pixels"] = "compact".into();
-                }
-                m
+            method: Some(CounterfactualMethod {
+                batch_size: c.batch_size,
+                cam: c.cam.name().into(),
+                donor_pool: "batch".into(),
+                draw_version: DRAW_VERSION,
+                strategies: c.strategies.iter().map(|s| s.to_string()).collect(),
+                // Compact: variant images are recomposed by the reader (`refill::recompose`).
+                variant_pixels: c.compact.then(|| "compact".to_string()),
+                variants_per_strategy: c.variants,
             }),
             // The source rows' ground truth travels with them.
             scene_truth: source_has_truth(&cfg.source.shards, entry)?,
@@ -150,7 +148,7 @@ impl<'a> Build<'a> {
 /// one.
 fn open_manifest(
     path: &Path,
-    config: &serde_json::Value,
+    config: &BuildIdentity,
     hash: &str,
     teacher: &TeacherInfo,
 ) -> Result<Manifest> {
@@ -166,7 +164,7 @@ fn open_manifest(
     }
     let mut m = Manifest::new(
         ShardKind::Counterfactuals,
-        config.clone(),
+        serde_json::to_value(config).expect("identities serialise"),
         &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
     );
     m.teacher_blake3 = Some(teacher.weights_blake3.clone());

@@ -27,7 +27,12 @@ pub fn write(out: &Path, shard_file: &str, rejected: &[(String, String)]) -> Res
     let text: String = rejected
         .iter()
         .map(|(id, reason)| {
-            serde_json::json!({"id": id, "shard": shard_file, "reason": reason}).to_string() + "\n"
+            let line = super::record::QuarantineLine {
+                id: id.clone(),
+                shard: shard_file.to_string(),
+                reason: reason.clone(),
+            };
+            serde_json::to_string(&line).expect("quarantine lines serialise") + "\n"
         })
         .collect();
     std::fs::write(&path, text).map_err(|e| PipelineError::io(&path, e))

@@ -6,7 +6,7 @@ use cfkit_schemas::layout::MANIFEST_FILE;
 use crate::error::{PipelineError, Result};
 
 /// Where a worker's index and count came from (recorded in its run record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkerSource {
     /// `--worker-index` / `--num-workers`.

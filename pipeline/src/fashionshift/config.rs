@@ -1,11 +1,11 @@
 //! FashionShift's configuration: seed, canvas size, strength of the spurious correlation and the
-//! number of samples per split. A plain struct with a `Default` (no serde here: the caller maps its
-//! own config format onto it).
+//! number of samples per split. A plain struct with a `Default`, serialised as it is into the
+//! identity of a `demo-data` dataset.
 
 use super::{FashionShiftError, Split};
 
 /// Number of samples per split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SplitSizes {
     pub pretrain: usize,
     pub train: usize,
@@ -58,7 +58,7 @@ impl SplitSizes {
 }
 
 /// FashionShift's parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FashionShiftConfig {
     /// Seed of everything (garment order, backgrounds, colours, placement).
     pub seed: u64,

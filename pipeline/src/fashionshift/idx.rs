@@ -96,6 +96,23 @@ impl FashionMnist {
         })
     }
 
+    /// blake3 (hex) of the decoded content — both parts' images and labels, in file order — so
+    /// the same garments fingerprint the same wherever the files are and however they are
+    /// compressed.
+    pub fn fingerprint(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        for part in [
+            &self.train_images,
+            &self.train_labels,
+            &self.test_images,
+            &self.test_labels,
+        ] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.finalize().to_hex().to_string()
+    }
+
     /// The 28x28 grey image of garment `index` of `part` (row-major). Panics if out of range.
     pub fn image(&self, part: Part, index: usize) -> &[u8] {
         let images = match part {

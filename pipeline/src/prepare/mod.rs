@@ -6,6 +6,7 @@ pub mod decode;
 pub mod gif_frame;
 pub mod pil_mode;
 pub mod preprocess;
+pub mod record;
 pub mod resample;
 pub mod sources;
 pub mod split_writer;
@@ -20,7 +21,9 @@ use cfkit_schemas::{
     encode_png, identity_hash, DatasetInfo, ImageRecord, Manifest, RgbPixels, SceneTruth,
     ShardKind, StoredImage, WriterOptions, SCHEMA_VERSION,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use record::{DatasetRecord, DemoDataIdentity, DemoDataInputs, PrepareIdentity};
 
 use crate::error::{PipelineError, Result};
 use crate::fashionshift::{self, FashionMnist, FashionShiftConfig, Split};
@@ -34,7 +37,7 @@ pub fn preprocessing_description(size: u32) -> String {
 }
 
 /// Knobs shared by `prepare` and `demo-data`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputOptions {
     pub rows_per_shard: usize,
     pub row_group_bytes: usize,
@@ -53,14 +56,14 @@ impl OutputOptions {
 }
 
 /// Options of `cfkit prepare`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrepareOptions {
     pub split: String,
     pub image_size: u32,
     pub max_pixels: u64,
     /// Pixels cut from every side before preprocessing (ObjectNet's border; 0: none, and then
     /// not written into the config, so hashes of earlier datasets stay valid).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub border_crop: u32,
     /// The run fails when more than this fraction of the inputs is quarantined.
     pub max_bad_fraction: f64,
@@ -141,34 +144,20 @@ pub(crate) fn check_existing(out: &Path, hash: &str) -> Result<()> {
 fn write_quarantine(path: &Path, entries: &[Rejected]) -> Result<()> {
     let mut f = std::fs::File::create(path).map_err(|e| PipelineError::io(path, e))?;
     for r in entries {
-        let line = serde_json::json!({"path": r.path, "reason": r.reason});
+        let line = serde_json::to_string(r).expect("quarantine lines serialise");
         writeln!(f, "{line}").map_err(|e| PipelineError::io(path, e))?;
     }
     Ok(())
 }
 
-pub(crate) fn write_run_record(
-    out: &Path,
-    config: &serde_json::Value,
-    reports: &[SplitReport],
-) -> Result<()> {
-    let path = out.join("run.json");
-    let run = serde_json::json!({
-        "cfkit": env!("CARGO_PKG_VERSION"),
-        "config": config,
-        "config_hash": identity_hash(config),
-        "splits": reports,
-    });
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&run).expect("json") + "\n",
-    )
-    .map_err(|e| PipelineError::io(&path, e))
-}
-
-/// The config `prepare` records (and hashes) for `listing` under `opts`.
-fn prepare_config(listing: &SourceListing, opts: &PrepareOptions) -> serde_json::Value {
-    serde_json::json!({"command": "prepare", "source": listing.description, "classes": listing.classes, "options": opts})
+/// The identity `prepare` records (and hashes) for `listing` under `opts`.
+fn prepare_identity(listing: &SourceListing, opts: &PrepareOptions) -> PrepareIdentity {
+    PrepareIdentity {
+        command: "prepare".into(),
+        source: listing.description.clone(),
+        classes: listing.classes.clone(),
+        options: opts.clone(),
+    }
 }
 
 /// The report of an earlier `prepare` of the same listing and options into `out`, if `out`
@@ -182,15 +171,9 @@ pub fn prepared_already(
     if !out.join(MANIFEST_FILE).exists() {
         return Ok(None);
     }
-    check_existing(out, &identity_hash(&prepare_config(listing, opts)))?;
-    let path = out.join("run.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| PipelineError::io(&path, e))?;
-    let run: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| PipelineError::Input(format!("'{}': {e}", path.display())))?;
-    let report = run["splits"]
-        .get(0)
-        .and_then(|s| serde_json::from_value(s.clone()).ok());
-    Ok(report)
+    check_existing(out, &identity_hash(&prepare_identity(listing, opts)))?;
+    let run = DatasetRecord::<PrepareIdentity>::read(out)?;
+    Ok(run.splits.into_iter().next())
 }
 
 /// `cfkit prepare`: one source listing -> image shards of one split.
@@ -201,8 +184,8 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
             opts.split
         )));
     }
-    let config = prepare_config(&listing, opts);
-    let hash = identity_hash(&config);
+    let identity = prepare_identity(&listing, opts);
+    let hash = identity_hash(&identity);
     // One writer per output directory, for the whole run (this also creates it).
     let _lock = DirLock::acquire(out, "")?;
     check_existing(out, &hash)?;
@@ -281,14 +264,14 @@ pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Res
     }
     let mut manifest = Manifest::new(
         ShardKind::Images,
-        config.clone(),
+        serde_json::to_value(&identity).expect("identities serialise"),
         &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
     );
     for s in output.shards {
         manifest.add_shard(&opts.split, classes, s);
     }
     manifest.write(out)?;
-    write_run_record(out, &config, std::slice::from_ref(&rep))?;
+    DatasetRecord::new(identity, vec![rep.clone()], None).write(out)?;
     Ok(rep)
 }
 
@@ -387,6 +370,29 @@ fn demo_config(opts: &DemoOptions) -> Result<FashionShiftConfig> {
     Ok(cfg)
 }
 
+/// The ImageFolder names of `classes`: folder names cannot hold '/' ("T-shirt/top").
+fn class_folders(classes: &[String]) -> Vec<String> {
+    classes
+        .iter()
+        .map(|c| c.replace(['/', '\\'], "_"))
+        .collect()
+}
+
+/// The empty class folders of each split's PNG tree under `dir`, with `classes.txt` keeping their
+/// label order.
+fn make_image_folders(dir: &Path, splits: &[Split], folders: &[String]) -> Result<()> {
+    for split in splits {
+        for f in folders {
+            let d = dir.join(split.name()).join(f);
+            std::fs::create_dir_all(&d).map_err(|e| PipelineError::io(&d, e))?;
+        }
+        let list = dir.join(split.name()).join("classes.txt");
+        std::fs::write(&list, folders.join("\n") + "\n")
+            .map_err(|e| PipelineError::io(&list, e))?;
+    }
+    Ok(())
+}
+
 /// `cfkit demo-data`: the FashionShift splits as image shards.
 pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
     let cfg = demo_config(opts)?;
@@ -399,8 +405,14 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
             .collect::<std::result::Result<_, _>>()?
     };
     let fm = FashionMnist::load(&opts.fashion_mnist)?;
-    let config = serde_json::json!({"command": "demo-data", "fashionshift": format!("{cfg:?}"), "splits": splits.iter().map(|s| s.name()).collect::<Vec<_>>(), "options": opts});
-    let hash = identity_hash(&config);
+    let identity = DemoDataIdentity {
+        command: "demo-data".into(),
+        fashionshift: cfg,
+        fashion_mnist_blake3: fm.fingerprint(),
+        splits: splits.iter().map(|s| s.name().to_string()).collect(),
+        output: opts.output.clone(),
+    };
+    let hash = identity_hash(&identity);
     // One writer per output directory, for the whole run (this also creates it).
     let _lock = DirLock::acquire(out, "")?;
     check_existing(out, &hash)?;
@@ -408,25 +420,13 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    // Folder names cannot hold '/' ("T-shirt/top"); classes.txt keeps their label order.
-    let folders: Vec<String> = classes
-        .iter()
-        .map(|c| c.replace(['/', '\\'], "_"))
-        .collect();
+    let folders = class_folders(&classes);
     if let Some(dir) = &opts.image_folder {
-        for split in &splits {
-            for f in &folders {
-                let d = dir.join(split.name()).join(f);
-                std::fs::create_dir_all(&d).map_err(|e| PipelineError::io(&d, e))?;
-            }
-            let list = dir.join(split.name()).join("classes.txt");
-            std::fs::write(&list, folders.join("\n") + "\n")
-                .map_err(|e| PipelineError::io(&list, e))?;
-        }
+        make_image_folders(dir, &splits, &folders)?;
     }
     let mut manifest = Manifest::new(
         ShardKind::Images,
-        config.clone(),
+        serde_json::to_value(&identity).expect("identities serialise"),
         &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
     );
     let mut reports = Vec::new();
@@ -509,6 +509,10 @@ pub fn demo_data(out: &Path, opts: &DemoOptions) -> Result<Vec<SplitReport>> {
         }
     }
     manifest.write(out)?;
-    write_run_record(out, &config, &reports)?;
+    let inputs = DemoDataInputs {
+        fashion_mnist: opts.fashion_mnist.clone(),
+        image_folder: opts.image_folder.clone(),
+    };
+    DatasetRecord::new(identity, reports.clone(), Some(inputs)).write(out)?;
     Ok(reports)
 }

@@ -91,9 +91,13 @@ pub struct EvalSetConfig {
     /// Split; defaults to `name`.
     #[serde(default)]
     pub split: Option<String>,
-    /// Counts toward the OOD mean; defaults to `name` starting with "ood".
+    /// An OOD set (else ID); defaults to `name` starting with "ood".
     #[serde(default)]
     pub ood: Option<bool>,
+    /// Shown but counted in neither the ID nor the OOD mean (a near-distribution set that keeps
+    /// the training shortcut); defaults to `name` ending with "-near" (see `eval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apart: Option<bool>,
     /// Restrict logits to the set's classes before argmax (ImageNet-R/-A protocol).
     #[serde(default)]
     pub restrict: bool,
@@ -220,7 +224,8 @@ impl TrainConfig {
                     .or_else(|| self.eval.shards.clone())
                     .unwrap_or_else(|| self.data.shards.clone()),
                 split: s.split.clone().unwrap_or_else(|| s.name.clone()),
-                ood: s.ood.unwrap_or_else(|| s.name.starts_with("ood")),
+                ood: s.ood.unwrap_or(crate::eval::default_role(&s.name).0),
+                apart: s.apart.unwrap_or(crate::eval::default_role(&s.name).1),
                 restrict: s.restrict,
                 label_map: s.label_map.clone(),
             })
@@ -297,6 +302,7 @@ pub struct ResolvedEvalSet {
     pub shards: PathBuf,
     pub split: String,
     pub ood: bool,
+    pub apart: bool,
     pub restrict: bool,
     pub label_map: Option<PathBuf>,
 }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use cfkit_schemas::{Manifest, ShardKind, ShardReader};
 
+use crate::run::record::SourceRecord;
+
 use crate::error::{Result, TrainError};
 
 /// A row group of the split: which shard, which group in it, how many rows.
@@ -27,12 +29,14 @@ pub struct SplitSource {
     pub shards: Vec<ShardReader>,
     /// Row groups in (shard, group) order.
     pub groups: Vec<GroupInfo>,
-    /// blake3 over the manifest's (file, rows, bytes, blake3) of this split's shards.
+    /// Identity hash of the manifest's (file, rows, bytes, blake3) of this split's shards.
     pub fingerprint: String,
     /// The dataset's config hash (manifest).
     pub config_hash: String,
-    /// The config the dataset was built with (manifest).
-    pub build_config: serde_json::Value,
+    /// Counterfactual datasets: the teacher and how the variants were drawn (the shards'
+    /// dataset metadata).
+    pub teacher: Option<cfkit_schemas::TeacherInfo>,
+    pub method: Option<cfkit_schemas::CounterfactualMethod>,
 }
 
 impl SplitSource {
@@ -95,10 +99,9 @@ impl SplitSource {
             }
             shards.push(reader);
         }
-        let fingerprint = {
-            let canon = serde_json::to_string(&entry.shards).expect("shard list serialises");
-            blake3::hash(canon.as_bytes()).to_hex().to_string()
-        };
+        let fingerprint = cfkit_schemas::identity_hash(&entry.shards);
+        let teacher = shards.first().and_then(|r| r.info().teacher.clone());
+        let method = shards.first().and_then(|r| r.info().method.clone());
         Ok(SplitSource {
             dir: dir.to_path_buf(),
             split: split.to_string(),
@@ -109,7 +112,8 @@ impl SplitSource {
             groups,
             fingerprint,
             config_hash: manifest.config_hash,
-            build_config: manifest.config,
+            teacher,
+            method,
         })
     }
 
@@ -140,22 +144,18 @@ impl SplitSource {
     /// Counterfactual datasets built with `compact = true`: variants stored without pixels (the
     /// loader recomposes them, `data::compact`).
     pub fn compact(&self) -> bool {
-        self.build_config["config"]["counterfactuals"]["compact"] == serde_json::Value::Bool(true)
+        self.method.as_ref().is_some_and(|m| m.compact())
     }
 
     /// Counterfactual datasets: the strategies their variants were drawn with, in variant order
-    /// (from the manifest's build config).
+    /// (from the shards' dataset metadata).
     pub fn strategies(&self) -> Result<Vec<String>> {
-        let list = self.build_config["config"]["counterfactuals"]["strategies"].as_array();
-        match (self.kind, list) {
-            (ShardKind::Counterfactuals, Some(l)) => Ok(l
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()),
+        match (self.kind, &self.method) {
+            (ShardKind::Counterfactuals, Some(m)) => Ok(m.strategies.clone()),
             (ShardKind::Counterfactuals, None) => Err(TrainError::Data(format!(
-                "'{}': the manifest does not list the counterfactual strategies \
-                 (config.config.counterfactuals.strategies)",
-                self.dir.join("manifest.json").display()
+                "'{}': the shards do not record their counterfactual method (metadata \
+                 cfkit.dataset: method.strategies)",
+                self.dir.display()
             ))),
             (ShardKind::Images, _) => Err(TrainError::Data(format!(
                 "'{}' holds plain images, not counterfactuals with teacher features: build them \
@@ -165,29 +165,26 @@ impl SplitSource {
         }
     }
 
-    /// Counterfactual datasets: the variants stored per strategy and image (the build config's
-    /// `variants`), if recorded.
+    /// Counterfactual datasets: the variants stored per strategy and image.
     pub fn variants_per_strategy(&self) -> Option<u64> {
-        self.build_config["config"]["counterfactuals"]["variants"].as_u64()
+        self.method.as_ref().map(|m| m.variants_per_strategy as u64)
     }
 
-    /// Counterfactual datasets: blake3 of the teacher head they were built with, if recorded.
+    /// Counterfactual datasets: blake3 of the teacher head they were built with.
     pub fn teacher_head_blake3(&self) -> Option<String> {
-        self.build_config["config"]["teacher"]["head_blake3"]
-            .as_str()
-            .map(str::to_string)
+        self.teacher.as_ref().map(|t| t.head_blake3.clone())
     }
 
-    /// A JSON record of what this split is, for run records.
-    pub fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "dir": self.dir,
-            "split": self.split,
-            "rows": self.num_rows(),
-            "shards": self.shards.len(),
-            "row_groups": self.groups.len(),
-            "fingerprint": self.fingerprint,
-            "dataset_config_hash": self.config_hash,
-        })
+    /// What this split is, for run records.
+    pub fn record(&self) -> SourceRecord {
+        SourceRecord {
+            dir: self.dir.clone(),
+            split: self.split.clone(),
+            rows: self.num_rows(),
+            shards: self.shards.len(),
+            row_groups: self.groups.len(),
+            fingerprint: self.fingerprint.clone(),
+            dataset_config_hash: self.config_hash.clone(),
+        }
     }
 }

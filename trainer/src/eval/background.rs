@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::EvalReport;
+use super::{Breakdown, EvalReport};
+use crate::data::Batch;
 
 /// Accuracy split by whether a row's background family is its class's (FashionShift: family c
 /// belongs to class c): a model that uses the background as a shortcut does better on the
@@ -24,6 +25,54 @@ impl BackgroundSplit {
             f(self.matching_correct, self.matching_images),
             f(self.other_correct, self.other_images),
         )
+    }
+}
+
+/// The [`Breakdown`] that tallies [`BackgroundSplit`] while a set is scored: a split only when
+/// every scored row carried its background family.
+#[derive(Debug, Clone, Copy)]
+pub struct BackgroundTally {
+    split: BackgroundSplit,
+    /// Rows seen, and whether every one had a family.
+    rows: usize,
+    complete: bool,
+}
+
+impl Default for BackgroundTally {
+    fn default() -> Self {
+        BackgroundTally {
+            split: BackgroundSplit::default(),
+            rows: 0,
+            complete: true,
+        }
+    }
+}
+
+impl BackgroundTally {
+    /// The split, when rows were scored and every one had its family.
+    pub fn split(&self) -> Option<BackgroundSplit> {
+        (self.complete && self.rows > 0).then_some(self.split)
+    }
+}
+
+impl Breakdown for BackgroundTally {
+    fn observe(&mut self, batch: &Batch, labels: &[i64], correct: &[bool]) {
+        self.rows += labels.len();
+        let Some(families) = &batch.bg_family else {
+            self.complete = false;
+            return;
+        };
+        let b = &mut self.split;
+        for ((f, l), c) in families.iter().zip(labels).zip(correct) {
+            // FashionShift: family c is class c's.
+            if i64::from(*f) == *l {
+                b.matching_images += 1;
+                b.matching_correct += usize::from(*c);
+            } else {
+                b.other_images += 1;
+                b.other_correct += usize::from(*c);
+            }
+        }
     }
 }
 
@@ -68,6 +117,7 @@ mod tests {
         let set = |name: &str, background| SetResult {
             name: name.into(),
             ood: false,
+            apart: false,
             images: 10,
             correct: 6,
             top1: 0.6,

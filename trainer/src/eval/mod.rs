@@ -1,12 +1,20 @@
 //! Evaluation: top-1 accuracy on named sets, with the ImageNet-variant protocols — a class subset
 //! (logits restricted to the set's classes before argmax, as ImageNet-R/-A) and a many-to-one
-//! label map (correct if the argmax is any mapped class, as ObjectNet) — and the OOD mean.
+//! label map (correct if the argmax is any mapped class, as ObjectNet) — and the ID and OOD
+//! means. One [`Evaluator`] scores every set; what a dataset's rows carry beyond their labels
+//! (FashionShift's background family) is tallied by a [`Breakdown`] hook.
+//!
+//! The means, one definition everywhere: the ID mean over the ID sets, the OOD mean over the OOD
+//! sets that are not reported apart. A set is OOD when configured so, else when its name starts
+//! with `ood`; it is reported apart (shown, in neither mean) when configured so, else when its
+//! name ends with `-near` — a near-distribution set that keeps the training distribution's
+//! shortcut (FashionShift's `ood-near`), as RESULTS.md reports it.
 
 mod background;
 mod splits;
 pub mod suite;
 
-pub use background::{background_table, BackgroundSplit};
+pub use background::{background_table, BackgroundSplit, BackgroundTally};
 pub use splits::{default_splits, split_sets, SplitProtocol};
 
 use std::collections::BTreeMap;
@@ -17,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::ResolvedEvalSet;
-use crate::data::{BatchExtras, BatchStream, RowRef, Skipped, SplitSource};
+use crate::data::{Batch, BatchExtras, BatchStream, RowRef, Skipped, SplitSource};
 use crate::error::{Result, TrainError};
 use crate::student::Student;
 
@@ -26,6 +34,9 @@ use crate::student::Student;
 pub struct SetResult {
     pub name: String,
     pub ood: bool,
+    /// Shown but counted in neither mean (see the module docs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apart: bool,
     pub images: usize,
     pub correct: usize,
     pub top1: f64,
@@ -47,8 +58,6 @@ pub struct SourceScore {
     pub images: usize,
     pub correct: usize,
     pub skipped: Vec<Skipped>,
-    /// When every scored row had the generator's ground truth.
-    pub background: Option<BackgroundSplit>,
 }
 
 /// Results on every set, plus the summaries.
@@ -57,8 +66,14 @@ pub struct EvalReport {
     pub sets: Vec<SetResult>,
     /// Mean top-1 over the ID sets (`None` without any).
     pub id_mean: Option<f64>,
-    /// Mean top-1 over the OOD sets (`None` without any).
+    /// Mean top-1 over the OOD sets not reported apart (`None` without any).
     pub ood_mean: Option<f64>,
+}
+
+/// Whether a set named `name` counts as OOD and whether it is reported apart, unless configured:
+/// OOD when the name starts with `ood`, apart when it ends with `-near` (module docs).
+pub fn default_role(name: &str) -> (bool, bool) {
+    (name.starts_with("ood"), name.ends_with("-near"))
 }
 
 impl EvalReport {
@@ -66,7 +81,7 @@ impl EvalReport {
         let mean = |ood: bool| {
             let v: Vec<f64> = sets
                 .iter()
-                .filter(|s| s.ood == ood)
+                .filter(|s| s.ood == ood && !s.apart)
                 .map(|s| s.top1)
                 .collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -191,85 +206,152 @@ impl Scoring {
     }
 }
 
-/// Runs `student` over every row of `source` (in order) and scores it.
-pub fn evaluate_source(
-    student: &Student,
-    source: Arc<SplitSource>,
-    rows: Option<Vec<RowRef>>,
-    scoring: &Scoring,
+/// Tallies what the rows of a set carry beyond their labels, batch by batch, as they are scored.
+pub trait Breakdown {
+    /// `labels` and whether each row's prediction was `correct`, for the rows of `batch`.
+    fn observe(&mut self, batch: &Batch, labels: &[i64], correct: &[bool]);
+}
+
+/// A breakdown that tallies nothing.
+pub struct NoBreakdown;
+
+impl Breakdown for NoBreakdown {
+    fn observe(&mut self, _: &Batch, _: &[i64], _: &[bool]) {}
+}
+
+/// Scores a model on sets: its forward in batches of `batch_size` on `device`, no gradient.
+pub struct Evaluator<'a> {
+    student: &'a Student,
     batch_size: usize,
     device: Device,
-) -> Result<SourceScore> {
-    let size = student.config().image_size as u32;
-    if source.image_size != size {
-        return Err(TrainError::Data(format!(
-            "split '{}' of '{}' holds {} px images; the model takes {size} px (prepare the set with --image-size {size})",
-            source.split,
-            source.dir.display(),
-            source.image_size
-        )));
-    }
-    let rows = match rows {
-        Some(r) => r,
-        None => all_rows(&source),
-    };
-    let order = Arc::new(rows);
-    let _g = tch::no_grad_guard();
-    let mut score = SourceScore {
-        background: Some(BackgroundSplit::default()),
-        ..Default::default()
-    };
-    for batch in BatchStream::start(
-        source.clone(),
-        order,
-        batch_size,
-        0,
-        2,
-        device,
-        BatchExtras::default(),
-    ) {
-        let batch = batch?;
-        score.skipped.extend(batch.skipped.iter().cloned());
-        if batch.is_empty() {
-            continue;
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(student: &'a Student, batch_size: usize, device: Device) -> Self {
+        Evaluator {
+            student,
+            batch_size,
+            device,
         }
-        let labels: Vec<i64> = Vec::try_from(batch.labels.to_device(Device::Cpu))?;
-        if let Some(bad) = labels
-            .iter()
-            .find(|l| **l < 0 || **l as usize >= scoring.correct.len())
-        {
+    }
+
+    /// Scores `rows` of `source` (every row, in stored order, for `None`) under `scoring`,
+    /// handing each batch to `breakdown`.
+    pub fn score_with(
+        &self,
+        source: Arc<SplitSource>,
+        rows: Option<Vec<RowRef>>,
+        scoring: &Scoring,
+        breakdown: &mut dyn Breakdown,
+    ) -> Result<SourceScore> {
+        let size = self.student.config().image_size as u32;
+        if source.image_size != size {
             return Err(TrainError::Data(format!(
-                "split '{}' of '{}': label {bad} is outside its {} classes",
+                "split '{}' of '{}' holds {} px images; the model takes {size} px (prepare the set with --image-size {size})",
                 source.split,
                 source.dir.display(),
-                scoring.correct.len()
+                source.image_size
             )));
         }
-        let logits = student.logits(&batch.images)?.to_kind(Kind::Float);
-        let ok = scoring.correct_rows(&logits, &labels)?;
-        score.correct += ok.iter().filter(|c| **c).count();
-        score.images += labels.len();
-        score.background = match (score.background, &batch.bg_family) {
-            (Some(mut b), Some(fam)) => {
-                for ((f, l), c) in fam.iter().zip(&labels).zip(&ok) {
-                    // FashionShift: family c is class c's.
-                    if i64::from(*f) == *l {
-                        b.matching_images += 1;
-                        b.matching_correct += usize::from(*c);
-                    } else {
-                        b.other_images += 1;
-                        b.other_correct += usize::from(*c);
-                    }
-                }
-                Some(b)
+        let rows = rows.unwrap_or_else(|| all_rows(&source));
+        let _g = tch::no_grad_guard();
+        let mut score = SourceScore::default();
+        let stream = BatchStream::start(
+            source.clone(),
+            Arc::new(rows),
+            self.batch_size,
+            0,
+            2,
+            self.device,
+            BatchExtras::default(),
+        );
+        for batch in stream {
+            let batch = batch?;
+            score.skipped.extend(batch.skipped.iter().cloned());
+            if batch.is_empty() {
+                continue;
             }
-            _ => None,
-        };
+            let labels: Vec<i64> = Vec::try_from(batch.labels.to_device(Device::Cpu))?;
+            if let Some(bad) = labels
+                .iter()
+                .find(|l| **l < 0 || **l as usize >= scoring.correct.len())
+            {
+                return Err(TrainError::Data(format!(
+                    "split '{}' of '{}': label {bad} is outside its {} classes",
+                    source.split,
+                    source.dir.display(),
+                    scoring.correct.len()
+                )));
+            }
+            let logits = self.student.logits(&batch.images)?.to_kind(Kind::Float);
+            let ok = scoring.correct_rows(&logits, &labels)?;
+            score.correct += ok.iter().filter(|c| **c).count();
+            score.images += labels.len();
+            breakdown.observe(&batch, &labels, &ok);
+        }
+        Ok(score)
     }
-    if score.images == 0 {
-        score.background = None;
+
+    /// [`Evaluator::score_with`] without a breakdown.
+    pub fn score(
+        &self,
+        source: Arc<SplitSource>,
+        rows: Option<Vec<RowRef>>,
+        scoring: &Scoring,
+    ) -> Result<SourceScore> {
+        self.score_with(source, rows, scoring, &mut NoBreakdown)
     }
-    Ok(score)
+
+    /// Every row of `source` under `scoring`, as the set `name` (`ood`, `apart`: its role in the
+    /// means), with the background breakdown where the rows carry the generator's ground truth.
+    pub fn scored(
+        &self,
+        name: &str,
+        (ood, apart): (bool, bool),
+        source: Arc<SplitSource>,
+        scoring: &Scoring,
+    ) -> Result<SetResult> {
+        let fingerprint = source.fingerprint.clone();
+        let mut tally = BackgroundTally::default();
+        let s = self.score_with(source, None, scoring, &mut tally)?;
+        Ok(SetResult {
+            name: name.to_string(),
+            ood,
+            apart,
+            images: s.images,
+            correct: s.correct,
+            top1: if s.images == 0 {
+                0.0
+            } else {
+                s.correct as f64 / s.images as f64
+            },
+            skipped: s.skipped.len(),
+            fingerprint,
+            background: tally.split(),
+        })
+    }
+
+    /// One named set (a split of a shard dataset), matched to the model's classes by name or
+    /// through its label map.
+    pub fn set(&self, set: &ResolvedEvalSet) -> Result<SetResult> {
+        let source = Arc::new(SplitSource::open(&set.shards, &set.split)?);
+        let scoring = Scoring::new(
+            &source.classes,
+            &self.student.classes,
+            set.restrict,
+            set.label_map.as_deref(),
+        )?;
+        self.scored(&set.name, (set.ood, set.apart), source, &scoring)
+    }
+
+    /// Every configured set, and their means.
+    pub fn sets(&self, sets: &[ResolvedEvalSet]) -> Result<EvalReport> {
+        let results = sets
+            .iter()
+            .map(|set| self.set(set))
+            .collect::<Result<_>>()?;
+        Ok(EvalReport::new(results))
+    }
 }
 
 /// Every row of a split, in stored order.
@@ -285,68 +367,6 @@ pub fn all_rows(source: &SplitSource) -> Vec<RowRef> {
             })
         })
         .collect()
-}
-
-/// Evaluates `student` on one named set (a split of a shard dataset).
-pub fn evaluate_set(
-    student: &Student,
-    set: &ResolvedEvalSet,
-    batch_size: usize,
-    device: Device,
-) -> Result<SetResult> {
-    let source = Arc::new(SplitSource::open(&set.shards, &set.split)?);
-    let scoring = Scoring::new(
-        &source.classes,
-        &student.classes,
-        set.restrict,
-        set.label_map.as_deref(),
-    )?;
-    evaluate_scored(
-        student, &set.name, set.ood, source, &scoring, batch_size, device,
-    )
-}
-
-/// Evaluates `student` on every row of `source` under a given scoring (a suite's protocol:
-/// set classes mapped to model class indices, an allowed subset), as the set `name`.
-pub fn evaluate_scored(
-    student: &Student,
-    name: &str,
-    ood: bool,
-    source: Arc<SplitSource>,
-    scoring: &Scoring,
-    batch_size: usize,
-    device: Device,
-) -> Result<SetResult> {
-    let fingerprint = source.fingerprint.clone();
-    let s = evaluate_source(student, source, None, scoring, batch_size, device)?;
-    Ok(SetResult {
-        name: name.to_string(),
-        ood,
-        images: s.images,
-        correct: s.correct,
-        top1: if s.images == 0 {
-            0.0
-        } else {
-            s.correct as f64 / s.images as f64
-        },
-        skipped: s.skipped.len(),
-        fingerprint,
-        background: s.background,
-    })
-}
-
-/// Evaluates `student` on every configured set.
-pub fn evaluate_sets(
-    student: &Student,
-    sets: &[ResolvedEvalSet],
-    batch_size: usize,
-    device: Device,
-) -> Result<EvalReport> {
-    let results = sets
-        .iter()
-        .map(|set| evaluate_set(student, set, batch_size, device))
-        .collect::<Result<_>>()?;
-    Ok(EvalReport::new(results))
 }
 
 /// The report as one row of the paper's table: a column per set in report order (top-1 in
@@ -375,7 +395,11 @@ pub fn markdown_table(report: &EvalReport) -> String {
         s += &format!(
             "| {} | {} | {} | {:.2} |\n",
             r.name,
-            if r.ood { "OOD" } else { "ID" },
+            match (r.ood, r.apart) {
+                (_, true) => "apart",
+                (true, false) => "OOD",
+                (false, false) => "ID",
+            },
             r.images,
             100.0 * r.top1
         );
@@ -385,6 +409,9 @@ pub fn markdown_table(report: &EvalReport) -> String {
     }
     if let Some(m) = report.ood_mean {
         s += &format!("| **OOD mean** | | | {:.2} |\n", 100.0 * m);
+    }
+    if report.sets.iter().any(|r| r.apart) {
+        s += "\nSets marked apart are shown but counted in neither mean.\n";
     }
     s
 }
@@ -454,6 +481,7 @@ mod tests {
         let r = |name: &str, ood: bool, top1: f64| SetResult {
             name: name.into(),
             ood,
+            apart: default_role(name).1,
             images: 10,
             correct: (top1 * 10.0) as usize,
             top1,
@@ -465,10 +493,16 @@ mod tests {
             r("id", false, 0.9),
             r("o1", true, 0.5),
             r("o2", true, 0.3),
+            r("ood-near", true, 0.8),
         ]);
         assert_eq!(rep.id_mean, Some(0.9));
+        // ood-near is reported apart: the OOD mean is over o1 and o2 only.
         assert!((rep.ood_mean.unwrap() - 0.4).abs() < 1e-12);
-        assert!(markdown_table(&rep).contains("| **OOD mean** | | | 40.00 |"));
+        let t = markdown_table(&rep);
+        assert!(t.contains("| **OOD mean** | | | 40.00 |"), "{t}");
+        assert!(t.contains("| ood-near | apart | 10 | 80.00 |"), "{t}");
+        assert_eq!(default_role("ood-sketch"), (true, false));
+        assert_eq!(default_role("test-id"), (false, false));
         assert_eq!(EvalReport::new(vec![r("id", false, 0.9)]).ood_mean, None);
     }
 }

@@ -14,6 +14,8 @@ use crate::error::Result;
 pub struct SplitProtocol {
     /// Splits that count as OOD; empty: those named `ood*`.
     pub ood: Vec<String>,
+    /// Splits reported apart (in neither mean); empty: those named `*-near`.
+    pub apart: Vec<String>,
     /// Restrict logits to each split's classes before argmax.
     pub restrict: bool,
     /// JSON `{set class: [model classes]}`.
@@ -46,9 +48,14 @@ pub fn split_sets(dir: &Path, splits: &[String], protocol: &SplitProtocol) -> Ve
             shards: dir.to_path_buf(),
             split: split.clone(),
             ood: if protocol.ood.is_empty() {
-                split.starts_with("ood")
+                super::default_role(split).0
             } else {
                 protocol.ood.contains(split)
+            },
+            apart: if protocol.apart.is_empty() {
+                super::default_role(split).1
+            } else {
+                protocol.apart.contains(split)
             },
             restrict: protocol.restrict,
             label_map: protocol.label_map.clone(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::{evaluate_scored, paper_table, EvalReport, Scoring};
+use super::{paper_table, EvalReport, Evaluator, Scoring};
 use crate::data::SplitSource;
 use crate::error::{Result, TrainError};
 use crate::student::Student;
@@ -75,20 +75,13 @@ pub fn score_suite(
     device: Device,
     quiet: bool,
 ) -> Result<SuiteReport> {
+    let evaluator = Evaluator::new(student, batch_size, device);
     let mut results = Vec::new();
     let mut records = Vec::new();
     for s in sets {
         let source = Arc::new(SplitSource::open(&s.shards, &s.split)?);
         let mut record = s.record;
-        let r = evaluate_scored(
-            student,
-            &record.set,
-            !record.id,
-            source,
-            &s.scoring,
-            batch_size,
-            device,
-        )?;
+        let r = evaluator.scored(&record.set, (!record.id, false), source, &s.scoring)?;
         record.images = r.images;
         if r.images != record.expected_images && !quiet {
             eprintln!(

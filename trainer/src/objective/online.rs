@@ -15,7 +15,7 @@ use cfkit_counterfactual::rows_f32;
 use cfkit_counterfactual::step::{frozen_features, CamModel, CounterfactualStep, Counterfactuals};
 use tch::Tensor;
 
-use super::{missing, Distill, DistillTargets};
+use super::distill::{missing, DistillTargets, Distillation};
 use crate::config::DistillImages;
 use crate::data::Batch;
 use crate::error::Result;
@@ -52,7 +52,7 @@ pub struct Times {
 /// pass of the clean batch serves both, where the reference runs the student on it twice. (A
 /// student whose features need no gradient falls back to a separate CAM pass.)
 pub(super) fn targets(
-    d: &Distill,
+    d: &Distillation,
     student: &Student,
     batch: &Batch,
     seed: u64,
@@ -121,9 +121,10 @@ mod tests {
     use cfkit_models::{pixels_to_input, preset, VisionForward};
     use tch::{Device, Kind};
 
-    use super::super::{losses, Distill, Objective};
+    use super::super::distill::Distillation;
+    use super::super::{losses, Objective};
     use super::*;
-    use crate::config::{DistillConfig, DistillMode, Method, VariantChoice};
+    use crate::config::{DistillConfig, DistillMode, VariantChoice};
 
     fn student(seed: u64) -> Student {
         let classes: Vec<String> = (0..10).map(|c| format!("c{c}")).collect();
@@ -177,18 +178,11 @@ mod tests {
                 teacher: None,
                 cam: CamMethod::Mmcam,
             };
-            let objective = Objective {
-                rank: 0,
-                method: Method::FtFd,
-                seed: 4,
-                distill: Some(Distill {
-                    cfg,
-                    strategy: Some(strategy),
-                    teacher: Some(student(2)),
-                    teacher_record: serde_json::Value::Null,
-                    variants_record: serde_json::Value::Null,
-                }),
-            };
+            let objective = Objective::Distillation(Box::new(Distillation::online_fd_for_tests(
+                cfg,
+                student(2),
+                4,
+            )));
             let batch = Batch {
                 index: 3,
                 images: x.shallow_clone(),

@@ -12,6 +12,7 @@ use cfkit_distributed::{DistConfig, ProcessGroup};
 use tch::{Device, Kind, Tensor};
 
 use super::progress::{Progress, StepSums};
+use super::record::DistributedRecord;
 use crate::data::Skipped;
 use crate::error::{Result, TrainError};
 use crate::student::Student;
@@ -125,15 +126,10 @@ impl Ddp {
     /// Every rank's skipped rows (rank order), so rank 0 can log them all. Skipped rows are
     /// rare, so the common case costs one all-reduce of the message lengths.
     pub fn gather_skipped(&self, mine: Vec<Skipped>) -> Result<Vec<Skipped>> {
-        let json = serde_json::Value::Array(
-            mine.iter()
-                .map(|s| serde_json::json!({"id": s.id, "shard": s.shard, "reason": s.reason}))
-                .collect(),
-        );
         let bytes = if mine.is_empty() {
             Vec::new()
         } else {
-            json.to_string().into_bytes()
+            serde_json::to_vec(&mine).expect("skipped rows serialise")
         };
         let mut all = Vec::new();
         for (rank, msg) in self
@@ -146,32 +142,28 @@ impl Ddp {
             if msg.is_empty() {
                 continue;
             }
-            let v: Vec<serde_json::Value> = serde_json::from_slice(msg)
+            let v: Vec<Skipped> = serde_json::from_slice(msg)
                 .map_err(|e| TrainError::Distributed(format!("rank {rank}'s skipped rows: {e}")))?;
-            all.extend(v.iter().map(|s| Skipped {
-                id: s["id"].as_str().unwrap_or_default().to_string(),
-                shard: s["shard"].as_str().unwrap_or_default().to_string(),
-                reason: s["reason"].as_str().unwrap_or_default().to_string(),
-            }));
+            all.extend(v);
         }
         Ok(all)
     }
 
-    /// A JSON record for run.json.
-    pub fn describe(
+    /// What `run.json` records of the ranks.
+    pub fn record(
         &self,
         plan: &super::StepPlan,
         device: Device,
         timeout_s: f64,
-    ) -> serde_json::Value {
-        serde_json::json!({
-            "backend": self.pg.backend(device),
-            "world_size": self.world(),
-            "global_batch": plan.batch_size,
-            "rank_batch": plan.rank_rows,
-            "rank_micro_batch": plan.micro,
-            "gradient_bucket_bytes": BUCKET_BYTES,
-            "timeout_s": timeout_s,
-        })
+    ) -> DistributedRecord {
+        DistributedRecord {
+            backend: self.pg.backend(device).to_string(),
+            world_size: self.world(),
+            global_batch: plan.batch_size,
+            rank_batch: plan.rank_rows,
+            rank_micro_batch: plan.micro,
+            gradient_bucket_bytes: BUCKET_BYTES,
+            timeout_s,
+        }
     }
 }

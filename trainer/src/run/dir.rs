@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::record::RunRecord;
 use crate::error::{Result, TrainError};
 
 pub const RUN_FILE: &str = "run.json";
@@ -34,10 +35,8 @@ pub fn check(out: &Path, config_hash: &str, resume: bool) -> Result<Existing> {
         }
         return Ok(Existing::Fresh);
     }
-    let text = std::fs::read_to_string(&run).map_err(|e| TrainError::io(&run, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| TrainError::Config(format!("'{}': {e}", run.display())))?;
-    let found = v["config_hash"].as_str().unwrap_or("");
+    let found = RunRecord::read(out)?.config_hash;
+    let found = found.as_str();
     if found != config_hash {
         return Err(TrainError::Config(format!(
             "'{}' holds a run of another config (hash {}…, this config {}…): choose a new --out directory",

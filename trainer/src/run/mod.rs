@@ -1,16 +1,22 @@
-//! `cfkit train` as an object: a [`TrainingRun`] opens (data, model, resume point, run
-//! directory), trains epochs (steps, logging, resumable checkpoints), ends each epoch (validation,
-//! best checkpoint, epoch metrics, one save of `last`) and finishes (evaluation of the best
-//! checkpoint, report). See the crate docs for the run directory's layout.
+//! `cfkit train` as an object, in named parts: a [`TrainingRun`] opens (data, model, resume
+//! point, run directory: `open`), trains epochs (micro-batches through the objective, optimizer
+//! steps, the metrics log and the checkpointer's policy: `epoch`), ends each epoch (validation,
+//! the best checkpoint, the epoch's line, one save of `last`) and finishes (evaluation of the
+//! best checkpoint, the report). One process or one rank of several ([`parallel`]) runs the same
+//! loop. See the crate docs for the run directory's layout.
 
+mod checkpointer;
 mod ddp;
 pub mod dir;
 mod epoch;
 pub mod init;
+pub mod metrics;
 mod open;
+mod parallel;
 mod plan;
 mod profile;
 mod progress;
+pub mod record;
 pub mod report;
 
 use std::path::PathBuf;
@@ -20,16 +26,18 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use tch::Device;
 
-use crate::checkpoint::{self, CheckpointInfo};
+use crate::checkpoint::CheckpointInfo;
 use crate::config::{ResolvedEvalSet, TrainConfig};
-use crate::data::{RowRef, SplitSource};
+use crate::data::{RowRef, Skipped, SplitSource};
 use crate::error::Result;
-use crate::eval::evaluate_sets;
+use crate::eval::Evaluator;
 use crate::objective::Objective;
 use crate::optim::Optimizer;
 use crate::student::Student;
-use cfkit_outdir::JsonLines;
-use init::rng_record;
+use checkpointer::{Checkpointer, Slot};
+use metrics::MetricsLog;
+use parallel::Parallel;
+use record::RngRecord;
 use report::{write_report, TrainReport};
 
 pub use cfkit_distributed::{gloo_available, nccl_available, DistConfig};
@@ -79,42 +87,66 @@ impl RunData {
     }
 }
 
-/// The run's append-only logs.
-struct Logs {
-    metrics: JsonLines,
-    quarantine: JsonLines,
-}
-
-/// A training run between `open` and `finish`.
-pub struct TrainingRun<'a> {
-    /// The run directory's writer lock (rank 0's), held until the run is dropped.
-    _lock: Option<cfkit_outdir::DirLock>,
-    /// The other ranks of a data-parallel run.
-    ddp: Option<ddp::Ddp>,
-    cfg: &'a TrainConfig,
-    out: PathBuf,
-    quiet: bool,
+/// What is trained and how: the model, its optimizer and the method's objective, on a device.
+struct Learner {
     device: Device,
-    config_hash: String,
-    data: RunData,
-    plan: StepPlan,
     student: Student,
     optimizer: Optimizer,
     objective: Objective,
     /// Autocast (bf16 on CUDA when configured) around forward and loss.
     autocast: bool,
-    progress: Progress,
-    /// The current optimizer step's sums and skipped rows (this rank's, until the step ends).
-    pending: StepSums,
-    pending_skipped: Vec<crate::data::Skipped>,
-    /// The logs (rank 0 only: other ranks send it what they have to log).
-    logs: Option<Logs>,
+}
+
+/// What the writer (rank 0, or the only process) holds of the run directory: its lock, held
+/// until the run is dropped, and the logs.
+struct Writer {
+    _lock: cfkit_outdir::DirLock,
+    log: MetricsLog,
+}
+
+/// The current optimizer step's sums and skipped rows (this rank's, until the step ends).
+#[derive(Default)]
+struct PendingStep {
+    sums: StepSums,
+    skipped: Vec<Skipped>,
+}
+
+/// What the run shows while it trains: the progress bar (rank 0, unless quiet) and, with
+/// `--profile`, the time split of the steps.
+struct Console {
     bar: ProgressBar,
-    /// The time split of the steps (`--profile`).
+    quiet: bool,
     profile: Option<profile::Profile>,
-    /// When this process started training, and the training seconds of earlier parts.
+}
+
+/// Training time: when this process started training, and the seconds of earlier parts of a
+/// resumed run.
+struct Clock {
     started: Instant,
-    seconds_before: f64,
+    before: f64,
+}
+
+impl Clock {
+    fn total(&self) -> f64 {
+        self.before + self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// A training run between `open` and `finish`.
+pub struct TrainingRun<'a> {
+    cfg: &'a TrainConfig,
+    config_hash: String,
+    plan: StepPlan,
+    parallel: Parallel,
+    data: RunData,
+    learner: Learner,
+    progress: Progress,
+    pending: PendingStep,
+    checkpointer: Checkpointer,
+    /// Rank 0's hold on the run directory (other ranks send it what they have to log).
+    writer: Option<Writer>,
+    console: Console,
+    clock: Clock,
 }
 
 impl TrainingRun<'_> {
@@ -128,26 +160,23 @@ impl TrainingRun<'_> {
         &self.progress
     }
 
-    /// Whether this process writes the run directory (rank 0, or the only process).
-    pub fn is_writer(&self) -> bool {
-        self.ddp.as_ref().is_none_or(|d| d.rank() == 0)
-    }
-
     /// The checkpoint sidecar at the current position, with `metrics_bytes` of metrics logged.
     fn checkpoint_info(&self, metrics_bytes: u64) -> CheckpointInfo {
-        let p = &self.progress;
+        let (p, student) = (&self.progress, &self.learner.student);
         CheckpointInfo {
             format: String::new(),
-            model: self.student.model.clone(),
-            vision_config: self.student.config().clone(),
-            classes: self.student.classes.clone(),
+            model: student.model.clone(),
+            vision_config: student.config().clone(),
+            classes: student.classes.clone(),
             method: self.plan.method.name().into(),
             config_hash: self.config_hash.clone(),
             step: p.step,
             epoch: p.epoch,
             next_batch: p.next_batch,
             seed: self.cfg.train.seed,
-            rng: serde_json::json!({"keys": rng_record(self.cfg.train.seed), "progress": p}),
+            rng: Some(RngRecord::new(self.cfg.train.seed)),
+            progress: Some(p.clone()),
+            derived: None,
             best: p.best,
             metrics_bytes,
             has_optimizer: false,
@@ -156,49 +185,41 @@ impl TrainingRun<'_> {
         }
     }
 
-    /// Syncs both logs, records their lengths and the training time, and saves a checkpoint into
-    /// `dir` (`last`, with the optimizer, or `best`, without).
-    /// Only rank 0 saves; the others go on (every rank holds the same weights and position).
-    fn save(&mut self, dir: &str, with_optimizer: bool) -> Result<()> {
-        self.progress.train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
-        let Some(logs) = &mut self.logs else {
+    /// Syncs both logs, records their lengths and the training time, and saves the checkpoint
+    /// `slot`. Only rank 0 saves; the others go on (every rank holds the same weights and
+    /// position).
+    fn save(&mut self, slot: Slot) -> Result<()> {
+        self.progress.train_seconds = self.clock.total();
+        let Some(w) = &mut self.writer else {
             return Ok(());
         };
-        let len = logs.metrics.sync()?;
-        self.progress.quarantine_bytes = Some(logs.quarantine.sync()?);
-        checkpoint::save(
-            &self.out.join(dir),
-            &self.student,
-            "trained",
-            with_optimizer.then_some(&self.optimizer),
-            self.checkpoint_info(len),
-        )
-        .map(|_| ())
+        let (metrics_bytes, quarantine_bytes) = w.log.sync()?;
+        self.progress.quarantine_bytes = Some(quarantine_bytes);
+        let info = self.checkpoint_info(metrics_bytes);
+        let l = &self.learner;
+        self.checkpointer.save(slot, &l.student, &l.optimizer, info)
     }
 
     /// Evaluates the best-validation checkpoint (the last one without validation) on the
     /// configured sets and writes the report. In a data-parallel run rank 0 does this alone;
     /// the other ranks return a report without evaluation.
     pub fn finish(self) -> Result<TrainReport> {
-        self.bar.finish_and_clear();
+        self.console.bar.finish_and_clear();
         let p = &self.progress;
-        let evaluated = match p.best {
-            Some(_) => self.out.join(dir::BEST_DIR),
-            None => self.out.join(dir::LAST_DIR),
-        };
-        let eval = if self.is_writer() {
-            let (final_model, _) = checkpoint::load_student(&evaluated, self.device)?;
-            evaluate_sets(
-                &final_model,
-                &self.data.eval_sets,
-                self.cfg.train.eval_batch_size,
-                self.device,
-            )?
+        let evaluated = self.checkpointer.dir(match p.best {
+            Some(_) => Slot::Best,
+            None => Slot::Last,
+        });
+        let device = self.learner.device;
+        let eval = if self.parallel.is_writer() {
+            let (final_model, _) = crate::checkpoint::load_student(&evaluated, device)?;
+            Evaluator::new(&final_model, self.cfg.train.eval_batch_size, device)
+                .sets(&self.data.eval_sets)?
         } else {
             crate::eval::EvalReport::new(Vec::new())
         };
         let report = TrainReport {
-            out: self.out.clone(),
+            out: self.checkpointer.out().to_path_buf(),
             method: self.plan.method.name().into(),
             steps: p.step,
             epochs: self.plan.total_epochs,
@@ -211,10 +232,10 @@ impl TrainingRun<'_> {
             // run rerun with --resume reports the same time).
             train_seconds: p.train_seconds,
         };
-        if self.is_writer() {
-            write_report(&self.out, &report)?;
-            if let Some(p) = self.profile {
-                p.write(&self.out)?;
+        if self.parallel.is_writer() {
+            write_report(self.checkpointer.out(), &report)?;
+            if let Some(p) = self.console.profile {
+                p.write(self.checkpointer.out())?;
             }
         }
         Ok(report)

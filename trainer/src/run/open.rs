@@ -5,13 +5,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cfkit_outdir::{crash_point, DirLock, JsonLines};
+use cfkit_outdir::{crash_point, DirLock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
 
-use super::ddp::Ddp;
-use super::{Logs, Progress, RunData, StepPlan, TrainOptions, TrainingRun};
-use crate::checkpoint::{self};
+use super::checkpointer::{Checkpointer, Slot};
+use super::metrics::MetricsLog;
+use super::parallel::Parallel;
+use super::record::{DataRecord, EvalSetRecord, RngRecord, RunRecord};
+use super::{Clock, Console, Learner, Progress, RunData, StepPlan, TrainOptions, TrainingRun};
+use super::{PendingStep, Writer};
+use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::{stratified_holdout, SplitSource};
 use crate::error::{Result, TrainError};
@@ -19,7 +23,7 @@ use crate::eval::all_rows;
 use crate::objective::Objective;
 use crate::optim::{OptimConfig, Optimizer};
 use crate::run::dir::{self, Existing};
-use crate::run::init::{init_record, init_student, rng_record};
+use crate::run::init::{init_record, init_student};
 use crate::student::Student;
 
 impl<'a> TrainingRun<'a> {
@@ -33,8 +37,8 @@ impl<'a> TrainingRun<'a> {
     pub fn open(cfg: &'a TrainConfig, opts: &TrainOptions) -> Result<Self> {
         let config_hash = cfg.hash();
         let device = opts.device;
-        let ddp = Ddp::start(opts.dist.as_ref(), &config_hash)?;
-        let writer = ddp.as_ref().is_none_or(|d| d.rank() == 0);
+        let parallel = Parallel::start(opts.dist.as_ref(), &config_hash)?;
+        let writer = parallel.is_writer();
         let out = opts.out.clone();
         // One writer per run directory, for the whole run (released when the process ends).
         let (lock, existing) = if writer {
@@ -46,14 +50,12 @@ impl<'a> TrainingRun<'a> {
         } else {
             (None, None)
         };
-        let resume = match &ddp {
-            Some(d) => d.rank0_flag(existing == Some(Existing::SameConfig))?,
-            None => existing == Some(Existing::SameConfig),
-        };
+        let resume = parallel.rank0_flag(existing == Some(Existing::SameConfig))?;
         let data = open_data(cfg)?;
         let eval_records = eval_records(&data)?;
 
-        let last_dir = out.join(dir::LAST_DIR);
+        let checkpointer = Checkpointer::new(&out, cfg.train.checkpoint_every);
+        let last_dir = checkpointer.dir(Slot::Last);
         let resume_from = if resume {
             checkpoint::resolve(&last_dir)
         } else {
@@ -77,100 +79,73 @@ impl<'a> TrainingRun<'a> {
         check_student_fits(cfg, &student, &data.source)?;
 
         let autocast = cfg.train.precision.prepare(device)?;
-        let mut objective = Objective::new(cfg, &data.source, device)?;
-        if let Some(d) = &ddp {
-            objective.set_rank(d.rank());
-        }
-        let world = ddp.as_ref().map_or(1, |d| d.world());
-        let plan = StepPlan::new(cfg, data.train_rows.len(), world)?;
+        let objective = Objective::new(cfg, &data.source, device, parallel.rank())?;
+        let plan = StepPlan::new(cfg, data.train_rows.len(), parallel.world())?;
         // A position saved by a run with another number of ranks (checkpoints are taken at step
         // boundaries, and the steps are the same rows whatever the ranks).
         let saved_accum = progress
             .accum
             .unwrap_or(cfg.train.batch_size / cfg.micro_batch());
         progress.next_batch = plan.resume_batch(progress.next_batch, saved_accum);
-        (progress.world, progress.accum) = (Some(world), Some(plan.accum));
+        (progress.world, progress.accum) = (Some(parallel.world()), Some(plan.accum));
         let mut optimizer = make_optimizer(cfg, &mut student, plan.probing(progress.epoch));
         if let Some(dir) = &resume_from {
             checkpoint::load_optimizer(dir, &mut optimizer)?;
         }
-        if let Some(d) = &ddp {
-            d.start_together(&student, &progress)?;
-        }
+        parallel.start_together(&student, &progress)?;
 
         // run.json first (atomically), so that a run stopped at any later moment of its set-up
         // is recognised as this config's and resumed (`--resume`).
         if resume_from.is_none() && writer {
-            let distributed = ddp.as_ref().map(|d| {
-                d.describe(
-                    &plan,
-                    device,
-                    opts.dist.as_ref().map_or(0.0, |c| c.timeout.as_secs_f64()),
-                )
-            });
-            let record = run_record(
-                cfg,
-                &config_hash,
-                device,
-                &plan,
-                &objective,
-                &data,
-                eval_records,
-                distributed,
-            )?;
+            let mut record = run_record(cfg, &config_hash, device, &plan, &objective, &data)?;
+            record.distributed =
+                parallel.record(&plan, device, opts.dist.as_ref().map(|d| d.timeout));
+            record.data.eval = eval_records;
             cfkit_outdir::write_json(&out.join(dir::RUN_FILE), &record)?;
             crash_point("train:run.json");
         }
-        let logs = if writer {
-            Some(open_logs(&out, metrics_bytes, &progress)?)
-        } else {
-            None
+        let writer = match lock {
+            Some(lock) => Some(Writer {
+                _lock: lock,
+                log: open_logs(&out, metrics_bytes, &progress)?,
+            }),
+            None => None,
         };
         // Only rank 0 shows progress.
-        let quiet = opts.quiet || !writer;
+        let quiet = opts.quiet || writer.is_none();
         let bar = progress_bar(quiet, plan.total_steps);
         bar.set_position(progress.step as u64);
         Ok(TrainingRun {
-            _lock: lock,
-            ddp,
-            pending: Default::default(),
-            pending_skipped: Vec::new(),
             cfg,
-            out,
-            quiet,
-            device,
             config_hash,
-            data,
             plan,
-            student,
-            optimizer,
-            objective,
-            autocast,
-            seconds_before: progress.train_seconds,
+            parallel,
+            data,
+            learner: Learner {
+                device,
+                student,
+                optimizer,
+                objective,
+                autocast,
+            },
+            clock: Clock {
+                started: Instant::now(),
+                before: progress.train_seconds,
+            },
             progress,
-            logs,
-            bar,
-            profile: opts.profile.then(Default::default),
-            started: Instant::now(),
+            pending: PendingStep::default(),
+            checkpointer,
+            writer,
+            console: Console {
+                bar,
+                quiet,
+                profile: opts.profile.then(Default::default),
+            },
         })
     }
 }
 
-/// What run.json records of each evaluation set; opening them now makes a missing set fail
-/// before training, not after.
-fn eval_records(data: &RunData) -> Result<Vec<serde_json::Value>> {
-    data.eval_sets
-        .iter()
-        .map(|set| {
-            let s = SplitSource::open(&set.shards, &set.split)?;
-            Ok(serde_json::json!({"name": set.name, "ood": set.ood, "data": s.describe()}))
-        })
-        .collect()
-}
-
-/// run.json of a fresh run: the resolved config and its hash, seeds, device, method, init
-/// weights, data fingerprints, the step plan and (data-parallel runs) the ranks.
-#[allow(clippy::too_many_arguments)]
+/// `run.json` of a fresh run (without the ranks and the evaluation sets, which the caller adds).
 fn run_record(
     cfg: &TrainConfig,
     config_hash: &str,
@@ -178,56 +153,64 @@ fn run_record(
     plan: &StepPlan,
     objective: &Objective,
     data: &RunData,
-    eval_records: Vec<serde_json::Value>,
-    distributed: Option<serde_json::Value>,
-) -> Result<serde_json::Value> {
-    Ok(serde_json::json!({
-        "command": "train",
-        "cfkit_version": env!("CARGO_PKG_VERSION"),
+) -> Result<RunRecord> {
+    Ok(RunRecord {
+        command: "train".into(),
+        cfkit_version: env!("CARGO_PKG_VERSION").into(),
         // HEAD of the checkout the binary was built from (build.rs).
-        "cfkit_commit": env!("CFKIT_GIT_COMMIT"),
-        "config": cfg,
-        "config_hash": config_hash,
-        "seed": cfg.train.seed,
-        "rng": rng_record(cfg.train.seed),
-        "device": format!("{device:?}"),
-        "threads": tch::get_num_threads(),
-        "method": plan.method.name(),
-        "objective": objective.describe(),
-        "lp_epochs": plan.lp_epochs,
-        "init": init_record(cfg)?,
-        "data": {
-            "train": data.source.describe(),
-            "train_rows": plan.train_rows,
-            "epoch_rows": plan.epoch_rows,
-            "val_rows": data.val_rows(),
-            "val_source": data.val.as_ref().map(|v| v.0.describe()),
-            "eval": eval_records,
+        cfkit_commit: env!("CFKIT_GIT_COMMIT").into(),
+        config: cfg.clone(),
+        config_hash: config_hash.to_string(),
+        seed: cfg.train.seed,
+        rng: RngRecord::new(cfg.train.seed),
+        device: format!("{device:?}"),
+        threads: tch::get_num_threads(),
+        method: plan.method,
+        objective: objective.record(),
+        lp_epochs: plan.lp_epochs,
+        init: init_record(cfg)?,
+        data: DataRecord {
+            train: data.source.record(),
+            train_rows: plan.train_rows,
+            epoch_rows: plan.epoch_rows,
+            val_rows: data.val_rows(),
+            val_source: data.val.as_ref().map(|v| v.0.record()),
+            eval: Vec::new(),
         },
-        "distributed": distributed,
-        "steps_per_epoch": plan.steps_per_epoch,
-        "total_steps": plan.total_steps,
-        "accumulation": plan.accum,
-        "started_unix": std::time::SystemTime::now()
+        distributed: None,
+        steps_per_epoch: plan.steps_per_epoch,
+        total_steps: plan.total_steps,
+        accumulation: plan.accum,
+        started_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-    }))
+    })
+}
+
+/// What run.json records of each evaluation set; opening them now makes a missing set fail
+/// before training, not after.
+fn eval_records(data: &RunData) -> Result<Vec<EvalSetRecord>> {
+    data.eval_sets
+        .iter()
+        .map(|set| {
+            let s = SplitSource::open(&set.shards, &set.split)?;
+            Ok(EvalSetRecord {
+                name: set.name.clone(),
+                ood: set.ood,
+                data: s.record(),
+            })
+        })
+        .collect()
 }
 
 /// The checkpoints directory and the logs, truncated to the resumed checkpoint's lengths.
-fn open_logs(out: &Path, metrics_bytes: u64, progress: &Progress) -> Result<Logs> {
+fn open_logs(out: &Path, metrics_bytes: u64, progress: &Progress) -> Result<MetricsLog> {
     std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(out, e))?;
     crash_point("train:checkpoints");
-    let logs = Logs {
-        metrics: JsonLines::open(&out.join(dir::METRICS_FILE), metrics_bytes)?,
-        quarantine: JsonLines::open(
-            &out.join(dir::QUARANTINE_FILE),
-            progress.quarantine_bytes.unwrap_or(u64::MAX),
-        )?,
-    };
+    let log = MetricsLog::open(out, metrics_bytes, progress.quarantine_bytes)?;
     crash_point("train:logs");
-    Ok(logs)
+    Ok(log)
 }
 
 /// Training rows, validation rows (hold-out or split) and the evaluation sets, opened now so that
@@ -274,8 +257,12 @@ fn restore(dir: &Path, config_hash: &str, device: Device) -> Result<(Student, Pr
             "was written by a run of another config",
         ));
     }
-    let p: Progress = serde_json::from_value(info.rng["progress"].clone())
-        .map_err(|e| TrainError::checkpoint(dir, format!("progress record: {e}")))?;
+    let p = info.progress.clone().ok_or_else(|| {
+        TrainError::checkpoint(
+            dir,
+            "has no training position (it was not written by `train`)",
+        )
+    })?;
     Ok((s, p, info.metrics_bytes))
 }
 

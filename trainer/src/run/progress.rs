@@ -104,7 +104,7 @@ impl EpochStats {
 }
 
 /// The run's position, stored as `rng.progress` in each checkpoint's sidecar.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Progress {
     pub step: usize,
     pub epoch: usize,

@@ -1,0 +1,186 @@
+//! `run.json`: what a training run records about itself when it starts — the resolved config and
+//! its identity hash, the seeds and how every draw is keyed, the device, the objective, where the
+//! weights came from, the data it reads (with fingerprints) and the step plan. Written once,
+//! atomically, before the first step; `--resume` and `wise-ft` read it back through
+//! [`RunRecord`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DistillConfig, Method, TrainConfig};
+use crate::error::{Result, TrainError};
+
+/// `run.json` of a training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Always `train`.
+    pub command: String,
+    pub cfkit_version: String,
+    /// HEAD of the checkout the binary was built from ("unknown" outside one).
+    pub cfkit_commit: String,
+    /// The resolved config (paths as resolved against the config file).
+    pub config: TrainConfig,
+    /// Its identity hash ([`TrainConfig::hash`]).
+    pub config_hash: String,
+    pub seed: u64,
+    pub rng: RngRecord,
+    /// The device of rank 0 (`Cpu`, `Cuda(0)`).
+    pub device: String,
+    /// libtorch's intra-op threads.
+    pub threads: i32,
+    pub method: Method,
+    pub objective: ObjectiveRecord,
+    /// LP-FT: epochs of linear probing before fine-tuning (0 otherwise).
+    pub lp_epochs: usize,
+    pub init: InitRecord,
+    pub data: DataRecord,
+    /// Data-parallel runs: the ranks and how they share a step (null for one process).
+    pub distributed: Option<DistributedRecord>,
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+    /// Micro-batches per optimizer step (per rank).
+    pub accumulation: usize,
+    pub started_unix: u64,
+}
+
+/// How every random draw of a run is keyed: there is no mutable RNG state, each draw hashes the
+/// seed with what it is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RngRecord {
+    pub seed: u64,
+    pub init: String,
+    pub holdout: String,
+    pub epoch_order: String,
+}
+
+impl RngRecord {
+    pub fn new(seed: u64) -> Self {
+        RngRecord {
+            seed,
+            init: "torch manual_seed(seed) before building a from-scratch model".into(),
+            holdout: "splitmix64(seed, fnv1a64('cfkit.holdout'), group, row)".into(),
+            epoch_order: "splitmix64(seed, fnv1a64('cfkit.epoch'), epoch)".into(),
+        }
+    }
+}
+
+/// The objective of a run: its method and, for distilling methods, the distillation term.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectiveRecord {
+    pub method: Method,
+    #[serde(flatten)]
+    pub distill: Option<DistillRecord>,
+}
+
+/// The distillation term of `ft-kd` and `ft-fd`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistillRecord {
+    /// The loss in words.
+    pub loss: String,
+    /// The `[distill]` section.
+    pub distill: DistillConfig,
+    /// The counterfactual strategy of masked distillation (null: clean images).
+    pub strategy: Option<String>,
+    /// The frozen teacher (online mode and KD; null offline FD, which reads stored features).
+    pub teacher: Option<TeacherRecord>,
+    /// Offline masked distillation: how the stored variants cover the epochs.
+    pub stored_variants: Option<StoredVariants>,
+}
+
+/// A frozen teacher checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherRecord {
+    pub dir: PathBuf,
+    pub weights_blake3: String,
+    pub head_blake3: String,
+}
+
+/// The counterfactual variants stored per image and strategy, against the run's epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StoredVariants {
+    pub per_image: u64,
+    pub epochs: u64,
+    /// Every epoch sees counterfactuals no earlier epoch saw (`variant = "epoch"`, K >= epochs).
+    pub fresh_every_epoch: bool,
+}
+
+/// Where the run's initial weights came from, with the hashes of the files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum InitRecord {
+    Checkpoint {
+        dir: PathBuf,
+        weights_blake3: String,
+        head_blake3: String,
+    },
+    Files {
+        weights: PathBuf,
+        head: PathBuf,
+        weights_blake3: String,
+        head_blake3: String,
+    },
+    Scratch {
+        model: String,
+        head_init_scale: f64,
+    },
+}
+
+/// The rows a run reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataRecord {
+    pub train: SourceRecord,
+    /// Rows of the training split after the validation hold-out.
+    pub train_rows: usize,
+    /// Rows each epoch trains on (whole batches only with `drop_last`).
+    pub epoch_rows: usize,
+    pub val_rows: usize,
+    /// The validation split when it is not the training split's hold-out.
+    pub val_source: Option<SourceRecord>,
+    pub eval: Vec<EvalSetRecord>,
+}
+
+/// One split of a shard dataset, with the fingerprint of exactly which files were read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub dir: PathBuf,
+    pub split: String,
+    pub rows: usize,
+    pub shards: usize,
+    pub row_groups: usize,
+    /// Identity hash of the split's shard list (files, rows, bytes, blake3).
+    pub fingerprint: String,
+    /// The `config_hash` of the dataset's manifest.
+    pub dataset_config_hash: String,
+}
+
+/// An evaluation set of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalSetRecord {
+    pub name: String,
+    pub ood: bool,
+    pub data: SourceRecord,
+}
+
+/// How the ranks of a data-parallel run share a step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistributedRecord {
+    /// `gloo`, or `nccl` for CUDA gradients.
+    pub backend: String,
+    pub world_size: usize,
+    pub global_batch: usize,
+    pub rank_batch: usize,
+    pub rank_micro_batch: usize,
+    pub gradient_bucket_bytes: usize,
+    pub timeout_s: f64,
+}
+
+impl RunRecord {
+    /// Reads `run.json` from `dir`; the error names the file.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(super::dir::RUN_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| TrainError::Config(format!("'{}': {e}", path.display())))
+    }
+}
