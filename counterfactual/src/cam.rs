@@ -11,7 +11,9 @@ use cfkit_models::head::ClassificationHead;
 use cfkit_models::vision::{VisionForward, VisionOutput, VisionTransformer};
 
 /// Which CAM to compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CamMethod {
     /// Chefer et al. 2021 gradient-weighted relevance propagation through every block (the paper's).

@@ -13,7 +13,7 @@ use cfkit_models::config::preset;
 use cfkit_models::head::ClassificationHead;
 
 /// What `doctor` found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DoctorReport {
     pub cuda_available: bool,
     pub cuda_devices: i64,

@@ -21,7 +21,7 @@ use cfkit_models::vision::VisionForward;
 use cfkit_models::weights::read_safetensors;
 
 /// One compared quantity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Difference {
     pub what: String,
     pub max_abs: f64,

@@ -124,6 +124,19 @@ impl fmt::Display for Strategy {
     }
 }
 
+impl schemars::JsonSchema for Strategy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Strategy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "a masking strategy, Obj|Ctx|Rand + Mask + SingleFill|MultiFill|NoFill + (rate), e.g. ObjMaskSingleFill(0.3)",
+        })
+    }
+}
+
 impl FromStr for Strategy {
     type Err = CounterfactualError;
 

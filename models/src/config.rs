@@ -11,7 +11,7 @@ use crate::error::{ModelError, Result};
 pub const CLIP_LAYER_NORM_EPS: f64 = 1e-5;
 
 /// Configuration of a CLIP-style vision transformer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VisionConfig {
     /// Token width.
     pub hidden_size: i64,
@@ -32,7 +32,9 @@ pub struct VisionConfig {
 }
 
 /// MLP activation of a transformer block.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// `x * sigmoid(1.702 x)` (Radford et al. 2021).
@@ -43,7 +45,7 @@ pub enum Activation {
 }
 
 /// Configuration of a CLIP text transformer (causal, pooled at the end-of-text token).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TextConfig {
     pub vocab_size: i64,
     pub hidden_size: i64,
@@ -134,7 +136,7 @@ impl TextConfig {
 }
 
 /// A vision tower with, for real CLIP models, its text tower.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClipConfig {
     pub vision_config: VisionConfig,
     #[serde(default)]

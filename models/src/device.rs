@@ -78,6 +78,19 @@ impl FromStr for DeviceSpec {
     }
 }
 
+impl schemars::JsonSchema for DeviceSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DeviceSpec".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "auto (CUDA when available, else the CPU), cpu, cuda or cuda:N",
+        })
+    }
+}
+
 impl Serialize for DeviceSpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.collect_str(self)

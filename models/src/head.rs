@@ -41,7 +41,7 @@ impl ClassificationHead {
 }
 
 /// What a head file records besides its tensors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HeadInfo {
     /// Class names in label order.
     pub classes: Vec<String>,
@@ -69,7 +69,7 @@ impl HeadInfo {
         classes: &[String],
         templates: &[String],
     ) -> String {
-        #[derive(Serialize)]
+        #[derive(Serialize, schemars::JsonSchema)]
         struct HeadIdentity<'a> {
             classes: &'a [String],
             templates: &'a [String],

@@ -20,7 +20,7 @@ const GAP: usize = 4;
 const BINS: usize = 10;
 
 /// Per-strategy mask statistics.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct StrategyStats {
     pub variants: usize,
     pub mask_ratio_mean: f64,
@@ -70,7 +70,7 @@ fn add_truth(st: &mut StrategyStats, mask: &[bool], object: &[bool]) {
 }
 
 /// What `inspect` found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct InspectReport {
     pub split: String,
     pub rows: usize,

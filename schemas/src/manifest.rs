@@ -14,7 +14,7 @@ use crate::metadata::ShardKind;
 use crate::writer::ShardSummary;
 
 /// One split of a dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SplitEntry {
     pub classes: Vec<String>,
     pub rows: u64,
@@ -22,7 +22,7 @@ pub struct SplitEntry {
 }
 
 /// The manifest of a dataset directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Manifest {
     pub schema_version: u32,
     pub kind: ShardKind,

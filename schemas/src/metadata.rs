@@ -19,7 +19,7 @@ pub const KEY_DATASET: &str = "cfkit.dataset";
 pub const KEY_HUGGINGFACE: &str = "huggingface";
 
 /// What a shard holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShardKind {
     /// Preprocessed images with labels.
@@ -29,7 +29,7 @@ pub enum ShardKind {
 }
 
 /// The teacher a counterfactual dataset was built with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TeacherInfo {
     /// Preset or config name.
     pub model: String,
@@ -41,7 +41,7 @@ pub struct TeacherInfo {
 
 /// How a counterfactual dataset's variants were drawn (fields in the order of their names, as
 /// the JSON of every shard has them).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CounterfactualMethod {
     /// Images per builder batch, the donor pool of their draws.
     pub batch_size: usize,
@@ -69,7 +69,7 @@ impl CounterfactualMethod {
 }
 
 /// Dataset-level facts stored with every shard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DatasetInfo {
     pub schema_version: u32,
     pub kind: ShardKind,

@@ -12,14 +12,14 @@ use crate::manifest::Manifest;
 use crate::reader::ShardReader;
 
 /// One problem with one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Problem {
     pub file: String,
     pub reason: String,
 }
 
 /// What `verify_dataset` found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     pub shards: usize,
     pub rows: u64,

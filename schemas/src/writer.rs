@@ -46,7 +46,7 @@ impl Default for WriterOptions {
 }
 
 /// What a closed shard is, as recorded in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShardSummary {
     /// Path relative to the output directory, e.g. `data/train-00000-of-00004.parquet`.
     pub file: String,

@@ -39,20 +39,25 @@ pub const FORMAT: &str = "cfkit-checkpoint/2";
 const FORMAT_V1: &str = "cfkit-checkpoint/1";
 
 /// The best validation result so far.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BestVal {
+    /// Validation top-1.
     pub top1: f64,
+    /// Optimizer steps taken then.
     pub step: usize,
     pub epoch: usize,
 }
 
 /// The JSON sidecar.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckpointInfo {
+    /// `cfkit-checkpoint/2` (`/1` is still read).
     pub format: String,
     /// Model name as configured (preset or config file).
     pub model: String,
+    /// The vision tower's shape (as `config.json` has it, for transformers).
     pub vision_config: VisionConfig,
+    /// The head's classes, in label order.
     pub classes: Vec<String>,
     /// Training method (`ft`, `lp`, `scratch`...).
     pub method: String,
@@ -75,18 +80,21 @@ pub struct CheckpointInfo {
     /// Checkpoints made from others rather than trained (`wise-ft`, `convert`): what from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derived: Option<Derived>,
+    /// The best validation result of the run so far.
     pub best: Option<BestVal>,
     /// Length of `metrics.jsonl` when this checkpoint was taken (resume truncates to it).
     pub metrics_bytes: u64,
     /// Whether `optimizer.safetensors` is present.
     pub has_optimizer: bool,
+    /// blake3 of `model.safetensors` (checked on every load).
     pub weights_blake3: String,
+    /// blake3 of `head.safetensors` (checked on every load).
     pub head_blake3: String,
 }
 
 /// What a derived checkpoint was made from; its identity hash is the checkpoint's
 /// `config_hash`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Derived {
     /// `cfkit wise-ft`: `(1-α)·zeroshot + α·finetuned`.
@@ -105,7 +113,7 @@ pub enum Derived {
 }
 
 /// A checkpoint another was made from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceCheckpoint {
     pub dir: PathBuf,
     pub weights_blake3: String,

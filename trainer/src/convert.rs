@@ -20,7 +20,7 @@ use crate::error::{Result, TrainError};
 use crate::student::Student;
 
 /// What `convert` wrote.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConvertReport {
     pub out: PathBuf,
     /// Vision tensors written.

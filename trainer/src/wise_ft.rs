@@ -78,17 +78,23 @@ pub fn parse_alphas(spec: &str) -> Result<Vec<f64>> {
 }
 
 /// One interpolation and its evaluation.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct WiseFtPoint {
+    /// The weight of the fine-tuned model.
     pub alpha: f64,
+    /// The interpolated checkpoint's directory.
     pub checkpoint: PathBuf,
+    /// Its evaluation.
     pub eval: EvalReport,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct WiseFtReport {
+    /// The zero-shot checkpoint (α = 0).
     pub zeroshot: PathBuf,
+    /// The fine-tuned checkpoint (α = 1).
     pub finetuned: PathBuf,
+    /// Per α: its checkpoint and evaluation.
     pub points: Vec<WiseFtPoint>,
 }
 

@@ -13,7 +13,7 @@ use cfkit_models::DeviceSpec;
 use crate::error::Result;
 
 /// Where the images come from: an image-shard dataset (from `cfkit prepare` / `cfkit demo-data`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Dataset directory holding manifest.json and data/.
@@ -22,7 +22,7 @@ pub struct SourceConfig {
 }
 
 /// The frozen teacher.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeacherConfig {
     /// Preset name or config.json.
@@ -34,7 +34,7 @@ pub struct TeacherConfig {
 }
 
 /// What to compute.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CounterfactualConfig {
     /// mmcam (default), gradcam or rollout.
@@ -65,7 +65,7 @@ pub struct CounterfactualConfig {
 }
 
 /// Output knobs.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Output directory (overridden by --out).
@@ -76,7 +76,7 @@ pub struct OutputConfig {
 }
 
 /// The whole config file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildConfig {
     pub source: SourceConfig,

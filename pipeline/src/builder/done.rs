@@ -11,10 +11,13 @@ use cfkit_schemas::{Manifest, SplitEntry};
 use super::{BuildReport, Workers};
 use crate::error::{PipelineError, Result};
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Marker {
-    config_hash: String,
-    report: BuildReport,
+/// `done.json` (or `done.worker-I-of-N.json`): a build worker's completion marker.
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Marker {
+    /// The build's identity hash.
+    pub config_hash: String,
+    /// What the worker built.
+    pub report: BuildReport,
 }
 
 /// Writes the marker of `workers` (atomically: a temporary name, then a rename).

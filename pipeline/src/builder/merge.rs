@@ -15,7 +15,7 @@ use super::Workers;
 use crate::error::{PipelineError, Result};
 
 /// What `merge` joined.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MergeReport {
     pub workers: usize,
     pub shards: usize,

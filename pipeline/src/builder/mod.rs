@@ -11,7 +11,7 @@
 
 pub mod batch;
 pub mod config;
-mod done;
+pub mod done;
 pub mod merge;
 mod open;
 mod quarantine;
@@ -38,20 +38,28 @@ use stats::StrategyStats;
 pub use workers::{Pipelining, RunOptions, WorkerSource, Workers};
 
 /// What a build did.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct BuildReport {
+    /// Rows (source images) written by this worker.
     pub rows: u64,
+    /// Output shards written by this run.
     pub shards_written: usize,
+    /// Output shards already complete (kept).
     pub shards_skipped: usize,
+    /// Bytes of the split's shards in the worker's manifest.
     pub bytes: u64,
+    /// Wall time of the run.
     pub seconds: f64,
+    /// Source images per second.
     pub images_per_s: f64,
     /// Fraction of the wall time the device stage was busy (teacher passes, CAMs, masks, refill),
     /// with decode and PNG encode running concurrently on other threads.
     pub device_busy_fraction: f64,
+    /// The device of the teacher passes (`Cpu`, `Cuda(0)`).
     pub device: String,
     /// Input rows left out (undecodable images), listed in `quarantine/<shard>.jsonl`.
     pub quarantined: u64,
+    /// Per strategy: the fraction of patches masked, over every variant written.
     pub mask_ratio: BTreeMap<String, MaskStats>,
 }
 

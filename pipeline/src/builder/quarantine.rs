@@ -27,7 +27,7 @@ pub fn write(out: &Path, shard_file: &str, rejected: &[(String, String)]) -> Res
     let text: String = rejected
         .iter()
         .map(|(id, reason)| {
-            let line = super::record::QuarantineLine {
+            let line = super::record::BuildQuarantineLine {
                 id: id.clone(),
                 shard: shard_file.to_string(),
                 reason: reason.clone(),

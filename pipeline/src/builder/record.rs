@@ -11,7 +11,7 @@ use super::{BuildConfig, BuildReport};
 
 /// The identity of a build. The config's `[output] out` is left out (where a build is written
 /// does not change it); its row-group size is kept.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BuildIdentity {
     /// Always `build-counterfactuals`.
     pub command: String,
@@ -26,18 +26,21 @@ pub struct BuildIdentity {
 }
 
 /// `run.json` (or `run.worker-I-of-N.json`) of a build worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BuildRecord {
     /// `cfkit` version.
     pub cfkit: String,
     pub config: BuildIdentity,
+    /// Its identity hash.
     pub config_hash: String,
+    /// What the worker built.
     pub report: BuildReport,
+    /// Which worker, of how many.
     pub workers: WorkerRecord,
 }
 
 /// Which worker wrote a record, and where its index came from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkerRecord {
     pub index: usize,
     pub count: usize,
@@ -45,8 +48,8 @@ pub struct WorkerRecord {
 }
 
 /// One line of `quarantine/<shard>.jsonl`: an input row left out of the build, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuarantineLine {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BuildQuarantineLine {
     pub id: String,
     pub shard: String,
     pub reason: String,

@@ -7,7 +7,7 @@ use cfkit_schemas::CounterfactualRecord;
 use serde::Serialize;
 
 /// Mask-ratio statistics of one strategy.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
 pub struct MaskStats {
     pub variants: u64,
     pub mean: f64,

@@ -6,7 +6,9 @@ use cfkit_schemas::layout::MANIFEST_FILE;
 use crate::error::{PipelineError, Result};
 
 /// Where a worker's index and count came from (recorded in its run record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkerSource {
     /// `--worker-index` / `--num-workers`.

@@ -5,7 +5,9 @@
 use super::{FashionShiftError, Split};
 
 /// Number of samples per split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct SplitSizes {
     pub pretrain: usize,
     pub train: usize,
@@ -58,7 +60,9 @@ impl SplitSizes {
 }
 
 /// FashionShift's parameters.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct FashionShiftConfig {
     /// Seed of everything (garment order, backgrounds, colours, placement).
     pub seed: u64,

@@ -27,7 +27,7 @@ use crate::prepare::preprocess::{clip_preprocess_decoded, clip_preprocess_with};
 pub const DEFAULT_MAX_PIXELS: u64 = 2 * 89_478_485;
 
 /// Why a file was not turned into an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum Reject {
     Unreadable(String),

@@ -37,7 +37,7 @@ pub fn preprocessing_description(size: u32) -> String {
 }
 
 /// Knobs shared by `prepare` and `demo-data`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OutputOptions {
     pub rows_per_shard: usize,
     pub row_group_bytes: usize,
@@ -56,7 +56,7 @@ impl OutputOptions {
 }
 
 /// Options of `cfkit prepare`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PrepareOptions {
     pub split: String,
     pub image_size: u32,
@@ -75,7 +75,7 @@ fn is_zero(v: &u32) -> bool {
 }
 
 /// Per-split outcome, for the summary and `run.json`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
 pub struct SplitReport {
     pub split: String,
     pub inputs: usize,
@@ -338,7 +338,7 @@ pub fn image_folder_to_scratch(
 }
 
 /// Options of `cfkit demo-data`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DemoOptions {
     pub fashion_mnist: PathBuf,
     pub seed: u64,

@@ -11,7 +11,7 @@ use crate::error::{PipelineError, Result};
 use crate::fashionshift::FashionShiftConfig;
 
 /// The identity of a `prepare` dataset: the listed source, its classes and the options.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PrepareIdentity {
     /// Always `prepare`.
     pub command: String,
@@ -23,7 +23,7 @@ pub struct PrepareIdentity {
 
 /// The identity of a `demo-data` dataset: the generator's parameters, the Fashion-MNIST garments
 /// by content (not by path), the splits and the shard sizes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DemoDataIdentity {
     /// Always `demo-data`.
     pub command: String,
@@ -35,7 +35,7 @@ pub struct DemoDataIdentity {
 }
 
 /// Where `demo-data` read and wrote besides its shards (recorded, not part of the identity).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DemoDataInputs {
     pub fashion_mnist: PathBuf,
     /// The PNG ImageFolder tree also written, if any.
@@ -43,7 +43,7 @@ pub struct DemoDataInputs {
 }
 
 /// `run.json` of an image dataset.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DatasetRecord<C> {
     /// `cfkit` version that wrote it.
     pub cfkit: String,

@@ -23,7 +23,9 @@ const BATCH_ROWS: usize = 128;
 const CHANNEL_DEPTH: usize = 4;
 
 /// An input that did not become a row: its id or path, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Rejected {
     pub path: String,
     pub reason: String,

@@ -10,7 +10,7 @@ use cfkit_counterfactual::strategy::Strategy;
 use crate::optim::schedule::ScheduleConfig;
 
 /// Training methods (DESIGN §3).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// End-to-end fine-tuning with cross-entropy.
@@ -43,7 +43,9 @@ impl Method {
 }
 
 /// The images a distillation loss is computed on.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DistillImages {
     /// The training images themselves.
@@ -54,7 +56,9 @@ pub enum DistillImages {
 }
 
 /// Where the teacher's targets come from.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DistillMode {
     /// From counterfactual shards (`cfkit build-counterfactuals`): stored variants and teacher
@@ -67,7 +71,9 @@ pub enum DistillMode {
 }
 
 /// Which stored variant of an image an epoch uses (offline masked distillation).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum VariantChoice {
     /// Variant `epoch mod K` (K variants of the strategy per image).
@@ -78,7 +84,7 @@ pub enum VariantChoice {
 }
 
 /// `[distill]`: the teacher signal of `ft-kd` and `ft-fd`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DistillConfig {
     #[serde(default)]
@@ -108,7 +114,7 @@ pub struct DistillConfig {
 }
 
 /// `[lp_ft]`: the linear-probe phase of `lp-ft`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LpFtConfig {
     /// Epochs of linear probing before the `[train] epochs` of FT.

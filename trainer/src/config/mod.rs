@@ -21,7 +21,7 @@ pub use method::{DistillConfig, DistillImages, DistillMode, LpFtConfig, Method, 
 pub use model::ModelSource;
 
 /// Where the training data comes from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Dataset directory (manifest.json + data/).
@@ -48,7 +48,7 @@ pub struct DataConfig {
 }
 
 /// The loop.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoopConfig {
     pub method: Method,
@@ -81,7 +81,7 @@ pub struct LoopConfig {
 }
 
 /// One named evaluation set.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSetConfig {
     pub name: String,
@@ -107,7 +107,7 @@ pub struct EvalSetConfig {
     pub label_map: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
     #[serde(default)]
@@ -116,7 +116,7 @@ pub struct EvalConfig {
     pub sets: Vec<EvalSetConfig>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Run directory (overridden by --out).
@@ -125,7 +125,7 @@ pub struct OutputConfig {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub model: ModelSource,
@@ -296,7 +296,7 @@ impl ConfigFile for TrainConfig {
 }
 
 /// An evaluation set with every default applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ResolvedEvalSet {
     pub name: String,
     pub shards: PathBuf,

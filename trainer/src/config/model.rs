@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use cfkit_config::paths::resolve;
 
 /// The model's source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "ModelKeys", into = "ModelKeys")]
 pub enum ModelSource {
     /// A cfkit checkpoint directory (e.g. the demo teacher).
@@ -38,7 +38,7 @@ pub enum ModelSource {
 }
 
 /// The section's keys as the file writes them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ModelKeys {
     /// Preset name or config JSON; ignored when `checkpoint` is set (the checkpoint says).

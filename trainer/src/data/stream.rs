@@ -30,7 +30,7 @@ use super::targets::{
 use crate::error::{Result, TrainError};
 
 /// A row the loader could not use, with the reason (the run records it and goes on).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Skipped {
     pub id: String,
     pub shard: String,

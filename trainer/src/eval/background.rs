@@ -9,7 +9,7 @@ use crate::data::Batch;
 /// Accuracy split by whether a row's background family is its class's (FashionShift: family c
 /// belongs to class c): a model that uses the background as a shortcut does better on the
 /// matching rows than on the others.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BackgroundSplit {
     pub matching_images: usize,
     pub matching_correct: usize,

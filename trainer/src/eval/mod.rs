@@ -30,7 +30,7 @@ use crate::error::{Result, TrainError};
 use crate::student::Student;
 
 /// The result on one set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SetResult {
     pub name: String,
     pub ood: bool,
@@ -61,8 +61,9 @@ pub struct SourceScore {
 }
 
 /// Results on every set, plus the summaries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EvalReport {
+    /// Per set, in the configured order.
     pub sets: Vec<SetResult>,
     /// Mean top-1 over the ID sets (`None` without any).
     pub id_mean: Option<f64>,

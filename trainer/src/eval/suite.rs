@@ -27,7 +27,7 @@ pub struct SuiteSet {
 }
 
 /// What `suite-<name>.json` records of one set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SuiteSetRecord {
     /// The set's name (`imagenet-r`, ...).
     pub set: String,
@@ -54,11 +54,15 @@ pub struct SuiteSetRecord {
 }
 
 /// `suite-<name>.json`: a checkpoint's scores on a suite.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SuiteReport {
+    /// The suite's name (`imagenet`).
     pub suite: String,
+    /// The checkpoint scored.
     pub checkpoint: PathBuf,
+    /// Top-1 per set and the means.
     pub report: EvalReport,
+    /// Per set: where it was found and what was scored.
     pub sets: Vec<SuiteSetRecord>,
     /// The paper's table row (Markdown), as `suite-<name>.md` holds it.
     pub table: String,

@@ -14,7 +14,7 @@ use tch::{nn, Kind, Tensor};
 use schedule::Schedule;
 
 /// AdamW hyperparameters; `Default` is the paper recipe.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
     /// 0.1 in the paper recipe (the reference code's `--wd`).

@@ -13,12 +13,14 @@ use crate::data::Skipped;
 use crate::error::Result;
 
 /// One line of `metrics.jsonl`, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum MetricsLine {
     /// The logging window that ends at optimizer step `step` (every `log_every` steps).
     Step {
+        /// Optimizer steps taken (counted from 1).
         step: usize,
+        /// The epoch, counted from 0.
         epoch: usize,
         /// Mean training loss over the window's rows.
         loss: f64,
@@ -37,18 +39,23 @@ pub enum MetricsLine {
     Epoch {
         epoch: usize,
         step: usize,
+        /// Mean training loss over the epoch's rows.
         train_loss: f64,
+        /// Mean unweighted distillation term over the epoch (distilling methods).
         train_distill: Option<f64>,
+        /// Whether the epoch trained the head only or the whole model.
         phase: Phase,
+        /// Training top-1 over the epoch's rows (on the fly, as the weights moved).
         train_top1: f64,
         /// Validation top-1 when validated this epoch.
         val_top1: Option<f64>,
+        /// Best validation top-1 so far.
         best_val_top1: Option<f64>,
     },
 }
 
 /// Whether an epoch trained the head only (LP, LP-FT's probe) or the whole model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Probe,
@@ -56,18 +63,20 @@ pub enum Phase {
 }
 
 /// One line of `quarantine.jsonl`: a row left out, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuarantineLine {
     /// The row's id and shard file.
     pub id: String,
     pub shard: String,
+    /// Why it could not be used (a decode error, a damaged row).
     pub reason: String,
     pub epoch: usize,
+    /// Training or validation.
     pub stage: Stage,
 }
 
 /// Where a row was skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Train,

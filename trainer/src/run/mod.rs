@@ -14,7 +14,7 @@ pub mod metrics;
 mod open;
 mod parallel;
 mod plan;
-mod profile;
+pub mod profile;
 mod progress;
 pub mod record;
 pub mod report;

@@ -10,10 +10,13 @@ use serde::Serialize;
 use crate::error::Result;
 
 /// Seconds per phase of the training steps (validation and evaluation not included).
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
 pub struct Profile {
+    /// Micro-batches (forward/backward passes) timed.
     pub micro_batches: u64,
+    /// Optimizer steps timed.
     pub optimizer_steps: u64,
+    /// Training images of this process.
     pub images: u64,
     /// Waiting for the loader's next batch (decode and assembly run ahead on other threads).
     pub loader_wait_s: f64,
@@ -25,6 +28,7 @@ pub struct Profile {
     pub teacher_s: f64,
     /// and the rest: the student's forwards and the loss.
     pub student_forward_loss_s: f64,
+    /// The backward passes.
     pub backward_s: f64,
     /// Data-parallel runs: averaging the gradients over the ranks (waiting for the slowest
     /// included) and adding up the step's statistics.

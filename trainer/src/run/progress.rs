@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::BestVal;
 
 /// Running sums of an epoch (and of the current logging window).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EpochStats {
     pub loss_sum: f64,
     pub correct: u64,
@@ -104,7 +104,7 @@ impl EpochStats {
 }
 
 /// The run's position, stored as `rng.progress` in each checkpoint's sidecar.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Progress {
     pub step: usize,
     pub epoch: usize,

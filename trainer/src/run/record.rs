@@ -12,10 +12,11 @@ use crate::config::{DistillConfig, Method, TrainConfig};
 use crate::error::{Result, TrainError};
 
 /// `run.json` of a training run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
     /// Always `train`.
     pub command: String,
+    /// The `cfkit` version that wrote it.
     pub cfkit_version: String,
     /// HEAD of the checkout the binary was built from ("unknown" outside one).
     pub cfkit_commit: String,
@@ -23,30 +24,39 @@ pub struct RunRecord {
     pub config: TrainConfig,
     /// Its identity hash ([`TrainConfig::hash`]).
     pub config_hash: String,
+    /// `[train] seed`: every draw of the run is keyed by it.
     pub seed: u64,
+    /// How every draw is keyed.
     pub rng: RngRecord,
     /// The device of rank 0 (`Cpu`, `Cuda(0)`).
     pub device: String,
     /// libtorch's intra-op threads.
     pub threads: i32,
+    /// The training method (`ft`, `lp`, `lp-ft`, `ft-kd`, `ft-fd`).
     pub method: Method,
+    /// The loss, with the distillation term and its teacher.
     pub objective: ObjectiveRecord,
     /// LP-FT: epochs of linear probing before fine-tuning (0 otherwise).
     pub lp_epochs: usize,
+    /// Where the initial weights came from.
     pub init: InitRecord,
+    /// The rows the run reads, with fingerprints.
     pub data: DataRecord,
     /// Data-parallel runs: the ranks and how they share a step (null for one process).
     pub distributed: Option<DistributedRecord>,
+    /// Optimizer steps per epoch.
     pub steps_per_epoch: usize,
+    /// Optimizer steps of the whole run.
     pub total_steps: usize,
     /// Micro-batches per optimizer step (per rank).
     pub accumulation: usize,
+    /// When the run started (Unix seconds).
     pub started_unix: u64,
 }
 
 /// How every random draw of a run is keyed: there is no mutable RNG state, each draw hashes the
 /// seed with what it is for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RngRecord {
     pub seed: u64,
     pub init: String,
@@ -66,7 +76,7 @@ impl RngRecord {
 }
 
 /// The objective of a run: its method and, for distilling methods, the distillation term.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectiveRecord {
     pub method: Method,
     #[serde(flatten)]
@@ -74,7 +84,7 @@ pub struct ObjectiveRecord {
 }
 
 /// The distillation term of `ft-kd` and `ft-fd`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DistillRecord {
     /// The loss in words.
     pub loss: String,
@@ -89,7 +99,7 @@ pub struct DistillRecord {
 }
 
 /// A frozen teacher checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TeacherRecord {
     pub dir: PathBuf,
     pub weights_blake3: String,
@@ -97,7 +107,7 @@ pub struct TeacherRecord {
 }
 
 /// The counterfactual variants stored per image and strategy, against the run's epochs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoredVariants {
     pub per_image: u64,
     pub epochs: u64,
@@ -106,7 +116,7 @@ pub struct StoredVariants {
 }
 
 /// Where the run's initial weights came from, with the hashes of the files.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum InitRecord {
     Checkpoint {
@@ -127,7 +137,7 @@ pub enum InitRecord {
 }
 
 /// The rows a run reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DataRecord {
     pub train: SourceRecord,
     /// Rows of the training split after the validation hold-out.
@@ -141,7 +151,7 @@ pub struct DataRecord {
 }
 
 /// One split of a shard dataset, with the fingerprint of exactly which files were read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceRecord {
     pub dir: PathBuf,
     pub split: String,
@@ -155,7 +165,7 @@ pub struct SourceRecord {
 }
 
 /// An evaluation set of the run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EvalSetRecord {
     pub name: String,
     pub ood: bool,
@@ -163,15 +173,21 @@ pub struct EvalSetRecord {
 }
 
 /// How the ranks of a data-parallel run share a step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DistributedRecord {
     /// `gloo`, or `nccl` for CUDA gradients.
     pub backend: String,
+    /// Ranks.
     pub world_size: usize,
+    /// Images per optimizer step over every rank.
     pub global_batch: usize,
+    /// Images per optimizer step on each rank.
     pub rank_batch: usize,
+    /// Images per forward/backward on each rank.
     pub rank_micro_batch: usize,
+    /// Gradient all-reduce bucket size (torch DDP's 25 MiB).
     pub gradient_bucket_bytes: usize,
+    /// Longest wait of any collective, seconds.
     pub timeout_s: f64,
 }
 

@@ -10,18 +10,27 @@ use crate::eval::{background_table, markdown_table, EvalReport};
 use crate::run::dir;
 
 /// What a finished run reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainReport {
+    /// The run directory.
     pub out: PathBuf,
+    /// The training method.
     pub method: String,
+    /// Optimizer steps taken.
     pub steps: usize,
+    /// Epochs of the whole run (LP-FT: probe + fine-tune).
     pub epochs: usize,
+    /// Training rows (after the validation hold-out).
     pub train_rows: usize,
+    /// Validation rows.
     pub val_rows: usize,
+    /// The best validation result (null without validation).
     pub best: Option<BestVal>,
     /// The checkpoint the evaluation used.
     pub evaluated: PathBuf,
+    /// Top-1 of the evaluated checkpoint on every configured set, and the means.
     pub eval: EvalReport,
+    /// Training time over every resumed part of the run, seconds.
     pub train_seconds: f64,
 }
 

@@ -23,7 +23,7 @@ fn default_beta1() -> f64 {
 /// Parameters of [`CosineWarmup`]. The warm-up length is either `warmup_steps` or `warmup_pct` of
 /// the run, rounded up (`ceil(total_steps * warmup_pct)`, as Hugging Face's
 /// `TrainingArguments.get_warmup_steps` does); exactly one must be set.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CosineWarmupConfig {
     /// The lr at the end of the warm-up (the optimizer's lr in the torch composition).

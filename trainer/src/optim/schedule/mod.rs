@@ -170,7 +170,7 @@ pub(crate) fn check_beta(name: &'static str, value: f64) -> Result<(), ScheduleE
 
 /// A schedule as written in a cfkit config: `{"kind": "one-cycle", "max_lr": 3e-5,
 /// "pct_start": 0.02}` or `{"kind": "cosine-warmup", "base_lr": 1e-4, "warmup_pct": 0.05}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ScheduleConfig {
     OneCycle(OneCycleConfig),

@@ -37,7 +37,7 @@ fn default_max_momentum() -> f64 {
 /// Parameters of [`OneCycle`], named as in torch's `OneCycleLR`. `max_lr` and `pct_start` have no
 /// serde default (torch's `pct_start` default 0.3 differs from the recipe's 0.02, so a config must
 /// say which it means); the other fields default to torch's defaults, which are also the recipe's.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OneCycleConfig {
     /// Peak learning rate.
