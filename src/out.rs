@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Write};
 
 /// Stdout's reader is gone.
 #[derive(Debug)]
-pub struct StdoutClosed;
+pub(crate) struct StdoutClosed;
 
 impl fmt::Display for StdoutClosed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -21,11 +21,11 @@ impl fmt::Display for StdoutClosed {
 impl std::error::Error for StdoutClosed {}
 
 /// The status of a process that SIGPIPE ended (128 + 13), as shells report it.
-pub const CLOSED_STATUS: u8 = 141;
+pub(crate) const CLOSED_STATUS: u8 = 141;
 
 /// Writes one line to stdout; a closed pipe is [`StdoutClosed`], another failure an error that
 /// says what failed.
-pub fn write_line(args: fmt::Arguments) -> anyhow::Result<()> {
+pub(crate) fn write_line(args: fmt::Arguments) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
         Ok(()) => Ok(()),

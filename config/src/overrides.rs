@@ -4,7 +4,7 @@ use crate::error::ConfigError;
 
 /// Sets `section.key=value` in a parsed config. `value` is a TOML value; anything that does not
 /// parse as one is taken as a string. The error names the item and what was expected.
-pub fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ConfigError> {
+pub(crate) fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ConfigError> {
     let bad = |why: &str| ConfigError::Override {
         item: item.to_string(),
         message: why.to_string(),

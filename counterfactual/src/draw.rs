@@ -35,7 +35,7 @@ pub struct CounterfactualDraw {
 
 /// Draws one counterfactual per image. `images`: HWC uint8 of `grid.image_size`²; `cams`: [P]
 /// max-normalised scores per image (unused by random masks).
-pub fn draw_counterfactuals(
+pub(crate) fn draw_counterfactuals(
     images: &[Vec<u8>],
     cams: &[Vec<f32>],
     strategy: &Strategy,

@@ -39,13 +39,13 @@ impl PatchGrid {
     }
 
     /// Bytes of one RGB image.
-    pub fn image_bytes(&self) -> usize {
+    pub(crate) fn image_bytes(&self) -> usize {
         3 * self.image_size * self.image_size
     }
 }
 
 /// Single-fill donors: a seeded permutation of `0..n` (Fisher–Yates).
-pub fn single_fill_donors(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
+pub(crate) fn single_fill_donors(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
     let mut perm: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let j = rng.below(i as u64 + 1) as usize;
@@ -57,7 +57,11 @@ pub fn single_fill_donors(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
 /// Multi-fill shifts, one per image and patch (image-major: all `p` patches of image 0, then
 /// image 1, …), each in `1..n`; the donor of image `i` at patch `j` is `(i + shift[i][j]) % n`.
 /// Needs `n >= 2`.
-pub fn multi_fill_shifts(n: usize, p: usize, rng: &mut SplitMix64) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn multi_fill_shifts(
+    n: usize,
+    p: usize,
+    rng: &mut SplitMix64,
+) -> Result<Vec<Vec<usize>>> {
     if n < 2 {
         return Err(CounterfactualError::Input(format!(
             "multi fill needs a donor pool of at least 2 images, got {n}"

@@ -103,7 +103,7 @@ impl Strategy {
     }
 
     /// `RandMaskNoFill(r)` keeps `int(p·(1 − r))` of `p` patches (the reference's `n_keep`).
-    pub fn kept_patches(&self, p: usize) -> usize {
+    pub(crate) fn kept_patches(&self, p: usize) -> usize {
         ((p as f64) * (1.0 - self.rate)).floor() as usize
     }
 }

@@ -13,7 +13,7 @@ use cfkit_models::vision::{VisionForward, VisionTransformer};
 /// The kept patches of a [N, P] bool mask (true = masked): [N, K] int64 indices in patch order,
 /// K the largest kept count of the batch, and a [N, K] bool mask that is true on the padding of
 /// images that keep fewer (`None` when every image keeps K).
-pub fn kept_patches(mask: &Tensor) -> (Tensor, Option<Tensor>) {
+pub(crate) fn kept_patches(mask: &Tensor) -> (Tensor, Option<Tensor>) {
     let masked = mask.to_kind(Kind::Int64);
     let counts = masked
         .ones_like()

@@ -14,7 +14,7 @@ use crate::weights::{load_into, read_hf_weights};
 /// Name prefixes of the vision tower's variables.
 pub const VISION_PREFIXES: [&str; 2] = ["vision_model.", "visual_projection."];
 /// Name prefixes of the text tower's variables.
-pub const TEXT_PREFIXES: [&str; 3] = ["text_model.", "text_projection.", "logit_scale"];
+pub(crate) const TEXT_PREFIXES: [&str; 3] = ["text_model.", "text_projection.", "logit_scale"];
 
 /// Which towers to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ impl ClipModel {
     }
 
     /// `logit_scale.exp()`.
-    pub fn logit_scale_exp(&self) -> Result<f64> {
+    pub(crate) fn logit_scale_exp(&self) -> Result<f64> {
         let s = self
             .logit_scale
             .as_ref()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 
 /// Layer-norm epsilon of CLIP (OpenAI and Hugging Face both use 1e-5).
-pub const CLIP_LAYER_NORM_EPS: f64 = 1e-5;
+pub(crate) const CLIP_LAYER_NORM_EPS: f64 = 1e-5;
 
 /// Configuration of a CLIP-style vision transformer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -82,11 +82,6 @@ impl VisionConfig {
     pub fn num_patches(&self) -> i64 {
         self.grid_size() * self.grid_size()
     }
-
-    pub fn head_dim(&self) -> i64 {
-        self.hidden_size / self.num_attention_heads
-    }
-
     pub fn validate(&self) -> Result<()> {
         let positive = [
             ("hidden_size", self.hidden_size),
@@ -211,7 +206,7 @@ pub fn preset(name: &str) -> Result<ClipConfig> {
 
 /// Reads a transformers-style `config.json` (with `vision_config` and optionally `text_config`)
 /// or a cfkit config of the same shape.
-pub fn load_config_json(path: &std::path::Path) -> Result<ClipConfig> {
+pub(crate) fn load_config_json(path: &std::path::Path) -> Result<ClipConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
     serde_json::from_str(&text)
         .map_err(|e| ModelError::Config(format!("'{}': {e}", path.display())))

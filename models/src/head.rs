@@ -10,7 +10,7 @@ use crate::error::{ModelError, Result};
 use crate::weights::{read_safetensors, write_safetensors};
 
 /// Metadata key holding the head's description (JSON of [`HeadInfo`]).
-pub const HEAD_METADATA_KEY: &str = "cfkit.head";
+pub(crate) const HEAD_METADATA_KEY: &str = "cfkit.head";
 
 /// A linear head over L2-normalised features.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ impl HeadInfo {
     /// Hash of (weights, names, templates): blake3 of their canonical JSON (keys sorted, as
     /// `cfkit_schemas::identity_hash` writes it: the fields below are in the order of their
     /// names).
-    pub fn compute_hash(
+    pub(crate) fn compute_hash(
         text_weights_blake3: &str,
         classes: &[String],
         templates: &[String],

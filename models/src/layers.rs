@@ -22,7 +22,7 @@ pub(crate) fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
 
 /// Multi-head self-attention with separate q/k/v projections.
 #[derive(Debug)]
-pub struct Attention {
+pub(crate) struct Attention {
     q_proj: nn::Linear,
     k_proj: nn::Linear,
     v_proj: nn::Linear,
@@ -32,7 +32,7 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn new(vs: nn::Path, dim: i64, num_heads: i64) -> Self {
+    pub(crate) fn new(vs: nn::Path, dim: i64, num_heads: i64) -> Self {
         Attention {
             q_proj: linear(&vs / "q_proj", dim, dim),
             k_proj: linear(&vs / "k_proj", dim, dim),
@@ -46,7 +46,7 @@ impl Attention {
     /// `xs`: [N, T, D]. `bias`: additive attention bias broadcastable to [N, H, T, T] (0 or -inf).
     /// Returns the output [N, T, D] and, when `return_probs`, the post-softmax attention
     /// probabilities [N, H, T, T], part of the autograd graph.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         xs: &Tensor,
         bias: Option<&Tensor>,
@@ -81,14 +81,14 @@ impl Attention {
 
 /// Two-layer MLP.
 #[derive(Debug)]
-pub struct Mlp {
+pub(crate) struct Mlp {
     fc1: nn::Linear,
     fc2: nn::Linear,
     act: Activation,
 }
 
 impl Mlp {
-    pub fn new(vs: nn::Path, dim: i64, hidden: i64, act: Activation) -> Self {
+    pub(crate) fn new(vs: nn::Path, dim: i64, hidden: i64, act: Activation) -> Self {
         Mlp {
             fc1: linear(&vs / "fc1", dim, hidden),
             fc2: linear(&vs / "fc2", hidden, dim),
@@ -97,7 +97,7 @@ impl Mlp {
     }
 
     /// [.., D] -> [.., D]
-    pub fn forward(&self, xs: &Tensor) -> Tensor {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Tensor {
         let h = xs.apply(&self.fc1);
         let h = match self.act {
             // QuickGELU: x * sigmoid(1.702 x), the constant of OpenAI's CLIP.
@@ -110,7 +110,7 @@ impl Mlp {
 
 /// One pre-LN block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
 #[derive(Debug)]
-pub struct EncoderLayer {
+pub(crate) struct EncoderLayer {
     layer_norm1: nn::LayerNorm,
     self_attn: Attention,
     layer_norm2: nn::LayerNorm,
@@ -119,14 +119,21 @@ pub struct EncoderLayer {
 
 /// An encoder layer's output with the intermediate tensors CAMs read.
 #[derive(Debug)]
-pub struct Traced {
+pub(crate) struct Traced {
     pub out: Tensor,
     pub ln1: Tensor,
     pub probs: Option<Tensor>,
 }
 
 impl EncoderLayer {
-    pub fn new(vs: nn::Path, dim: i64, hidden: i64, heads: i64, eps: f64, act: Activation) -> Self {
+    pub(crate) fn new(
+        vs: nn::Path,
+        dim: i64,
+        hidden: i64,
+        heads: i64,
+        eps: f64,
+        act: Activation,
+    ) -> Self {
         EncoderLayer {
             layer_norm1: layer_norm(&vs / "layer_norm1", dim, eps),
             self_attn: Attention::new(&vs / "self_attn", dim, heads),
@@ -136,14 +143,19 @@ impl EncoderLayer {
     }
 
     /// [N, T, D] -> [N, T, D].
-    pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    pub(crate) fn forward(&self, xs: &Tensor, bias: Option<&Tensor>) -> Tensor {
         self.forward_traced(xs, bias, false).out
     }
 
     /// [N, T, D] -> the output [N, T, D] with what CAMs read: the `layer_norm1` output
     /// [N, T, D] (GradCAM's activations: open_clip's `ln_1`) and, when `return_probs`, the
     /// post-softmax attention probabilities [N, H, T, T], both part of the autograd graph.
-    pub fn forward_traced(&self, xs: &Tensor, bias: Option<&Tensor>, return_probs: bool) -> Traced {
+    pub(crate) fn forward_traced(
+        &self,
+        xs: &Tensor,
+        bias: Option<&Tensor>,
+        return_probs: bool,
+    ) -> Traced {
         let ln1 = xs.apply(&self.layer_norm1);
         let (attn, probs) = self.self_attn.forward(&ln1, bias, return_probs);
         let xs = xs + attn;

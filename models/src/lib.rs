@@ -27,10 +27,5 @@ pub use device::DeviceSpec;
 pub use error::{ModelError, Result};
 pub use head::{load_head, save_head, ClassificationHead, HeadInfo};
 pub use tokenizer::Tokenizer;
-pub use vision::{
-    clip_normalize, pixels_to_input, VisionForward, VisionOutput, VisionTransformer, CLIP_MEAN,
-    CLIP_STD,
-};
-pub use zeroshot::{
-    build_zeroshot_head, load_class_names, load_prompt_names, zeroshot_weights, ZeroShotSpec,
-};
+pub use vision::{clip_normalize, pixels_to_input, VisionForward, VisionOutput, VisionTransformer};
+pub use zeroshot::{build_zeroshot_head, load_class_names, load_prompt_names, ZeroShotSpec};

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::{ModelError, Result};
 
 /// Placeholder for the class name.
-pub const PLACEHOLDER: &str = "{}";
+pub(crate) const PLACEHOLDER: &str = "{}";
 
 pub const OPENAI_IMAGENET_TEMPLATES: [&str; 80] = [
     "a bad photo of a {}.",

@@ -17,17 +17,17 @@ use std::sync::Mutex;
 use crate::error::{ModelError, Result};
 
 /// Id of `<|startoftext|>`.
-pub const SOT_TOKEN: u32 = 49406;
+pub(crate) const SOT_TOKEN: u32 = 49406;
 /// Id of `<|endoftext|>`.
-pub const EOT_TOKEN: u32 = 49407;
+pub(crate) const EOT_TOKEN: u32 = 49407;
 /// Vocabulary size of every CLIP text tower.
-pub const VOCAB_SIZE: usize = 49408;
+pub(crate) const VOCAB_SIZE: usize = 49408;
 /// Context length of every CLIP text tower.
 pub const CONTEXT_LENGTH: usize = 77;
 /// Merges used by CLIP: 49408 - 256 bytes - 256 end-of-word bytes - 2 special tokens.
 const NUM_MERGES: usize = VOCAB_SIZE - 512 - 2;
 /// File name of OpenAI's merges list.
-pub const OPENAI_VOCAB_FILE: &str = "bpe_simple_vocab_16e6.txt.gz";
+pub(crate) const OPENAI_VOCAB_FILE: &str = "bpe_simple_vocab_16e6.txt.gz";
 
 /// GPT-2's reversible byte -> printable character table.
 fn bytes_to_unicode() -> Vec<(u8, char)> {

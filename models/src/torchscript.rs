@@ -17,7 +17,7 @@ use crate::weights::{SafetensorsFile, TensorMap};
 const ZIP_MAGIC: [u8; 4] = *b"PK\x03\x04";
 
 /// True if `path` starts like a ZIP archive (a TorchScript file, or a pickled `torch.save`).
-pub fn is_zip_archive(path: &Path) -> Result<bool> {
+pub(crate) fn is_zip_archive(path: &Path) -> Result<bool> {
     let mut head = [0u8; 4];
     let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
     Ok(f.read_exact(&mut head).is_ok() && head == ZIP_MAGIC)
@@ -26,7 +26,7 @@ pub fn is_zip_archive(path: &Path) -> Result<bool> {
 /// Every parameter of the TorchScript module in `path` (names as in its `state_dict`, e.g.
 /// `visual.transformer.resblocks.0.attn.in_proj_weight`), floating point ones as f32 on the
 /// CPU. Metadata records the archive's origin.
-pub fn read_torchscript(path: &Path) -> Result<SafetensorsFile> {
+pub(crate) fn read_torchscript(path: &Path) -> Result<SafetensorsFile> {
     let module = tch::CModule::load_on_device(path, Device::Cpu).map_err(|e| {
         ModelError::Input(format!(
             "'{}' is a ZIP archive but not a TorchScript module that libtorch can load ({}); cfkit reads TorchScript archives (torch.jit.save, e.g. OpenAI's ViT-B-32.pt) and safetensors, not pickled state dicts (torch.load can run code): save the state dict with safetensors.torch.save_file",

@@ -10,8 +10,8 @@ use crate::error::{ModelError, Result};
 use crate::layers::{layer_norm, EncoderLayer};
 
 /// CLIP's pixel mean and standard deviation (RGB), from OpenAI's CLIP preprocessing.
-pub const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
-pub const CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
+pub(crate) const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
+pub(crate) const CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 /// Normalises unnormalised pixels in [0, 1], [N, 3, H, W], with CLIP's mean and std.
 pub fn clip_normalize(pixels: &Tensor) -> Tensor {

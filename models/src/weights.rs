@@ -13,7 +13,7 @@ use tch::{nn, Kind, Tensor};
 use crate::error::{ModelError, Result};
 
 /// A tensor read from a file, converted to f32 on the CPU.
-pub type TensorMap = BTreeMap<String, Tensor>;
+pub(crate) type TensorMap = BTreeMap<String, Tensor>;
 
 /// Contents of a safetensors file: tensors and the `__metadata__` strings.
 pub struct SafetensorsFile {
@@ -111,7 +111,7 @@ pub fn write_safetensors(
 }
 
 /// True if the names look like an open_clip / OpenAI state dict.
-pub fn is_open_clip(tensors: &TensorMap) -> bool {
+pub(crate) fn is_open_clip(tensors: &TensorMap) -> bool {
     tensors.keys().any(|k| {
         k.starts_with("visual.")
             || k.starts_with("transformer.resblocks.")
@@ -120,7 +120,7 @@ pub fn is_open_clip(tensors: &TensorMap) -> bool {
 }
 
 /// Translates open_clip / OpenAI names to Hugging Face names (tensors transformed as needed).
-pub fn open_clip_to_hf(tensors: TensorMap) -> TensorMap {
+pub(crate) fn open_clip_to_hf(tensors: TensorMap) -> TensorMap {
     let mut out = TensorMap::new();
     for (name, t) in tensors {
         let (prefix, rest, tower) = if let Some(rest) = name.strip_prefix("visual.") {

@@ -18,7 +18,7 @@ use crate::weights::file_blake3;
 
 /// Builds zero-shot head weights [C, E] from a text tower.
 /// Texts are encoded in batches of `batch_size` rows.
-pub fn zeroshot_weights(
+pub(crate) fn zeroshot_weights(
     text: &TextTransformer,
     tokenizer: &Tokenizer,
     logit_scale: f64,

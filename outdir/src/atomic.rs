@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{OutdirError, Result};
 
 /// The temporary name of `path`: `<path>.tmp`.
-pub fn tmp_path(path: &Path) -> PathBuf {
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".tmp");
     PathBuf::from(s)

@@ -94,7 +94,7 @@ impl DirLock {
     }
 
     /// As [`DirLock::acquire`], recording `command` as the holder's command.
-    pub fn acquire_for(dir: &Path, suffix: &str, command: &str) -> Result<DirLock> {
+    pub(crate) fn acquire_for(dir: &Path, suffix: &str, command: &str) -> Result<DirLock> {
         let created_dir = !dir.exists();
         std::fs::create_dir_all(dir).map_err(|e| OutdirError::io(dir, e))?;
         let path = dir.join(format!("{LOCK_FILE}{suffix}"));

@@ -8,53 +8,53 @@ use arrow_schema::{DataType, Field, Fields};
 pub const SCHEMA_VERSION: u32 = 1;
 
 pub const ID: &str = "id";
-pub const LABEL: &str = "label";
-pub const CLASS_NAME: &str = "class_name";
-pub const SOURCE_BLAKE3: &str = "source_blake3";
-pub const ORIG_WIDTH: &str = "orig_width";
-pub const ORIG_HEIGHT: &str = "orig_height";
-pub const IMAGE: &str = "image";
-pub const IMAGE_BYTES: &str = "bytes";
-pub const IMAGE_PATH: &str = "path";
-pub const TEACHER_FEATURE: &str = "teacher_feature";
-pub const TEACHER_LOGITS: &str = "teacher_logits";
+pub(crate) const LABEL: &str = "label";
+pub(crate) const CLASS_NAME: &str = "class_name";
+pub(crate) const SOURCE_BLAKE3: &str = "source_blake3";
+pub(crate) const ORIG_WIDTH: &str = "orig_width";
+pub(crate) const ORIG_HEIGHT: &str = "orig_height";
+pub(crate) const IMAGE: &str = "image";
+pub(crate) const IMAGE_BYTES: &str = "bytes";
+pub(crate) const IMAGE_PATH: &str = "path";
+pub(crate) const TEACHER_FEATURE: &str = "teacher_feature";
+pub(crate) const TEACHER_LOGITS: &str = "teacher_logits";
 pub const CAM: &str = "cam";
 pub const VARIANTS: &str = "variants";
-pub const VARIANT: &str = "variant";
+pub(crate) const VARIANT: &str = "variant";
 pub const STRATEGY: &str = "strategy";
-pub const MASK: &str = "mask";
-pub const DONOR_IDS: &str = "donor_ids";
-pub const SEED: &str = "seed";
+pub(crate) const MASK: &str = "mask";
+pub(crate) const DONOR_IDS: &str = "donor_ids";
+pub(crate) const SEED: &str = "seed";
 /// The columns a counterfactual shard adds to an image shard's: a run without stored teacher
 /// targets reads neither (`ShardReader::read_row_group_except`).
 pub const COUNTERFACTUAL_COLUMNS: [&str; 4] = [TEACHER_FEATURE, TEACHER_LOGITS, CAM, VARIANTS];
 /// Name of list elements (Parquet's LIST convention).
-pub const ELEMENT: &str = "element";
+pub(crate) const ELEMENT: &str = "element";
 
 /// The Hugging Face Image struct: `struct<bytes: binary, path: string>`.
-pub fn image_fields() -> Fields {
+pub(crate) fn image_fields() -> Fields {
     Fields::from(vec![
         Field::new(IMAGE_BYTES, DataType::Binary, true),
         Field::new(IMAGE_PATH, DataType::Utf8, true),
     ])
 }
 
-pub fn image_type() -> DataType {
+pub(crate) fn image_type() -> DataType {
     DataType::Struct(image_fields())
 }
 
 /// `fixed_size_list<float32>[len]`.
-pub fn f32_vector(len: i32) -> DataType {
+pub(crate) fn f32_vector(len: i32) -> DataType {
     DataType::FixedSizeList(Arc::new(Field::new(ELEMENT, DataType::Float32, false)), len)
 }
 
 /// `fixed_size_list<bool>[len]`.
-pub fn bool_vector(len: i32) -> DataType {
+pub(crate) fn bool_vector(len: i32) -> DataType {
     DataType::FixedSizeList(Arc::new(Field::new(ELEMENT, DataType::Boolean, false)), len)
 }
 
 /// `list<string>`.
-pub fn string_list() -> DataType {
+pub(crate) fn string_list() -> DataType {
     DataType::List(Arc::new(Field::new(ELEMENT, DataType::Utf8, false)))
 }
 
@@ -66,12 +66,12 @@ fn column(name: &str, t: DataType) -> Field {
 }
 
 /// Whether cfkit writes (and accepts) nulls in a column.
-pub fn nulls_allowed(name: &str) -> bool {
+pub(crate) fn nulls_allowed(name: &str) -> bool {
     name == TEACHER_LOGITS
 }
 
 /// The columns every shard starts with.
-pub fn image_columns() -> Vec<Field> {
+pub(crate) fn image_columns() -> Vec<Field> {
     vec![
         column(ID, DataType::Utf8),
         column(LABEL, DataType::Int64),
@@ -84,7 +84,7 @@ pub fn image_columns() -> Vec<Field> {
 }
 
 /// Fields of one counterfactual variant.
-pub fn variant_fields(num_patches: i32, feature_dim: i32) -> Fields {
+pub(crate) fn variant_fields(num_patches: i32, feature_dim: i32) -> Fields {
     Fields::from(vec![
         Field::new(VARIANT, DataType::Int32, false),
         Field::new(STRATEGY, DataType::Utf8, false),
@@ -97,7 +97,11 @@ pub fn variant_fields(num_patches: i32, feature_dim: i32) -> Fields {
 }
 
 /// The columns a counterfactual shard adds to [`image_columns`].
-pub fn counterfactual_columns(num_patches: i32, feature_dim: i32, num_classes: i32) -> Vec<Field> {
+pub(crate) fn counterfactual_columns(
+    num_patches: i32,
+    feature_dim: i32,
+    num_classes: i32,
+) -> Vec<Field> {
     vec![
         column(TEACHER_FEATURE, f32_vector(feature_dim)),
         column(TEACHER_LOGITS, f32_vector(num_classes)),
@@ -114,7 +118,7 @@ pub fn counterfactual_columns(num_patches: i32, feature_dim: i32, num_classes: i
 }
 
 /// What each column holds, for the generated schema description.
-pub fn column_doc(name: &str) -> &'static str {
+pub(crate) fn column_doc(name: &str) -> &'static str {
     match name {
         ID => "stable sample id (relative source path, or `<generator>/<split>/<index>`)",
         LABEL => "class index into the dataset's class list (Hugging Face ClassLabel)",

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// `value` as canonical JSON: object keys sorted at every level, compact.
-pub fn canonical_json(value: &impl Serialize) -> String {
+pub(crate) fn canonical_json(value: &impl Serialize) -> String {
     fn sorted(v: Value) -> Value {
         match v {
             Value::Object(m) => {

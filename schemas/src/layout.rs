@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 /// Sub-directory holding the shards.
-pub const DATA_DIR: &str = "data";
+pub(crate) const DATA_DIR: &str = "data";
 /// File name of the manifest beside `data/`.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Suffix of a shard being written; renamed away when the shard is complete.
-pub const TMP_SUFFIX: &str = ".tmp";
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// `data/<split>-NNNNN-of-MMMMM.parquet`, relative to the output directory.
 pub fn shard_relpath(split: &str, index: usize, count: usize) -> PathBuf {
@@ -16,7 +16,7 @@ pub fn shard_relpath(split: &str, index: usize, count: usize) -> PathBuf {
 }
 
 /// Parses a shard file name into (split, index, count).
-pub fn parse_shard_name(name: &str) -> Option<(String, usize, usize)> {
+pub(crate) fn parse_shard_name(name: &str) -> Option<(String, usize, usize)> {
     let stem = name.strip_suffix(".parquet")?;
     let (rest, count) = stem.rsplit_once("-of-")?;
     let (split, index) = rest.rsplit_once('-')?;

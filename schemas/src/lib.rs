@@ -21,7 +21,7 @@ pub use cf_records::{batch_to_counterfactuals, batch_to_counterfactuals_select, 
 pub use codec::{decode_image, decode_image_sized, encode_png, RgbPixels};
 pub use error::{Result, SchemaError};
 pub use fields::SCHEMA_VERSION;
-pub use identity::{canonical_json, identity_hash};
+pub use identity::identity_hash;
 pub use manifest::{Manifest, SplitEntry};
 pub use metadata::{
     shard_schema, CounterfactualDims, CounterfactualMethod, DatasetInfo, ShardKind, TeacherInfo,

@@ -100,7 +100,7 @@ pub struct DatasetInfo {
 
 impl DatasetInfo {
     /// Plain key-value pairs: the version, the JSON, and a few flat keys for SQL users.
-    pub fn key_values(&self, schema: &Schema) -> Vec<(String, String)> {
+    pub(crate) fn key_values(&self, schema: &Schema) -> Vec<(String, String)> {
         let mut kv = vec![
             (
                 KEY_SCHEMA_VERSION.to_string(),
@@ -180,7 +180,7 @@ fn hf_feature(field: &Field, info: &DatasetInfo) -> serde_json::Value {
 }
 
 /// The `huggingface` metadata JSON: `{"info": {"features": {...}}}`.
-pub fn hf_features(info: &DatasetInfo, schema: &Schema) -> serde_json::Value {
+pub(crate) fn hf_features(info: &DatasetInfo, schema: &Schema) -> serde_json::Value {
     let features: serde_json::Map<String, serde_json::Value> = schema
         .fields()
         .iter()

@@ -15,8 +15,8 @@ use arrow_schema::{DataType, Field, SchemaRef};
 use crate::error::{Result, SchemaError};
 use crate::fields::{bool_vector, ELEMENT};
 
-pub const BG_FAMILY: &str = "bg_family";
-pub const OBJECT_MASK: &str = "object_mask";
+pub(crate) const BG_FAMILY: &str = "bg_family";
+pub(crate) const OBJECT_MASK: &str = "object_mask";
 
 /// What the generator knows about one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl SceneTruth {
 }
 
 /// The two columns, for images of side `image_size`.
-pub fn truth_columns(image_size: u32) -> Vec<Field> {
+pub(crate) fn truth_columns(image_size: u32) -> Vec<Field> {
     vec![
         Field::new(BG_FAMILY, DataType::Int32, true),
         Field::new(
@@ -64,7 +64,10 @@ pub fn truth_columns(image_size: u32) -> Vec<Field> {
 
 /// The truth columns of `rows` when `schema` has them (every row must then have its truth);
 /// nothing otherwise.
-pub fn truth_arrays(schema: &SchemaRef, rows: &[Option<&SceneTruth>]) -> Result<Vec<ArrayRef>> {
+pub(crate) fn truth_arrays(
+    schema: &SchemaRef,
+    rows: &[Option<&SceneTruth>],
+) -> Result<Vec<ArrayRef>> {
     let Ok(field) = schema.field_with_name(OBJECT_MASK) else {
         return Ok(Vec::new());
     };
@@ -102,7 +105,7 @@ pub fn truth_arrays(schema: &SchemaRef, rows: &[Option<&SceneTruth>]) -> Result<
 }
 
 /// The rows' truth when the batch has the columns (`None` when it has neither).
-pub fn read_truth(batch: &RecordBatch, path: &Path) -> Result<Option<Vec<SceneTruth>>> {
+pub(crate) fn read_truth(batch: &RecordBatch, path: &Path) -> Result<Option<Vec<SceneTruth>>> {
     let err = |column: &str, message: String| SchemaError::Column {
         path: path.into(),
         column: column.into(),

@@ -68,7 +68,7 @@ pub struct ShardWriter {
 }
 
 /// Writer properties for `schema`: see the module docs.
-pub fn writer_properties(
+pub(crate) fn writer_properties(
     schema: &SchemaRef,
     options: &WriterOptions,
     kv: Vec<KeyValue>,
@@ -187,7 +187,7 @@ impl ShardWriter {
 }
 
 /// (size, blake3 hex) of a file, streamed.
-pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+pub(crate) fn hash_file(path: &Path) -> Result<(u64, String)> {
     let mut f = File::open(path).map_err(|e| SchemaError::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// TOML config (source, teacher, counterfactuals, output); see configs/.
     #[arg(long)]
     pub config: PathBuf,
@@ -36,7 +36,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Dataset directory (manifest.json + data/).
     pub dir: PathBuf,
     /// Print JSON.
@@ -45,13 +45,13 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct MergeArgs {
+pub(crate) struct MergeArgs {
     /// The output directory the workers wrote into.
     pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// Counterfactual dataset directory (manifest.json + data/).
     pub dir: PathBuf,
     #[arg(long, default_value = "train")]
@@ -69,7 +69,7 @@ pub struct InspectArgs {
 
 /// `--pipeline`: whether the build's decode / device / encode stages overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PipelineArg {
+pub(crate) enum PipelineArg {
     /// On for CUDA, off on CPU (where the stages share the cores).
     Auto,
     On,

@@ -7,7 +7,7 @@ use clap::Args;
 use cfkit_pipeline as pipeline;
 
 #[derive(Debug, Args)]
-pub struct ShardArgs {
+pub(crate) struct ShardArgs {
     /// Rows per shard file.
     #[arg(long, default_value_t = 10_000)]
     pub rows_per_shard: usize,
@@ -21,7 +21,7 @@ pub struct ShardArgs {
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["image_folder", "manifest"])))]
-pub struct PrepareArgs {
+pub(crate) struct PrepareArgs {
     /// ImageFolder root: one sub-folder per class (sorted names give the label order).
     #[arg(long)]
     pub image_folder: Option<PathBuf>,
@@ -57,7 +57,7 @@ pub struct PrepareArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DemoDataArgs {
+pub(crate) struct DemoDataArgs {
     /// Output directory (data/ + manifest.json).
     #[arg(long)]
     pub out: PathBuf,
@@ -75,7 +75,7 @@ pub struct DemoDataArgs {
     #[arg(long)]
     pub image_folder: Option<PathBuf>,
     /// Fashion-MNIST IDX files (Debian package dataset-fashion-mnist).
-    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
+    #[arg(long, default_value = pipeline::fashionshift::DEBIAN_DIR)]
     pub fashion_mnist: PathBuf,
     #[command(flatten)]
     pub shards: ShardArgs,

@@ -2,10 +2,10 @@
 //! specs, precisions, suites, pipelining) so that a misspelt value fails at parse time with the
 //! list of what is accepted. Nothing here reads a file or the environment; `settings` does.
 
-pub mod build;
-pub mod data;
-pub mod model;
-pub mod train;
+pub(crate) mod build;
+pub(crate) mod data;
+pub(crate) mod model;
+pub(crate) mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -13,13 +13,13 @@ use clap::{Parser, Subcommand};
 /// counterfactual samples (Xiao et al., CVPR 2023).
 #[derive(Debug, Parser)]
 #[command(name = "cfkit", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Build a zero-shot classification head from a CLIP text tower: class names × prompt
     /// templates -> head weights (safetensors) with the class list and a hash in its metadata.
     ZeroshotHead(model::ZeroshotHeadArgs),

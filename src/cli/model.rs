@@ -6,7 +6,7 @@ use cfkit_models::DeviceSpec;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: DeviceSpec,
@@ -25,7 +25,7 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ZeroshotHeadArgs {
+pub(crate) struct ZeroshotHeadArgs {
     /// Model preset (tiny, vit-b-32, vit-b-16, vit-l-14) or a config.json with `text_config`.
     #[arg(long)]
     pub model: String,
@@ -60,7 +60,7 @@ pub struct ZeroshotHeadArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// Model preset (tiny, vit-b-32, vit-b-16, vit-l-14) or a config.json with `vision_config`.
     #[arg(long)]
     pub model: String,
@@ -78,7 +78,7 @@ pub struct ConvertArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ParityArgs {
+pub(crate) struct ParityArgs {
     /// Fixture directory: `<case>/config.json`, `<case>/{hf,open_clip}.safetensors` and their
     /// `expected_*.safetensors` (tests/fixtures/parity, or what tests/parity/make_fixtures.py
     /// writes).
@@ -104,7 +104,7 @@ pub struct ParityArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PresetsArgs {
+pub(crate) struct PresetsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -112,20 +112,20 @@ pub struct PresetsArgs {
 
 /// `parity --dtype`: the precision the models run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DtypeArg {
+pub(crate) enum DtypeArg {
     Fp32,
     Bf16,
 }
 
 impl DtypeArg {
-    pub fn kind(self) -> tch::Kind {
+    pub(crate) fn kind(self) -> tch::Kind {
         match self {
             DtypeArg::Fp32 => tch::Kind::Float,
             DtypeArg::Bf16 => tch::Kind::BFloat16,
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DtypeArg::Fp32 => "fp32",
             DtypeArg::Bf16 => "bf16",

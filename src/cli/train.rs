@@ -6,7 +6,7 @@ use cfkit_models::DeviceSpec;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// TOML config ([model], [data], [train], [optim], [schedule], [eval]); see configs/.
     #[arg(long)]
     pub config: PathBuf,
@@ -43,7 +43,7 @@ pub struct TrainArgs {
 
 /// Where and how `eval` and `wise-ft` score a model.
 #[derive(Debug, Args)]
-pub struct ScoringArgs {
+pub(crate) struct ScoringArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: DeviceSpec,
@@ -56,7 +56,7 @@ pub struct ScoringArgs {
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("data").required(true).args(["shards", "image_folder", "suite"])))]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// Checkpoint directory (model.safetensors, head.safetensors, checkpoint.json).
     #[arg(long)]
     pub checkpoint: PathBuf,
@@ -93,7 +93,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct WiseFtArgs {
+pub(crate) struct WiseFtArgs {
     /// The zero-shot checkpoint (e.g. assets/teacher).
     #[arg(long)]
     pub zeroshot: PathBuf,
@@ -120,7 +120,7 @@ pub struct WiseFtArgs {
 
 /// The suite options of `cfkit eval`.
 #[derive(Debug, Args)]
-pub struct SuiteArgs {
+pub(crate) struct SuiteArgs {
     /// Evaluation suite: `imagenet` = ImageNet val (ID) and -V2, -R, -Sketch, ObjectNet, -A
     /// (assets/imagenet/protocol.json), each with its protocol.
     #[arg(long, value_enum)]
@@ -148,13 +148,13 @@ pub struct SuiteArgs {
 
 /// `--suite`: an evaluation suite with its sets' protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SuiteArg {
+pub(crate) enum SuiteArg {
     /// ImageNet val (ID) and -V2, -R, -Sketch, ObjectNet, -A (assets/imagenet/protocol.json).
     Imagenet,
 }
 
 impl SuiteArg {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SuiteArg::Imagenet => "imagenet",
         }

@@ -9,7 +9,7 @@ use crate::out::outln;
 use crate::settings::{self, env::Env};
 use cfkit_pipeline as pipeline;
 
-pub fn build_counterfactuals(a: BuildArgs, env: &Env) -> Result<()> {
+pub(crate) fn build_counterfactuals(a: BuildArgs, env: &Env) -> Result<()> {
     let settings::Build { cfg, out, opts } = settings::build(&a, env)?;
     let r = pipeline::builder::build_counterfactuals(&cfg, &out, opts)?;
     outln!(
@@ -43,7 +43,7 @@ pub fn build_counterfactuals(a: BuildArgs, env: &Env) -> Result<()> {
     Ok(())
 }
 
-pub fn verify(a: VerifyArgs) -> Result<()> {
+pub(crate) fn verify(a: VerifyArgs) -> Result<()> {
     // Said first: a directory being built may have no manifest yet.
     let writers: Vec<String> = DirLock::holders(&a.dir)
         .into_iter()
@@ -79,7 +79,7 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn merge(a: MergeArgs) -> Result<()> {
+pub(crate) fn merge(a: MergeArgs) -> Result<()> {
     let r = pipeline::builder::merge::merge(&a.dir)?;
     outln!(
         "merged {} worker manifests: {} shards, {} rows{}; wrote {}",
@@ -96,7 +96,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn inspect(a: InspectArgs) -> Result<()> {
+pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
     if a.n == 0 {
         anyhow::bail!("--n must be >= 1");
     }

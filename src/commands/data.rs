@@ -36,7 +36,7 @@ fn print_reports(reports: &[pipeline::prepare::SplitReport]) -> Result<()> {
     Ok(())
 }
 
-pub fn prepare(a: PrepareArgs) -> Result<()> {
+pub(crate) fn prepare(a: PrepareArgs) -> Result<()> {
     let opts = settings::prepare(&a)?;
     let listing = match (&a.image_folder, &a.manifest) {
         (Some(dir), _) => pipeline::prepare::sources::list_image_folder(dir, a.classes.as_deref())?,
@@ -61,7 +61,7 @@ pub fn prepare(a: PrepareArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn demo_data(a: DemoDataArgs) -> Result<()> {
+pub(crate) fn demo_data(a: DemoDataArgs) -> Result<()> {
     let opts = pipeline::prepare::DemoOptions {
         output: settings::shard_output(&a.shards)?,
         fashion_mnist: a.fashion_mnist,

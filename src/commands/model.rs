@@ -12,7 +12,7 @@ use crate::settings::{self, env::Env};
 use cfkit_counterfactual::parity::{Difference, ParityCase};
 use cfkit_models as models;
 
-pub fn zeroshot_head(a: ZeroshotHeadArgs, env: &Env) -> Result<()> {
+pub(crate) fn zeroshot_head(a: ZeroshotHeadArgs, env: &Env) -> Result<()> {
     let config = models::resolve_config(&a.model)?;
     let classes = models::load_class_names(&a.classes)?;
     let templates = match &a.templates {
@@ -47,7 +47,7 @@ pub fn zeroshot_head(a: ZeroshotHeadArgs, env: &Env) -> Result<()> {
     Ok(())
 }
 
-pub fn convert(a: ConvertArgs) -> Result<()> {
+pub(crate) fn convert(a: ConvertArgs) -> Result<()> {
     let config = models::resolve_config(&a.model)?;
     let r = cfkit_trainer::convert::convert(
         &a.model,
@@ -73,7 +73,7 @@ pub fn convert(a: ConvertArgs) -> Result<()> {
 
 /// `cfkit parity`: every case of the fixture directory on the chosen device; fails naming the
 /// quantities over the tolerance.
-pub fn parity(a: ParityArgs) -> Result<()> {
+pub(crate) fn parity(a: ParityArgs) -> Result<()> {
     let device = a.device.resolve()?;
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&a.fixtures)
         .with_context(|| format!("reading the fixture directory '{}'", a.fixtures.display()))?
@@ -158,7 +158,7 @@ pub fn parity(a: ParityArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn presets(a: PresetsArgs) -> Result<()> {
+pub(crate) fn presets(a: PresetsArgs) -> Result<()> {
     let all: Vec<(String, models::ClipConfig)> = models::PRESETS
         .iter()
         .map(|n| Ok((n.to_string(), models::preset(n)?)))
@@ -197,7 +197,7 @@ pub fn presets(a: PresetsArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn doctor(a: DoctorArgs, env: &Env) -> Result<()> {
+pub(crate) fn doctor(a: DoctorArgs, env: &Env) -> Result<()> {
     if a.batch <= 0 {
         anyhow::bail!("--batch must be > 0, got {}", a.batch);
     }

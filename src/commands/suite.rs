@@ -17,7 +17,7 @@ use cfkit_trainer::eval::Scoring;
 
 /// Scores the checkpoint in `checkpoint` on the suite of `a` and writes
 /// `suite-<name>.{md,json}` into `out` (default: `--suite-out`, else the checkpoint directory).
-pub fn run(
+pub(super) fn run(
     a: &SuiteArgs,
     checkpoint: &Path,
     out: Option<&Path>,

@@ -18,7 +18,7 @@ struct PrintedConfig<'a> {
     config: &'a trainer::TrainConfig,
 }
 
-pub fn train(a: TrainArgs, env: &Env) -> Result<()> {
+pub(crate) fn train(a: TrainArgs, env: &Env) -> Result<()> {
     let cfg = trainer::TrainConfig::load_with(&a.config, &a.set)?;
     if a.print_config {
         let printed = PrintedConfig {
@@ -65,7 +65,7 @@ pub fn train(a: TrainArgs, env: &Env) -> Result<()> {
     Ok(())
 }
 
-pub fn eval(a: EvalArgs) -> Result<()> {
+pub(crate) fn eval(a: EvalArgs) -> Result<()> {
     let device = settings::scoring_device(&a.scoring)?;
     if a.suite.suite.is_some() {
         let report = suite::run(
@@ -121,7 +121,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn wise_ft(a: WiseFtArgs) -> Result<()> {
+pub(crate) fn wise_ft(a: WiseFtArgs) -> Result<()> {
     let device = settings::scoring_device(&a.scoring)?;
     let alphas = trainer::wise_ft::parse_alphas(&a.alpha)?;
     let on_suite = a.suite.suite.is_some();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// When a variable is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// By the `cfkit` binary, at start-up (this module).
     Run,
     /// By a build script, when cfkit is compiled.
@@ -18,7 +18,7 @@ pub enum Scope {
 
 /// A declared variable.
 #[derive(Debug, Clone, Copy)]
-pub struct EnvVar {
+pub(crate) struct EnvVar {
     pub name: &'static str,
     pub scope: Scope,
     /// Who reads it and what it means.
@@ -34,7 +34,7 @@ const fn var(name: &'static str, scope: Scope, meaning: &'static str) -> EnvVar 
 }
 
 /// Every variable, in the order of the README's table.
-pub const VARS: &[EnvVar] = &[
+pub(crate) const VARS: &[EnvVar] = &[
     var("WORLD_SIZE", Scope::Run, "`train`: number of data-parallel ranks (torchrun, srun); above 1 the run is data-parallel. `build-counterfactuals`: the worker count when `RANK` is set too"),
     var("RANK", Scope::Run, "`train`: this process's rank in 0..WORLD_SIZE. `build-counterfactuals`: the worker index (with `WORLD_SIZE`)"),
     var("LOCAL_RANK", Scope::Run, "`train` on CUDA with `device = \"auto\"` or `\"cuda\"`: rank r takes `cuda:LOCAL_RANK`"),
@@ -67,13 +67,13 @@ pub const VARS: &[EnvVar] = &[
 
 /// The run-time variables as this process found them.
 #[derive(Debug, Clone, Default)]
-pub struct Env {
+pub(crate) struct Env {
     values: BTreeMap<&'static str, String>,
 }
 
 impl Env {
     /// Reads every run-time variable of [`VARS`].
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Env {
             values: VARS
                 .iter()
@@ -85,21 +85,21 @@ impl Env {
 
     /// An environment given as pairs (tests).
     #[cfg(test)]
-    pub fn of(pairs: &[(&'static str, &str)]) -> Self {
+    pub(crate) fn of(pairs: &[(&'static str, &str)]) -> Self {
         Env {
             values: pairs.iter().map(|(k, v)| (*k, v.to_string())).collect(),
         }
     }
 
     /// The declared run-time variables that are set, with their values (`cfkit doctor`).
-    pub fn set_vars(&self) -> Vec<(&'static EnvVar, &str)> {
+    pub(crate) fn set_vars(&self) -> Vec<(&'static EnvVar, &str)> {
         VARS.iter()
             .filter_map(|v| self.values.get(v.name).map(|value| (v, value.as_str())))
             .collect()
     }
 
     /// The value of the declared run-time variable `name`.
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         debug_assert!(
             VARS.iter().any(|v| v.name == name && v.scope == Scope::Run),
             "{name} is not a declared run-time variable"

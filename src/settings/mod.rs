@@ -4,7 +4,7 @@
 //! index, the backend of CUDA gradients, the BPE vocabulary. The libraries get typed values
 //! (`tch::Device`, `DistConfig`, `Workers`, …) and read no environment variable.
 
-pub mod env;
+pub(crate) mod env;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +22,11 @@ use cfkit_trainer::{TrainConfig, TrainOptions};
 use env::Env;
 
 /// The output directory of a command: `--out` when given, else the config's `[output] out`.
-pub fn output_dir(flag: Option<&Path>, config: Option<&Path>, what: &str) -> Result<PathBuf> {
+pub(crate) fn output_dir(
+    flag: Option<&Path>,
+    config: Option<&Path>,
+    what: &str,
+) -> Result<PathBuf> {
     flag.or(config)
         .map(Path::to_path_buf)
         .with_context(|| format!("no {what}: pass --out or set output.out in the config"))
@@ -30,7 +34,7 @@ pub fn output_dir(flag: Option<&Path>, config: Option<&Path>, what: &str) -> Res
 
 /// How CUDA gradients of a data-parallel run are reduced (`CFKIT_DIST_BACKEND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DistBackend {
+pub(crate) enum DistBackend {
     /// NCCL where this build has it, else Gloo through host memory.
     Nccl,
     /// Gloo through host memory even where NCCL is available.
@@ -75,7 +79,7 @@ fn train_device(spec: DeviceSpec, data_parallel: bool, env: &Env) -> Result<tch:
 
 /// How `cfkit train` runs `cfg`: the run directory, this process's device and place in a
 /// data-parallel run (from the launcher's environment), and the output switches.
-pub fn train_options(a: &TrainArgs, cfg: &TrainConfig, env: &Env) -> Result<TrainOptions> {
+pub(crate) fn train_options(a: &TrainArgs, cfg: &TrainConfig, env: &Env) -> Result<TrainOptions> {
     let out = output_dir(a.out.as_deref(), cfg.output.out.as_deref(), "run directory")?;
     if !(a.dist_timeout.is_finite() && a.dist_timeout > 0.0) {
         anyhow::bail!("--dist-timeout must be a positive number of seconds");
@@ -103,7 +107,7 @@ pub fn train_options(a: &TrainArgs, cfg: &TrainConfig, env: &Env) -> Result<Trai
 }
 
 /// A counterfactual build as `cfkit build-counterfactuals` runs it.
-pub struct Build {
+pub(crate) struct Build {
     pub cfg: BuildConfig,
     pub out: PathBuf,
     pub opts: RunOptions,
@@ -111,7 +115,7 @@ pub struct Build {
 
 /// The build of `a`: its config (with `--set`), output directory, device, this process's worker
 /// (flags, else the launcher's environment) and pipelining.
-pub fn build(a: &BuildArgs, env: &Env) -> Result<Build> {
+pub(crate) fn build(a: &BuildArgs, env: &Env) -> Result<Build> {
     let cfg = BuildConfig::load_with(&a.config, &a.set)?;
     let out = output_dir(
         a.out.as_deref(),
@@ -140,7 +144,7 @@ pub fn build(a: &BuildArgs, env: &Env) -> Result<Build> {
 }
 
 /// The device `eval` and `wise-ft` score on (and a check of their batch size).
-pub fn scoring_device(a: &ScoringArgs) -> Result<tch::Device> {
+pub(crate) fn scoring_device(a: &ScoringArgs) -> Result<tch::Device> {
     if a.batch_size == 0 {
         anyhow::bail!("--batch-size must be > 0");
     }
@@ -148,7 +152,7 @@ pub fn scoring_device(a: &ScoringArgs) -> Result<tch::Device> {
 }
 
 /// Shard sizes of `prepare` and `demo-data`.
-pub fn shard_output(a: &ShardArgs) -> Result<OutputOptions> {
+pub(crate) fn shard_output(a: &ShardArgs) -> Result<OutputOptions> {
     if a.rows_per_shard == 0 || a.row_group_bytes == 0 {
         anyhow::bail!("--rows-per-shard and --row-group-bytes must be > 0");
     }
@@ -160,7 +164,7 @@ pub fn shard_output(a: &ShardArgs) -> Result<OutputOptions> {
 }
 
 /// The options of `cfkit prepare`.
-pub fn prepare(a: &PrepareArgs) -> Result<PrepareOptions> {
+pub(crate) fn prepare(a: &PrepareArgs) -> Result<PrepareOptions> {
     if !(0.0..=1.0).contains(&a.max_bad_fraction) {
         anyhow::bail!(
             "--max-bad-fraction must lie in [0, 1], got {}",
@@ -182,7 +186,7 @@ pub fn prepare(a: &PrepareArgs) -> Result<PrepareOptions> {
 
 /// The BPE merges file of `zeroshot-head`: `--vocab`, else `CFKIT_BPE_VOCAB`, else open_clip's
 /// copy in the active virtualenv or this project's `.venv`.
-pub fn vocab(flag: Option<PathBuf>, env: &Env) -> Result<PathBuf> {
+pub(crate) fn vocab(flag: Option<PathBuf>, env: &Env) -> Result<PathBuf> {
     if let Some(v) = flag.or_else(|| env.get("CFKIT_BPE_VOCAB").map(PathBuf::from)) {
         return Ok(v);
     }

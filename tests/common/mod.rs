@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the cfkit binary built for this test run.
-pub fn cfkit(args: &[&str]) -> Output {
+pub(crate) fn cfkit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cfkit"))
         .args(args)
         .output()
@@ -15,7 +15,7 @@ pub fn cfkit(args: &[&str]) -> Output {
 }
 
 /// Asserts success; returns stdout.
-pub fn ok(o: Output) -> String {
+pub(crate) fn ok(o: Output) -> String {
     assert!(
         o.status.success(),
         "cfkit failed: {}",
@@ -25,7 +25,7 @@ pub fn ok(o: Output) -> String {
 }
 
 /// Asserts failure without a panic; returns stderr.
-pub fn err(o: Output) -> String {
+pub(crate) fn err(o: Output) -> String {
     assert!(!o.status.success(), "cfkit should have failed");
     let e = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!e.contains("panicked"), "{e}");
@@ -35,7 +35,7 @@ pub fn err(o: Output) -> String {
 /// A scratch directory under the system temp dir, unique to this process and name. It is
 /// removed when dropped, unless the test is panicking (a failed assertion: then it stays, to be
 /// inspected). A test that fails by returning an error removes it like a passing one.
-pub struct TmpDir(PathBuf);
+pub(crate) struct TmpDir(PathBuf);
 
 impl std::ops::Deref for TmpDir {
     type Target = Path;
@@ -59,7 +59,7 @@ impl Drop for TmpDir {
 }
 
 /// A fresh, empty [`TmpDir`] named `cfkit-{group}-{name}-{pid}`.
-pub fn tmpdir(group: &str, name: &str) -> TmpDir {
+pub(crate) fn tmpdir(group: &str, name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("cfkit-{group}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
@@ -68,7 +68,7 @@ pub fn tmpdir(group: &str, name: &str) -> TmpDir {
 
 /// `cfkit demo-data` of `splits` at `scale` (and `extra` options) into `dir/data`; returns that
 /// directory.
-pub fn demo_data(dir: &Path, splits: &str, scale: &str, extra: &[&str]) -> PathBuf {
+pub(crate) fn demo_data(dir: &Path, splits: &str, scale: &str, extra: &[&str]) -> PathBuf {
     let data = dir.join("data");
     let mut args = vec![
         "demo-data",
@@ -86,14 +86,14 @@ pub fn demo_data(dir: &Path, splits: &str, scale: &str, extra: &[&str]) -> PathB
 }
 
 /// The project venv's python (has torch, transformers, pyarrow, duckdb, datasets).
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }
 
 /// Runs tests/convert/make_jit_archive.py into `dir`: an OpenAI-style TorchScript CLIP archive
 /// (`clip-tiny.pt`, random weights), its `config.json`, class and template files, and the
 /// reference outputs.
-pub fn make_jit_archive(dir: &Path) {
+pub(crate) fn make_jit_archive(dir: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/make_jit_archive.py");
     let o = Command::new(python())
         .arg(script)
@@ -109,11 +109,11 @@ pub fn make_jit_archive(dir: &Path) {
 }
 
 /// Rows of the train split whose image bytes `corrupt_train_rows` replaces.
-pub const BAD_ROWS: [usize; 2] = [5, 6];
+pub(crate) const BAD_ROWS: [usize; 2] = [5, 6];
 
 /// Replaces the images of `BAD_ROWS` of the train split's first shard with bytes that are not
 /// images, updating the manifest to match (decode failures, not a damaged file); returns the ids.
-pub fn corrupt_train_rows(data: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn corrupt_train_rows(data: &Path) -> anyhow::Result<Vec<String>> {
     use cfkit_schemas::{images_to_batch, Manifest, ShardReader, ShardWriter, WriterOptions};
     let mut m = Manifest::read(data)?;
     let file = m.splits["train"].shards[0].file.clone();
@@ -138,7 +138,7 @@ pub fn corrupt_train_rows(data: &Path) -> anyhow::Result<Vec<String>> {
 
 /// `python -m MODULE` of the Python tools package (tools/cfkit_tools), as the justfile runs it:
 /// the project venv's python, `tools` on PYTHONPATH, from the repository root.
-pub fn python_tool(module: &str) -> Command {
+pub(crate) fn python_tool(module: &str) -> Command {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = Command::new(python());
     c.current_dir(root)

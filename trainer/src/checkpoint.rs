@@ -27,15 +27,15 @@ use crate::run::record::RngRecord;
 use crate::run::Progress;
 use crate::student::Student;
 
-pub const MODEL_FILE: &str = "model.safetensors";
-pub const CONFIG_FILE: &str = "config.json";
-pub const HEAD_FILE: &str = "head.safetensors";
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-pub const SIDECAR_FILE: &str = "checkpoint.json";
+pub(crate) const MODEL_FILE: &str = "model.safetensors";
+pub(crate) const CONFIG_FILE: &str = "config.json";
+pub(crate) const HEAD_FILE: &str = "head.safetensors";
+pub(crate) const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub(crate) const SIDECAR_FILE: &str = "checkpoint.json";
 /// Sidecar format tag; bump when fields change meaning. Version 1 kept the position and the
 /// draw keys (or, for a derived checkpoint, its provenance) under one `rng` field; it is still
 /// read ([`CheckpointInfo::from_json`]).
-pub const FORMAT: &str = "cfkit-checkpoint/2";
+pub(crate) const FORMAT: &str = "cfkit-checkpoint/2";
 const FORMAT_V1: &str = "cfkit-checkpoint/1";
 
 /// The best validation result so far.
@@ -150,7 +150,7 @@ impl CheckpointInfo {
 impl CheckpointInfo {
     /// Reads a sidecar of this format or of version 1 (whose `rng` held `{keys, progress}` for
     /// a trained checkpoint, or the provenance of a derived one).
-    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+    pub(crate) fn from_json(text: &str) -> std::result::Result<Self, String> {
         let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if v["format"] == FORMAT_V1 {
             let o = v.as_object_mut().ok_or("not a JSON object")?;
@@ -317,16 +317,10 @@ pub fn load_student(dir: &Path, device: Device) -> Result<(Student, CheckpointIn
 }
 
 /// Restores the optimizer state of a checkpoint.
-pub fn load_optimizer(dir: &Path, optimizer: &mut Optimizer) -> Result<()> {
+pub(crate) fn load_optimizer(dir: &Path, optimizer: &mut Optimizer) -> Result<()> {
     let path = dir.join(OPTIMIZER_FILE);
     let file = read_safetensors(&path)?;
     optimizer
         .load_state(&file.tensors)
         .map_err(|m| TrainError::checkpoint(dir, format!("{OPTIMIZER_FILE}: {m}")))
-}
-
-/// True if `dir` holds weights loadable as a model (used to accept either a checkpoint directory
-/// or explicit files in configs).
-pub fn is_checkpoint_dir(dir: &Path) -> bool {
-    dir.join(SIDECAR_FILE).is_file() && dir.join(MODEL_FILE).is_file()
 }

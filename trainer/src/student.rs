@@ -115,7 +115,7 @@ impl Student {
     }
 
     /// Freezes (or unfreezes) every vision-tower variable; the head stays trainable.
-    pub fn set_backbone_trainable(&mut self, trainable: bool) {
+    pub(crate) fn set_backbone_trainable(&mut self, trainable: bool) {
         for (name, t) in self.vs.variables() {
             if VISION_PREFIXES.iter().any(|p| name.starts_with(p)) {
                 let _ = t.set_requires_grad(trainable);
@@ -124,7 +124,7 @@ impl Student {
     }
 
     /// The vision tower's variables, sorted by name (what `model.safetensors` holds).
-    pub fn vision_tensors(&self) -> Vec<(String, Tensor)> {
+    pub(crate) fn vision_tensors(&self) -> Vec<(String, Tensor)> {
         cfkit_models::weights::named_tensors(&self.vs, &VISION_PREFIXES)
     }
 }

@@ -80,7 +80,7 @@ pub struct DecodedBatch {
 
 /// Decodes the rows' images; each must be `size`×`size`. If bad images leave fewer than two
 /// good rows, those are set aside too (a batch is its own donor pool and needs two images).
-pub fn decode_batch(rows: Vec<ImageRecord>, size: usize) -> DecodedBatch {
+pub(crate) fn decode_batch(rows: Vec<ImageRecord>, size: usize) -> DecodedBatch {
     let decoded: Vec<std::result::Result<Vec<u8>, String>> = rows
         .par_iter()
         .map(|r| decode_image_sized(&r.image.bytes, size as u32).map_err(|e| e.to_string()))

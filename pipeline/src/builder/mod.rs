@@ -96,7 +96,7 @@ pub fn build_counterfactuals(
 
 /// Splits `n` rows into batches of `size`, folding a last batch of one row into the previous one
 /// (a donor pool needs two images).
-pub fn batch_bounds(n: usize, size: usize) -> Vec<(usize, usize)> {
+pub(crate) fn batch_bounds(n: usize, size: usize) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = (0..n)
         .step_by(size.max(1))
         .map(|s| (s, (s + size).min(n)))
@@ -152,7 +152,7 @@ pub struct Build<'a> {
 
 impl Build<'_> {
     /// The input shards this worker builds.
-    pub fn my_shards(&self) -> Vec<usize> {
+    pub(crate) fn my_shards(&self) -> Vec<usize> {
         (0..self.entry.shards.len())
             .filter(|&k| self.opts.workers.takes(k))
             .collect()

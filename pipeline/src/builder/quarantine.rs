@@ -14,7 +14,7 @@ fn path_of(out: &Path, shard_file: &str) -> PathBuf {
 }
 
 /// Writes (or removes, when `rejected` is empty) the quarantine file of `shard_file`.
-pub fn write(out: &Path, shard_file: &str, rejected: &[(String, String)]) -> Result<()> {
+pub(super) fn write(out: &Path, shard_file: &str, rejected: &[(String, String)]) -> Result<()> {
     let path = path_of(out, shard_file);
     if rejected.is_empty() {
         return match std::fs::remove_file(&path) {
@@ -39,7 +39,7 @@ pub fn write(out: &Path, shard_file: &str, rejected: &[(String, String)]) -> Res
 }
 
 /// Rows listed in the quarantine files of `shards`.
-pub fn count<'a>(out: &Path, shards: impl IntoIterator<Item = &'a str>) -> u64 {
+pub(super) fn count<'a>(out: &Path, shards: impl IntoIterator<Item = &'a str>) -> u64 {
     shards
         .into_iter()
         .filter_map(|f| std::fs::read_to_string(path_of(out, f)).ok())

@@ -17,7 +17,7 @@ pub struct MaskStats {
 
 /// Running (variants, sum of mask ratios, min, max) per strategy name.
 #[derive(Debug, Clone, Default)]
-pub struct StrategyStats(BTreeMap<String, (u64, f64, f64, f64)>);
+pub(super) struct StrategyStats(BTreeMap<String, (u64, f64, f64, f64)>);
 
 impl StrategyStats {
     fn add(&mut self, strategy: &str, (n, sum, min, max): (u64, f64, f64, f64)) {
@@ -31,7 +31,7 @@ impl StrategyStats {
     }
 
     /// Adds every variant of `records`.
-    pub fn add_records(&mut self, records: &[CounterfactualRecord]) {
+    pub(super) fn add_records(&mut self, records: &[CounterfactualRecord]) {
         for r in records {
             for v in &r.variants {
                 let masked = v.mask.iter().filter(|&&m| m).count();
@@ -41,14 +41,14 @@ impl StrategyStats {
         }
     }
 
-    pub fn merge(&mut self, other: StrategyStats) {
+    pub(super) fn merge(&mut self, other: StrategyStats) {
         for (k, v) in other.0 {
             self.add(&k, v);
         }
     }
 
     /// The summary per strategy.
-    pub fn summary(self) -> BTreeMap<String, MaskStats> {
+    pub(super) fn summary(self) -> BTreeMap<String, MaskStats> {
         self.0
             .into_iter()
             .map(|(k, (n, sum, min, max))| {

@@ -86,7 +86,7 @@ impl Workers {
 
     /// The completion marker of this worker (written last, when every shard of the worker is
     /// in its manifest part): `done.json`, or `done.worker-I-of-N.json`.
-    pub fn done_name(&self) -> String {
+    pub(crate) fn done_name(&self) -> String {
         if self.count == 1 {
             "done.json".into()
         } else {

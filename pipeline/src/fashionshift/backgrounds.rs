@@ -233,7 +233,13 @@ fn free_field(family: u8, rng: &mut SplitMix64, size: usize, unit: f64) -> Field
 
 /// Fills `field` (`size * size`, row-major) with the pattern of `family` drawn from `rng`.
 /// `scale` multiplies every length (1 = the reference look; other values shift the nuisance).
-pub fn pattern(family: u8, rng: &mut SplitMix64, size: usize, scale: f64, field: &mut [f32]) {
+pub(super) fn pattern(
+    family: u8,
+    rng: &mut SplitMix64,
+    size: usize,
+    scale: f64,
+    field: &mut [f32],
+) {
     assert_eq!(field.len(), size * size);
     assert!(
         usize::from(family) < NUM_FAMILIES,

@@ -6,11 +6,11 @@
 //! (`count x 28 x 28`) and `0x00000801` for the 1-d label files (`count`).
 //!
 //! Debian's package `dataset-fashion-mnist` installs the four files under
-//! [`FashionMnist::default_dir`]. Every failure is an error naming the file and what was expected;
+//! [`DEBIAN_DIR`]. Every failure is an error naming the file and what was expected;
 //! nothing here panics on bad input.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use flate2::read::GzDecoder;
 
@@ -19,11 +19,11 @@ use super::FashionShiftError;
 /// Where Debian's `dataset-fashion-mnist` installs the files.
 pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// Side of a Fashion-MNIST image in pixels (Xiao, Rasul & Vollgraf, 2017).
-pub const SIDE: usize = 28;
+pub(super) const SIDE: usize = 28;
 /// Pixels per image.
-pub const PIXELS: usize = SIDE * SIDE;
+pub(super) const PIXELS: usize = SIDE * SIDE;
 /// Number of classes.
-pub const NUM_CLASSES: usize = 10;
+pub(super) const NUM_CLASSES: usize = 10;
 /// IDX magic of an unsigned-byte 3-d array (images).
 const MAGIC_IMAGES: u32 = 0x0000_0803;
 /// IDX magic of an unsigned-byte 1-d array (labels).
@@ -43,7 +43,7 @@ pub enum Part {
 
 impl Part {
     /// The file-name prefix of this part.
-    pub fn file_prefix(self) -> &'static str {
+    pub(crate) fn file_prefix(self) -> &'static str {
         match self {
             Part::Train => "train",
             Part::Test => "t10k",
@@ -51,7 +51,7 @@ impl Part {
     }
 
     /// Number of garments in this part.
-    pub fn num_garments(self) -> usize {
+    pub(crate) fn num_garments(self) -> usize {
         match self {
             Part::Train => TRAIN_LEN,
             Part::Test => TEST_LEN,
@@ -79,11 +79,6 @@ impl std::fmt::Debug for FashionMnist {
 }
 
 impl FashionMnist {
-    /// The directory Debian's `dataset-fashion-mnist` installs to.
-    pub fn default_dir() -> PathBuf {
-        PathBuf::from(DEBIAN_DIR)
-    }
-
     /// Loads and checks the four files `{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz` in `dir`.
     pub fn load(dir: &Path) -> Result<Self, FashionShiftError> {
         let (train_images, train_labels) = load_part(dir, Part::Train)?;
@@ -155,7 +150,11 @@ fn load_part(dir: &Path, part: Part) -> Result<(Vec<u8>, Vec<u8>), FashionShiftE
 
 /// Reads a gzip IDX file of unsigned bytes, checks its magic and its dimensions against `dims`,
 /// and returns the data.
-pub fn read_idx(path: &Path, magic: u32, dims: &[usize]) -> Result<Vec<u8>, FashionShiftError> {
+pub(super) fn read_idx(
+    path: &Path,
+    magic: u32,
+    dims: &[usize],
+) -> Result<Vec<u8>, FashionShiftError> {
     let file = std::fs::File::open(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             FashionShiftError::MissingFile {
@@ -222,6 +221,7 @@ mod tests {
     use super::*;
     use flate2::{write::GzEncoder, Compression};
     use std::io::Write;
+    use std::path::PathBuf;
 
     /// A fresh scratch directory under the system temp dir (no `tempfile` crate needed),
     /// removed on drop.

@@ -12,8 +12,8 @@
 //! keyed by them (`rng.rs`), so samples can be generated in any order and in parallel.
 //!
 //! ```no_run
-//! use cfkit_pipeline::fashionshift::{generate, FashionMnist, FashionShiftConfig, Split};
-//! let fm = FashionMnist::load(&FashionMnist::default_dir())?;
+//! use cfkit_pipeline::fashionshift::{generate, FashionMnist, FashionShiftConfig, Split, DEBIAN_DIR};
+//! let fm = FashionMnist::load(std::path::Path::new(DEBIAN_DIR))?;
 //! let cfg = FashionShiftConfig::default();
 //! let s = generate(&fm, &cfg, "ood-sketch".parse::<Split>()?, 0)?;
 //! assert_eq!(s.pixels.len(), 56 * 56 * 3);
@@ -32,7 +32,7 @@ use std::path::PathBuf;
 
 pub use backgrounds::{FAMILY_NAMES, NUM_FAMILIES};
 pub use config::{FashionShiftConfig, SplitSizes};
-pub use idx::{FashionMnist, Part};
+pub use idx::{FashionMnist, Part, DEBIAN_DIR};
 pub use render::{Placement, Rendering};
 pub use splits::{family_of_class, Split, SPLITS};
 
@@ -102,7 +102,8 @@ pub struct SampleInfo {
 
 impl SampleInfo {
     /// `true` when the background is the family of the sample's own class.
-    pub fn background_matches_label(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn background_matches_label(&self) -> bool {
         self.background == family_of_class(self.label)
     }
 }
@@ -120,7 +121,7 @@ pub struct Sample {
 }
 
 /// Number of samples of the split named `split`.
-pub fn split_len(cfg: &FashionShiftConfig, split: &str) -> Result<usize, FashionShiftError> {
+pub(crate) fn split_len(cfg: &FashionShiftConfig, split: &str) -> Result<usize, FashionShiftError> {
     Ok(cfg.sizes.get(split.parse()?))
 }
 
@@ -201,7 +202,7 @@ pub(crate) mod tests {
     pub(crate) fn fmnist() -> &'static FashionMnist {
         static FM: OnceLock<FashionMnist> = OnceLock::new();
         FM.get_or_init(|| {
-            FashionMnist::load(&FashionMnist::default_dir()).unwrap_or_else(|e| panic!("{e}"))
+            FashionMnist::load(std::path::Path::new(DEBIAN_DIR)).unwrap_or_else(|e| panic!("{e}"))
         })
     }
 

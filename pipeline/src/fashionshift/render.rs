@@ -29,7 +29,7 @@ pub enum Rendering {
 
 impl Rendering {
     /// Every rendering.
-    pub const ALL: [Rendering; 5] = [
+    pub(crate) const ALL: [Rendering; 5] = [
         Rendering::Photo,
         Rendering::Sketch,
         Rendering::Silhouette,
@@ -62,7 +62,7 @@ pub struct Placement {
 
 /// Nuisance parameters of a split (ranges are `(lo, hi)`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Nuisance {
+pub(super) struct Nuisance {
     /// Garment box side as a fraction of the canvas side.
     pub size_frac: (f64, f64),
     /// HSV saturation of the background colours.
@@ -88,7 +88,7 @@ impl Default for Nuisance {
 impl Nuisance {
     /// The `ood-near` look (a re-sampled near-ID set, like ImageNet-V2): smaller garments
     /// (26-40 px), more saturated colours, textures 10 % coarser. Overlaps the ID ranges.
-    pub fn near() -> Self {
+    pub(super) fn near() -> Self {
         Self {
             size_frac: (26.0 / 56.0, 40.0 / 56.0),
             bg_saturation: (0.35, 0.8),
@@ -99,7 +99,7 @@ impl Nuisance {
 }
 
 /// HSV (all in `[0, 1]`, hue wrapping) to RGB in `[0, 1]` (the standard hexcone model).
-pub fn hsv_to_rgb(h: f64, s: f64, v: f64) -> [f64; 3] {
+pub(super) fn hsv_to_rgb(h: f64, s: f64, v: f64) -> [f64; 3] {
     let h6 = h.rem_euclid(1.0) * 6.0;
     let f = h6 - h6.floor();
     let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
@@ -114,7 +114,7 @@ pub fn hsv_to_rgb(h: f64, s: f64, v: f64) -> [f64; 3] {
 }
 
 /// Draws the placement of a garment on a `canvas`-pixel square.
-pub fn draw_placement(n: &Nuisance, canvas: u32, rng: &mut SplitMix64) -> Placement {
+pub(super) fn draw_placement(n: &Nuisance, canvas: u32, rng: &mut SplitMix64) -> Placement {
     let lo = ((n.size_frac.0 * f64::from(canvas)).round() as u32).clamp(1, canvas);
     let hi = ((n.size_frac.1 * f64::from(canvas)).round() as u32).clamp(lo, canvas);
     let size = rng.range_inclusive(lo, hi);
@@ -130,7 +130,7 @@ pub fn draw_placement(n: &Nuisance, canvas: u32, rng: &mut SplitMix64) -> Placem
 
 /// Renders a sample: returns the `canvas x canvas x 3` RGB8 pixels and the garment mask (shape
 /// alpha > 0.5). Draws, in order: brightness side, background palette and pattern, garment colour.
-pub fn render(
+pub(super) fn render(
     garment: &[u8],
     family: u8,
     rendering: Rendering,

@@ -64,7 +64,7 @@ fn components(member: &dyn Fn(usize) -> bool, eight: bool) -> Vec<Vec<usize>> {
 /// than [`MAX_FILLED_HOLE`], plus bright specks (8-connected) smaller than [`MIN_GARMENT_PART`].
 /// (4- and 8-connectivity for the two phases is the usual dual pair of digital topology.) Edges
 /// are anti-aliased later by bilinear scaling.
-pub fn garment_alpha(img: &[u8]) -> Vec<f32> {
+pub(super) fn garment_alpha(img: &[u8]) -> Vec<f32> {
     assert_eq!(img.len(), PIXELS);
     let mut is_bg = vec![false; PIXELS];
     for comp in components(&|i| img[i] < BACKGROUND_LEVEL, false) {
@@ -106,7 +106,11 @@ fn bilinear(f: &[f32], x: f64, y: f64) -> f32 {
 /// Scales a 28x28 Fashion-MNIST garment to a `box_side`-pixel square (bilinear, pixel centres
 /// aligned, optionally mirrored left-right): returns its grey levels in `[0, 1]` and its shape
 /// alpha (see [`garment_alpha`]), each `box_side * box_side`, row-major.
-pub fn scale_garment(garment: &[u8], box_side: usize, flipped: bool) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn scale_garment(
+    garment: &[u8],
+    box_side: usize,
+    flipped: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let alpha28 = garment_alpha(garment);
     let grey28: Vec<f32> = garment.iter().map(|&v| f32::from(v) / 255.0).collect();
     let b = box_side;
@@ -125,7 +129,7 @@ pub fn scale_garment(garment: &[u8], box_side: usize, flipped: bool) -> (Vec<f32
 
 /// 3x3 Sobel gradient magnitude of an `n x n` field (zero padding), divided by 4 so that a unit
 /// step edge scores 1.
-pub fn sobel(f: &[f32], n: usize) -> Vec<f32> {
+pub(super) fn sobel(f: &[f32], n: usize) -> Vec<f32> {
     let at = |x: isize, y: isize| {
         if x < 0 || y < 0 || x >= n as isize || y >= n as isize {
             0.0
@@ -151,7 +155,7 @@ pub fn sobel(f: &[f32], n: usize) -> Vec<f32> {
 
 /// Sketch line strength from edge magnitudes: outline edges (shape) count fully, interior grey
 /// edges twice (they are fainter); lines start at magnitude 0.25 and are solid from 0.5.
-pub fn sketch_line(shape_edge: f32, grey_edge: f32) -> f32 {
+pub(super) fn sketch_line(shape_edge: f32, grey_edge: f32) -> f32 {
     ((shape_edge.max(2.0 * grey_edge) - 0.25) / 0.25).clamp(0.0, 1.0)
 }
 

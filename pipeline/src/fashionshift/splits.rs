@@ -62,7 +62,7 @@ pub enum Split {
 
 impl Split {
     /// Every split, in [`SPLITS`] order.
-    pub const ALL: [Split; 9] = [
+    pub(crate) const ALL: [Split; 9] = [
         Split::Pretrain,
         Split::Train,
         Split::Val,
@@ -78,14 +78,8 @@ impl Split {
     pub fn name(self) -> &'static str {
         SPLITS[self as usize]
     }
-
-    /// `true` for the out-of-distribution evaluation sets (`ood-*`).
-    pub fn is_ood(self) -> bool {
-        self.name().starts_with("ood-")
-    }
-
     /// The Fashion-MNIST part and index range this split takes its garments from.
-    pub fn garment_pool(self) -> (Part, Range<usize>) {
+    pub(crate) fn garment_pool(self) -> (Part, Range<usize>) {
         match self {
             Split::Pretrain => (Part::Train, 0..36_000),
             Split::Train => (Part::Train, 36_000..54_000),
@@ -128,7 +122,7 @@ impl FromStr for Split {
 }
 
 /// The garment (part, index) shown by sample `index` of `split` under `seed`.
-pub fn garment(seed: u64, split: Split, index: usize) -> (Part, usize) {
+pub(super) fn garment(seed: u64, split: Split, index: usize) -> (Part, usize) {
     let (part, pool) = split.garment_pool();
     let perm = AffinePermutation::new(pool.len() as u64, hash_keys(&[seed, split.pool_key()]));
     (part, pool.start + perm.apply(index as u64) as usize)
@@ -151,7 +145,12 @@ fn other_family(avoid: u8, rng: &mut SplitMix64) -> u8 {
 }
 
 /// Draws the background family of a sample of `split` with class `label`.
-pub fn background_family(split: Split, label: u8, spurious_rate: f64, rng: &mut SplitMix64) -> u8 {
+pub(super) fn background_family(
+    split: Split,
+    label: u8,
+    spurious_rate: f64,
+    rng: &mut SplitMix64,
+) -> u8 {
     let own = family_of_class(label);
     match split {
         Split::Train | Split::Val | Split::TestId | Split::OodNear => {
@@ -169,7 +168,7 @@ pub fn background_family(split: Split, label: u8, spurious_rate: f64, rng: &mut 
 }
 
 /// Draws the rendering of a sample of `split`.
-pub fn rendering(split: Split, rng: &mut SplitMix64) -> Rendering {
+pub(super) fn rendering(split: Split, rng: &mut SplitMix64) -> Rendering {
     const OTHER: [Rendering; 3] = [
         Rendering::Silhouette,
         Rendering::Negative,
@@ -184,7 +183,7 @@ pub fn rendering(split: Split, rng: &mut SplitMix64) -> Rendering {
 }
 
 /// The nuisance parameters of `split`: `ood-near` is shifted, every other split uses the default.
-pub fn nuisance(split: Split) -> Nuisance {
+pub(super) fn nuisance(split: Split) -> Nuisance {
     match split {
         Split::OodNear => Nuisance::near(),
         _ => Nuisance::default(),

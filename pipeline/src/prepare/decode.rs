@@ -79,7 +79,7 @@ pub struct Prepared {
 /// Reads, checks, decodes and preprocesses one file.
 /// `border_crop` pixels are cut from every side before preprocessing (ObjectNet's protocol:
 /// PIL `crop((b, b, w - b, h - b))`); 0 for every other set.
-pub fn prepare_file(
+pub(crate) fn prepare_file(
     path: &Path,
     size: u32,
     max_pixels: u64,
@@ -109,7 +109,7 @@ fn crop_border(img: DynamicImage, b: u32) -> Result<DynamicImage, Reject> {
 }
 
 /// [`prepare_bytes`] with a border crop of `border_crop` pixels per side.
-pub fn prepare_bytes_cropped(
+pub(crate) fn prepare_bytes_cropped(
     bytes: &[u8],
     size: u32,
     max_pixels: u64,

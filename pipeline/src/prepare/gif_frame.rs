@@ -18,7 +18,10 @@ use crate::prepare::pil_mode::ResizeFilter;
 
 /// Decodes frame 0 of `bytes` (at most `max_alloc` bytes per frame buffer) into the image Pillow
 /// shows and the filter Pillow resizes it with.
-pub fn first_frame(bytes: &[u8], max_alloc: u64) -> Result<(DynamicImage, ResizeFilter), String> {
+pub(crate) fn first_frame(
+    bytes: &[u8],
+    max_alloc: u64,
+) -> Result<(DynamicImage, ResizeFilter), String> {
     let mut options = DecodeOptions::new();
     options.set_color_output(ColorOutput::Indexed);
     if let Some(limit) = NonZeroU64::new(max_alloc) {

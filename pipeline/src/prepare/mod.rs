@@ -32,7 +32,7 @@ use crate::prepare::sources::SourceListing;
 use crate::prepare::split_writer::{write_split, Rejected, SplitOutput};
 
 /// How the stored images are made (recorded in the shards' metadata).
-pub fn preprocessing_description(size: u32) -> String {
+pub(crate) fn preprocessing_description(size: u32) -> String {
     format!("torchvision Resize({size}, bicubic, Pillow 13) + CenterCrop({size}) + RGB; stored as uint8 PNG")
 }
 
@@ -163,7 +163,7 @@ fn prepare_identity(listing: &SourceListing, opts: &PrepareOptions) -> PrepareId
 /// The report of an earlier `prepare` of the same listing and options into `out`, if `out`
 /// holds one (same config hash; a directory of another config is an error, as in [`prepare`]).
 /// The config names the files, not their bytes: change the files, remove `out`.
-pub fn prepared_already(
+pub(crate) fn prepared_already(
     listing: &SourceListing,
     out: &Path,
     opts: &PrepareOptions,

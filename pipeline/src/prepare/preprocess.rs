@@ -77,6 +77,7 @@ impl Raw {
     }
 
     /// Back to a `DynamicImage` of the matching 8-bit colour type.
+    #[cfg(test)]
     fn into_dynamic(self) -> DynamicImage {
         let (w, h) = (self.w as u32, self.h as u32);
         // `data.len() == w * h * ch` is an invariant of every `Raw` built in this module.
@@ -113,7 +114,7 @@ impl Raw {
 /// shorter side becomes `size`, the longer `int(size * long / short)` (torchvision
 /// `_compute_resized_output_size`; `size * long` is an exact integer, the division is one correctly
 /// rounded `f64` division as in Python, then truncation). Ties (`width == height`) count as portrait.
-pub fn resized_size(width: u32, height: u32, size: u32) -> (u32, u32) {
+pub(crate) fn resized_size(width: u32, height: u32, size: u32) -> (u32, u32) {
     let (short, long) = if width <= height {
         (width, height)
     } else {
@@ -151,7 +152,8 @@ fn crop_axis(n: u32, size: u32) -> (u32, u32, u32) {
 
 /// Crop offsets `(top, left)` of torchvision `CenterCrop(size)` on a `width x height` image that is
 /// at least `size` on both sides: `int(round((h - size) / 2.0))`, likewise for the width.
-pub fn center_crop_offsets(width: u32, height: u32, size: u32) -> (u32, u32) {
+#[cfg(test)]
+pub(crate) fn center_crop_offsets(width: u32, height: u32, size: u32) -> (u32, u32) {
     (crop_axis(height, size).0, crop_axis(width, size).0)
 }
 
@@ -203,7 +205,12 @@ fn resize_window(raw: &Raw, out: (u32, u32), filter: ResizeFilter, win: [u32; 4]
 /// torchvision `Resize(size, interpolation=BICUBIC)` on a PIL image: shorter side to `size` (see
 /// [`resized_size`]) with Pillow's resampling for `filter`. The result keeps the channel layout
 /// at 8 bits (Luma8, LumaA8, Rgb8 or Rgba8; 16-bit input is scaled as documented in the module).
-pub fn resize_shorter_side(img: &DynamicImage, size: u32, filter: ResizeFilter) -> DynamicImage {
+#[cfg(test)]
+pub(crate) fn resize_shorter_side(
+    img: &DynamicImage,
+    size: u32,
+    filter: ResizeFilter,
+) -> DynamicImage {
     let raw = Raw::from_dynamic(img);
     let (ow, oh) = resized_size(img.width(), img.height(), size);
     resize_window(&raw, (ow, oh), filter, [0, 0, ow, oh]).into_dynamic()
@@ -229,14 +236,16 @@ fn paste(raw: &Raw, size: u32, x: (u32, u32, u32), y: (u32, u32, u32)) -> Raw {
 
 /// torchvision `CenterCrop(size)`: zero-pads a side shorter than `size` first (left/top get
 /// `(size - n) // 2`), then crops at [`center_crop_offsets`]. Keeps the colour type (8-bit).
-pub fn center_crop(img: &DynamicImage, size: u32) -> DynamicImage {
+#[cfg(test)]
+pub(crate) fn center_crop(img: &DynamicImage, size: u32) -> DynamicImage {
     let raw = Raw::from_dynamic(img);
     let (x, y) = (crop_axis(img.width(), size), crop_axis(img.height(), size));
     paste(&raw, size, x, y).into_dynamic()
 }
 
 /// Pillow `convert("RGB")` of an L, LA, RGB or RGBA image: grey is replicated, alpha dropped.
-pub fn to_rgb(img: &DynamicImage) -> RgbImage {
+#[cfg(test)]
+pub(crate) fn to_rgb(img: &DynamicImage) -> RgbImage {
     raw_to_rgb(Raw::from_dynamic(img))
 }
 
@@ -286,7 +295,7 @@ pub fn clip_preprocess_encoded(bytes: &[u8], size: u32) -> image::ImageResult<Rg
 
 /// [`clip_preprocess_encoded`] for an image the caller already decoded from `bytes` (with its own
 /// limits); `bytes` only supply the PIL-mode hints.
-pub fn clip_preprocess_decoded(img: &DynamicImage, bytes: &[u8], size: u32) -> RgbImage {
+pub(crate) fn clip_preprocess_decoded(img: &DynamicImage, bytes: &[u8], size: u32) -> RgbImage {
     let hints = pil_hints(bytes);
     let mut raw = Raw::from_dynamic(img);
     if hints.drop_alpha {

@@ -10,13 +10,13 @@
 
 /// Fixed-point fraction bits of the 8-bit coefficients (Pillow Resample.c: `PRECISION_BITS (32 - 8 - 2)`:
 /// 8 bits for the result, 2 extra bits for negative lobes / sums above 1.0, in a 32-bit int).
-pub const PRECISION_BITS: u32 = 32 - 8 - 2;
+pub(crate) const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// Support radius of the bicubic filter before scaling (Pillow Resample.c: `BICUBIC = {bicubic_filter, 2.0}`).
-pub const BICUBIC_SUPPORT: f64 = 2.0;
+pub(crate) const BICUBIC_SUPPORT: f64 = 2.0;
 
 /// Bicubic convolution parameter `a` (Pillow Resample.c: `#define a -0.5` in `bicubic_filter`).
-pub const BICUBIC_A: f64 = -0.5;
+pub(crate) const BICUBIC_A: f64 = -0.5;
 
 /// Pillow's `bicubic_filter(x)` (Keys cubic convolution kernel with `a = -0.5`).
 fn bicubic_filter(x: f64) -> f64 {
@@ -86,25 +86,11 @@ fn precompute_coeffs(in_size: usize, out_size: usize, first: usize, count: usize
     }
     Coeffs { ksize, bounds, k }
 }
-
-/// Antialiased bicubic resize exactly as Pillow's `ImagingResample` (8 bits per channel):
-/// `src` `[h, w, ch]` -> `[out_h, out_w, ch]`. See [`resize_bicubic_window`].
-pub fn resize_bicubic(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    ch: usize,
-    out_w: usize,
-    out_h: usize,
-) -> Vec<u8> {
-    resize_bicubic_window(src, w, h, ch, out_w, out_h, [0, 0, out_w, out_h])
-}
-
 /// Whether Pillow runs the vertical pass first (Pillow 13, `ImagingResampleInner`, since
 /// python-pillow/Pillow#9549: when the height shrinks by more than twice as many pixels as the
 /// width, `in_h >= out_h && in_h - out_h > 2 * (in_w - out_w)`). Pillow <= 12 always went
 /// horizontal first. Matters because the intermediate image is rounded to `u8`.
-pub fn vertical_first(w: usize, h: usize, out_w: usize, out_h: usize) -> bool {
+pub(crate) fn vertical_first(w: usize, h: usize, out_w: usize, out_h: usize) -> bool {
     let d = |a: usize, b: usize| a as i64 - b as i64;
     h >= out_h && d(h, out_h) > 2 * d(w, out_w)
 }
@@ -181,7 +167,7 @@ fn vertical(
 /// the order given by [`vertical_first`]; a pass whose size is unchanged is skipped. Accumulators
 /// start at `1 << (PRECISION_BITS - 1)` (round half up). Sums are `i64` (Pillow: `int`, which
 /// cannot overflow for 8-bit input), so no input can panic. Empty sizes give zero pixels.
-pub fn resize_bicubic_window(
+pub(crate) fn resize_bicubic_window(
     src: &[u8],
     w: usize,
     h: usize,
@@ -240,7 +226,7 @@ fn horizontal_copy(
 /// `[win_h, win_w, ch]`. The source position starts at `scale / 2` and advances by repeated `f64`
 /// addition of `scale` (as in Pillow, not `scale * (i + 0.5)`), then truncates; positions outside
 /// the source give 0 (Pillow's `fill`).
-pub fn resize_nearest_window(
+pub(crate) fn resize_nearest_window(
     src: &[u8],
     w: usize,
     h: usize,
@@ -294,7 +280,7 @@ fn muldiv255(a: u8, b: u8) -> u8 {
 
 /// Premultiply colour by alpha in place, as Pillow's `RGBA -> RGBa` / `LA -> La` conversion
 /// (Convert.c `rgbA2rgba`, `lA2la`). The last channel is alpha; `ch` is 2 or 4.
-pub fn premultiply_alpha(buf: &mut [u8], ch: usize) {
+pub(crate) fn premultiply_alpha(buf: &mut [u8], ch: usize) {
     for px in buf.chunks_exact_mut(ch) {
         let (colour, alpha) = px.split_at_mut(ch - 1);
         for c in colour {
@@ -306,7 +292,7 @@ pub fn premultiply_alpha(buf: &mut [u8], ch: usize) {
 /// Undo [`premultiply_alpha`] in place, as Pillow's `RGBa -> RGBA` / `La -> LA` conversion
 /// (Convert.c `rgba2rgbA`, `la2lA`): alpha 0 or 255 leaves colour as is, otherwise
 /// `min(255, 255 * c / alpha)` with integer division.
-pub fn unpremultiply_alpha(buf: &mut [u8], ch: usize) {
+pub(crate) fn unpremultiply_alpha(buf: &mut [u8], ch: usize) {
     for px in buf.chunks_exact_mut(ch) {
         let (colour, alpha) = px.split_at_mut(ch - 1);
         let a = u32::from(alpha[0]);

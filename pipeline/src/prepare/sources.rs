@@ -42,7 +42,7 @@ pub struct SourceListing {
 }
 
 /// Reads a class-list file (one name per line, blank lines and `#` comments skipped, no duplicates).
-pub fn read_class_list(path: &Path) -> Result<Vec<String>> {
+pub(crate) fn read_class_list(path: &Path) -> Result<Vec<String>> {
     cfkit_models::load_class_names(path).map_err(|e| PipelineError::Input(e.to_string()))
 }
 

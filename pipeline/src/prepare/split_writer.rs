@@ -33,7 +33,7 @@ pub struct Rejected {
 
 /// What writing a split produced.
 #[derive(Debug, Clone)]
-pub struct SplitOutput {
+pub(crate) struct SplitOutput {
     pub shards: Vec<ShardSummary>,
     pub rows: u64,
     pub rejected: Vec<Rejected>,
@@ -60,7 +60,7 @@ pub fn progress_bar(len: u64, label: &str, quiet: bool) -> ProgressBar {
 }
 
 /// Produces `n` items with `produce` and writes them under `out/data/<split>-…`.
-pub fn write_split<F>(
+pub(crate) fn write_split<F>(
     out: &Path,
     info: &DatasetInfo,
     n: usize,

@@ -44,7 +44,7 @@ pub struct PreparedSet {
 
 /// The sets `opts` asks for, in the paper's order; an unknown name is an error naming the
 /// known ones.
-pub fn selected_sets(opts: &SuiteOptions) -> Result<Vec<String>> {
+pub(crate) fn selected_sets(opts: &SuiteOptions) -> Result<Vec<String>> {
     for s in opts.sets.iter().chain(opts.set_dirs.keys()) {
         if !SET_ORDER.contains(&s.as_str()) {
             return Err(PipelineError::Input(format!(

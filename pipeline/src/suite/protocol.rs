@@ -178,7 +178,7 @@ impl ImagenetProtocol {
     }
 
     /// The wnids a set's folders may hold: its class subset, else all 1000.
-    pub fn set_wnids(&self, set: &SetProtocol) -> &[String] {
+    pub(crate) fn set_wnids(&self, set: &SetProtocol) -> &[String] {
         match &set.class_subset {
             Some(s) if s.file.ends_with(".txt") => self
                 .subsets

@@ -37,7 +37,7 @@ impl Method {
     }
 
     /// Whether the method distils from a teacher (needs `[distill]`).
-    pub fn distills(self) -> bool {
+    pub(crate) fn distills(self) -> bool {
         matches!(self, Method::FtKd | Method::FtFd)
     }
 }

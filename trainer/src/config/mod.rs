@@ -184,7 +184,7 @@ impl TrainConfig {
     }
 
     /// The distillation teacher's checkpoint directory (online mode and KD).
-    pub fn teacher_dir(&self) -> Option<&Path> {
+    pub(crate) fn teacher_dir(&self) -> Option<&Path> {
         self.distill
             .as_ref()
             .and_then(|d| d.teacher.as_deref())
@@ -192,11 +192,11 @@ impl TrainConfig {
     }
 
     /// Epochs of the whole run (LP-FT: probe epochs + FT epochs).
-    pub fn total_epochs(&self) -> usize {
+    pub(crate) fn total_epochs(&self) -> usize {
         self.train.epochs + self.lp_ft.as_ref().map(|l| l.lp_epochs).unwrap_or(0)
     }
 
-    pub fn micro_batch(&self) -> usize {
+    pub(crate) fn micro_batch(&self) -> usize {
         self.train.micro_batch_size.unwrap_or(self.train.batch_size)
     }
 
@@ -212,7 +212,7 @@ impl TrainConfig {
     }
 
     /// The resolved evaluation sets: (name, shards dir, split, ood, restrict, label_map).
-    pub fn eval_sets(&self) -> Vec<ResolvedEvalSet> {
+    pub(crate) fn eval_sets(&self) -> Vec<ResolvedEvalSet> {
         self.eval
             .sets
             .iter()

@@ -17,27 +17,30 @@ use crate::error::{Result, TrainError};
 /// `c10::DeviceType::CUDA`.
 const DEVICE_CUDA: i8 = 1;
 /// `c10::ScalarType::Half`.
-pub const SCALAR_HALF: i8 = 5;
+#[cfg(test)]
+const SCALAR_HALF: i8 = 5;
 /// `c10::ScalarType::BFloat16`.
-pub const SCALAR_BFLOAT16: i8 = 15;
+pub(crate) const SCALAR_BFLOAT16: i8 = 15;
 
 extern "C" {
     #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
     fn at_autocast_set_dtype(device: i8, dtype: i8);
+    #[cfg(test)]
     #[link_name = "_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE"]
     fn at_autocast_get_dtype(device: i8) -> i8;
 }
 
 /// Sets the dtype CUDA autocast casts to (a `c10::ScalarType` code).
 #[allow(unsafe_code)] // the workspace denies it; this FFI call is the one exception
-pub fn set_cuda_autocast_dtype(dtype: i8) {
+pub(crate) fn set_cuda_autocast_dtype(dtype: i8) {
     // SAFETY: plain setter of a global in libtorch, valid for any ScalarType code we pass.
     unsafe { at_autocast_set_dtype(DEVICE_CUDA, dtype) }
 }
 
 /// The dtype CUDA autocast casts to (a `c10::ScalarType` code).
 #[allow(unsafe_code)] // the workspace denies it; this FFI call is the one exception
-pub fn cuda_autocast_dtype() -> i8 {
+#[cfg(test)]
+pub(crate) fn cuda_autocast_dtype() -> i8 {
     // SAFETY: plain getter of a global in libtorch.
     unsafe { at_autocast_get_dtype(DEVICE_CUDA) }
 }

@@ -171,7 +171,7 @@ impl SplitSource {
     }
 
     /// Counterfactual datasets: blake3 of the teacher head they were built with.
-    pub fn teacher_head_blake3(&self) -> Option<String> {
+    pub(crate) fn teacher_head_blake3(&self) -> Option<String> {
         self.teacher.as_ref().map(|t| t.head_blake3.clone())
     }
 

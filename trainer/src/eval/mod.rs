@@ -73,7 +73,7 @@ pub struct EvalReport {
 
 /// Whether a set named `name` counts as OOD and whether it is reported apart, unless configured:
 /// OOD when the name starts with `ood`, apart when it ends with `-near` (module docs).
-pub fn default_role(name: &str) -> (bool, bool) {
+pub(crate) fn default_role(name: &str) -> (bool, bool) {
     (name.starts_with("ood"), name.ends_with("-near"))
 }
 
@@ -189,7 +189,7 @@ impl Scoring {
     }
 
     /// Whether each row's prediction counts as correct.
-    pub fn correct_rows(&self, logits: &Tensor, labels: &[i64]) -> Result<Vec<bool>> {
+    pub(crate) fn correct_rows(&self, logits: &Tensor, labels: &[i64]) -> Result<Vec<bool>> {
         let pred: Vec<i64> = match &self.allowed {
             None => Vec::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?,
             Some(allowed) => {
@@ -208,13 +208,13 @@ impl Scoring {
 }
 
 /// Tallies what the rows of a set carry beyond their labels, batch by batch, as they are scored.
-pub trait Breakdown {
+pub(crate) trait Breakdown {
     /// `labels` and whether each row's prediction was `correct`, for the rows of `batch`.
     fn observe(&mut self, batch: &Batch, labels: &[i64], correct: &[bool]);
 }
 
 /// A breakdown that tallies nothing.
-pub struct NoBreakdown;
+pub(crate) struct NoBreakdown;
 
 impl Breakdown for NoBreakdown {
     fn observe(&mut self, _: &Batch, _: &[i64], _: &[bool]) {}
@@ -238,7 +238,7 @@ impl<'a> Evaluator<'a> {
 
     /// Scores `rows` of `source` (every row, in stored order, for `None`) under `scoring`,
     /// handing each batch to `breakdown`.
-    pub fn score_with(
+    pub(crate) fn score_with(
         &self,
         source: Arc<SplitSource>,
         rows: Option<Vec<RowRef>>,
@@ -372,7 +372,7 @@ pub fn all_rows(source: &SplitSource) -> Vec<RowRef> {
 
 /// The report as one row of the paper's table: a column per set in report order (top-1 in
 /// percent), then the OOD mean.
-pub fn paper_table(label: &str, report: &EvalReport) -> String {
+pub(crate) fn paper_table(label: &str, report: &EvalReport) -> String {
     let mut head = String::from("| model |");
     let mut rule = String::from("|---|");
     let mut row = format!("| {label} |");

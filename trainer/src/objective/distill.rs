@@ -28,7 +28,7 @@ enum Term {
 }
 
 /// A distillation objective, set up.
-pub struct Distillation {
+pub(crate) struct Distillation {
     method: Method,
     pub(super) cfg: DistillConfig,
     term: Term,
@@ -187,7 +187,6 @@ impl Distillation {
         };
         let loss = &ce + &distill * self.cfg.weight;
         Ok(StepLoss {
-            ce: ce.double_value(&[]),
             distill: Some(distill.to_kind(Kind::Double).double_value(&[])),
             loss,
             logits,

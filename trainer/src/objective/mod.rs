@@ -23,7 +23,7 @@ use distill::Distillation;
 use losses::cross_entropy;
 
 /// A method's loss, with everything it needs loaded and checked.
-pub enum Objective {
+pub(crate) enum Objective {
     /// `ft`, `lp`, `lp-ft`: cross-entropy on the clean images.
     CrossEntropy { method: Method },
     /// `ft-kd`, `ft-fd`: cross-entropy plus the weighted distillation term.
@@ -31,11 +31,9 @@ pub enum Objective {
 }
 
 /// The loss of one micro-batch.
-pub struct StepLoss {
+pub(crate) struct StepLoss {
     /// Total loss (scalar, with graph).
     pub loss: Tensor,
-    /// Cross-entropy on the clean images.
-    pub ce: f64,
     /// The distillation term before weighting.
     pub distill: Option<f64>,
     /// Student logits of the clean images [N, C] (for training accuracy).
@@ -48,7 +46,7 @@ pub struct StepLoss {
 impl Objective {
     /// The objective of `cfg`'s method for data-parallel rank `rank` (0 for a single process),
     /// checked against the training data, with its teacher loaded when it needs one.
-    pub fn new(
+    pub(crate) fn new(
         cfg: &TrainConfig,
         source: &SplitSource,
         device: Device,
@@ -64,12 +62,12 @@ impl Objective {
     }
 
     /// Whether the objective has a distillation term.
-    pub fn distills(&self) -> bool {
+    pub(crate) fn distills(&self) -> bool {
         matches!(self, Objective::Distillation(_))
     }
 
     /// What the loader must put into each batch of `epoch`.
-    pub fn extras(&self, epoch: usize) -> BatchExtras {
+    pub(crate) fn extras(&self, epoch: usize) -> BatchExtras {
         match self {
             Objective::CrossEntropy { .. } => BatchExtras::default(),
             Objective::Distillation(d) => d.extras(epoch),
@@ -77,7 +75,7 @@ impl Objective {
     }
 
     /// What `run.json` records of the objective.
-    pub fn record(&self) -> ObjectiveRecord {
+    pub(crate) fn record(&self) -> ObjectiveRecord {
         match self {
             Objective::CrossEntropy { method } => ObjectiveRecord {
                 method: *method,
@@ -88,13 +86,12 @@ impl Objective {
     }
 
     /// The loss of one (non-empty) micro-batch of `epoch`.
-    pub fn step(&self, student: &Student, batch: &Batch, epoch: usize) -> Result<StepLoss> {
+    pub(crate) fn step(&self, student: &Student, batch: &Batch, epoch: usize) -> Result<StepLoss> {
         match self {
             Objective::CrossEntropy { .. } => {
                 let logits = student.logits(&batch.images)?;
                 let loss = cross_entropy(&logits, &batch.labels);
                 Ok(StepLoss {
-                    ce: loss.double_value(&[]),
                     loss,
                     distill: None,
                     logits,

@@ -23,13 +23,13 @@ use crate::student::Student;
 
 /// The seed of the draw at (run seed, epoch, batch index): every step draws afresh, as the
 /// reference does, and a resumed run draws what an uninterrupted one would.
-pub fn step_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+pub(crate) fn step_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
     hash_keys(&[seed, epoch as u64, batch as u64])
 }
 
 /// The seed of data-parallel rank `rank`'s draw of a step whose seed is `step_seed`: rank 0
 /// draws what a single process would, the others their own.
-pub fn rank_seed(step_seed: u64, rank: usize) -> u64 {
+pub(crate) fn rank_seed(step_seed: u64, rank: usize) -> u64 {
     match rank {
         0 => step_seed,
         r => hash_keys(&[step_seed, r as u64]),
@@ -39,7 +39,7 @@ pub fn rank_seed(step_seed: u64, rank: usize) -> u64 {
 /// Seconds of one online step spent on the student's CAM (including the clean pass it shares
 /// with the loss) and on the frozen teacher.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Times {
+pub(crate) struct Times {
     pub cam: f64,
     pub teacher: f64,
 }

@@ -122,12 +122,6 @@ impl Optimizer {
     pub fn parameters(&self) -> Vec<Tensor> {
         self.params.iter().map(|(_, p)| p.shallow_clone()).collect()
     }
-
-    /// Number of parameter tensors this optimizer updates.
-    pub fn num_params(&self) -> usize {
-        self.params.len()
-    }
-
     /// Clips the accumulated gradients (torch's `clip_grad_norm_`: one global L2 norm, factor
     /// `max / (norm + 1e-6)` capped at 1), sets lr and β1 for `step` and updates every parameter
     /// that has a gradient. Past the schedule's end the last lr and β1 stay in place.
@@ -193,7 +187,7 @@ impl Optimizer {
 
     /// The state as named tensors: `exp_avg.<param>`, `exp_avg_sq.<param>`, and the step counts
     /// as one int64 tensor `steps` in parameter order.
-    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+    pub(crate) fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len() + 1);
         for (i, (name, _)) in self.params.iter().enumerate() {
             out.push((format!("exp_avg.{name}"), self.exp_avg[i].shallow_clone()));
@@ -208,7 +202,7 @@ impl Optimizer {
     }
 
     /// Restores the state written by [`Optimizer::state_tensors`]; names and shapes must match.
-    pub fn load_state(
+    pub(crate) fn load_state(
         &mut self,
         tensors: &std::collections::BTreeMap<String, Tensor>,
     ) -> Result<(), String> {

@@ -21,7 +21,7 @@ use crate::student::Student;
 const BUCKET_BYTES: usize = 25 << 20;
 
 /// This process's place in a data-parallel run.
-pub struct Ddp {
+pub(super) struct Ddp {
     pg: ProcessGroup,
 }
 
@@ -34,7 +34,7 @@ impl Ddp {
     /// with the other ranks (with NCCL for CUDA gradients when `dist.nccl`) and the check that
     /// they all run the config of hash `config_hash`. The device is the caller's (a rank's own
     /// GPU on CUDA).
-    pub fn start(dist: Option<&DistConfig>, config_hash: &str) -> Result<Option<Self>> {
+    pub(super) fn start(dist: Option<&DistConfig>, config_hash: &str) -> Result<Option<Self>> {
         let Some(cfg) = dist else {
             return Ok(None);
         };
@@ -47,7 +47,7 @@ impl Ddp {
 
     /// Once every rank holds its model and position: rank 0's weights on every rank, and the
     /// same position everywhere (a rank that read another checkpoint fails here).
-    pub fn start_together(&self, student: &Student, progress: &Progress) -> Result<()> {
+    pub(super) fn start_together(&self, student: &Student, progress: &Progress) -> Result<()> {
         let mut vars: Vec<_> = student.vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         self.broadcast_from_rank0(&vars.into_iter().map(|(_, t)| t).collect::<Vec<_>>())?;
@@ -58,21 +58,21 @@ impl Ddp {
         )
     }
 
-    pub fn rank(&self) -> usize {
+    pub(super) fn rank(&self) -> usize {
         self.pg.rank
     }
 
-    pub fn world(&self) -> usize {
+    pub(super) fn world(&self) -> usize {
         self.pg.world
     }
 
     /// Fails on every rank unless all hold the same `value`.
-    pub fn agree(&self, what: &str, value: &str) -> Result<()> {
+    pub(super) fn agree(&self, what: &str, value: &str) -> Result<()> {
         self.pg.agree(what, value).map_err(dist_err)
     }
 
     /// Rank 0's `flag`, on every rank.
-    pub fn rank0_flag(&self, flag: bool) -> Result<bool> {
+    pub(super) fn rank0_flag(&self, flag: bool) -> Result<bool> {
         let mut t = Tensor::from_slice(&[i64::from(flag)]);
         self.pg.broadcast(&mut t, 0).map_err(dist_err)?;
         Ok(t.int64_value(&[0]) != 0)
@@ -80,7 +80,7 @@ impl Ddp {
 
     /// Replaces every tensor of `tensors` by rank 0's (the weights at the start, so that every
     /// rank begins from the same point however its copy was made).
-    pub fn broadcast_from_rank0(&self, tensors: &[Tensor]) -> Result<()> {
+    pub(super) fn broadcast_from_rank0(&self, tensors: &[Tensor]) -> Result<()> {
         let _g = tch::no_grad_guard();
         for t in tensors {
             let mut cpu = t.to_device(Device::Cpu).contiguous();
@@ -92,7 +92,7 @@ impl Ddp {
 
     /// Averages the gradients of `params` over the ranks (bucketed). A parameter without a
     /// gradient yet (a rank whose every row so far was skipped) takes part with zeros.
-    pub fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
+    pub(super) fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
         let missing: Vec<&Tensor> = params.iter().filter(|p| !p.grad().defined()).collect();
         if !missing.is_empty() {
             let zero = missing
@@ -109,7 +109,7 @@ impl Ddp {
     }
 
     /// The step's sums over every rank.
-    pub fn sum_step(&self, s: StepSums) -> Result<StepSums> {
+    pub(super) fn sum_step(&self, s: StepSums) -> Result<StepSums> {
         let mut t = Tensor::from_slice(&s.to_array());
         self.pg.all_reduce_sum(&mut t).map_err(dist_err)?;
         let v: Vec<f64> = Vec::<f64>::try_from(&t)?;
@@ -117,7 +117,7 @@ impl Ddp {
     }
 
     /// Validation counts (rows, correct) over every rank.
-    pub fn sum_counts(&self, n: usize, correct: usize) -> Result<(usize, usize)> {
+    pub(super) fn sum_counts(&self, n: usize, correct: usize) -> Result<(usize, usize)> {
         let mut t = Tensor::from_slice(&[n as i64, correct as i64]);
         self.pg.all_reduce_sum(&mut t).map_err(dist_err)?;
         Ok((t.int64_value(&[0]) as usize, t.int64_value(&[1]) as usize))
@@ -125,7 +125,7 @@ impl Ddp {
 
     /// Every rank's skipped rows (rank order), so rank 0 can log them all. Skipped rows are
     /// rare, so the common case costs one all-reduce of the message lengths.
-    pub fn gather_skipped(&self, mine: Vec<Skipped>) -> Result<Vec<Skipped>> {
+    pub(super) fn gather_skipped(&self, mine: Vec<Skipped>) -> Result<Vec<Skipped>> {
         let bytes = if mine.is_empty() {
             Vec::new()
         } else {
@@ -150,7 +150,7 @@ impl Ddp {
     }
 
     /// What `run.json` records of the ranks.
-    pub fn record(
+    pub(super) fn record(
         &self,
         plan: &super::StepPlan,
         device: Device,

@@ -7,12 +7,12 @@ use super::record::RunRecord;
 use crate::error::{Result, TrainError};
 
 pub const RUN_FILE: &str = "run.json";
-pub const METRICS_FILE: &str = "metrics.jsonl";
-pub const QUARANTINE_FILE: &str = "quarantine.jsonl";
-pub const REPORT_JSON: &str = "report.json";
-pub const REPORT_MD: &str = "report.md";
-pub const LAST_DIR: &str = "checkpoints/last";
-pub const BEST_DIR: &str = "checkpoints/best";
+pub(crate) const METRICS_FILE: &str = "metrics.jsonl";
+pub(crate) const QUARANTINE_FILE: &str = "quarantine.jsonl";
+pub(crate) const REPORT_JSON: &str = "report.json";
+pub(crate) const REPORT_MD: &str = "report.md";
+pub(crate) const LAST_DIR: &str = "checkpoints/last";
+pub(crate) const BEST_DIR: &str = "checkpoints/best";
 
 /// What the directory holds before the run starts.
 #[derive(Debug, Clone, PartialEq)]

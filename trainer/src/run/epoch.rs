@@ -27,7 +27,7 @@ struct Window {
 
 impl TrainingRun<'_> {
     /// Trains the rest of the current epoch (from `next_batch` when resumed mid-epoch).
-    pub fn train_epoch(&mut self) -> Result<()> {
+    pub(crate) fn train_epoch(&mut self) -> Result<()> {
         let epoch = self.progress.epoch;
         let cfg = self.cfg;
         self.console
@@ -209,7 +209,7 @@ impl TrainingRun<'_> {
 
     /// The epoch's end: validation and the best checkpoint, the epoch's metrics line, LP-FT's
     /// switch from probing to fine-tuning, and the resumable checkpoint of the next epoch.
-    pub fn end_epoch(&mut self) -> Result<()> {
+    pub(crate) fn end_epoch(&mut self) -> Result<()> {
         let epoch = self.progress.epoch;
         let val_top1 = self.validate()?;
         if let Some(v) = val_top1 {

@@ -12,7 +12,7 @@ use crate::error::{Result, TrainError};
 use crate::student::Student;
 
 /// Where the run's initial weights come from, with the files' hashes (`run.json`'s `init`).
-pub fn init_record(cfg: &TrainConfig) -> Result<InitRecord> {
+pub(crate) fn init_record(cfg: &TrainConfig) -> Result<InitRecord> {
     let hash = |p: &Path| cfkit_models::weights::file_blake3(p).map_err(TrainError::from);
     Ok(match &cfg.model {
         ModelSource::Checkpoint(dir) => InitRecord::Checkpoint {
@@ -36,7 +36,11 @@ pub fn init_record(cfg: &TrainConfig) -> Result<InitRecord> {
     })
 }
 
-pub fn init_student(cfg: &TrainConfig, classes: &[String], device: Device) -> Result<Student> {
+pub(crate) fn init_student(
+    cfg: &TrainConfig,
+    classes: &[String],
+    device: Device,
+) -> Result<Student> {
     match &cfg.model {
         ModelSource::Checkpoint(dir) => Ok(checkpoint::load_student(dir, device)?.0),
         ModelSource::Files {

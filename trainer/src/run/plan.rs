@@ -100,7 +100,7 @@ impl StepPlan {
 
     /// The rows of an epoch's `order` that `rank` trains on, in its order: its slice of every
     /// step (rows `[r·b, (r+1)·b)` of each step's `batch_size`, with `b = batch_size / world`).
-    pub fn rank_order(&self, order: &[RowRef], rank: usize) -> Vec<RowRef> {
+    pub(crate) fn rank_order(&self, order: &[RowRef], rank: usize) -> Vec<RowRef> {
         if self.world == 1 {
             return order[..self.epoch_rows.min(order.len())].to_vec();
         }
@@ -114,18 +114,18 @@ impl StepPlan {
 
     /// Converts a resume point (micro-batches of an epoch done, at a step boundary) saved by a
     /// run with `accum` micro-batches per step to this plan's micro-batches.
-    pub fn resume_batch(&self, next_batch: usize, saved_accum: usize) -> usize {
+    pub(crate) fn resume_batch(&self, next_batch: usize, saved_accum: usize) -> usize {
         next_batch / saved_accum.max(1) * self.accum
     }
 
     /// Whether `epoch` trains the head only (LP, and the probe phase of LP-FT).
-    pub fn probing(&self, epoch: usize) -> bool {
+    pub(crate) fn probing(&self, epoch: usize) -> bool {
         self.method == Method::Lp || epoch < self.lp_epochs
     }
 
     /// The schedule of global step `step` and the step's index in it (LP-FT: the probe's
     /// schedule first, then `[schedule]` from 0).
-    pub fn schedule_at(&self, step: usize) -> (&AnySchedule, usize) {
+    pub(crate) fn schedule_at(&self, step: usize) -> (&AnySchedule, usize) {
         let lp_steps = self.steps_per_epoch * self.lp_epochs;
         match &self.lp_schedule {
             Some(lp) if step < lp_steps => (lp, step),
@@ -136,14 +136,14 @@ impl StepPlan {
     /// This rank's rows of the optimizer step that micro-batch `micro_batch` belongs to (the
     /// last step of an epoch may be short): each micro-batch's loss is scaled by its share of
     /// them (and the ranks' gradients are averaged).
-    pub fn step_rows(&self, micro_batch: usize) -> usize {
+    pub(crate) fn step_rows(&self, micro_batch: usize) -> usize {
         let step_in_epoch = micro_batch / self.accum;
         self.rank_rows
             .min(self.epoch_rows / self.world - step_in_epoch * self.rank_rows)
     }
 
     /// Whether micro-batch `micro_batch` completes an optimizer step.
-    pub fn completes_step(&self, micro_batch: usize) -> bool {
+    pub(crate) fn completes_step(&self, micro_batch: usize) -> bool {
         (micro_batch + 1).is_multiple_of(self.accum) || micro_batch + 1 == self.micro_per_epoch
     }
 }

@@ -33,7 +33,7 @@ pub struct StepSums {
 
 impl StepSums {
     /// Adds one micro-batch of `rows` rows: its mean loss, distillation term and correct count.
-    pub fn add_batch(&mut self, rows: usize, loss: f64, distill: Option<f64>, correct: u64) {
+    pub(crate) fn add_batch(&mut self, rows: usize, loss: f64, distill: Option<f64>, correct: u64) {
         let n = rows as f64;
         self.loss_sum += loss * n;
         self.distill_sum += distill.unwrap_or(0.0) * n;
@@ -42,7 +42,7 @@ impl StepSums {
     }
 
     /// As four numbers (for an all-reduce), and back.
-    pub fn to_array(self) -> [f64; 4] {
+    pub(crate) fn to_array(self) -> [f64; 4] {
         [
             self.rows as f64,
             self.loss_sum,
@@ -51,7 +51,7 @@ impl StepSums {
         ]
     }
 
-    pub fn from_array(a: [f64; 4]) -> Self {
+    pub(crate) fn from_array(a: [f64; 4]) -> Self {
         StepSums {
             rows: a[0].round() as u64,
             loss_sum: a[1],
@@ -63,7 +63,7 @@ impl StepSums {
 
 impl EpochStats {
     /// Adds the sums of one optimizer step (over every rank).
-    pub fn add_step(&mut self, s: &StepSums) {
+    pub(crate) fn add_step(&mut self, s: &StepSums) {
         self.distill_sum += s.distill_sum;
         self.window_distill_sum += s.distill_sum;
         self.loss_sum += s.loss_sum;
@@ -74,7 +74,7 @@ impl EpochStats {
     }
 
     /// Mean loss, distillation term (when `distills`) and grad norm of the logging window.
-    pub fn window_means(&self, distills: bool) -> (f64, Option<f64>, f64) {
+    pub(crate) fn window_means(&self, distills: bool) -> (f64, Option<f64>, f64) {
         let rows = self.window_rows.max(1) as f64;
         (
             self.window_loss_sum / rows,
@@ -84,7 +84,7 @@ impl EpochStats {
     }
 
     /// Starts a new logging window.
-    pub fn reset_window(&mut self) {
+    pub(crate) fn reset_window(&mut self) {
         self.window_loss_sum = 0.0;
         self.window_rows = 0;
         self.window_grad_norm_sum = 0.0;
@@ -93,7 +93,7 @@ impl EpochStats {
     }
 
     /// Mean training loss, distillation term (when `distills`) and top-1 of the epoch so far.
-    pub fn epoch_means(&self, distills: bool) -> (f64, Option<f64>, f64) {
+    pub(crate) fn epoch_means(&self, distills: bool) -> (f64, Option<f64>, f64) {
         let rows = self.rows.max(1) as f64;
         (
             self.loss_sum / rows,

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::{check, check_beta, Schedule, ScheduleError};
 
 /// torch `LinearLR`'s default `start_factor` (1/3).
-pub const LINEAR_LR_START_FACTOR: f64 = 1.0 / 3.0;
+pub(crate) const LINEAR_LR_START_FACTOR: f64 = 1.0 / 3.0;
 /// torch `CosineAnnealingLR`'s default `eta_min`.
-pub const COSINE_ETA_MIN: f64 = 0.0;
+pub(crate) const COSINE_ETA_MIN: f64 = 0.0;
 /// torch `Adam`/`AdamW`'s default `betas[0]`.
-pub const ADAM_BETA1: f64 = 0.9;
+pub(crate) const ADAM_BETA1: f64 = 0.9;
 
 fn default_start_factor() -> f64 {
     LINEAR_LR_START_FACTOR
@@ -97,7 +97,7 @@ impl CosineWarmupConfig {
     }
 
     /// The warm-up length for a run of `total_steps` steps.
-    pub fn warmup_steps_for(&self, total_steps: usize) -> Result<usize, ScheduleError> {
+    pub(crate) fn warmup_steps_for(&self, total_steps: usize) -> Result<usize, ScheduleError> {
         self.validate()?;
         Ok(match (self.warmup_steps, self.warmup_pct) {
             (Some(w), _) => w,

@@ -7,19 +7,19 @@ use serde::{Deserialize, Serialize};
 use super::{check, check_beta, Schedule, ScheduleError};
 
 /// `OneCycleLR` default `div_factor` (torch 2.13); also the recipe's "start lr/25" (DESIGN.md §3).
-pub const ONE_CYCLE_DIV_FACTOR: f64 = 25.0;
+pub(crate) const ONE_CYCLE_DIV_FACTOR: f64 = 25.0;
 /// `OneCycleLR` default `final_div_factor`; also the recipe's "final start/1e4" (DESIGN.md §3).
-pub const ONE_CYCLE_FINAL_DIV_FACTOR: f64 = 1e4;
+pub(crate) const ONE_CYCLE_FINAL_DIV_FACTOR: f64 = 1e4;
 /// `OneCycleLR` default `base_momentum`; the recipe's β1 low point 0.85 (DESIGN.md §3).
-pub const ONE_CYCLE_BASE_MOMENTUM: f64 = 0.85;
+pub(crate) const ONE_CYCLE_BASE_MOMENTUM: f64 = 0.85;
 /// `OneCycleLR` default `max_momentum`; the recipe's β1 start/end 0.95 (DESIGN.md §3).
-pub const ONE_CYCLE_MAX_MOMENTUM: f64 = 0.95;
+pub(crate) const ONE_CYCLE_MAX_MOMENTUM: f64 = 0.95;
 /// `OneCycleLR` default `pct_start` (torch). The paper recipe uses [`RECIPE_PCT_START`] instead.
-pub const TORCH_PCT_START: f64 = 0.3;
+pub(crate) const TORCH_PCT_START: f64 = 0.3;
 /// The paper recipe's warm-up fraction, "2 % warm-up" (DESIGN.md §3).
-pub const RECIPE_PCT_START: f64 = 0.02;
+pub(crate) const RECIPE_PCT_START: f64 = 0.02;
 /// The paper recipe's peak learning rate, "AdamW lr 3e-5" (DESIGN.md §3).
-pub const RECIPE_MAX_LR: f64 = 3e-5;
+pub(crate) const RECIPE_MAX_LR: f64 = 3e-5;
 
 fn default_div_factor() -> f64 {
     ONE_CYCLE_DIV_FACTOR
@@ -169,12 +169,6 @@ impl OneCycle {
     pub fn config(&self) -> &OneCycleConfig {
         &self.config
     }
-
-    /// `max_lr / div_factor`: the lr at step 0 when the warm-up phase is at least one step long.
-    pub fn initial_lr(&self) -> f64 {
-        self.initial_lr
-    }
-
     /// `initial_lr / final_div_factor`: the lr at step `total_steps - 1`.
     pub fn min_lr(&self) -> f64 {
         self.min_lr
@@ -182,7 +176,8 @@ impl OneCycle {
 
     /// The (fractional) step at which the warm-up phase ends and the lr peaks:
     /// `pct_start * total_steps - 1`, as torch computes it.
-    pub fn warmup_end(&self) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn warmup_end(&self) -> f64 {
         self.warmup_end
     }
 
