@@ -20,40 +20,40 @@ default:
 bootstrap:
     @{{root}}/tools/bootstrap-venv.sh
 
-# Build the cfkit binary (release) into target/release/cfkit.
-build: bootstrap
+# Build the cfkit binary (release) into target/release/cfkit, with the distributed layer (Gloo's headers are installed first): every recipe that builds cfkit builds this same binary.
+build: bootstrap gloo
     cargo build --release --bin cfkit
 
-# Build counterfactual shards: configs/demo.toml (FashionShift train + the committed teacher) unless ARGS give --config FILE.
+# Build counterfactual shards: configs/fashionshift/build.toml (FashionShift train + the committed teacher) unless ARGS give --config FILE.
 build-counterfactuals *ARGS: build fashion-mnist
     #!/usr/bin/env bash
     set -euo pipefail
     args="{{ARGS}}"
     if [[ "$args" != *--config* ]]; then
         [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-        args="--config configs/demo.toml $args"
+        args="--config configs/fashionshift/build.toml $args"
     fi
     target/release/cfkit build-counterfactuals $args
 
-# Train the FashionShift demo teacher from scratch (configs/pretrain-teacher.toml, ~15 min on 2 cores) and copy its best checkpoint to assets/teacher/.
+# Train the FashionShift demo teacher from scratch (configs/fashionshift/pretrain-teacher.toml, ~15 min on 2 cores) and copy its best checkpoint to assets/teacher/.
 pretrain-teacher: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    target/release/cfkit train --config configs/pretrain-teacher.toml --out runs/pretrain-teacher --resume
+    target/release/cfkit train --config configs/fashionshift/pretrain-teacher.toml --out runs/pretrain-teacher --resume
     mkdir -p assets/teacher
     cp runs/pretrain-teacher/checkpoints/best/{model.safetensors,head.safetensors,config.json,checkpoint.json} assets/teacher/
 
-# Fine-tune the committed teacher on FashionShift train (configs/ft-demo.toml; METHOD ft or lp) and print the ID/OOD table.
+# Fine-tune the committed teacher on FashionShift train (configs/fashionshift/ft.toml; METHOD ft or lp) and print the ID/OOD table.
 finetune-demo METHOD="ft" *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    target/release/cfkit train --config configs/{{METHOD}}-demo.toml --resume {{ARGS}}
+    target/release/cfkit train --config configs/fashionshift/{{METHOD}}.toml --resume {{ARGS}}
 
-# The headline method on FashionShift: offline masked feature distillation, ObjMaskSingleFill(0.3), from the committed teacher (configs/train.toml); prints the ID/OOD table (7 min on 2 cores once the shards exist).
+# The headline method on FashionShift: offline masked feature distillation, ObjMaskSingleFill(0.3), from the committed teacher (configs/fashionshift/masked-fd.toml); prints the ID/OOD table (7 min on 2 cores once the shards exist).
 train *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
-    target/release/cfkit train --config configs/train.toml --resume {{ARGS}}
+    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/fashionshift/build.toml -q
+    target/release/cfkit train --config configs/fashionshift/masked-fd.toml --resume {{ARGS}}
 
-# The whole FashionShift benchmark over 3 seeds (configs/demo/benchmark.toml, cfkit_tools.demo.run): RESULTS.md, results/fashionshift.json, the ID-vs-OOD and frontier plots. About 7.5 hours on 2 cores; `--quick` (seed 0, three weights, ~45 min) reports into results/quick/; stop and rerun at will (finished runs are kept).
+# The whole FashionShift benchmark over 3 seeds (configs/fashionshift/benchmark.toml, cfkit_tools.demo.run): RESULTS.md, results/fashionshift.json, the ID-vs-OOD and frontier plots. About 7.5 hours on 2 cores; `--quick` (seed 0, three weights, ~45 min) reports into results/quick/; stop and rerun at will (finished runs are kept).
 demo *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
     {{python}} -m cfkit_tools.demo.run --cfkit target/release/cfkit {{ARGS}}
@@ -61,13 +61,13 @@ demo *ARGS: build fashion-mnist
 # Choose the FD weight on the validation hold-out only: FT and masked FD at weights 0.03, 0.1, 0.3, 1 (cfkit_tools.demo.tune_distill_weight, ~40 min on 2 cores).
 tune-fd-weight *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
+    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/fashionshift/build.toml -q
     {{python}} -m cfkit_tools.demo.tune_distill_weight --method fd --cfkit target/release/cfkit {{ARGS}}
 
 # The same rule for the KD weight of the demo's FT+KD (clean images, T = 10); reuses tune-fd-weight's FT run when it exists.
 tune-kd-weight *ARGS: build fashion-mnist
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo.toml -q
+    [ -f data/fashionshift-cf/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/fashionshift/build.toml -q
     {{python}} -m cfkit_tools.demo.tune_distill_weight --method kd --cfkit target/release/cfkit $([ -f runs/tune-fd-weight/ft/report.json ] && echo --ft-run runs/tune-fd-weight/ft) {{ARGS}}
 
 # The paper's ImageNet chain for MODEL (vit-b-32 or vit-b-16) from files on disk: zero-shot head and checkpoint from WEIGHTS (OpenAI's .pt or safetensors), train shards from TRAIN (wnid folders), counterfactuals, FT / FT+FD / masked FD / LP-FT (configs/imagenet/MODEL), the evaluation suite under EVAL_ROOT on each, WiSE-FT sweeps; table in runs/imagenet/MODEL/results.md. Resumable (tools/imagenet.sh).
@@ -105,7 +105,7 @@ parity-fixtures: bootstrap
     {{python}} tests/parity/make_fixtures.py --case tiny --out tests/fixtures/parity
 
 # Parity of a ViT-B/32-shaped vision tower against transformers and open_clip (fixture made on the fly, ~1 GB).
-parity-b32: bootstrap
+parity-b32: bootstrap gloo
     {{python}} tests/parity/make_fixtures.py --case vit-b-32 --out target/parity
     CFKIT_PARITY_DIR={{root}}/target/parity cargo test --release -p cfkit-counterfactual --test parity -- --ignored
 
@@ -128,7 +128,7 @@ cam-quality *ARGS: build fashion-mnist
 bench-cf-read: build fashion-mnist
     cargo build --release -p cfkit-schemas --example bench_cf_read
     [ -f data/fashionshift/manifest.json ] || target/release/cfkit demo-data --out data/fashionshift -q
-    [ -f data/fashionshift-cf-all/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/demo-all.toml
+    [ -f data/fashionshift-cf-all/manifest.json ] || target/release/cfkit build-counterfactuals --config configs/fashionshift/build-all.toml
     mkdir -p results/bench
     target/release/examples/bench_cf_read data/fashionshift-cf-all train "ObjMaskSingleFill(0.3)" 3 | tee results/bench/cf-read.json
 

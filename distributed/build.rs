@@ -34,6 +34,17 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch");
     }
+    // Rerun when Gloo's headers appear or change, so that a build made before `libgloo-dev` was
+    // installed does not stay without the distributed layer: watch the headers' directory when
+    // it is there, else the include directory that will hold it (installing a package gives the
+    // directory a new entry, and so a new mtime; the headers themselves keep the package's older
+    // mtimes, so watching a header that is missing would not notice it arrive).
+    let watched = if gloo.join("gloo").is_dir() {
+        gloo.join("gloo")
+    } else {
+        gloo.clone()
+    };
+    println!("cargo:rerun-if-changed={}", watched.display());
     let (Ok(lib), true) = (torch_lib, gloo.join("gloo/config.h").is_file()) else {
         println!(
             "cargo:warning=cfkit-distributed: Gloo headers not found under {} (apt-get install libgloo-dev); distributed training is unavailable in this build",

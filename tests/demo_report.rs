@@ -122,7 +122,7 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
                 "background_iou_mean": null, "object_masked_mean": null}
         }}),
     )?;
-    // The same for the grid's further build (configs/demo-rollout.toml: rollout CAMs).
+    // The same for the grid's further build (configs/fashionshift/build-rollout.toml: rollout CAMs).
     write(
         &runs.join("cf-stats-fashionshift-cf-rollout.json"),
         &json!({"rows": 100, "strategies": {
@@ -334,7 +334,10 @@ fn report_columns_follow_from_the_runs() -> Result<()> {
             .unwrap_or_else(|| panic!("no command ending in '{tail}' in:\n{md}"))
     };
     let fd = cmd("/seed0/ft-fd-w1 --resume -q");
-    assert!(fd.contains(" train --config configs/ft-demo.toml "), "{fd}");
+    assert!(
+        fd.contains(" train --config configs/fashionshift/ft.toml "),
+        "{fd}"
+    );
     assert!(
         fd.contains("--set train.seed=0 --set 'train.method=\"ft-fd\"'"),
         "{fd}"

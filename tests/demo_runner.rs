@@ -57,20 +57,20 @@ finetuned = ["ft", "fd-$headline_slug"]
 [[methods]]
 key = "ft"
 label = "FT"
-config = "configs/ft-demo.toml"
+config = "configs/fashionshift/ft.toml"
 set = []
 
 [[methods]]
 key = "ft-fd"
 label = "FT+FD"
-config = "configs/ft-demo.toml"
+config = "configs/fashionshift/ft.toml"
 sweep = true
 set = ['train.method="ft-fd"', 'distill={{ images = "clean", weight = $fd_weight }}']
 
 [[methods]]
 key = "fd-$slug"
 label = "FT+FD $strategy"
-config = "configs/ft-demo.toml"
+config = "configs/fashionshift/ft.toml"
 each_strategy = true
 sweep = true
 unswept_weight_from = "fd-$headline_slug"
@@ -79,14 +79,14 @@ set = ['train.method="ft-fd"', 'distill={{ images = "masked", strategy = "$strat
 [[methods]]
 key = "fd-$headline_slug-online"
 label = "FT+FD $headline online"
-config = "configs/ft-demo.toml"
+config = "configs/fashionshift/ft.toml"
 weight_from = "fd-$headline_slug"
 set = ['train.method="ft-fd"', 'distill={{ images = "masked", mode = "online", strategy = "$headline", weight = $fd_weight }}']
 
 [[methods]]
 key = "fd-$headline_slug-rollout"
 label = "FT+FD $headline rollout"
-config = "configs/ft-demo.toml"
+config = "configs/fashionshift/ft.toml"
 sweep = true
 set = ['data.shards="{d}/cf2"', 'train.method="ft-fd"', 'distill={{ images = "masked", strategy = "$headline", weight = $fd_weight }}']
 "#

@@ -2,6 +2,7 @@
 //! to the shim's group object and to tch tensors (`*mut C_tensor` is an `at::Tensor*`).
 #![allow(unsafe_code)]
 
+#[cfg(not(cfkit_no_gloo))]
 use std::ffi::{c_char, c_int, c_long, c_void, CString};
 
 use tch::Tensor;
@@ -12,6 +13,8 @@ pub(crate) enum InitError {
     /// Only built without Gloo (cfg `cfkit_no_gloo`).
     #[cfg_attr(not(cfkit_no_gloo), allow(dead_code))]
     Unavailable(String),
+    /// Only built with Gloo.
+    #[cfg_attr(cfkit_no_gloo, allow(dead_code))]
     Failed(String),
 }
 
@@ -45,19 +48,27 @@ extern "C" {
     fn cfkit_dist_free(h: *mut c_void);
 }
 
+#[cfg(not(cfkit_no_gloo))]
 const ERR_LEN: usize = 2048;
 
+#[cfg(not(cfkit_no_gloo))]
 fn message(buf: &[u8]) -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// The shim's group (TCP store + Gloo process group), freed on drop.
+#[cfg(not(cfkit_no_gloo))]
 pub(crate) struct Group(*mut c_void);
 
 // The shim's group is used from one thread at a time (the training loop); c10d's objects are
 // themselves thread-safe.
+#[cfg(not(cfkit_no_gloo))]
 unsafe impl Send for Group {}
+
+/// Without Gloo there is no group: one cannot be made.
+#[cfg(cfkit_no_gloo)]
+pub(crate) struct Group(std::convert::Infallible);
 
 /// Whether the shim was built with NCCL (CUDA tensors reduced on the device).
 #[cfg(not(cfkit_no_gloo))]
@@ -134,16 +145,16 @@ impl Drop for Group {
 impl Group {
     pub(crate) fn init(_: &DistConfig) -> Result<Self, InitError> {
         Err(InitError::Unavailable(
-            "cfkit was built without Gloo's headers (install Debian's libgloo-dev, or set CFKIT_GLOO_INCLUDE, and rebuild)".into(),
+            "cfkit was built without Gloo's headers (install them with `./just gloo` — Debian's libgloo-dev — or set CFKIT_GLOO_INCLUDE, then `./just build`)".into(),
         ))
     }
     pub(crate) fn all_reduce_sum(&self, _: &mut Tensor) -> Result<(), String> {
-        Err("no distributed layer".into())
+        match self.0 {}
     }
     pub(crate) fn broadcast(&self, _: &mut Tensor, _: usize) -> Result<(), String> {
-        Err("no distributed layer".into())
+        match self.0 {}
     }
     pub(crate) fn barrier(&self) -> Result<(), String> {
-        Err("no distributed layer".into())
+        match self.0 {}
     }
 }

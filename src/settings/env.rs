@@ -56,7 +56,7 @@ pub(crate) const VARS: &[EnvVar] = &[
     var("CFKIT_PARITY_DIR", Scope::Tests, "`just parity-b32`: the fixture directory of the ViT-B/32-shaped parity check"),
     var("CFKIT_DIST_CHILD", Scope::Tests, "distributed/tests/gloo.rs: marks the test's own child ranks"),
     var("CFKIT_DIST_HANG", Scope::Tests, "distributed/tests/gloo.rs: makes a child rank hang (the timeout test)"),
-    var("CFKIT_DEMO_GRID", Scope::Tests, "`just demo`: another grid file than configs/demo/benchmark.toml (tests/demo_runner.rs)"),
+    var("CFKIT_DEMO_GRID", Scope::Tests, "`just demo`: another grid file than configs/fashionshift/benchmark.toml (tests/demo_runner.rs)"),
     var("CFKIT_MODEL_CONFIG", Scope::Tests, "`just imagenet`: a config.json to use instead of the MODEL preset"),
     var("CFKIT_TRAIN_SET", Scope::Tests, "`just imagenet`: space-separated `--set` overrides for every `cfkit train`"),
     var("CFKIT_BUILD_SET", Scope::Tests, "`just imagenet`: space-separated `--set` overrides for `cfkit build-counterfactuals`"),

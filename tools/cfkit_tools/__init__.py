@@ -21,7 +21,7 @@ Layout:
     bench/             `just bench-*`: data, ddp, methods, models, pipeline, storage, train
     demo/              `just demo` and around it:
         run.py                   the runner (`just demo`)
-        grid.py                  the grid of configs/demo/benchmark.toml and the cfkit commands
+        grid.py                  the grid of configs/fashionshift/benchmark.toml and the cfkit commands
         weight_rule.py           the validation weight rule (one function, both callers)
         report.py                RESULTS.md and results/fashionshift.json
         tables.py, frontiers.py, progress.py, commands.py   the report's sections

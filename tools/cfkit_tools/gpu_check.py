@@ -413,7 +413,7 @@ class Check:
 
     def demo(self):
         """FashionShift end to end on the device, as `just demo` runs it: generate the data, build the
-        grid's counterfactual shards (configs/demo-all.toml: the committed teacher, nine strategies,
+        grid's counterfactual shards (configs/fashionshift/build-all.toml: the committed teacher, nine strategies,
         K = 4) on the device, then FT and the headline masked FD (ObjMaskSingleFill(0.3), weight 0.3,
         offline) with seed 0 and the grid's exact flags. Compared with the CPU grid's committed records
         (results/demo-runs): the generated test split's fingerprint (the generator is deterministic, so
@@ -429,7 +429,7 @@ class Check:
         _, gen = self.cfkit("demo-data", "--out", data, "--fashion-mnist", self.args.fashion_mnist, "-q",
                             *(["--scale", "0.01"] if smoke else []))
         shutil.rmtree(cf, ignore_errors=True)
-        _, build = self.cfkit("build-counterfactuals", "--config", ROOT / "configs/demo-all.toml", "--out", cf, "-q",
+        _, build = self.cfkit("build-counterfactuals", "--config", ROOT / "configs/fashionshift/build-all.toml", "--out", cf, "-q",
                               "--set", f'source.shards="{data.resolve()}"',
                               "--set", f'teacher.weights="{ROOT / "assets/teacher/model.safetensors"}"',
                               "--set", f'teacher.head="{ROOT / "assets/teacher/head.safetensors"}"',
@@ -441,7 +441,7 @@ class Check:
         stats = records.parse_inspection(text)
         out = dict(generate=gen, build=build, runs={})
         refs = ROOT / "results/demo-runs"
-        # The grid's own runs (configs/demo/benchmark.toml through cfkit_tools.demo.grid): FT, and the
+        # The grid's own runs (configs/fashionshift/benchmark.toml through cfkit_tools.demo.grid): FT, and the
         # headline at 0.3, the weight the validation rule picked for it on the CPU grid.
         grid = {m["key"]: m for m in methods(fd_weight())}
         for key in ["ft", f"fd-{slug(HEADLINE)}-w0.3"]:

@@ -1,7 +1,7 @@
 """`just cam-quality`: does the teacher's CAM find the garment? For each CAM method cfkit offers
 (MMCAM, the paper's; GradCAM; attention rollout), build the object, context and random single-fill
 counterfactuals of the FashionShift `val` split (ID data, 2,000 rows, one variant each) with the
-demo teacher of configs/demo-all.toml, and read back from `cfkit inspect --json` how each mask
+demo teacher of configs/fashionshift/build-all.toml, and read back from `cfkit inspect --json` how each mask
 meets the generator's garment mask: the share of patches masked, the IoU with the garment's and
 with the background's patches, and the share of the garment masked. A CAM that finds the garment
 gives the object strategy a high garment share and the context strategy a low one; the random
@@ -20,7 +20,7 @@ import tomllib
 from cfkit_tools import ROOT, records
 CAMS = ["mmcam", "gradcam", "rollout"]
 # The headline object strategy and the context and random ones at the rates of the grid
-# (configs/demo/benchmark.toml).
+# (configs/fashionshift/benchmark.toml).
 STRATEGIES = ["ObjMaskSingleFill(0.3)", "CtxMaskSingleFill(0.5)", "RandMaskSingleFill(0.5)"]
 
 
@@ -75,7 +75,7 @@ def table(results, split, rows, config):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cfkit", default=os.path.join(ROOT, "target/release/cfkit"))
-    ap.add_argument("--config", default="configs/demo-all.toml",
+    ap.add_argument("--config", default="configs/fashionshift/build-all.toml",
                     help="build config whose source and teacher are measured")
     ap.add_argument("--split", default="val")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "results"))

@@ -1,4 +1,4 @@
-"""The FashionShift benchmark grid (configs/demo/benchmark.toml) as cfkit_tools.demo.run runs it
+"""The FashionShift benchmark grid (configs/fashionshift/benchmark.toml) as cfkit_tools.demo.run runs it
 and cfkit_tools.demo.report reports it: the trained runs (each method at its chosen weight, and the
 weight sweeps of the frontiers), the WiSE-FT sweeps, the sets and how OOD is averaged.
 """
@@ -11,7 +11,7 @@ import tomllib
 from cfkit_tools import ROOT, records
 from cfkit_tools.demo.weight_rule import choose_weight
 # The grid; CFKIT_DEMO_GRID names another (its relative paths are from the repository root too).
-GRID_FILE = os.environ.get("CFKIT_DEMO_GRID", "configs/demo/benchmark.toml")
+GRID_FILE = os.environ.get("CFKIT_DEMO_GRID", "configs/fashionshift/benchmark.toml")
 with open(os.path.join(ROOT, GRID_FILE), "rb") as _f:
     GRID = tomllib.load(_f)
 STRATEGIES = GRID["strategies"]

@@ -204,7 +204,7 @@ def report(a, seeds, weights, strategies, only=None):
         f"{', '.join(map(str, seeds))} (zero-shot is deterministic). OOD mean = mean of the "
         f"shifted sets ({', '.join(SHIFTED)}), the headline number; {NEAR} keeps the training "
         "correlation and is its own column; \"OOD, all\" = mean of every OOD set. Methods, "
-        "hyperparameters and how they were chosen: configs/demo/benchmark.toml and README.md. "
+        "hyperparameters and how they were chosen: configs/fashionshift/benchmark.toml and README.md. "
         "\"weight\" is the run's distillation weight: a swept method is shown at the weight the "
         "validation rule picks from its sweep (see the frontier table), and so are the runs "
         "that follow it (online mode, WiSE-FT on the headline, and the strategies that are not "

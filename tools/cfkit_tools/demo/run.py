@@ -3,7 +3,7 @@
     PYTHONPATH=tools .venv/bin/python -m cfkit_tools.demo.run [--quick] [--report-only] ...
 
 The grid — methods, strategies, seeds, sets, weights, the frontiers' weight sweeps, WiSE-FT α — is
-configs/demo/benchmark.toml (read by cfkit_tools.demo.grid); this module runs it and
+configs/fashionshift/benchmark.toml (read by cfkit_tools.demo.grid); this module runs it and
 cfkit_tools.demo.report reports it. Besides the trained methods listed there it evaluates the
 zero-shot teacher (no training; seed-independent) and sweeps WiSE-FT between the teacher and each
 seed's FT run (and each other `[wise_ft] finetuned` run).
@@ -72,7 +72,7 @@ def fresh_per_epoch(builds):
             k = tomllib.load(f)["counterfactuals"].get("variants", 1)
         if GRID["epochs"] > k:
             sys.exit(f"{build['config']}: variants = {k}, but the grid trains "
-                     f"{GRID['epochs']} epochs (configs/demo/benchmark.toml): fresh counterfactuals "
+                     f"{GRID['epochs']} epochs (configs/fashionshift/benchmark.toml): fresh counterfactuals "
                      "every epoch need variants >= epochs")
 
 

@@ -4,7 +4,7 @@ both methods and the benchmark grid's (cfkit_tools.demo.weight_rule): the larges
 best validation top-1 is within --within points of FT's; none when no weight is (the rule's
 best-validation fallback is not taken here).
 
-  --method fd   offline masked feature distillation (configs/train.toml: ObjMaskSingleFill(0.3))
+  --method fd   offline masked feature distillation (configs/fashionshift/masked-fd.toml: ObjMaskSingleFill(0.3))
   --method kd   knowledge distillation on clean images, T = 10 (the demo's FT+KD)
 
 Writes <out>/summary.{json,md} (out: runs/tune-<method>-weight).
@@ -23,9 +23,9 @@ from cfkit_tools import records
 from cfkit_tools.demo.weight_rule import choose_weight
 
 ROOT = pathlib.Path(cfkit_tools.ROOT).resolve()
-# The demo's KD temperature (configs/demo/benchmark.toml; T = 10 as in the paper).
-KD_T = tomllib.loads((ROOT / "configs/demo/benchmark.toml").read_text())["kd"]["temperature"]
-FT_DATA = "data.shards=../data/fashionshift-cf"
+# The demo's KD temperature (configs/fashionshift/benchmark.toml; T = 10 as in the paper).
+KD_T = tomllib.loads((ROOT / "configs/fashionshift/benchmark.toml").read_text())["kd"]["temperature"]
+FT_DATA = "data.shards=../../data/fashionshift-cf"
 
 
 def best_val(run: pathlib.Path) -> float:
@@ -48,8 +48,8 @@ def train(cfkit, config, out, sets):
 def distill_run(method, w):
     """(config, --set overrides, label) of one distillation run at weight w."""
     if method == "fd":
-        return ROOT / "configs/train.toml", [f"distill.weight={w}"], "ft-fd masked"
-    return (ROOT / "configs/ft-demo.toml",
+        return ROOT / "configs/fashionshift/masked-fd.toml", [f"distill.weight={w}"], "ft-fd masked"
+    return (ROOT / "configs/fashionshift/ft.toml",
             [FT_DATA, 'train.method="ft-kd"',
              f'distill={{ images = "clean", weight = {w}, temperature = {KD_T} }}'],
             f"ft-kd clean T={KD_T:g}")
@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--weights", default="0.03,0.1,0.3,1")
     ap.add_argument("--within", type=float, default=3.0)
     ap.add_argument("--out", help="default: runs/tune-<method>-weight")
-    ap.add_argument("--ft-run", help="a finished FT run of configs/ft-demo.toml on "
+    ap.add_argument("--ft-run", help="a finished FT run of configs/fashionshift/ft.toml on "
                     "data/fashionshift-cf to compare with (default: <out>/ft, trained if missing)")
     a = ap.parse_args()
     out = pathlib.Path(a.out or ROOT / f"runs/tune-{a.method}-weight")
@@ -73,7 +73,7 @@ def main():
         ft = best_val(ft_dir)
     else:
         ft_dir = out / "ft"
-        ft = train(a.cfkit, ROOT / "configs/ft-demo.toml", ft_dir, [FT_DATA])
+        ft = train(a.cfkit, ROOT / "configs/fashionshift/ft.toml", ft_dir, [FT_DATA])
     rows = [{"method": "ft", "weight": 0.0, "val_top1": ft, "run": str(ft_dir)}]
     for w in [float(x) for x in a.weights.split(",")]:
         config, sets, label = distill_run(a.method, w)
