@@ -11,6 +11,7 @@ use cfkit_schemas::layout::{parse_worker_manifest_name, MANIFEST_FILE};
 use cfkit_schemas::Manifest;
 use serde::Serialize;
 
+use super::record::BuildIdentity;
 use super::Workers;
 use crate::error::{PipelineError, Result};
 
@@ -23,6 +24,9 @@ pub struct MergeReport {
     /// Whether the source dataset could be read to check coverage.
     pub coverage_checked: bool,
 }
+
+/// Each worker's manifest part: worker index -> (worker count it was written for, file).
+type Parts = BTreeMap<usize, (usize, PathBuf)>;
 
 /// Workers still writing into `dir` (their locks are held) would leave their manifest parts
 /// incomplete: refuse to merge, naming them.
@@ -45,11 +49,7 @@ fn refuse_running_workers(dir: &Path) -> Result<()> {
 
 /// A worker whose manifest part exists but whose completion marker does not (stopped, killed,
 /// still running) has not listed all its shards: refuse, naming it.
-fn refuse_unfinished_workers(
-    dir: &Path,
-    count: usize,
-    parts: &BTreeMap<usize, (usize, PathBuf)>,
-) -> Result<()> {
+fn refuse_unfinished_workers(dir: &Path, count: usize, parts: &Parts) -> Result<()> {
     let mut unfinished = Vec::new();
     for (&index, (_, path)) in parts {
         let hash = Manifest::read_file(path)?.config_hash;
@@ -76,7 +76,32 @@ fn refuse_unfinished_workers(
 pub fn merge(dir: &Path) -> Result<MergeReport> {
     let _lock = DirLock::acquire(dir, "")?;
     refuse_running_workers(dir)?;
-    let mut parts: BTreeMap<usize, (usize, PathBuf)> = BTreeMap::new();
+    let (count, parts) = worker_parts(dir)?;
+    refuse_unfinished_workers(dir, count, &parts)?;
+    let (merged, owner) = join_parts(dir, &parts)?;
+    if dir.join(MANIFEST_FILE).exists() {
+        let existing = Manifest::read(dir)?;
+        if existing.config_hash != merged.config_hash {
+            return Err(PipelineError::Input(format!(
+                "'{}' already holds a manifest of another config",
+                dir.display()
+            )));
+        }
+    }
+    let coverage_checked = check_coverage(&merged, &owner)?;
+    merged.write(dir)?;
+    Ok(MergeReport {
+        workers: count,
+        shards: owner.len(),
+        rows: merged.splits.values().map(|e| e.rows).sum(),
+        coverage_checked,
+    })
+}
+
+/// The worker count of the manifest parts in `dir`, and each worker's part; every worker of
+/// that count must have written one.
+fn worker_parts(dir: &Path) -> Result<(usize, Parts)> {
+    let mut parts: Parts = BTreeMap::new();
     let mut counts = BTreeSet::new();
     for entry in std::fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))? {
         let entry = entry.map_err(|e| PipelineError::io(dir, e))?;
@@ -107,10 +132,15 @@ pub fn merge(dir: &Path) -> Result<MergeReport> {
             dir.display()
         )));
     }
-    refuse_unfinished_workers(dir, count, &parts)?;
+    Ok((count, parts))
+}
+
+/// The parts joined into one manifest (one config; no shard listed twice; every listed file
+/// there with its recorded size), and which worker wrote each shard.
+fn join_parts(dir: &Path, parts: &Parts) -> Result<(Manifest, BTreeMap<String, usize>)> {
     let mut merged: Option<Manifest> = None;
     let mut owner: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, (_, path)) in &parts {
+    for (i, (_, path)) in parts {
         let m = Manifest::read_file(path)?;
         let target = merged.get_or_insert_with(|| {
             let mut t = Manifest::new(m.kind, m.config.clone(), &m.created_by);
@@ -148,47 +178,38 @@ pub fn merge(dir: &Path) -> Result<MergeReport> {
             }
         }
     }
-    let merged = merged.expect("at least one part");
-    if dir.join(MANIFEST_FILE).exists() {
-        let existing = Manifest::read(dir)?;
-        if existing.config_hash != merged.config_hash {
-            return Err(PipelineError::Input(format!(
-                "'{}' already holds a manifest of another config",
-                dir.display()
-            )));
-        }
+    Ok((merged.expect("at least one part"), owner))
+}
+
+/// Whether every shard of the source split has its output (same relative name), when the
+/// source dataset is readable here; an error names the shards that lack one.
+fn check_coverage(merged: &Manifest, owner: &BTreeMap<String, usize>) -> Result<bool> {
+    let identity: BuildIdentity = serde_json::from_value(merged.config.clone()).map_err(|e| {
+        PipelineError::Input(format!(
+            "the workers' manifests do not record a counterfactual build's config: {e}"
+        ))
+    })?;
+    let (src, split) = (
+        &identity.config.source.shards,
+        &identity.config.source.split,
+    );
+    let Ok(sm) = Manifest::read(src) else {
+        return Ok(false);
+    };
+    let entry = sm.split(src, split)?;
+    let lacking: Vec<&str> = entry
+        .shards
+        .iter()
+        .filter(|s| !owner.contains_key(&s.file))
+        .map(|s| s.file.as_str())
+        .collect();
+    if !lacking.is_empty() {
+        return Err(PipelineError::Input(format!(
+            "{} of {} source shards have no output yet (first: {}); rerun the workers, then merge",
+            lacking.len(),
+            entry.shards.len(),
+            lacking[0]
+        )));
     }
-    // Coverage: every shard of the source split has its output (builder: same relative name).
-    let source = merged.config["config"]["source"]["shards"]
-        .as_str()
-        .map(PathBuf::from);
-    let split = merged.config["config"]["source"]["split"].as_str();
-    let mut coverage_checked = false;
-    if let (Some(src), Some(split)) = (source, split) {
-        if let Ok(sm) = Manifest::read(&src) {
-            let entry = sm.split(&src, split)?;
-            let lacking: Vec<&str> = entry
-                .shards
-                .iter()
-                .filter(|s| !owner.contains_key(&s.file))
-                .map(|s| s.file.as_str())
-                .collect();
-            if !lacking.is_empty() {
-                return Err(PipelineError::Input(format!(
-                    "{} of {} source shards have no output yet (first: {}); rerun the workers, then merge",
-                    lacking.len(),
-                    entry.shards.len(),
-                    lacking[0]
-                )));
-            }
-            coverage_checked = true;
-        }
-    }
-    merged.write(dir)?;
-    Ok(MergeReport {
-        workers: count,
-        shards: owner.len(),
-        rows: merged.splits.values().map(|e| e.rows).sum(),
-        coverage_checked,
-    })
+    Ok(true)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use cfkit_counterfactual::draw::DRAW_VERSION;
 use cfkit_models::weights::file_blake3;
-use cfkit_models::{load_head, resolve_config, ClipModel, Towers};
+use cfkit_models::{load_head, resolve_config, ClassificationHead, ClipModel, Towers};
 use cfkit_outdir::{crash_point, DirLock};
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
@@ -25,7 +25,6 @@ impl<'a> Build<'a> {
     /// config (whose finished shards are then kept).
     pub fn open(cfg: &'a BuildConfig, out: &Path, opts: RunOptions) -> Result<Opened<'a>> {
         let start = Instant::now();
-        let c = &cfg.counterfactuals;
         let device = opts.device;
         let source = Manifest::read(&cfg.source.shards)?;
         let entry = source.splits.get(&cfg.source.split).ok_or_else(|| {
@@ -36,22 +35,7 @@ impl<'a> Build<'a> {
                 source.splits.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let model_cfg = resolve_config(&cfg.teacher.model)?;
-        let model = ClipModel::load(&model_cfg, &cfg.teacher.weights, Towers::Vision, device)?;
-        let (head, head_info) = load_head(&cfg.teacher.head, device)?;
-        if head_info.classes != entry.classes {
-            return Err(PipelineError::Input(format!(
-                "the teacher head '{}' has classes {:?}…, the source split has {:?}…: they must be the same list",
-                cfg.teacher.head.display(),
-                &head_info.classes[..head_info.classes.len().min(3)],
-                &entry.classes[..entry.classes.len().min(3)]
-            )));
-        }
-        let teacher = TeacherInfo {
-            model: cfg.teacher.model.clone(),
-            weights_blake3: file_blake3(&cfg.teacher.weights)?,
-            head_blake3: file_blake3(&cfg.teacher.head)?,
-        };
+        let (model, head, teacher) = load_teacher(cfg, entry, device)?;
         let mut resolved = cfg.clone();
         resolved.output.out = None; // where the output goes does not change it
         let config = BuildIdentity {
@@ -78,30 +62,15 @@ impl<'a> Build<'a> {
             return Ok(Opened::Finished(r.into_rerun(skipped, seconds)));
         }
         let vision = &model.vision()?.config;
-        let info = DatasetInfo {
-            schema_version: SCHEMA_VERSION,
-            kind: ShardKind::Counterfactuals,
-            split: cfg.source.split.clone(),
-            classes: entry.classes.clone(),
-            image_size: vision.image_size as u32,
-            preprocessing: format!("as the source dataset ({})", cfg.source.shards.display()),
-            source: format!("shards:{}", cfg.source.shards.display()),
-            seed: Some(c.seed),
-            config_hash: Some(hash.clone()),
-            teacher: Some(teacher),
-            method: Some(CounterfactualMethod {
-                batch_size: c.batch_size,
-                cam: c.cam.name().into(),
-                donor_pool: "batch".into(),
-                draw_version: DRAW_VERSION,
-                strategies: c.strategies.iter().map(|s| s.to_string()).collect(),
-                // Compact: variant images are recomposed by the reader (`refill::recompose`).
-                variant_pixels: c.compact.then(|| "compact".to_string()),
-                variants_per_strategy: c.variants,
-            }),
-            // The source rows' ground truth travels with them.
-            scene_truth: source_has_truth(&cfg.source.shards, entry)?,
-        };
+        let truth = source_has_truth(&cfg.source.shards, entry)?;
+        let info = dataset_info(
+            cfg,
+            &entry.classes,
+            vision.image_size as u32,
+            &hash,
+            teacher,
+            truth,
+        );
         let dims = CounterfactualDims {
             num_patches: vision.num_patches() as i32,
             feature_dim: vision.projection_dim as i32,
@@ -141,6 +110,68 @@ impl<'a> Build<'a> {
             start,
             tally: Tally::default(),
         }))
+    }
+}
+
+/// The teacher of `cfg` on `device` (vision tower and head) and its identity; its head's classes
+/// must be the source split's.
+fn load_teacher(
+    cfg: &BuildConfig,
+    entry: &cfkit_schemas::SplitEntry,
+    device: tch::Device,
+) -> Result<(ClipModel, ClassificationHead, TeacherInfo)> {
+    let model_cfg = resolve_config(&cfg.teacher.model)?;
+    let model = ClipModel::load(&model_cfg, &cfg.teacher.weights, Towers::Vision, device)?;
+    let (head, head_info) = load_head(&cfg.teacher.head, device)?;
+    if head_info.classes != entry.classes {
+        return Err(PipelineError::Input(format!(
+            "the teacher head '{}' has classes {:?}…, the source split has {:?}…: they must be the same list",
+            cfg.teacher.head.display(),
+            &head_info.classes[..head_info.classes.len().min(3)],
+            &entry.classes[..entry.classes.len().min(3)]
+        )));
+    }
+    let teacher = TeacherInfo {
+        model: cfg.teacher.model.clone(),
+        weights_blake3: file_blake3(&cfg.teacher.weights)?,
+        head_blake3: file_blake3(&cfg.teacher.head)?,
+    };
+    Ok((model, head, teacher))
+}
+
+/// The dataset metadata of the build's shards.
+fn dataset_info(
+    cfg: &BuildConfig,
+    classes: &[String],
+    image_size: u32,
+    hash: &str,
+    teacher: TeacherInfo,
+    scene_truth: bool,
+) -> DatasetInfo {
+    let c = &cfg.counterfactuals;
+    DatasetInfo {
+        schema_version: SCHEMA_VERSION,
+        kind: ShardKind::Counterfactuals,
+        split: cfg.source.split.clone(),
+        classes: classes.to_vec(),
+        image_size,
+        preprocessing: format!("as the source dataset ({})", cfg.source.shards.display()),
+        source: format!("shards:{}", cfg.source.shards.display()),
+        seed: Some(c.seed),
+        config_hash: Some(hash.to_string()),
+        teacher: Some(teacher),
+        method: Some(CounterfactualMethod {
+            batch_size: c.batch_size,
+            cam: c.cam.name().into(),
+            donor_pool: "batch".into(),
+            draw_version: DRAW_VERSION,
+            strategies: c.strategies.iter().map(|s| s.to_string()).collect(),
+            // Compact: variant images are recomposed by the reader (`refill::recompose`).
+            variant_pixels: c.compact.then(|| "compact".to_string()),
+            variants_per_strategy: c.variants,
+        }),
+        // The source rows' ground truth travels with them.
+        scene_truth,
     }
 }
 

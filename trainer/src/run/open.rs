@@ -40,17 +40,7 @@ impl<'a> TrainingRun<'a> {
         let parallel = Parallel::start(opts.dist.as_ref(), &config_hash)?;
         let writer = parallel.is_writer();
         let out = opts.out.clone();
-        // One writer per run directory, for the whole run (released when the process ends).
-        let (lock, existing) = if writer {
-            let lock = DirLock::acquire(&out, "")?;
-            (
-                Some(lock),
-                Some(dir::check(&out, &config_hash, opts.resume)?),
-            )
-        } else {
-            (None, None)
-        };
-        let resume = parallel.rank0_flag(existing == Some(Existing::SameConfig))?;
+        let (lock, resume) = claim_dir(&parallel, &out, &config_hash, opts.resume)?;
         let data = open_data(cfg)?;
         let eval_records = eval_records(&data)?;
 
@@ -81,13 +71,7 @@ impl<'a> TrainingRun<'a> {
         let autocast = cfg.train.precision.prepare(device)?;
         let objective = Objective::new(cfg, &data.source, device, parallel.rank())?;
         let plan = StepPlan::new(cfg, data.train_rows.len(), parallel.world())?;
-        // A position saved by a run with another number of ranks (checkpoints are taken at step
-        // boundaries, and the steps are the same rows whatever the ranks).
-        let saved_accum = progress
-            .accum
-            .unwrap_or(cfg.train.batch_size / cfg.micro_batch());
-        progress.next_batch = plan.resume_batch(progress.next_batch, saved_accum);
-        (progress.world, progress.accum) = (Some(parallel.world()), Some(plan.accum));
+        convert_position(cfg, &plan, &mut progress);
         let mut optimizer = make_optimizer(cfg, &mut student, plan.probing(progress.epoch));
         if let Some(dir) = &resume_from {
             checkpoint::load_optimizer(dir, &mut optimizer)?;
@@ -143,6 +127,35 @@ impl<'a> TrainingRun<'a> {
             },
         })
     }
+}
+
+/// Rank 0 locks the run directory for the whole run (released when the process ends) and checks
+/// it can hold this run; every rank learns whether rank 0 resumes.
+fn claim_dir(
+    parallel: &Parallel,
+    out: &Path,
+    config_hash: &str,
+    resume: bool,
+) -> Result<(Option<DirLock>, bool)> {
+    let (lock, existing) = if parallel.is_writer() {
+        let lock = DirLock::acquire(out, "")?;
+        (Some(lock), Some(dir::check(out, config_hash, resume)?))
+    } else {
+        (None, None)
+    };
+    let resume = parallel.rank0_flag(existing == Some(Existing::SameConfig))?;
+    Ok((lock, resume))
+}
+
+/// A position saved by a run with another number of ranks, in this plan's micro-batches
+/// (checkpoints are taken at step boundaries, and the steps are the same rows whatever the
+/// ranks); the position then records this plan's ranks and accumulation.
+fn convert_position(cfg: &TrainConfig, plan: &StepPlan, progress: &mut Progress) {
+    let saved_accum = progress
+        .accum
+        .unwrap_or(cfg.train.batch_size / cfg.micro_batch());
+    progress.next_batch = plan.resume_batch(progress.next_batch, saved_accum);
+    (progress.world, progress.accum) = (Some(plan.world), Some(plan.accum));
 }
 
 /// `run.json` of a fresh run (without the ranks and the evaluation sets, which the caller adds).
