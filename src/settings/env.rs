@@ -52,7 +52,7 @@ pub(crate) const VARS: &[EnvVar] = &[
     var("CFKIT_GLOO_INCLUDE", Scope::Build, "distributed/build.rs: the directory holding Gloo's headers (default: /usr/include, Debian's libgloo-dev)"),
     var("CFKIT_NVIDIA_DIR", Scope::Build, "distributed/build.rs: where NCCL's and CUDA's headers are (default: the venv's nvidia packages)"),
     var("CFKIT_NO_NCCL", Scope::Build, "distributed/build.rs: set, the build leaves NCCL out"),
-    var("CFKIT_UPDATE_DOCS", Scope::Tests, "set to 1, the tests rewrite the generated documents they check (schemas/SCHEMA.md, schemas/RECORDS.md, this table in README.md) instead of failing on a difference"),
+    var("CFKIT_UPDATE_DOCS", Scope::Tests, "set to 1, the tests rewrite the generated documents they check (schemas/SCHEMA.md, schemas/RECORDS.md, this table and the `just train` table in README.md) instead of failing on a difference"),
     var("CFKIT_PARITY_DIR", Scope::Tests, "`just parity-b32`: the fixture directory of the ViT-B/32-shaped parity check"),
     var("CFKIT_DIST_CHILD", Scope::Tests, "distributed/tests/gloo.rs: marks the test's own child ranks"),
     var("CFKIT_DIST_HANG", Scope::Tests, "distributed/tests/gloo.rs: makes a child rank hang (the timeout test)"),
