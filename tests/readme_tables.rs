@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use cfkit_schemas::describe::check_generated;
 use cfkit_trainer::eval::{background_table, markdown_table};
 use cfkit_trainer::run::report::TrainReport;
 
@@ -38,23 +39,9 @@ fn the_readme_quotes_the_committed_just_train_report() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("results/train/report.json")).unwrap();
     let report: TrainReport = serde_json::from_str(&text).unwrap();
+    let update = std::env::var_os("CFKIT_UPDATE_DOCS").is_some();
     let path = root.join("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme
-        .find(BEGIN)
-        .expect("README.md has the block's start marker")
-        + BEGIN.len();
-    let end = readme[start..].find(END).expect("and its end marker") + start;
-    let want = table(&report);
-    if readme[start..end] != want {
-        if std::env::var_os("CFKIT_UPDATE_DOCS").is_some() {
-            std::fs::write(
-                &path,
-                format!("{}{want}{}", &readme[..start], &readme[end..]),
-            )
-            .unwrap();
-        } else {
-            panic!("README.md's `just train` table differs from results/train/report.json; rerun with CFKIT_UPDATE_DOCS=1:\n{want}");
-        }
+    if let Err(e) = check_generated(&path, Some((BEGIN, END)), &table(&report), update) {
+        panic!("{e}");
     }
 }

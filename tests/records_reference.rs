@@ -207,13 +207,8 @@ fn render() -> String {
 #[test]
 fn records_md_is_generated_from_the_types() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/RECORDS.md");
-    let want = render();
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    if have != want {
-        if std::env::var_os("CFKIT_UPDATE_DOCS").is_some() {
-            std::fs::write(&path, &want).unwrap();
-        } else {
-            panic!("schemas/RECORDS.md is out of date with the record types; rerun with CFKIT_UPDATE_DOCS=1 and commit it");
-        }
+    let update = std::env::var_os("CFKIT_UPDATE_DOCS").is_some();
+    if let Err(e) = cfkit_schemas::describe::check_generated(&path, None, &render(), update) {
+        panic!("{e}");
     }
 }

@@ -138,3 +138,40 @@ pub fn schema_markdown() -> String {
     ));
     out
 }
+
+/// Checks a generated document against the file at `path` — the whole file, or with `markers`
+/// `(begin, end)` the text between those two marker lines — and, with `update` (the tests pass
+/// whether `CFKIT_UPDATE_DOCS` is set), rewrites it instead. The error names the file.
+pub fn check_generated(
+    path: &std::path::Path,
+    markers: Option<(&str, &str)>,
+    want: &str,
+    update: bool,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let (start, end) = match markers {
+        None => (0, text.len()),
+        Some((begin, end)) => {
+            let start = text
+                .find(begin)
+                .ok_or_else(|| format!("'{}' has no line '{begin}'", path.display()))?
+                + begin.len();
+            let stop = text[start..]
+                .find(end)
+                .ok_or_else(|| format!("'{}' has no line '{end}'", path.display()))?
+                + start;
+            (start, stop)
+        }
+    };
+    if text[start..end] == *want {
+        return Ok(());
+    }
+    if update {
+        let new = format!("{}{want}{}", &text[..start], &text[end..]);
+        return std::fs::write(path, new).map_err(|e| format!("'{}': {e}", path.display()));
+    }
+    Err(format!(
+        "'{}' is out of date with what generates it; rerun the test with CFKIT_UPDATE_DOCS=1 and commit it",
+        path.display()
+    ))
+}

@@ -134,23 +134,12 @@ mod tests {
     #[test]
     fn the_readme_lists_every_variable() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-        let readme = std::fs::read_to_string(&path).unwrap();
-        let start = readme
-            .find(BEGIN)
-            .expect("README.md has the table's start marker")
-            + BEGIN.len();
-        let end = readme[start..].find(END).expect("and its end marker") + start;
-        let want = markdown_table();
-        if readme[start..end] != want {
-            if std::env::var_os("CFKIT_UPDATE_DOCS").is_some() {
-                std::fs::write(
-                    &path,
-                    format!("{}{want}{}", &readme[..start], &readme[end..]),
-                )
-                .unwrap();
-            } else {
-                panic!("README.md's table of environment variables is stale; rerun with CFKIT_UPDATE_DOCS=1:\n{want}");
-            }
+        let update = std::env::var_os("CFKIT_UPDATE_DOCS").is_some();
+        let markers = Some((BEGIN, END));
+        if let Err(e) =
+            cfkit_schemas::describe::check_generated(&path, markers, &markdown_table(), update)
+        {
+            panic!("{e}");
         }
     }
 

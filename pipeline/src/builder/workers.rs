@@ -165,20 +165,6 @@ pub enum Pipelining {
     Off,
 }
 
-impl std::str::FromStr for Pipelining {
-    type Err = PipelineError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Pipelining::Auto),
-            "on" => Ok(Pipelining::On),
-            "off" => Ok(Pipelining::Off),
-            other => Err(PipelineError::Input(format!(
-                "--pipeline '{other}': expected auto, on or off"
-            ))),
-        }
-    }
-}
-
 /// How to run a build (nothing here changes the output).
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
