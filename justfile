@@ -21,7 +21,7 @@ bootstrap:
     @{{root}}/tools/bootstrap-venv.sh
 
 # Build the cfkit binary (release) into target/release/cfkit, with the distributed layer (Gloo's headers are installed first): every recipe that builds cfkit builds this same binary.
-build: bootstrap gloo
+build: bootstrap gloo nasm
     cargo build --release --bin cfkit
 
 # Build counterfactual shards: configs/fashionshift/build.toml (FashionShift train + the committed teacher) unless ARGS give --config FILE.
@@ -75,7 +75,7 @@ imagenet MODEL WEIGHTS TRAIN EVAL_ROOT: build
     {{root}}/tools/imagenet.sh {{quote(MODEL)}} {{quote(WEIGHTS)}} {{quote(TRAIN)}} {{quote(EVAL_ROOT)}}
 
 # A stripped cfkit for the lent GPU machine (PyTorch 2.11.0+cu130, no Rust): built against the torch==2.11.0 wheel's libtorch with tch 0.24, linked to the machine's torch at run time; CPU smoke here (tools/device-binary.sh).
-device-binary: bootstrap fashion-mnist gloo
+device-binary: bootstrap fashion-mnist gloo nasm
     {{root}}/tools/device-binary.sh
 
 # The GPU check (cfkit_tools.gpu_check): doctor, parity fixtures, bf16 vs fp32 training, throughput vs PyTorch eager, the counterfactual pipeline, the methods' step rates, peak memory, data-parallel FT, FashionShift end to end vs the CPU grid; gpu-check.{json,md} into --out (the H200 run: results/gpu/). `just gpu-check --device cpu --smoke --out DIR` runs it at tiny sizes (CI does, from cargo test).
@@ -86,12 +86,16 @@ gpu-check *ARGS: build
 gloo:
     @{{root}}/tools/ensure-gloo.sh
 
+# Install the NASM assembler (Debian package nasm) if it is missing, on x86: libjpeg-turbo's SIMD JPEG decoding (same bytes as its C code, about twice as fast).
+nasm:
+    @{{root}}/tools/ensure-nasm.sh
+
 # Install Fashion-MNIST (Debian package dataset-fashion-mnist) if it is missing.
 fashion-mnist:
     @{{root}}/tools/ensure-fashion-mnist.sh
 
 # The validation CI runs: rustfmt check, clippy with warnings as errors, every test.
-check: bootstrap fashion-mnist gloo
+check: bootstrap fashion-mnist gloo nasm
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     {{python}} -m pyflakes $(git ls-files '*.py')
@@ -105,7 +109,7 @@ parity-fixtures: bootstrap
     {{python}} tests/parity/make_fixtures.py --case tiny --out tests/fixtures/parity
 
 # Parity of a ViT-B/32-shaped vision tower against transformers and open_clip (fixture made on the fly, ~1 GB).
-parity-b32: bootstrap gloo
+parity-b32: bootstrap gloo nasm
     {{python}} tests/parity/make_fixtures.py --case vit-b-32 --out target/parity
     CFKIT_PARITY_DIR={{root}}/target/parity cargo test --release -p cfkit-counterfactual --test parity -- --ignored
 
@@ -152,6 +156,11 @@ bench-storage *ARGS: build
     cargo build --release -p cfkit-pipeline --example bench_data
     cargo build --release -p cfkit-trainer --example bench_train
     {{python}} -m cfkit_tools.bench.storage --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data --loader-bin target/release/examples/bench_train {{ARGS}}
+
+# Decode + preprocess images/s per core at 224 px of source files (ImageNet-like JPEGs, the mixed-format real-file corpus), cfkit next to Pillow + torchvision's ImageFolder loading, same run, same pixels checked (cfkit_tools.bench.decode).
+bench-decode *ARGS: bootstrap nasm
+    cargo build --release -p cfkit-pipeline --example bench_decode
+    {{python}} -m cfkit_tools.bench.decode --bin target/release/examples/bench_decode {{ARGS}}
 
 # Data-parallel FT throughput: 2 ranks x 1 thread (Gloo) against 1 rank x 1 thread, and the all-reduce share of a step (cfkit_tools.bench.ddp).
 bench-ddp *ARGS: build fashion-mnist gloo

@@ -1,7 +1,8 @@
 //! Real image files as users' folders hold them (issue 16): photographs in every encoding
 //! torchvision's default loader reads in ImageNet-style datasets, and damaged copies. cfkit must
 //! keep exactly the files Pillow reads, quarantine the others with a reason, and preprocess the
-//! kept ones as Pillow + torchvision do. Corpus and expectations: tests/realfiles/make_corpus.py
+//! kept ones byte for byte as the reference does (ImageFolder's `convert("RGB")`, then torchvision's
+//! bicubic resize and center crop; issue 35). Corpus and expectations: tests/realfiles/make_corpus.py
 //! (tests/fixtures/realfiles/expected.json records Pillow's verdict per file).
 
 mod common;
@@ -34,22 +35,6 @@ fn expected() -> (u32, BTreeMap<String, (bool, String)>) {
     (v["size"].as_u64().unwrap() as u32, files)
 }
 
-/// Largest and mean absolute difference allowed against Pillow + torchvision, per encoding.
-/// Decoders agree exactly on PNG, BMP, GIF and lossless WebP. JPEG decoders (zune-jpeg vs
-/// libjpeg-turbo: IDCT and chroma upsampling) differ by a few levels (measured on this corpus:
-/// max 3, mean <= 0.35; CMYK max 1, although Pillow resizes in CMYK and converts last while
-/// cfkit converts first); lossy WebP (image-webp vs libwebp) measured exact. The bounds leave
-/// room for other photographs.
-fn tolerance(name: &str) -> (u8, f64) {
-    if name.ends_with(".jpg") && !name.contains("png-named") {
-        (8, 1.0)
-    } else if name.ends_with(".webp") && !name.contains("lossless") {
-        (4, 0.25)
-    } else {
-        (0, 0.0)
-    }
-}
-
 #[test]
 fn cfkit_reads_what_pillow_reads_and_refuses_what_it_refuses() {
     let (size, files) = expected();
@@ -76,13 +61,10 @@ fn cfkit_reads_what_pillow_reads_and_refuses_what_it_refuses() {
                     .map(|(a, b)| a.abs_diff(*b))
                     .collect();
                 let max = *diffs.iter().max().unwrap();
-                let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
-                let (max_tol, mean_tol) = tolerance(name);
-                report.push(format!("{name} ({what}): max {max}, mean {mean:.3}"));
-                assert!(
-                    max <= max_tol && mean <= mean_tol,
-                    "{name} ({what}): max |diff| {max} (allowed {max_tol}), mean {mean:.3} (allowed {mean_tol})"
-                );
+                let n = diffs.iter().filter(|&&d| d > 0).count();
+                report.push(format!("{name} ({what}): max {max}, differing {n}"));
+                // Every format, every mode: byte for byte what the reference's loader gives.
+                assert_eq!(max, 0, "{name} ({what}): max |diff| {max} on {n} values");
             }
             Err(reject) => {
                 assert!(

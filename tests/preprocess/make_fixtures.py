@@ -8,23 +8,22 @@ contain: odd sizes, portrait, landscape, tiny (7x5), huge aspect ratios (3000x40
 S x S, smaller than S, big downscale factors, grey (L), grey+alpha (LA), RGBA with varying alpha
 (including fully transparent and fully opaque regions), 16-bit grey and 16-bit RGB PNGs, a palette
 PNG (with and without transparency), a 1-bit PNG, grey and RGB PNGs with a tRNS colour key, a baseline 4:2:0 JPEG, a progressive JPEG and a
-CMYK JPEG. For each input it writes the reference output of OpenAI CLIP / open_clip preprocessing:
+CMYK JPEG, in baseline 4:4:4, 4:2:2 and 4:2:0 and progressive. For each input it writes the
+reference output of the reference's loading (torchvision's ImageFolder loader, `convert("RGB")` on
+every file before any transform) followed by OpenAI CLIP / open_clip preprocessing:
 
-    Compose([Resize(S, interpolation=InterpolationMode.BICUBIC), CenterCrop(S),
-             lambda im: im.convert("RGB")])(PIL.Image.open(file))
+    Compose([Resize(S, interpolation=InterpolationMode.BICUBIC), CenterCrop(S)])(
+        PIL.Image.open(file).convert("RGB"))
 
-as an S x S RGB8 PNG (lossless, so the Rust test reads it with the `image` crate).
+as an S x S RGB8 PNG (lossless, so the Rust test reads it with the `image` crate). Every fixture must
+match byte for byte, whatever its mode: cfkit converts to RGB as Pillow does (palette colours with the
+transparent index keeping its colour, 1-bit, L, LA and RGBA with alpha dropped, CMYK, 16-bit grey
+clipped to 255 and 16-bit RGB truncated to its high byte, both as Pillow 13 opens them) and decodes
+JPEGs with libjpeg-turbo's algorithm (accurate integer IDCT, fancy upsampling).
 
-Exceptions, all recorded in the index `kind` column:
-- `png16_*`: Pillow opens 16-bit grey PNGs as mode "I;16" and its convert("RGB") clips every value
-  above 255 to 255 (unusable), and it opens 16-bit RGB as 8-bit by truncation (v >> 8). cfkit scales
-  16-bit samples to 8 bits as round(v / 257) = (v + 128) // 257 before anything else, so the expected
-  output here is the reference pipeline applied to that 8-bit image (mode "L" or "RGB").
-- `jpeg_*`: Pillow (libjpeg-turbo) and the `image` crate (zune-jpeg) decode JPEGs slightly
-  differently. For RGB JPEGs the generator also stores Pillow's decoded pixels as `<name>.pil.png`, so
-  the test checks the preprocessing exactly on identical pixels and the end-to-end result with a
-  tolerance. Pillow keeps CMYK JPEGs in CMYK, resizes in CMYK and converts to RGB last, while the
-  `image` crate converts to RGB at decode time; that one is only checked with a tolerance.
+For every input that is not an 8-bit RGB PNG it also stores Pillow's decoded RGB pixels
+(`Image.open(f).convert("RGB")`) as `<name>.pil.png`, so the test checks decoding and conversion on
+their own, before any resampling.
 
 Output: tests/fixtures/preprocess/ (relative to the repository root): the inputs, the
 `*.expected.png` files, `*.pil.png` decoded references, and `index.tsv` with one line per fixture:
@@ -53,14 +52,9 @@ OUT = ROOT / "tests" / "fixtures" / "preprocess"
 
 
 def reference(size: int):
-    """The CLIP preprocessing up to (not including) ToTensor/Normalize."""
-    return Compose(
-        [
-            Resize(size, interpolation=InterpolationMode.BICUBIC),
-            CenterCrop(size),
-            lambda im: im.convert("RGB"),
-        ]
-    )
+    """ImageFolder's loader, then CLIP preprocessing up to (not including) ToTensor/Normalize."""
+    clip = Compose([Resize(size, interpolation=InterpolationMode.BICUBIC), CenterCrop(size)])
+    return lambda im: clip(im.convert("RGB"))
 
 
 def natural(h: int, w: int, seed: int, channels: int = 3, noise: float = 5.0) -> np.ndarray:
@@ -119,10 +113,10 @@ def main() -> None:
             old.unlink()
     rows: list[str] = []
 
-    def emit(name: str, size: int, kind: str, expected_src: Image.Image | None = None,
-             decoded_ref: bool = False) -> None:
+    def emit(name: str, size: int, kind: str) -> None:
         """Compute the reference output for OUT/name and record it in the index."""
-        src = Image.open(OUT / name) if expected_src is None else expected_src
+        src = Image.open(OUT / name)
+        decoded_ref = kind != "png_rgb"
         exp = reference(size)(src)
         assert exp.mode == "RGB" and exp.size == (size, size), (name, exp.mode, exp.size)
         stem = name.rsplit(".", 1)[0]
@@ -132,7 +126,8 @@ def main() -> None:
         ref = "-"
         if decoded_ref:
             ref = f"{stem}.pil.png"
-            Image.open(OUT / name).convert("RGB").save(OUT / ref, optimize=True)
+            rgb = np.asarray(Image.open(OUT / name).convert("RGB"))  # re-wrapped: no tRNS
+            Image.fromarray(rgb).save(OUT / ref, optimize=True)
         rows.append(f"{name}\t{size}\t{exp_name}\t{size}\t{size}\t3\t{kind}\t{ref}")
 
     def save8(name: str, arr: np.ndarray, size: int, kind: str) -> None:
@@ -178,7 +173,7 @@ def main() -> None:
     Image.fromarray(natural(80, 59, 28, 1)[..., 0]).save(OUT / "l_trns_59x80.png", transparency=255)
     emit("l_trns_59x80.png", 64, "png_l")
 
-    # --- palette and 1-bit (Pillow resizes modes "P" and "1" with NEAREST) -----------------------
+    # --- palette and 1-bit ---------------------------------------------------------------------
     pal = Image.fromarray(natural(67, 95, 18)).quantize(colors=48, dither=Image.Dither.NONE)
     pal.save(OUT / "palette_95x67.png", optimize=True)
     emit("palette_95x67.png", 64, "png_palette")
@@ -189,26 +184,33 @@ def main() -> None:
     Image.fromarray(bits).convert("1", dither=Image.Dither.NONE).save(OUT / "bit1_111x70.png")
     emit("bit1_111x70.png", 64, "png_palette")
 
-    # --- 16-bit: expected = reference pipeline on round(v / 257) ----------------------------------
+    # --- 16-bit: Pillow opens grey as "I;16" (convert("RGB") clips at 255), RGB as v >> 8 ----------
     rng16 = np.random.default_rng(21)
-    g16 = natural(70, 100, 22, 1)[..., 0].astype(np.uint32) * 257 + rng16.integers(-128, 129, (70, 100))
-    g16 = np.clip(g16, 0, 65535).astype(np.uint16)
-    write_png16(OUT / "grey16_100x70.png", g16)
-    emit("grey16_100x70.png", 64, "png16_l",
-         Image.fromarray(((g16.astype(np.uint32) + 128) // 257).astype(np.uint8), "L"))
+    g16 = natural(70, 100, 22, 1)[..., 0].astype(np.int64) + rng16.integers(-3, 4, (70, 100))
+    # mostly small values (as in depth or scientific images stored in the low byte) plus a bright
+    # block, so both sides of the clip are covered
+    g16[:20, :30] = g16[:20, :30] * 257
+    write_png16(OUT / "grey16_100x70.png", np.clip(g16, 0, 65535).astype(np.uint16))
+    emit("grey16_100x70.png", 64, "png16_l")
     c16 = natural(100, 70, 23).astype(np.uint32) * 257 + rng16.integers(-128, 129, (100, 70, 3))
-    c16 = np.clip(c16, 0, 65535).astype(np.uint16)
-    write_png16(OUT / "rgb16_70x100.png", c16)
-    emit("rgb16_70x100.png", 64, "png16_rgb",
-         Image.fromarray(((c16.astype(np.uint32) + 128) // 257).astype(np.uint8), "RGB"))
+    write_png16(OUT / "rgb16_70x100.png", np.clip(c16, 0, 65535).astype(np.uint16))
+    emit("rgb16_70x100.png", 64, "png16_rgb")
 
-    # --- JPEGs --------------------------------------------------------------------------------
+    # --- JPEGs: libjpeg-turbo's decoding (ISLOW IDCT, fancy upsampling) --------------------------
     Image.fromarray(natural(97, 130, 24)).save(OUT / "jpeg_progressive_130x97.jpg", quality=90,
                                                progressive=True)
-    emit("jpeg_progressive_130x97.jpg", 64, "jpeg_rgb", decoded_ref=True)
-    Image.fromarray(natural(240, 300, 25, noise=2.0)).save(OUT / "jpeg_224_300x240.jpg", quality=90,
-                                                subsampling=2)
-    emit("jpeg_224_300x240.jpg", 224, "jpeg_rgb", decoded_ref=True)
+    emit("jpeg_progressive_130x97.jpg", 64, "jpeg_rgb")
+    for name, h, w, size, seed, subsampling in [
+        ("jpeg_224_420_300x240.jpg", 240, 300, 224, 25, 2),
+        ("jpeg_422_odd_131x93.jpg", 93, 131, 64, 30, 1),
+        ("jpeg_444_77x101.jpg", 101, 77, 64, 31, 0),
+        ("jpeg_420_odd_tiny_9x7.jpg", 7, 9, 64, 32, 2),
+    ]:
+        Image.fromarray(natural(h, w, seed, noise=2.0)).save(OUT / name, quality=90,
+                                                             subsampling=subsampling)
+        emit(name, size, "jpeg_rgb")
+    Image.fromarray(natural(83, 61, 33, 1)[..., 0]).save(OUT / "jpeg_grey_61x83.jpg", quality=85)
+    emit("jpeg_grey_61x83.jpg", 64, "jpeg_l")
     Image.fromarray(natural(72, 96, 26, 4), "CMYK").save(OUT / "jpeg_cmyk_96x72.jpg", quality=95)
     emit("jpeg_cmyk_96x72.jpg", 64, "jpeg_cmyk")
 

@@ -6,21 +6,25 @@ Real photographs -- the ones shipped inside scikit-image's wheel (`skimage.data`
 astronaut, rocket) and matplotlib's `sample_data/grace_hopper.jpg` -- scaled down (longer side
 <= 192 px, Pillow LANCZOS) to keep the fixture small, then written in every encoding torchvision's
 default loader (`PIL.Image.open(f).convert("RGB")`) reads in ImageNet-style datasets: baseline,
-progressive, grey and CMYK JPEG; RGB, RGBA, palette and 16-bit grey PNG; lossy, lossless and RGBA
-WebP; 24-bit and 8-bit palette BMP; GIF (an animated one: only the first frame counts; one with a
-transparent palette index). Next to them, damaged copies as users' folders hold them: truncated at
+progressive, grey and CMYK JPEG, JPEG at 4:4:4, 4:2:2 and 4:2:0 chroma subsampling (progressive
+4:2:0 too) and one with an EXIF orientation (left unrotated, as Pillow leaves it); RGB, RGBA, LA,
+palette (with and without a transparent index), grey with a transparent colour, 1-bit, 16-bit grey
+and 16-bit RGB PNG; lossy, lossless and RGBA WebP; 24-bit, 8-bit palette and 1-bit BMP; GIF (an
+animated one: only the first frame counts; one with a transparent palette index). Next to them, damaged copies as users' folders hold them: truncated at
 50 % / 90 % / all but the last 2 bytes, header only, an empty file, a text file named `.jpg`, and a
 PNG named `.jpg` (readable: formats are sniffed from the bytes).
 
 The verdict of every file is Pillow's: `expected.json` records, per file, whether
 `Image.open(f).convert("RGB")` succeeds (else the error), the PIL mode and size, and for the
-readable ones the reference CLIP preprocessing at S = 64,
+readable ones the reference preprocessing at S = 64 as the reference code loads images —
+torchvision's `ImageFolder` loader converts to RGB first, then CLIP's transforms run:
 
-    Compose([Resize(64, interpolation=BICUBIC), CenterCrop(64), lambda im: im.convert("RGB")])
+    Compose([Resize(64, interpolation=BICUBIC), CenterCrop(64)])(Image.open(f).convert("RGB"))
 
 stored as `<file>.expected.png` (lossless). The Rust test requires cfkit to keep exactly the files
-Pillow reads and to quarantine the others, and compares the kept ones with these outputs (exact
-where decoders agree, within a stated tolerance for JPEG and lossy WebP, whose decoders differ).
+Pillow reads, to quarantine the others, and to give the kept ones these pixels exactly.
+`--check CFKIT --size S` also compares `cfkit prepare` of the readable files at size S (e.g. 224)
+with the same reference computed on the fly, and prints the largest difference per file.
 
 Output: tests/fixtures/realfiles/ (relative to the repository root). Rerun from the root:
 
@@ -86,6 +90,38 @@ def grey16(img):
     return encode(Image.fromarray(arr.astype(np.uint16)), "PNG")
 
 
+def rgb16_png(img):
+    """A 16-bit RGB PNG, written by hand (Pillow cannot save one): IHDR bit depth 16, colour type 2,
+    samples v * 257 + 100, big-endian, filter 0 on every row."""
+    import struct
+    import zlib
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint16) * 257 + 100
+    rows = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(arr.shape[0]))
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", arr.shape[1], arr.shape[0], 16, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows, 9))
+            + chunk(b"IEND", b""))
+
+
+def with_orientation(img, orientation):
+    """A JPEG whose EXIF says `orientation` (6: rotate 90 degrees clockwise to display); Pillow's
+    `Image.open` ignores it, as torchvision's loader does."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(img, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def palette_transparent_png(img):
+    p = img.convert("P", palette=Image.ADAPTIVE, colors=64)
+    arr = np.array(p)
+    arr[: arr.shape[0] // 3, : arr.shape[1] // 3] = 7  # index 7 is transparent (tRNS)
+    q = Image.fromarray(arr, mode="P")
+    q.putpalette(p.getpalette())
+    return encode(q, "PNG", transparency=7)
+
+
 def clean_files():
     chelsea, coffee = photo("chelsea"), photo("coffee")
     astronaut, rocket = photo("astronaut"), photo("rocket")
@@ -99,15 +135,27 @@ def clean_files():
         "hopper-grey.jpg": encode(hopper.convert("L"), "JPEG", quality=90),
         "astronaut-cmyk.jpg": encode(astronaut.convert("CMYK"), "JPEG", quality=92),
         "rocket-420.jpg": encode(rocket, "JPEG", quality=75, subsampling=2),
+        "chelsea-422.jpg": encode(chelsea, "JPEG", quality=85, subsampling=1),
+        "coffee-444.jpg": encode(coffee, "JPEG", quality=95, subsampling=0),
+        "astronaut-420.jpg": encode(astronaut, "JPEG", quality=80, subsampling=2),
+        "chelsea-progressive-420.jpg": encode(chelsea, "JPEG", quality=80, subsampling=2,
+                                              progressive=True),
+        "rocket-exif-rotated.jpg": with_orientation(rocket, 6),
         "chelsea.png": encode(chelsea, "PNG"),
         "astronaut-rgba.png": encode(rgba, "PNG"),
         "coffee-palette.png": encode(coffee.convert("P", palette=Image.ADAPTIVE), "PNG"),
+        "coffee-palette-transparent.png": palette_transparent_png(coffee),
+        "astronaut-la.png": encode(rgba.convert("LA"), "PNG"),
+        "hopper-grey-transparent.png": encode(hopper.convert("L"), "PNG", transparency=128),
+        "rocket-1bit.png": encode(rocket.convert("1"), "PNG"),
         "hopper-grey16.png": grey16(hopper),
+        "chelsea-rgb16.png": rgb16_png(chelsea),
         "rocket.webp": encode(rocket, "WEBP", quality=80),
         "coffee-lossless.webp": encode(coffee, "WEBP", lossless=True),
         "astronaut-rgba.webp": encode(rgba, "WEBP", quality=90),
         "chelsea.bmp": encode(chelsea, "BMP"),
         "hopper-palette.bmp": encode(hopper.convert("P", palette=Image.ADAPTIVE), "BMP"),
+        "rocket-1bit.bmp": encode(rocket.convert("1"), "BMP"),
         "rocket-animated.gif": animated_gif(rocket, chelsea.resize(rocket.size)),
         "coffee-transparent.gif": transparent_gif(coffee),
         # A PNG saved under a JPEG name: readable (formats are sniffed from the bytes).
@@ -140,22 +188,57 @@ def pil_verdict(data):
         return {"readable": False, "error": f"{type(e).__name__}: {e}"}, None
 
 
-def reference(data):
-    """Pillow + torchvision CLIP preprocessing. 16-bit grey (mode I;16) is first scaled to 8 bits as
-    round(v / 257), cfkit's documented deviation (Pillow's convert clips every value above 255)."""
+def reference(data, size=SIZE):
+    """The reference code's loading: torchvision's ImageFolder loader (`pil_loader`: open, then
+    `convert("RGB")`), then CLIP's Resize(size, BICUBIC) + CenterCrop(size)."""
     tf = transforms.Compose([
-        transforms.Resize(SIZE, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(SIZE),
-        lambda im: im.convert("RGB"),
+        transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(size),
     ])
     with Image.open(io.BytesIO(data)) as im:
-        if im.mode == "I;16":
-            arr = (np.asarray(im, dtype=np.uint32) + 128) // 257
-            return tf(Image.fromarray(arr.astype(np.uint8), mode="L"))
-        return tf(im)
+        return tf(im.convert("RGB"))
+
+
+def check(cfkit, size):
+    """`cfkit prepare` of every readable corpus file at `size` against `reference(data, size)`:
+    prints the largest absolute difference per file and returns the largest overall."""
+    import subprocess
+    import tempfile
+    import pyarrow.parquet as pq
+    index = json.loads((OUT / "expected.json").read_text())["files"]
+    names = [n for n, v in sorted(index.items()) if v["readable"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pathlib.Path(tmp) / "tree" / "corpus"
+        folder.mkdir(parents=True)
+        for n in names:
+            (folder / n).write_bytes((OUT / n).read_bytes())
+        out = pathlib.Path(tmp) / "shards"
+        subprocess.run([cfkit, "prepare", "--image-folder", str(folder.parent), "--split", "x",
+                        "--out", str(out), "--image-size", str(size), "-q"], check=True,
+                       stdout=subprocess.DEVNULL)
+        got = {}
+        for shard in sorted(out.glob("data/*.parquet")):
+            for row in pq.read_table(shard, columns=["id", "image"]).to_pylist():
+                got[row["id"].rsplit("/", 1)[-1]] = Image.open(io.BytesIO(row["image"]["bytes"]))
+    worst = 0
+    for n in names:
+        want = np.asarray(reference((OUT / n).read_bytes(), size), dtype=np.int16)
+        have = np.asarray(got[n].convert("RGB"), dtype=np.int16)
+        d = int(np.abs(want - have).max()) if want.shape == have.shape else 255
+        worst = max(worst, d)
+        print(f"{n:36} {index[n]['mode']:6} max-abs {d}")
+    print(f"{len(names)} files at {size} px: largest difference {worst}")
+    return worst
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", metavar="CFKIT", help="compare cfkit prepare with the reference")
+    ap.add_argument("--size", type=int, default=224)
+    a = ap.parse_args()
+    if a.check:
+        raise SystemExit(1 if check(a.check, a.size) else 0)
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.iterdir():
         old.unlink()

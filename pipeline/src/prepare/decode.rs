@@ -3,8 +3,9 @@
 //! Order of checks: readable, non-empty, a known image format (sniffed from the bytes, not the
 //! extension), dimensions under the decompression-bomb limit (read from the header before any
 //! pixel is decoded), complete (a JPEG reaches its end marker, a WebP its declared size:
-//! [`crate::prepare::complete`]), a full decode under an allocation limit, then CLIP
-//! preprocessing.
+//! [`crate::prepare::complete`]), a full decode under an allocation limit to RGB as Pillow's
+//! `convert("RGB")` gives it ([`crate::prepare::rgb`]; JPEG by libjpeg-turbo, as Pillow), the
+//! border crop, then CLIP preprocessing.
 //!
 //! Formats: what torchvision's default loader (`PIL.Image.open(f).convert("RGB")`) reads in
 //! ImageNet-style datasets — JPEG (baseline, progressive, grey, CMYK), PNG, WebP, BMP and GIF
@@ -15,12 +16,12 @@ use std::io::Cursor;
 use std::path::Path;
 
 use cfkit_schemas::{encode_png, RgbPixels};
-use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use image::{ImageFormat, ImageReader};
 use serde::Serialize;
 
 use crate::prepare::complete::truncation;
-use crate::prepare::gif_frame::first_frame;
-use crate::prepare::preprocess::{clip_preprocess_decoded, clip_preprocess_with};
+use crate::prepare::preprocess::clip_preprocess_loaded;
+use crate::prepare::rgb::{load, Loaded};
 
 /// Default limit on source pixels: Pillow's `MAX_IMAGE_PIXELS` (89,478,485) × 2, the size at which
 /// Pillow raises `DecompressionBombError` instead of warning.
@@ -65,6 +66,8 @@ impl std::fmt::Display for Reject {
     }
 }
 
+impl std::error::Error for Reject {}
+
 /// A preprocessed source image.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -95,8 +98,8 @@ pub fn prepare_bytes(bytes: &[u8], size: u32, max_pixels: u64) -> Result<Prepare
 }
 
 /// Cuts `b` pixels from every side (`b = 0`: the image itself).
-fn crop_border(img: DynamicImage, b: u32) -> Result<DynamicImage, Reject> {
-    let (w, h) = (img.width(), img.height());
+fn crop_border(img: Loaded, b: u32) -> Result<Loaded, Reject> {
+    let (w, h) = img.dimensions();
     if b == 0 {
         return Ok(img);
     }
@@ -105,7 +108,7 @@ fn crop_border(img: DynamicImage, b: u32) -> Result<DynamicImage, Reject> {
             "{w}x{h} pixels is too small for the {b}-px border crop"
         )));
     }
-    Ok(img.crop_imm(b, b, w - 2 * b, h - 2 * b))
+    Ok(img.crop(b, b, w - 2 * b, h - 2 * b))
 }
 
 /// [`prepare_bytes`] with a border crop of `border_crop` pixels per side.
@@ -121,9 +124,9 @@ pub(crate) fn prepare_bytes_cropped(
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Reject::Unreadable(e.to_string()))?;
-    let Some(format) = reader.format() else {
+    if reader.format().is_none() {
         return Err(Reject::NotAnImage);
-    };
+    }
     if let Some(why) = truncation(bytes) {
         return Err(Reject::Truncated(why));
     }
@@ -137,27 +140,11 @@ pub(crate) fn prepare_bytes_cropped(
             max_pixels,
         });
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Reject::Unreadable(e.to_string()))?;
     // Room for the decoded image at up to 16-bit RGBA, and nothing beyond.
     let max_alloc = max_pixels.saturating_mul(8).max(1 << 20);
-    let rgb = if format == ImageFormat::Gif {
-        let (img, filter) = first_frame(bytes, max_alloc).map_err(|e| {
-            if e.contains("nexpected") && e.contains("nd") {
-                Reject::Truncated(format!("truncated GIF: {e}"))
-            } else {
-                Reject::Corrupt(e)
-            }
-        })?;
-        clip_preprocess_with(&crop_border(img, border_crop)?, size, filter)
-    } else {
-        let mut limits = Limits::default();
-        limits.max_alloc = Some(max_alloc);
-        reader.limits(limits);
-        let img = reader.decode().map_err(|e| decode_error(format, &e))?;
-        clip_preprocess_decoded(&crop_border(img, border_crop)?, bytes, size)
-    };
+    // As the reference loads it: RGB first, then the border crop and the resize.
+    let img = crop_border(load(bytes, max_alloc)?, border_crop)?;
+    let rgb = clip_preprocess_loaded(&img, size);
     let (w, h) = rgb.dimensions();
     let png = encode_png(&RgbPixels {
         width: w,
@@ -175,7 +162,7 @@ pub(crate) fn prepare_bytes_cropped(
 
 /// A decoder error, as [`Reject::Truncated`] when the data ran out (the decoders report it as an
 /// I/O end-of-file or in their own words) and [`Reject::Corrupt`] otherwise.
-fn decode_error(format: ImageFormat, e: &image::ImageError) -> Reject {
+pub(crate) fn decode_error(format: ImageFormat, e: &image::ImageError) -> Reject {
     let text = e.to_string();
     let lower = text.to_lowercase();
     let eof = matches!(e, image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)

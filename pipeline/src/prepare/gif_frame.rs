@@ -1,27 +1,23 @@
-//! The first frame of a GIF, as `PIL.Image.open` presents it (torchvision's loader reads only
-//! that frame). The `image` crate composes frames to RGBA and blanks transparent pixels; Pillow
-//! keeps frame 0 as palette indices (mode `P`), so `convert("RGB")` shows the palette colour of
-//! the transparent index, and resizes it with NEAREST. Pillow's rules (`GifImagePlugin`):
+//! The first frame of a GIF as RGB, as `PIL.Image.open(f).convert("RGB")` presents it
+//! (torchvision's loader reads only that frame). The `image` crate composes frames to RGBA and
+//! blanks transparent pixels; Pillow keeps frame 0 as palette indices (mode `P`), so
+//! `convert("RGB")` shows the palette colour of the transparent index. Pillow's rules
+//! (`GifImagePlugin`):
 //! - the canvas is the logical screen, filled with the frame's transparent index if it has one,
 //!   else index 0, and the frame is pasted at its offset;
 //! - the palette is the frame's local one, else the global one;
 //! - a palette that is exactly the grey ramp (entry i = (i, i, i)) opens as mode `L` instead
-//!   (greyscale, resized bicubic).
+//!   (the same RGB values once converted).
 
 use std::io::Cursor;
 use std::num::NonZeroU64;
 
 use gif::{ColorOutput, DecodeOptions, MemoryLimit};
-use image::{DynamicImage, GrayImage, RgbImage};
+use image::RgbImage;
 
-use crate::prepare::pil_mode::ResizeFilter;
-
-/// Decodes frame 0 of `bytes` (at most `max_alloc` bytes per frame buffer) into the image Pillow
-/// shows and the filter Pillow resizes it with.
-pub(crate) fn first_frame(
-    bytes: &[u8],
-    max_alloc: u64,
-) -> Result<(DynamicImage, ResizeFilter), String> {
+/// Decodes frame 0 of `bytes` (at most `max_alloc` bytes per frame buffer) into the RGB image
+/// Pillow's `convert("RGB")` gives.
+pub(crate) fn first_frame(bytes: &[u8], max_alloc: u64) -> Result<RgbImage, String> {
     let mut options = DecodeOptions::new();
     options.set_color_output(ColorOutput::Indexed);
     if let Some(limit) = NonZeroU64::new(max_alloc) {
@@ -45,14 +41,6 @@ pub(crate) fn first_frame(
         canvas[(top + y) * w + left..(top + y) * w + left + cols].copy_from_slice(src);
     }
     let palette = frame.palette.clone().or(global).unwrap_or_default();
-    let grey_ramp = palette
-        .chunks_exact(3)
-        .enumerate()
-        .all(|(i, c)| c.iter().all(|&v| v as usize == i));
-    if grey_ramp {
-        let img = GrayImage::from_raw(w as u32, h as u32, canvas).ok_or("bad GIF canvas")?;
-        return Ok((DynamicImage::ImageLuma8(img), ResizeFilter::Bicubic));
-    }
     let rgb: Vec<u8> = canvas
         .iter()
         .flat_map(|&i| {
@@ -62,6 +50,5 @@ pub(crate) fn first_frame(
                 .map_or([0, 0, 0], |c| [c[0], c[1], c[2]])
         })
         .collect();
-    let img = RgbImage::from_raw(w as u32, h as u32, rgb).ok_or("bad GIF canvas")?;
-    Ok((DynamicImage::ImageRgb8(img), ResizeFilter::Nearest))
+    RgbImage::from_raw(w as u32, h as u32, rgb).ok_or_else(|| "bad GIF canvas".to_string())
 }

@@ -5,10 +5,11 @@ pub mod complete;
 pub mod decode;
 mod demo;
 pub mod gif_frame;
-pub mod pil_mode;
+mod jpeg;
 pub mod preprocess;
 pub mod record;
 pub mod resample;
+pub mod rgb;
 pub mod sources;
 pub mod split_writer;
 

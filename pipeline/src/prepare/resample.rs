@@ -1,8 +1,8 @@
 //! Pillow-exact resampling of interleaved 8-bit images.
 //!
-//! A port of the 8-bit paths of Pillow's `Image.resize` (Pillow 13, `src/libImaging/Resample.c`,
-//! `Geometry.c` and the premultiplication in `Convert.c`), so that CLIP preprocessing gives the same
-//! bytes as `torchvision.transforms.Resize(interpolation=BICUBIC)` on a PIL image.
+//! A port of the 8-bit bicubic path of Pillow's `Image.resize` (Pillow 13,
+//! `src/libImaging/Resample.c`), so that CLIP preprocessing gives the same bytes as
+//! `torchvision.transforms.Resize(interpolation=BICUBIC)` on a PIL "RGB" image.
 //!
 //! Buffers are row-major, interleaved `u8` of shape `[height, width, channels]`, `channels` in 1..=4.
 //! Pillow's 8-bit resampler treats every band independently with the same coefficients, so one loop
@@ -33,7 +33,7 @@ fn bicubic_filter(x: f64) -> f64 {
 
 /// Pillow's `clip8`: `clip8_lookups[in >> PRECISION_BITS]`, a table that saturates to 0..=255.
 #[inline]
-fn clip8(v: i64) -> u8 {
+fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
@@ -102,6 +102,17 @@ fn span(c: &Coeffs) -> (usize, usize) {
     (lo, hi.max(lo))
 }
 
+/// Rounding offset every accumulator starts from (Pillow: `ss = 1 << (PRECISION_BITS - 1)`).
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// `acc + p * k` in Pillow's `int` arithmetic. For 8-bit samples and normalised bicubic taps the
+/// sum stays far inside `i32` (|taps| sum to about 1.25 * 2^22, times 255 < 2^31); wrapping keeps
+/// even a pathological tap set from panicking, and wraps as Pillow's C does.
+#[inline(always)]
+fn mac(acc: i32, p: u8, k: i32) -> i32 {
+    acc.wrapping_add(i32::from(p).wrapping_mul(k))
+}
+
 /// One horizontal pass (Pillow `ImagingResampleHorizontal_8bpc`): `src` is `[_, src_w, ch]` whose
 /// column 0 is source column `col0`; reads rows `row0..row0 + rows`; returns `[rows, taps, ch]`.
 fn horizontal(
@@ -113,18 +124,47 @@ fn horizontal(
     col0: usize,
     c: &Coeffs,
 ) -> Vec<u8> {
+    match ch {
+        1 => horizontal_n::<1>(src, src_w, row0, rows, col0, c),
+        2 => horizontal_n::<2>(src, src_w, row0, rows, col0, c),
+        3 => horizontal_n::<3>(src, src_w, row0, rows, col0, c),
+        4 => horizontal_n::<4>(src, src_w, row0, rows, col0, c),
+        _ => panic!("{ch} channels: the resampler handles 1 to 4"),
+    }
+}
+
+/// [`horizontal`] for `CH` channels, known at compile time so the taps loop keeps one
+/// accumulator per channel in registers.
+fn horizontal_n<const CH: usize>(
+    src: &[u8],
+    src_w: usize,
+    row0: usize,
+    rows: usize,
+    col0: usize,
+    c: &Coeffs,
+) -> Vec<u8> {
     let out_w = c.bounds.len();
-    let mut out = vec![0u8; rows * out_w * ch];
-    for y in 0..rows {
-        let src_row = &src[(y + row0) * src_w * ch..(y + row0 + 1) * src_w * ch];
-        for (xx, &(xmin, n)) in c.bounds.iter().enumerate() {
-            let k = &c.k[xx * c.ksize..xx * c.ksize + n];
-            for ci in 0..ch {
-                let mut ss: i64 = 1 << (PRECISION_BITS - 1);
-                for (x, &kx) in k.iter().enumerate() {
-                    ss += i64::from(src_row[(x + xmin - col0) * ch + ci]) * i64::from(kx);
+    let mut out = vec![0u8; rows * out_w * CH];
+    if out.is_empty() {
+        return out;
+    }
+    for (y, out_row) in out.chunks_exact_mut(out_w * CH).enumerate() {
+        let src_row = &src[(y + row0) * src_w * CH..][..src_w * CH];
+        for ((&(xmin, n), taps), px) in c
+            .bounds
+            .iter()
+            .zip(c.k.chunks_exact(c.ksize))
+            .zip(out_row.chunks_exact_mut(CH))
+        {
+            let mut acc = [HALF; CH];
+            let window = &src_row[(xmin - col0) * CH..][..n * CH];
+            for (p, &k) in window.chunks_exact(CH).zip(&taps[..n]) {
+                for (a, &v) in acc.iter_mut().zip(p) {
+                    *a = mac(*a, v, k);
                 }
-                out[(y * out_w + xx) * ch + ci] = clip8(ss);
+            }
+            for (o, a) in px.iter_mut().zip(acc) {
+                *o = clip8(a);
             }
         }
     }
@@ -132,7 +172,9 @@ fn horizontal(
 }
 
 /// One vertical pass (Pillow `ImagingResampleVertical_8bpc`): `src` is `[_, src_w, ch]` whose row
-/// 0 is source row `row0`; reads columns `col0..col0 + cols`; returns `[taps, cols, ch]`.
+/// 0 is source row `row0`; reads columns `col0..col0 + cols`; returns `[taps, cols, ch]`. Each
+/// output row accumulates whole source rows (the same sums as Pillow's per-pixel loop, in an order
+/// the compiler vectorises).
 fn vertical(
     src: &[u8],
     src_w: usize,
@@ -144,15 +186,25 @@ fn vertical(
 ) -> Vec<u8> {
     let stride = cols * ch;
     let mut out = vec![0u8; c.bounds.len() * stride];
-    for (yy, &(ymin, n)) in c.bounds.iter().enumerate() {
-        let k = &c.k[yy * c.ksize..yy * c.ksize + n];
-        for i in 0..stride {
-            let mut ss: i64 = 1 << (PRECISION_BITS - 1);
-            for (y, &ky) in k.iter().enumerate() {
-                ss +=
-                    i64::from(src[(y + ymin - row0) * src_w * ch + col0 * ch + i]) * i64::from(ky);
+    if out.is_empty() {
+        return out;
+    }
+    let mut acc = vec![HALF; stride];
+    for ((&(ymin, n), taps), out_row) in c
+        .bounds
+        .iter()
+        .zip(c.k.chunks_exact(c.ksize))
+        .zip(out.chunks_exact_mut(stride))
+    {
+        acc.fill(HALF);
+        for (y, &k) in taps[..n].iter().enumerate() {
+            let row = &src[((y + ymin - row0) * src_w + col0) * ch..][..stride];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a = mac(*a, p, k);
             }
-            out[yy * stride + i] = clip8(ss);
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = clip8(a);
         }
     }
     out
@@ -165,8 +217,8 @@ fn vertical(
 ///
 /// As Pillow 13: two separable passes, the intermediate rounded and clipped to `u8` (`clip8`), in
 /// the order given by [`vertical_first`]; a pass whose size is unchanged is skipped. Accumulators
-/// start at `1 << (PRECISION_BITS - 1)` (round half up). Sums are `i64` (Pillow: `int`, which
-/// cannot overflow for 8-bit input), so no input can panic. Empty sizes give zero pixels.
+/// start at `1 << (PRECISION_BITS - 1)` (round half up); sums are Pillow's `int` ([`mac`]). Empty
+/// sizes give zero pixels.
 pub(crate) fn resize_bicubic_window(
     src: &[u8],
     w: usize,
@@ -218,89 +270,4 @@ fn horizontal_copy(
         .flat_map(|y| &src[(y * w + x0) * ch..(y * w + x0 + win_w) * ch])
         .copied()
         .collect()
-}
-
-/// Nearest-neighbour resize exactly as Pillow does for modes "P" and "1" (`Image.resize` forces
-/// NEAREST there; `_imaging.c` `_resize` -> `ImagingTransform` affine -> `Geometry.c`
-/// `ImagingScaleAffine`), window `[x0, y0, win_w, win_h]` of the `out_w x out_h` result, shape
-/// `[win_h, win_w, ch]`. The source position starts at `scale / 2` and advances by repeated `f64`
-/// addition of `scale` (as in Pillow, not `scale * (i + 0.5)`), then truncates; positions outside
-/// the source give 0 (Pillow's `fill`).
-pub(crate) fn resize_nearest_window(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    ch: usize,
-    out_w: usize,
-    out_h: usize,
-    win: [usize; 4],
-) -> Vec<u8> {
-    let [x0, y0, win_w, win_h] = win;
-    assert_eq!(src.len(), w * h * ch, "buffer is not [h, w, ch]");
-    assert!(
-        x0 + win_w <= out_w && y0 + win_h <= out_h,
-        "window outside the output"
-    );
-    let mut out = vec![0u8; win_w * win_h * ch];
-    if w == 0 || h == 0 {
-        return out;
-    }
-    // Pillow: a[0] = (double)(box[2] - box[0]) / xsize with a float box; COORD(v) = v < 0 ? -1 : (int)v.
-    let positions = |n_in: usize, n_out: usize, first: usize, count: usize| -> Vec<Option<usize>> {
-        let a = f64::from(n_in as f32) / n_out as f64;
-        let mut o = a * 0.5;
-        (0..first + count)
-            .map(|_| {
-                let i = if o < 0.0 { -1 } else { o as i64 };
-                o += a;
-                (i >= 0 && (i as usize) < n_in).then_some(i as usize)
-            })
-            .skip(first)
-            .collect()
-    };
-    let xs = positions(w, out_w, x0, win_w);
-    for (y, yi) in positions(h, out_h, y0, win_h).into_iter().enumerate() {
-        let Some(yi) = yi else { continue };
-        for (x, xi) in xs.iter().enumerate() {
-            if let Some(xi) = *xi {
-                let s = (yi * w + xi) * ch;
-                out[(y * win_w + x) * ch..][..ch].copy_from_slice(&src[s..s + ch]);
-            }
-        }
-    }
-    out
-}
-
-/// Pillow `MULDIV255(a, b)`: `(t = a * b + 128, ((t >> 8) + t) >> 8)`, i.e. round(a * b / 255).
-#[inline]
-fn muldiv255(a: u8, b: u8) -> u8 {
-    let t = u32::from(a) * u32::from(b) + 128;
-    (((t >> 8) + t) >> 8) as u8
-}
-
-/// Premultiply colour by alpha in place, as Pillow's `RGBA -> RGBa` / `LA -> La` conversion
-/// (Convert.c `rgbA2rgba`, `lA2la`). The last channel is alpha; `ch` is 2 or 4.
-pub(crate) fn premultiply_alpha(buf: &mut [u8], ch: usize) {
-    for px in buf.chunks_exact_mut(ch) {
-        let (colour, alpha) = px.split_at_mut(ch - 1);
-        for c in colour {
-            *c = muldiv255(*c, alpha[0]);
-        }
-    }
-}
-
-/// Undo [`premultiply_alpha`] in place, as Pillow's `RGBa -> RGBA` / `La -> LA` conversion
-/// (Convert.c `rgba2rgbA`, `la2lA`): alpha 0 or 255 leaves colour as is, otherwise
-/// `min(255, 255 * c / alpha)` with integer division.
-pub(crate) fn unpremultiply_alpha(buf: &mut [u8], ch: usize) {
-    for px in buf.chunks_exact_mut(ch) {
-        let (colour, alpha) = px.split_at_mut(ch - 1);
-        let a = u32::from(alpha[0]);
-        if a == 0 || a == 255 {
-            continue;
-        }
-        for c in colour {
-            *c = (255 * u32::from(*c) / a).min(255) as u8;
-        }
-    }
 }
