@@ -157,6 +157,10 @@ bench-storage *ARGS: build
     cargo build --release -p cfkit-trainer --example bench_train
     {{python}} -m cfkit_tools.bench.storage --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data --loader-bin target/release/examples/bench_train {{ARGS}}
 
+# Damaged JPEGs (1,000 by default, seeded): cfkit prepare must keep exactly what Pillow reads, with the reference's pixels (tests/realfiles/damaged_jpegs.py).
+check-damaged-jpegs *ARGS: build
+    {{python}} {{root}}/tests/realfiles/damaged_jpegs.py --cfkit target/release/cfkit {{ARGS}}
+
 # Decode + preprocess images/s per core at 224 px of source files (ImageNet-like JPEGs, the mixed-format real-file corpus), cfkit next to Pillow + torchvision's ImageFolder loading, same run, same pixels checked (cfkit_tools.bench.decode).
 bench-decode *ARGS: bootstrap nasm
     cargo build --release -p cfkit-pipeline --example bench_decode

@@ -11,8 +11,9 @@ progressive, grey and CMYK JPEG, JPEG at 4:4:4, 4:2:2 and 4:2:0 chroma subsampli
 palette (with and without a transparent index), grey with a transparent colour, 1-bit, 16-bit grey
 and 16-bit RGB PNG; lossy, lossless and RGBA WebP; 24-bit, 8-bit palette and 1-bit BMP; GIF (an
 animated one: only the first frame counts; one with a transparent palette index). Next to them, damaged copies as users' folders hold them: truncated at
-50 % / 90 % / all but the last 2 bytes, header only, an empty file, a text file named `.jpg`, and a
-PNG named `.jpg` (readable: formats are sniffed from the bytes).
+50 % / 90 % / all but the last 2 bytes, header only, damage inside a complete JPEG (see
+`damaged_jpegs`), an empty file, a text file named `.jpg`, and a PNG named `.jpg` (readable:
+formats are sniffed from the bytes).
 
 The verdict of every file is Pillow's: `expected.json` records, per file, whether
 `Image.open(f).convert("RGB")` succeeds (else the error), the PIL mode and size, and for the
@@ -173,9 +174,32 @@ def damaged_files(clean):
         out[f"{stem}-cut90.{ext}"] = data[: len(data) * 9 // 10]
         out[f"{stem}-cut2.{ext}"] = data[:-2]
     out["chelsea-header-only.jpg"] = clean["chelsea.jpg"][:200]
+    out.update(damaged_jpegs(clean["chelsea.jpg"]))
     out["empty.jpg"] = b""
     out["notes-named.jpg"] = b"this is a text file that somebody saved with a .jpg extension\n"
     return out
+
+
+def damaged_jpegs(jpeg):
+    """Damage inside a complete JPEG, where Pillow's verdict is libjpeg's: a stray marker in the
+    scan data whose segment would run past the end (readable: libjpeg greys the rest of the scan,
+    and running out after the last row is not an error), an out-of-range scan start (readable:
+    libjpeg ignores it in a sequential scan), bytes after the end marker (readable), and a reserved
+    marker code before the scan (refused)."""
+    sos = jpeg.index(b"\xff\xda")
+    scan = sos + 2 + int.from_bytes(jpeg[sos + 2: sos + 4], "big")
+    mid = (scan + len(jpeg)) // 2
+    stray = jpeg[:mid] + b"\xff\xe0\x7f\xff" + jpeg[mid + 4:]
+    n_comp = jpeg[sos + 4]
+    ss = sos + 5 + 2 * n_comp  # Ss follows the component selectors
+    bad_ss = jpeg[:ss] + bytes([126]) + jpeg[ss + 1:]
+    reserved = jpeg[:sos] + b"\xff\x02\x00\x04\x00\x00" + jpeg[sos:]
+    return {
+        "chelsea-stray-marker.jpg": stray,
+        "chelsea-bad-scan-start.jpg": bad_ss,
+        "chelsea-trailing-bytes.jpg": jpeg + b"\x00" * 100 + b"trailing data after the end marker",
+        "chelsea-reserved-marker.jpg": reserved,
+    }
 
 
 def pil_verdict(data):

@@ -1,16 +1,14 @@
-//! Whole-file checks for truncation that the decoders let through.
+//! Whole-file checks for truncation that the decoders let through, and where a truncated JPEG
+//! ends.
 //!
-//! The `image` crate's JPEG decoder fills whatever a truncated file lacks with grey, and its WebP
-//! decoder ignores a RIFF container that is shorter than it declares. Pillow (torchvision's
-//! default loader) refuses both ("image file is truncated", "could not create decoder object"),
-//! so a file it cannot read must not become a training image here. PNG, GIF and BMP decoders
-//! already fail on missing pixel data.
+//! The `image` crate's WebP decoder ignores a RIFF container that is shorter than it declares.
+//! Pillow (torchvision's default loader) refuses it ("could not create decoder object"), so a file
+//! it cannot read must not become a training image here. PNG, GIF and BMP decoders already fail
+//! on missing pixel data; JPEGs are judged by libjpeg itself, as Pillow judges them
+//! (`crate::prepare::jpeg`), and `jpeg_truncation` only says where such a file stops.
 
-/// `Some(reason)` when `bytes` are a JPEG or WebP file whose data end early.
+/// `Some(reason)` when `bytes` are a WebP file whose data end early.
 pub fn truncation(bytes: &[u8]) -> Option<String> {
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        return jpeg_truncation(bytes);
-    }
     if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         return webp_truncation(bytes);
     }
@@ -19,8 +17,10 @@ pub fn truncation(bytes: &[u8]) -> Option<String> {
 
 /// Walks the JPEG marker segments (ITU-T T.81 annex B.1) from SOI to EOI: every segment's
 /// declared length must be present and every entropy-coded scan must end at a marker; a file
-/// that ends before EOI (0xFFD9) is truncated. Bytes after EOI are ignored, as decoders do.
-fn jpeg_truncation(bytes: &[u8]) -> Option<String> {
+/// that ends before EOI (0xFFD9) is truncated, and the reason says where. Bytes after EOI are
+/// ignored, as decoders do. Stricter than libjpeg on damaged data (a stray marker inside a scan
+/// can look like a segment running past the end), so it words a verdict and never makes one.
+pub(crate) fn jpeg_truncation(bytes: &[u8]) -> Option<String> {
     let short = |what: &str| {
         Some(format!(
             "truncated JPEG: the file ({} bytes) ends {what}, before the end-of-image marker",
@@ -90,19 +90,23 @@ mod tests {
     ];
 
     #[test]
-    fn jpeg_needs_its_end_marker() {
-        assert_eq!(truncation(JPEG), None);
+    fn jpeg_truncation_says_where_the_file_stops() {
+        assert_eq!(jpeg_truncation(JPEG), None);
         let mut trailing = JPEG.to_vec();
         trailing.extend_from_slice(b"junk after EOI");
-        assert_eq!(truncation(&trailing), None);
+        assert_eq!(jpeg_truncation(&trailing), None);
         for cut in 2..JPEG.len() {
-            let why = truncation(&JPEG[..cut]).expect("every cut before EOI is truncated");
+            let why = jpeg_truncation(&JPEG[..cut]).expect("every cut before EOI is truncated");
             assert!(why.starts_with("truncated JPEG"), "{why}");
         }
-        assert!(truncation(&JPEG[..16])
+        assert!(jpeg_truncation(&JPEG[..16])
             .unwrap()
             .contains("compressed image data"));
-        assert!(truncation(&JPEG[..7]).unwrap().contains("segment 0xFFE0"));
+        assert!(jpeg_truncation(&JPEG[..7])
+            .unwrap()
+            .contains("segment 0xFFE0"));
+        // Not a WebP: `truncation` leaves JPEGs to libjpeg.
+        assert_eq!(truncation(&JPEG[..7]), None);
     }
 
     #[test]

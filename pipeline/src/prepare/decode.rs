@@ -1,11 +1,12 @@
 //! Turning one source file into a stored image, or a reason to quarantine it.
 //!
 //! Order of checks: readable, non-empty, a known image format (sniffed from the bytes, not the
-//! extension), dimensions under the decompression-bomb limit (read from the header before any
-//! pixel is decoded), complete (a JPEG reaches its end marker, a WebP its declared size:
-//! [`crate::prepare::complete`]), a full decode under an allocation limit to RGB as Pillow's
-//! `convert("RGB")` gives it ([`crate::prepare::rgb`]; JPEG by libjpeg-turbo, as Pillow), the
-//! border crop, then CLIP preprocessing.
+//! extension), complete (a WebP reaches its declared size: [`crate::prepare::complete`]),
+//! dimensions under the decompression-bomb limit (read from the header before any pixel is
+//! decoded), a full decode under an allocation limit to RGB as Pillow's `convert("RGB")` gives it
+//! ([`crate::prepare::rgb`]; JPEG by libjpeg-turbo, which also judges whether a JPEG is truncated
+//! or broken at the points Pillow does: `crate::prepare::jpeg`), the border crop, then CLIP
+//! preprocessing.
 //!
 //! Formats: what torchvision's default loader (`PIL.Image.open(f).convert("RGB")`) reads in
 //! ImageNet-style datasets — JPEG (baseline, progressive, grey, CMYK), PNG, WebP, BMP and GIF
@@ -20,6 +21,7 @@ use image::{ImageFormat, ImageReader};
 use serde::Serialize;
 
 use crate::prepare::complete::truncation;
+use crate::prepare::jpeg;
 use crate::prepare::preprocess::clip_preprocess_loaded;
 use crate::prepare::rgb::{load, Loaded};
 
@@ -124,15 +126,19 @@ pub(crate) fn prepare_bytes_cropped(
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Reject::Unreadable(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(Reject::NotAnImage);
-    }
-    if let Some(why) = truncation(bytes) {
-        return Err(Reject::Truncated(why));
-    }
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| Reject::Corrupt(e.to_string()))?;
+    let (width, height) = match reader.format() {
+        None => return Err(Reject::NotAnImage),
+        // libjpeg judges JPEGs, header included, as it does for Pillow.
+        Some(ImageFormat::Jpeg) => jpeg::dimensions(bytes)?,
+        Some(_) => {
+            if let Some(why) = truncation(bytes) {
+                return Err(Reject::Truncated(why));
+            }
+            reader
+                .into_dimensions()
+                .map_err(|e| Reject::Corrupt(e.to_string()))?
+        }
+    };
     if width as u64 * height as u64 > max_pixels {
         return Err(Reject::TooLarge {
             width,

@@ -6,6 +6,7 @@ pub mod decode;
 mod demo;
 pub mod gif_frame;
 mod jpeg;
+mod jpeg_guard;
 pub mod preprocess;
 pub mod record;
 pub mod resample;

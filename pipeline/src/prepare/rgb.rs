@@ -3,7 +3,7 @@
 //! `ImageFolder` loader runs `Image.open(f).convert("RGB")`, then the transforms.
 //!
 //! For PNG, WebP and BMP, what Pillow opens and how it converts, by what the `image` crate returns
-//! for the same file ([`pillow_rgb`]):
+//! for the same file (`pillow_rgb`):
 //! - grey (`L`; 1-, 2- and 4-bit grey come scaled to 0..=255, as Pillow's `1`, `L;2`, `L;4`
 //!   unpackers scale them) -> the grey value in R, G and B;
 //! - with alpha (`LA`, `RGBA`, a palette or grey/RGB with a `tRNS` transparent colour, which the
@@ -80,9 +80,9 @@ pub fn decode_rgb(bytes: &[u8], max_alloc: u64) -> Result<RgbImage, Reject> {
 
 /// `bytes` (a complete file, checked beforehand) decoded and converted as
 /// `Image.open(f).convert("RGB")` converts it, grey files kept grey ([`Loaded`]): JPEG by
-/// libjpeg-turbo ([`jpeg`]), GIF's first frame as Pillow composes it ([`first_frame`]), PNG, WebP
-/// and BMP by the `image` crate, then [`pillow_rgb`]. At most `max_alloc` bytes are allocated for
-/// the decoded image.
+/// libjpeg-turbo (`crate::prepare::jpeg`), GIF's first frame as Pillow composes it
+/// (`first_frame`), PNG, WebP and BMP by the `image` crate, then `pillow_rgb`. At most
+/// `max_alloc` bytes are allocated for the decoded image.
 pub fn load(bytes: &[u8], max_alloc: u64) -> Result<Loaded, Reject> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
