@@ -157,6 +157,10 @@ bench-storage *ARGS: build
     cargo build --release -p cfkit-trainer --example bench_train
     {{python}} -m cfkit_tools.bench.storage --cfkit target/release/cfkit --rust-bin target/release/examples/bench_data --loader-bin target/release/examples/bench_train {{ARGS}}
 
+# ImageNet's shape on a CPU: 1,000 class-sorted folders -> prepare -> counterfactuals (1 and 2 workers) -> short FT and masked FD; same-class donor rate vs random, classes per batch vs a permutation, the hold-out of each run (cfkit_tools.rehearsal.imagenet_shape, about 10 min).
+rehearse-imagenet *ARGS: build
+    {{python}} -m cfkit_tools.rehearsal.imagenet_shape --cfkit target/release/cfkit {{ARGS}}
+
 # Damaged JPEGs (1,000 by default, seeded): cfkit prepare must keep exactly what Pillow reads, with the reference's pixels (tests/realfiles/damaged_jpegs.py).
 check-damaged-jpegs *ARGS: build
     {{python}} {{root}}/tests/realfiles/damaged_jpegs.py --cfkit target/release/cfkit {{ARGS}}

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
-use arrow_array::{Array, Int64Array};
+use arrow_array::{Array, Int64Array, StringArray};
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
@@ -13,7 +13,7 @@ use parquet::file::metadata::ParquetMetaData;
 
 use crate::cf_records::batch_to_counterfactuals;
 use crate::error::{Result, SchemaError};
-use crate::fields::{LABEL, SCHEMA_VERSION};
+use crate::fields::{ID, LABEL, SCHEMA_VERSION};
 use crate::metadata::{DatasetInfo, KEY_DATASET, KEY_SCHEMA_VERSION};
 use crate::records::{batch_to_images, CounterfactualRecord, ImageRecord};
 use crate::writer::hash_file;
@@ -180,11 +180,13 @@ impl ShardReader {
             .collect()
     }
 
-    /// The `label` column of one row group, read alone (no image bytes are decoded).
-    pub fn read_labels(&self, index: usize) -> Result<Vec<i64>> {
-        let root = self.schema().index_of(LABEL).map_err(|_| {
-            SchemaError::parquet(&self.path, format!("column '{LABEL}' is missing"))
-        })?;
+    /// The batches of one top-level column of one row group, read alone (no image bytes are
+    /// decoded).
+    fn read_column(&self, index: usize, name: &str) -> Result<Vec<arrow_array::ArrayRef>> {
+        let root = self
+            .schema()
+            .index_of(name)
+            .map_err(|_| SchemaError::parquet(&self.path, format!("column '{name}' is missing")))?;
         let file = self
             .file
             .try_clone()
@@ -201,20 +203,38 @@ impl ShardReader {
         for b in reader {
             let b =
                 b.map_err(|e| SchemaError::parquet(&self.path, format!("row group {index}: {e}")))?;
-            let col = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| {
-                    SchemaError::parquet(&self.path, format!("column '{LABEL}' is not int64"))
-                })?;
-            if col.null_count() > 0 {
+            if b.column(0).null_count() > 0 {
                 return Err(SchemaError::parquet(
                     &self.path,
-                    format!("column '{LABEL}' has nulls"),
+                    format!("column '{name}' has nulls"),
                 ));
             }
+            out.push(b.column(0).clone());
+        }
+        Ok(out)
+    }
+
+    /// The `label` column of one row group, read alone (no image bytes are decoded).
+    pub fn read_labels(&self, index: usize) -> Result<Vec<i64>> {
+        let mut out = Vec::new();
+        for col in self.read_column(index, LABEL)? {
+            let col = col.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
+                SchemaError::parquet(&self.path, format!("column '{LABEL}' is not int64"))
+            })?;
             out.extend(col.values().iter().copied());
+        }
+        Ok(out)
+    }
+
+    /// The `id` column of one row group (each row's stable identity: the source file's path
+    /// relative to the source root, in clean and counterfactual shards alike), read alone.
+    pub fn read_ids(&self, index: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for col in self.read_column(index, ID)? {
+            let col = col.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+                SchemaError::parquet(&self.path, format!("column '{ID}' is not utf8"))
+            })?;
+            out.extend(col.iter().map(|v| v.unwrap_or_default().to_string()));
         }
         Ok(out)
     }

@@ -1,8 +1,10 @@
 //! Streaming data for training and evaluation: a split of a shard dataset ([`SplitSource`]), the
-//! deterministic row order of an epoch and the stratified validation hold-out ([`plan`]), and the
+//! deterministic row order of an epoch and the stratified validation hold-out ([`plan`]), how well
+//! an order mixes classes ([`mixing`]), and the
 //! background loader that decodes batches ahead of the training step ([`stream`]).
 
 mod compact;
+pub mod mixing;
 pub mod plan;
 pub mod source;
 pub mod stream;

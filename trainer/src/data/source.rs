@@ -141,6 +141,15 @@ impl SplitSource {
             .collect()
     }
 
+    /// The `id` of every row, by row group (the source file's path: the same in clean and
+    /// counterfactual shards of the same images).
+    pub fn ids(&self) -> Result<Vec<Vec<String>>> {
+        self.groups
+            .iter()
+            .map(|g| Ok(self.shards[g.shard as usize].read_ids(g.group as usize)?))
+            .collect()
+    }
+
     /// Counterfactual datasets built with `compact = true`: variants stored without pixels (the
     /// loader recomposes them, `data::compact`).
     pub fn compact(&self) -> bool {

@@ -7,6 +7,8 @@ use super::record::RunRecord;
 use crate::error::{Result, TrainError};
 
 pub const RUN_FILE: &str = "run.json";
+/// The ids of the validation rows held out of the training split, sorted, one per line.
+pub const HOLDOUT_FILE: &str = "holdout-ids.txt";
 pub(crate) const METRICS_FILE: &str = "metrics.jsonl";
 pub(crate) const QUARANTINE_FILE: &str = "quarantine.jsonl";
 pub(crate) const REPORT_JSON: &str = "report.json";

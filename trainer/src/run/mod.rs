@@ -79,6 +79,11 @@ struct RunData {
     /// Validation source and rows (hold-out of the training split, or a split of its own).
     val: Option<(Arc<SplitSource>, Vec<RowRef>)>,
     eval_sets: Vec<ResolvedEvalSet>,
+    /// How the first epoch's order mixes classes, next to a permutation.
+    mixing: crate::data::mixing::MixingRecord,
+    /// The ids of the rows held out of the training split for validation, sorted (empty with no
+    /// hold-out).
+    holdout_ids: Vec<String>,
 }
 
 impl RunData {

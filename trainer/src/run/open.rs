@@ -12,12 +12,13 @@ use tch::Device;
 use super::checkpointer::{Checkpointer, Slot};
 use super::metrics::MetricsLog;
 use super::parallel::Parallel;
-use super::record::{DataRecord, EvalSetRecord, RngRecord, RunRecord};
+use super::record::{DataRecord, EvalSetRecord, HoldoutRecord, RngRecord, RunRecord};
 use super::{Clock, Console, Learner, Progress, RunData, StepPlan, TrainOptions, TrainingRun};
 use super::{PendingStep, Writer};
 use crate::checkpoint;
 use crate::config::TrainConfig;
-use crate::data::{stratified_holdout, SplitSource};
+use crate::data::mixing::{mixing_record, WARN_BELOW};
+use crate::data::{epoch_order, stratified_holdout, SplitSource};
 use crate::error::{Result, TrainError};
 use crate::eval::all_rows;
 use crate::objective::Objective;
@@ -87,6 +88,15 @@ impl<'a> TrainingRun<'a> {
             record.data.eval = eval_records;
             cfkit_outdir::write_json(&out.join(dir::RUN_FILE), &record)?;
             crash_point("train:run.json");
+        }
+        // After run.json (a directory holding it is this run's), on every start: the same bytes.
+        if writer && !data.holdout_ids.is_empty() {
+            let text: String = data
+                .holdout_ids
+                .iter()
+                .map(|id| format!("{id}\n"))
+                .collect();
+            cfkit_outdir::write_atomic(&out.join(dir::HOLDOUT_FILE), text.as_bytes())?;
         }
         let writer = match lock {
             Some(lock) => Some(Writer {
@@ -189,6 +199,8 @@ fn run_record(
             val_rows: data.val_rows(),
             val_source: data.val.as_ref().map(|v| v.0.record()),
             eval: Vec::new(),
+            mixing: data.mixing,
+            holdout: (!data.holdout_ids.is_empty()).then(|| HoldoutRecord::of(&data.holdout_ids)),
         },
         distributed: None,
         steps_per_epoch: plan.steps_per_epoch,
@@ -243,6 +255,17 @@ fn open_data(cfg: &TrainConfig) -> Result<RunData> {
             cfg.data.split, cfg.data.val_holdout
         )));
     }
+    let holdout_ids = if holdout.is_empty() {
+        Vec::new()
+    } else {
+        let ids = source.ids()?;
+        let mut held: Vec<String> = holdout
+            .iter()
+            .map(|r| ids[r.group as usize][r.row as usize].clone())
+            .collect();
+        held.sort_unstable();
+        held
+    };
     let val = match &cfg.data.val_split {
         Some(split) => {
             let s = Arc::new(SplitSource::open(&cfg.data.shards, split)?);
@@ -252,11 +275,30 @@ fn open_data(cfg: &TrainConfig) -> Result<RunData> {
         None if !holdout.is_empty() => Some((source.clone(), holdout)),
         None => None,
     };
+    let first = epoch_order(&train_rows, cfg.train.seed, 0, cfg.data.shuffle_buffer);
+    let mixing = mixing_record(&first, &labels, cfg.train.batch_size, cfg.train.seed);
+    if mixing.order.batches >= 2 && mixing.ratio < WARN_BELOW {
+        eprintln!(
+            "warning: batches of {} rows of split '{}' hold {:.0} classes on average where a \
+             random permutation gives {:.0} ({:.0} %): its rows are stored close to class order \
+             (prepared from class folders by an earlier cfkit, or written by another tool) \
+             and the shuffle buffer of {} rows cannot mix them; prepare the split again (cfkit \
+             prepare stores rows in a seeded random order) or raise [data] shuffle_buffer",
+            mixing.batch_size,
+            cfg.data.split,
+            mixing.order.mean_distinct_classes,
+            mixing.permutation.mean_distinct_classes,
+            100.0 * mixing.ratio,
+            cfg.data.shuffle_buffer
+        );
+    }
     Ok(RunData {
         source,
         train_rows,
         val,
         eval_sets: cfg.eval_sets(),
+        mixing,
+        holdout_ids,
     })
 }
 

@@ -148,6 +148,34 @@ pub struct DataRecord {
     /// The validation split when it is not the training split's hold-out.
     pub val_source: Option<SourceRecord>,
     pub eval: Vec<EvalSetRecord>,
+    /// How the first epoch's batches mix classes, next to a uniform permutation's.
+    pub mixing: crate::data::mixing::MixingRecord,
+    /// The validation rows held out of the training split (null: no hold-out).
+    pub holdout: Option<HoldoutRecord>,
+}
+
+/// Which rows a run held out for validation: their ids are listed, sorted, in `holdout-ids.txt`
+/// of the run directory; runs that hold out the same images have the same `ids_blake3`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HoldoutRecord {
+    pub rows: usize,
+    /// blake3 of `holdout-ids.txt` (the sorted ids, one per line).
+    pub ids_blake3: String,
+}
+
+impl HoldoutRecord {
+    /// The record of `ids` (sorted).
+    pub fn of(ids: &[String]) -> Self {
+        let mut h = blake3::Hasher::new();
+        for id in ids {
+            h.update(id.as_bytes());
+            h.update(b"\n");
+        }
+        HoldoutRecord {
+            rows: ids.len(),
+            ids_blake3: h.finalize().to_hex().to_string(),
+        }
+    }
 }
 
 /// One split of a shard dataset, with the fingerprint of exactly which files were read.

@@ -1,0 +1,1 @@
+"""Rehearsals of the real path at its real shape, small enough for a CPU."""
