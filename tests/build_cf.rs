@@ -27,6 +27,15 @@ fn tmpdir(name: &str) -> common::TmpDir {
 
 /// A random tiny teacher: weights (HF names) and a head over the FashionShift classes.
 fn teacher(dir: &Path) -> Result<ClipModel> {
+    let classes: Vec<String> = cfkit_pipeline::fashionshift::CLASS_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    teacher_with(dir, classes)
+}
+
+/// [`teacher`] with a head over `classes`.
+fn teacher_with(dir: &Path, classes: Vec<String>) -> Result<ClipModel> {
     tch::manual_seed(3);
     let model = ClipModel::new(&preset("tiny")?, Towers::Vision, Device::Cpu)?;
     write_safetensors(
@@ -34,11 +43,7 @@ fn teacher(dir: &Path) -> Result<ClipModel> {
         &named_tensors(&model.vs, &VISION_PREFIXES),
         &HashMap::new(),
     )?;
-    let head = ClassificationHead::new(&model.vs.root(), 10, 128);
-    let classes: Vec<String> = cfkit_pipeline::fashionshift::CLASS_NAMES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let head = ClassificationHead::new(&model.vs.root(), classes.len() as i64, 128);
     let info = HeadInfo {
         classes,
         source: "random".into(),
@@ -437,13 +442,15 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
             "-q",
         ]))
     };
+    // Shards of 16, 16 and 8 rows at 8 per batch: 5 batches, 2 for worker 0 (shard 0) and 3
+    // for worker 1 (shards 1 and 2).
     let stdout = worker("1");
-    assert!(stdout.contains("1 shard(s) written"), "{stdout}");
+    assert!(stdout.contains("2 shard(s) written"), "{stdout}");
     let o = cfkit(&["merge", out3.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("workers [0] of 2"));
     let stdout = worker("0");
-    assert!(stdout.contains("2 shard(s) written"), "{stdout}");
+    assert!(stdout.contains("1 shard(s) written"), "{stdout}");
     let stdout = ok(cfkit(&["merge", out3.to_str().unwrap()]));
     assert!(
         stdout.contains("3 shards, 40 rows, every source shard covered"),
@@ -467,6 +474,58 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--worker-index 2"));
+
+    // More workers than input shards, and than batches: 7 workers over 5 batches split shards 0
+    // and 1 into one-batch pieces and leave 2 workers idle (they write empty manifest parts);
+    // merged, the rows are the single build's, in its order.
+    let out7 = dir.join("cf-7-workers");
+    for i in 0..7 {
+        let stdout = ok(cfkit(&[
+            "build-counterfactuals",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out7.to_str().unwrap(),
+            "--num-workers",
+            "7",
+            "--worker-index",
+            &i.to_string(),
+            "-q",
+        ]));
+        let written = if [0, 3].contains(&i) { 0 } else { 1 };
+        assert!(
+            stdout.contains(&format!("{written} shard(s) written")),
+            "worker {i}: {stdout}"
+        );
+    }
+    let stdout = ok(cfkit(&["merge", out7.to_str().unwrap()]));
+    assert!(
+        stdout.contains("5 shards, 40 rows, every source shard covered"),
+        "{stdout}"
+    );
+    ok(cfkit(&["verify", out7.to_str().unwrap()]));
+    let rows = |dir: &Path| -> Result<Vec<cfkit_schemas::CounterfactualRecord>> {
+        let m = Manifest::read(dir)?;
+        let mut out = Vec::new();
+        for s in &m.splits["train"].shards {
+            out.extend(ShardReader::open(&dir.join(&s.file))?.read_counterfactuals()?);
+        }
+        Ok(out)
+    };
+    let pieces: Vec<String> = Manifest::read(&out7)?.splits["train"]
+        .shards
+        .iter()
+        .map(|s| s.file.clone())
+        .collect();
+    assert!(
+        pieces[0].ends_with("train-00000-of-00003.b00000-00001.parquet"),
+        "{pieces:?}"
+    );
+    assert!(
+        pieces[4].ends_with("train-00002-of-00003.parquet"),
+        "{pieces:?}"
+    );
+    assert_eq!(rows(&out7)?, rows(&out)?);
 
     // Another config into the same directory is refused.
     let other = write_config(&dir, 1);
@@ -681,6 +740,143 @@ fn compact_shards_recompose_exactly_the_materialized_images() -> Result<()> {
     assert_eq!(
         std::fs::read(full.join("sheet.png"))?,
         std::fs::read(compact.join("sheet.png"))?
+    );
+    Ok(())
+}
+
+/// The builder's donor pools on a class-sorted source (folders, as ImageNet train is laid out):
+/// `prepare` stores the rows in a seeded random order, so each batch's donors share their
+/// recipient's class about as often as donors drawn at random from the split would (within 2x),
+/// for single and multi fill, with one worker and with two + merge; no-fill strategies have no
+/// donors. Prepared in folder order (`--order input`), the same build warns loudly.
+#[test]
+fn donors_of_a_class_sorted_source_are_as_mixed_as_random_ones() -> Result<()> {
+    let dir = tmpdir("donors");
+    let folders = dir.join("folders");
+    ok(cfkit(&[
+        "demo-data",
+        "--out",
+        dir.join("demo").to_str().unwrap(),
+        "--splits",
+        "train",
+        "--scale",
+        "0.024",
+        "--image-folder",
+        folders.to_str().unwrap(),
+        "-q",
+    ]));
+    let prepare = |out: &str, order: &str| {
+        let train = folders.join("train");
+        ok(cfkit(&[
+            "prepare",
+            "--image-folder",
+            train.to_str().unwrap(),
+            "--classes",
+            train.join("classes.txt").to_str().unwrap(),
+            "--out",
+            dir.join(out).to_str().unwrap(),
+            "--image-size",
+            "56",
+            "--rows-per-shard",
+            "96",
+            "--order",
+            order,
+            "-q",
+        ]));
+    };
+    prepare("data", "shuffled");
+    prepare("sorted", "input");
+    // The ImageFolder's class names (folder-safe spellings) are the head's.
+    let classes = std::fs::read_to_string(folders.join("train/classes.txt"))?;
+    teacher_with(&dir, classes.lines().map(str::to_string).collect())?;
+    let cfg =
+        std::fs::read_to_string(write_config(&dir, 0))?.replace("variants = 2", "variants = 1");
+    let cfg = cfg.replace("batch_size = 8", "batch_size = 32");
+    std::fs::write(dir.join("donors.toml"), &cfg)?;
+    std::fs::write(
+        dir.join("sorted.toml"),
+        cfg.replace("shards = \"data\"", "shards = \"sorted\""),
+    )?;
+    let build = |config: &str, out: &str, worker: Option<&str>| {
+        let (config, out) = (dir.join(config), dir.join(out));
+        let mut args = vec![
+            "build-counterfactuals",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if let Some(w) = worker {
+            args.extend(["--num-workers", "2", "--worker-index", w]);
+        }
+        cfkit(&args)
+    };
+    // (strategy -> (donors that are other images, of those same class)), random rate, over the
+    // run records of `out`.
+    type Donors = HashMap<String, (u64, u64)>;
+    let donors = |out: &str| -> Result<(Donors, f64)> {
+        let mut by: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut random = Vec::new();
+        for e in std::fs::read_dir(dir.join(out))? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("run.") && name.ends_with(".json")) {
+                continue;
+            }
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join(out).join(&name))?)?;
+            random.push(
+                r["report"]["random_donor_same_class_rate"]
+                    .as_f64()
+                    .unwrap(),
+            );
+            for (s, d) in r["report"]["donors"].as_object().unwrap() {
+                let e = by.entry(s.clone()).or_default();
+                e.0 += d["draws"].as_u64().unwrap() - d["own_image"].as_u64().unwrap();
+                e.1 += d["same_class"].as_u64().unwrap();
+            }
+        }
+        Ok((by, random.iter().sum::<f64>() / random.len() as f64))
+    };
+    let check = |out: &str| -> Result<()> {
+        let (by, random) = donors(out)?;
+        assert!((0.05..0.2).contains(&random), "{out}: random rate {random}");
+        for s in ["ObjMaskSingleFill(0.3)", "RandMaskMultiFill(0.5)"] {
+            let (draws, same) = by[s];
+            let rate = same as f64 / draws as f64;
+            assert!(draws >= 200, "{out} {s}: {draws} donors");
+            assert!(
+                rate < 2.0 * random,
+                "{out} {s}: same-class donors {rate:.3}, random {random:.3}"
+            );
+        }
+        assert_eq!(
+            by.get("CtxMaskNoFill(0.6)").map(|d| d.0).unwrap_or(0),
+            0,
+            "no fill, no donors"
+        );
+        Ok(())
+    };
+    let o = build("donors.toml", "cf", None);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains("same-class donors") && stdout.contains("no donors"),
+        "{stdout}"
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("WARNING"));
+    check("cf")?;
+    for w in ["0", "1"] {
+        assert!(build("donors.toml", "cf-2", Some(w)).status.success());
+    }
+    ok(cfkit(&["merge", dir.join("cf-2").to_str().unwrap()]));
+    check("cf-2")?;
+    // Folder order: every pool of 32 holds two or three classes.
+    let o = build("sorted.toml", "cf-sorted", None);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING: ObjMaskSingleFill(0.3)") && stderr.contains("class order"),
+        "{stderr}"
     );
     Ok(())
 }

@@ -291,6 +291,16 @@ fn distillation_methods_train_from_aligned_targets() -> Result<()> {
         ],
     );
     first_is_zero(&online, "online ObjMaskSingleFill");
+
+    // One hold-out for every method: the offline run on the counterfactual shards and the online
+    // run on the clean shards hold out the same images (keyed by id, not by row position).
+    let held = |run: &Path| std::fs::read_to_string(run.join("holdout-ids.txt")).unwrap();
+    assert_eq!(held(&fd).lines().count(), 20);
+    assert_eq!(held(&fd), held(&online));
+    assert_eq!(
+        json(&fd.join("run.json"))["data"]["holdout"],
+        json(&online.join("run.json"))["data"]["holdout"]
+    );
     Ok(())
 }
 

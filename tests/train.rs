@@ -31,7 +31,43 @@ fn demo(dir: &Path) -> PathBuf {
     )
 }
 
+/// A hold-out seed under which exactly one of `ids` is held out (of 20 rows), so that one
+/// undecodable row is met in training and the other in validation.
+fn seed_splitting(data: &Path, ids: &[String]) -> Result<u64> {
+    use cfkit_schemas::{Manifest, ShardReader};
+    let m = Manifest::read(data)?;
+    let entry = &m.splits["train"];
+    let mut rows: Vec<(String, usize)> = Vec::new();
+    for shard in &entry.shards {
+        let r = ShardReader::open(&data.join(&shard.file))?;
+        for g in 0..r.num_row_groups() {
+            let labels = r.read_labels(g)?;
+            rows.extend(
+                r.read_ids(g)?
+                    .into_iter()
+                    .zip(labels.into_iter().map(|l| l as usize)),
+            );
+        }
+    }
+    let refs: Vec<(&str, usize)> = rows.iter().map(|(id, l)| (id.as_str(), *l)).collect();
+    (0..1000)
+        .find(|&seed| {
+            let held = cfkit_schemas::holdout::held_out(&refs, entry.classes.len(), 20, seed);
+            let bad_held = refs
+                .iter()
+                .zip(&held)
+                .filter(|((id, _), h)| **h && ids.iter().any(|b| b == id))
+                .count();
+            bad_held == 1
+        })
+        .ok_or_else(|| anyhow::anyhow!("no hold-out seed splits {ids:?}"))
+}
+
 fn config(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
+    config_with(dir, data, epochs, 0)
+}
+
+fn config_with(dir: &Path, data: &Path, epochs: usize, holdout_seed: u64) -> PathBuf {
     let text = format!(
         r#"
 [model]
@@ -41,6 +77,7 @@ name = "tiny"
 shards = "{data}"
 split = "train"
 val_holdout = 20
+holdout_seed = {holdout_seed}
 shuffle_buffer = 32
 
 [train]
@@ -91,7 +128,7 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
     let dir = tmpdir("e2e");
     let data = demo(&dir);
     let bad_ids = corrupt_train_rows(&data)?;
-    let cfg = config(&dir, &data, 3);
+    let cfg = config_with(&dir, &data, 3, seed_splitting(&data, &bad_ids)?);
 
     // An uninterrupted run.
     let run_a = dir.join("run-a");
@@ -162,13 +199,19 @@ fn train_resume_and_eval_end_to_end() -> Result<()> {
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    // Row 6 is trained on, row 5 is in the seed-5 hold-out: each epoch quarantines one, then the
-    // other at validation.
+    // One bad row is trained on, the other held out (`seed_splitting`): each epoch quarantines
+    // the first, then the other at validation. The hold-out is listed in holdout-ids.txt.
+    let held = std::fs::read_to_string(run_a.join("holdout-ids.txt"))?;
+    assert_eq!(held.lines().count(), 20);
+    let (val_bad, train_bad): (Vec<&String>, Vec<&String>) = bad_ids
+        .iter()
+        .partition(|id| held.lines().any(|h| h == id.as_str()));
+    assert_eq!((val_bad.len(), train_bad.len()), (1, 1));
     assert_eq!(lines.len(), 6, "{quarantine}");
     for (i, l) in lines.iter().enumerate() {
         let (id, stage) = match i % 2 {
-            0 => (&bad_ids[1], "train"),
-            _ => (&bad_ids[0], "validation"),
+            0 => (train_bad[0], "train"),
+            _ => (val_bad[0], "validation"),
         };
         assert_eq!(l["id"], id.as_str(), "{l}");
         assert_eq!(l["stage"], stage, "{l}");

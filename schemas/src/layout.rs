@@ -15,9 +15,23 @@ pub fn shard_relpath(split: &str, index: usize, count: usize) -> PathBuf {
     Path::new(DATA_DIR).join(format!("{split}-{index:05}-of-{count:05}.parquet"))
 }
 
-/// Parses a shard file name into (split, index, count).
+/// The file of batches `first..end` of the shard `file` (`data/<split>-NNNNN-of-MMMMM.parquet`),
+/// when build workers split a shard: `data/<split>-NNNNN-of-MMMMM.bFFFFF-EEEEE.parquet`.
+pub fn piece_relpath(file: &str, first: usize, end: usize) -> String {
+    let stem = file.strip_suffix(".parquet").unwrap_or(file);
+    format!("{stem}.b{first:05}-{end:05}.parquet")
+}
+
+/// Parses a shard file name (also a [`piece_relpath`] name) into (split, index, count).
 pub(crate) fn parse_shard_name(name: &str) -> Option<(String, usize, usize)> {
-    let stem = name.strip_suffix(".parquet")?;
+    let mut stem = name.strip_suffix(".parquet")?;
+    if let Some((shard, range)) = stem.rsplit_once(".b") {
+        let (a, b) = range.split_once('-')?;
+        if a.len() >= 5 && b.len() >= 5 && a.parse::<usize>().is_ok() && b.parse::<usize>().is_ok()
+        {
+            stem = shard;
+        }
+    }
     let (rest, count) = stem.rsplit_once("-of-")?;
     let (split, index) = rest.rsplit_once('-')?;
     if split.is_empty() || index.len() < 5 || count.len() < 5 {
@@ -77,6 +91,12 @@ mod tests {
             Some(("test-ood-sketch".into(), 3, 12))
         );
         assert_eq!(parse_shard_name("train.parquet"), None);
+        let piece = piece_relpath("data/train-00002-of-00004.parquet", 3, 7);
+        assert_eq!(piece, "data/train-00002-of-00004.b00003-00007.parquet");
+        assert_eq!(
+            parse_shard_name("train-00002-of-00004.b00003-00007.parquet"),
+            Some(("train".into(), 2, 4))
+        );
         assert!(valid_split_name("test-id") && !valid_split_name("a/b") && !valid_split_name(""));
     }
 }

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod describe;
 pub mod error;
 pub mod fields;
+pub mod holdout;
 pub mod identity;
 pub mod layout;
 pub mod manifest;

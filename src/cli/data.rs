@@ -52,8 +52,31 @@ pub(crate) struct PrepareArgs {
     /// Fail when more than this fraction of the inputs is quarantined.
     #[arg(long, default_value_t = 0.05)]
     pub max_bad_fraction: f64,
+    /// Row order of the shards: `shuffled` (a seeded random order, so that a class-sorted source
+    /// such as ImageNet's class folders gives batches and donor pools that mix classes) or
+    /// `input` (the listing's order).
+    #[arg(long, value_enum, default_value_t = RowOrder::Shuffled)]
+    pub order: RowOrder,
+    /// Seed of the row order and of the hold-out.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rows held out of the split, stratified by class and keyed by file id, written as a split
+    /// of their own (--holdout-split): the validation set of every run on these images, never a
+    /// donor of their counterfactuals.
+    #[arg(long, default_value_t = 0)]
+    pub holdout: usize,
+    /// Name of the hold-out split [default: <split>-holdout].
+    #[arg(long)]
+    pub holdout_split: Option<String>,
     #[command(flatten)]
     pub shards: ShardArgs,
+}
+
+/// `prepare --order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RowOrder {
+    Shuffled,
+    Input,
 }
 
 #[derive(Debug, Args)]

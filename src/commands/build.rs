@@ -30,14 +30,39 @@ pub(crate) fn build_counterfactuals(a: BuildArgs, env: &Env) -> Result<()> {
             out.join("quarantine").display()
         )?;
     }
+    let random = r.random_donor_same_class_rate;
     for (s, m) in &r.mask_ratio {
+        let donors = match r.donors.get(s).and_then(|d| d.rate()) {
+            Some(rate) => format!(
+                "same-class donors {rate:.3} (random donors: {random:.3}; own image {:.3})",
+                r.donors[s].own_image as f64 / r.donors[s].draws.max(1) as f64
+            ),
+            None => "no donors".into(),
+        };
         outln!(
-            "  {s:<26} mask ratio mean {:.3} (min {:.3}, max {:.3}) over {} variants",
+            "  {s:<26} mask ratio mean {:.3} (min {:.3}, max {:.3}) over {} variants; {donors}",
             m.mean,
             m.min,
             m.max,
             m.variants
         )?;
+    }
+    for (s, d) in &r.donors {
+        if let Some(rate) = d
+            .rate()
+            .filter(|&rate| rate > 2.0 * random && d.draws >= 100)
+        {
+            eprintln!(
+                "WARNING: {s}: {:.1} % of donors (other images) share their recipient's class, {:.1}x the {:.2} % \
+                 that donors drawn at random from these rows would: each batch (the donor pool) \
+                 holds few classes, so refills keep the label's evidence. The source shards are \
+                 stored close to class order: prepare them again (cfkit prepare stores rows in a \
+                 seeded random order) and rebuild",
+                100.0 * rate,
+                rate / random.max(1e-12),
+                100.0 * random
+            );
+        }
     }
     outln!("wrote {}", out.display())?;
     Ok(())

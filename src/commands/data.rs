@@ -45,17 +45,17 @@ pub(crate) fn prepare(a: PrepareArgs) -> Result<()> {
         }
         (None, None) => unreachable!("clap requires a source"),
     };
-    let report = pipeline::prepare::prepare(listing, &a.out, &opts)?;
-    print_reports(std::slice::from_ref(&report))?;
-    if report.quarantined > 0 {
+    let reports = pipeline::prepare::prepare(listing, &a.out, &opts)?;
+    print_reports(&reports)?;
+    for r in reports.iter().filter(|r| r.quarantined > 0) {
         outln!(
             "quarantined inputs are listed in {}",
             a.out
-                .join(format!("quarantine-{}.jsonl", a.split))
+                .join(format!("quarantine-{}.jsonl", r.split))
                 .display()
         )?;
     }
-    for g in &report.duplicate_groups {
+    for g in reports.iter().flat_map(|r| &r.duplicate_groups) {
         outln!("duplicate images (same bytes): {}", g.join(", "))?;
     }
     Ok(())

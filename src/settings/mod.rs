@@ -12,12 +12,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::cli::build::{BuildArgs, PipelineArg};
-use crate::cli::data::{PrepareArgs, ShardArgs};
+use crate::cli::data::{PrepareArgs, RowOrder, ShardArgs};
 use crate::cli::train::{ScoringArgs, TrainArgs};
 use cfkit_distributed::DistConfig;
 use cfkit_models::DeviceSpec;
 use cfkit_pipeline::builder::{BuildConfig, Pipelining, RunOptions, Workers};
-use cfkit_pipeline::prepare::{OutputOptions, PrepareOptions};
+use cfkit_pipeline::prepare::{HoldoutSpec, OutputOptions, PrepareOptions};
 use cfkit_trainer::{TrainConfig, TrainOptions};
 use env::Env;
 
@@ -174,6 +174,9 @@ pub(crate) fn prepare(a: &PrepareArgs) -> Result<PrepareOptions> {
     if a.image_size == 0 {
         anyhow::bail!("--image-size must be > 0");
     }
+    if a.holdout_split.is_some() && a.holdout == 0 {
+        anyhow::bail!("--holdout-split names the split of --holdout N: give --holdout too");
+    }
     Ok(PrepareOptions {
         split: a.split.clone(),
         image_size: a.image_size,
@@ -181,6 +184,15 @@ pub(crate) fn prepare(a: &PrepareArgs) -> Result<PrepareOptions> {
         border_crop: a.border_crop,
         max_bad_fraction: a.max_bad_fraction,
         output: shard_output(&a.shards)?,
+        shuffle_seed: (a.order == RowOrder::Shuffled).then_some(a.seed),
+        holdout: (a.holdout > 0).then(|| HoldoutSpec {
+            rows: a.holdout,
+            split: a
+                .holdout_split
+                .clone()
+                .unwrap_or_else(|| format!("{}-holdout", a.split)),
+            seed: a.seed,
+        }),
     })
 }
 

@@ -452,6 +452,16 @@ class BuildReport(_Record):
     def mask_ratio_mean(self, strategy) -> float:
         return self._o.obj("mask_ratio").obj(strategy).num("mean")
 
+    def donors(self, strategy) -> Optional[dict]:
+        """{draws, own_image, same_class} of a strategy's donors (None: no donors, or a build
+        made before they were counted)."""
+        d = self._o.opt_obj("donors")
+        return d.get(strategy) if d else None
+
+    @property
+    def random_donor_same_class_rate(self) -> float:
+        return self._o.num("random_donor_same_class_rate")
+
 
 class BuildRun(_Record):
     """A counterfactual build's run.json (or one worker's run.worker-I-of-N.json)."""

@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
-use cfkit_schemas::{Manifest, SplitEntry};
+use cfkit_schemas::Manifest;
 
+use super::pieces::Piece;
 use super::{BuildReport, Workers};
 use crate::error::{PipelineError, Result};
 
@@ -34,14 +35,14 @@ pub fn write(out: &Path, workers: Workers, hash: &str, report: &BuildReport) -> 
 }
 
 /// The report of a worker of the build with `hash` that finished: its marker is there, of this
-/// config, and every shard of its part is listed in `manifest` and present with its recorded size
-/// (a deleted shard makes the worker unfinished again, so the rerun redoes it).
+/// config, and every piece of its part (`pieces`) is listed in `manifest` and present with its
+/// recorded size (a deleted shard makes the worker unfinished again, so the rerun redoes it).
 pub fn finished(
     out: &Path,
     workers: Workers,
     hash: &str,
     manifest: &Manifest,
-    source: &SplitEntry,
+    pieces: &[Piece],
     split: &str,
 ) -> Option<BuildReport> {
     let text = std::fs::read_to_string(out.join(workers.done_name())).ok()?;
@@ -49,18 +50,17 @@ pub fn finished(
     if marker.config_hash != hash {
         return None;
     }
-    let done = manifest.splits.get(split)?;
-    let intact = (0..source.shards.len())
-        .filter(|&k| workers.takes(k))
-        .all(|k| {
-            done.shards
-                .iter()
-                .find(|s| s.file == source.shards[k].file)
-                .is_some_and(|s| {
-                    std::fs::metadata(out.join(&s.file)).is_ok_and(|m| m.len() == s.bytes)
-                })
-        });
-    intact.then_some(marker.report)
+    let listed = |file: &str| {
+        manifest
+            .splits
+            .get(split)
+            .and_then(|e| e.shards.iter().find(|s| s.file == file))
+            .is_some_and(|s| std::fs::metadata(out.join(&s.file)).is_ok_and(|m| m.len() == s.bytes))
+    };
+    pieces
+        .iter()
+        .all(|p| listed(&p.file))
+        .then_some(marker.report)
 }
 
 /// Whether worker `workers` of the build whose manifest part has `hash` has its marker.

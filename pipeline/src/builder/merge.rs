@@ -11,6 +11,7 @@ use cfkit_schemas::layout::{parse_worker_manifest_name, MANIFEST_FILE};
 use cfkit_schemas::Manifest;
 use serde::Serialize;
 
+use super::pieces::pieces;
 use super::record::BuildIdentity;
 use super::Workers;
 use crate::error::{PipelineError, Result};
@@ -88,7 +89,7 @@ pub fn merge(dir: &Path) -> Result<MergeReport> {
             )));
         }
     }
-    let coverage_checked = check_coverage(&merged, &owner)?;
+    let coverage_checked = check_coverage(&merged, &owner, count)?;
     merged.write(dir)?;
     Ok(MergeReport {
         workers: count,
@@ -181,9 +182,14 @@ fn join_parts(dir: &Path, parts: &Parts) -> Result<(Manifest, BTreeMap<String, u
     Ok((merged.expect("at least one part"), owner))
 }
 
-/// Whether every shard of the source split has its output (same relative name), when the
-/// source dataset is readable here; an error names the shards that lack one.
-fn check_coverage(merged: &Manifest, owner: &BTreeMap<String, usize>) -> Result<bool> {
+/// Whether every piece of every worker (`pieces`: the whole source split, cut as the workers
+/// cut it) has its output, when the source dataset is readable here; an error names the pieces
+/// that lack one.
+fn check_coverage(
+    merged: &Manifest,
+    owner: &BTreeMap<String, usize>,
+    count: usize,
+) -> Result<bool> {
     let identity: BuildIdentity = serde_json::from_value(merged.config.clone()).map_err(|e| {
         PipelineError::Input(format!(
             "the workers' manifests do not record a counterfactual build's config: {e}"
@@ -197,17 +203,25 @@ fn check_coverage(merged: &Manifest, owner: &BTreeMap<String, usize>) -> Result<
         return Ok(false);
     };
     let entry = sm.split(src, split)?;
-    let lacking: Vec<&str> = entry
-        .shards
+    let batch = identity.config.counterfactuals.batch_size;
+    let expected: Vec<(usize, String)> = (0..count)
+        .flat_map(|index| {
+            pieces(entry, batch, Workers { count, index })
+                .into_iter()
+                .map(move |p| (index, p.file))
+        })
+        .collect();
+    let lacking: Vec<String> = expected
         .iter()
-        .filter(|s| !owner.contains_key(&s.file))
-        .map(|s| s.file.as_str())
+        .filter(|(_, f)| !owner.contains_key(f))
+        .map(|(w, f)| format!("{f} (worker {w})"))
         .collect();
     if !lacking.is_empty() {
         return Err(PipelineError::Input(format!(
-            "{} of {} source shards have no output yet (first: {}); rerun the workers, then merge",
+            "{} of {} pieces of the source split have no output yet (first: {}); rerun those \
+             workers, then merge",
             lacking.len(),
-            entry.shards.len(),
+            expected.len(),
             lacking[0]
         )));
     }

@@ -1,19 +1,21 @@
 //! `cfkit build-counterfactuals`: image shards + frozen teacher -> counterfactual shards.
 //!
 //! One output shard per input shard, with the same name (`<split>-NNNNN-of-MMMMM.parquet`), so
-//! donors (drawn within a batch) always live in the same shard as their recipients. The manifest
-//! is rewritten after every completed shard; a rerun with the same config skips the shards it
-//! lists (after checking their blake3) and redoes the rest; a rerun with another config into the
-//! same directory is refused.
+//! donors (drawn within a batch) always live in the same shard as their recipients; workers that
+//! split a shard write its batch ranges as pieces ([`pieces`]). The manifest is rewritten after
+//! every completed piece; a rerun with the same config skips the pieces it lists (after checking
+//! their blake3) and redoes the rest; a rerun with another config into the same directory is
+//! refused.
 //!
 //! A build is an object: [`Build::open`] (config hash, teacher, manifest to resume), then
-//! [`Build::shard`] for each input shard of this worker, then [`Build::finish`] (report, run.json).
+//! [`Build::piece`] for each piece of this worker, then [`Build::finish`] (report, run.json).
 
 pub mod batch;
 pub mod config;
 pub mod done;
 pub mod merge;
 mod open;
+pub mod pieces;
 mod quarantine;
 pub mod record;
 mod shard;
@@ -31,7 +33,7 @@ use serde::Serialize;
 use tch::Device;
 
 pub use config::BuildConfig;
-pub use stats::MaskStats;
+pub use stats::{random_same_class_rate, DonorStats, MaskStats};
 
 use crate::error::Result;
 use stats::StrategyStats;
@@ -42,9 +44,9 @@ pub use workers::{Pipelining, RunOptions, WorkerSource, Workers};
 pub struct BuildReport {
     /// Rows (source images) written by this worker.
     pub rows: u64,
-    /// Output shards written by this run.
+    /// Output shards (or pieces of shards) written by this run.
     pub shards_written: usize,
-    /// Output shards already complete (kept).
+    /// Output shards (or pieces) already complete (kept).
     pub shards_skipped: usize,
     /// Bytes of the split's shards in the worker's manifest.
     pub bytes: u64,
@@ -61,6 +63,16 @@ pub struct BuildReport {
     pub quarantined: u64,
     /// Per strategy: the fraction of patches masked, over every variant written.
     pub mask_ratio: BTreeMap<String, MaskStats>,
+    /// Per strategy: donors drawn, how many were the recipient itself, and how many of the
+    /// others share its class, over every variant written (no entry, or 0 draws, for strategies
+    /// without donors).
+    #[serde(default)]
+    pub donors: BTreeMap<String, DonorStats>,
+    /// The same-class rate donors drawn at random from the rows written would have (about the
+    /// sum over classes of p_c squared); a strategy's rate far above it means donor pools of
+    /// few classes (rows stored in class order).
+    #[serde(default)]
+    pub random_donor_same_class_rate: f64,
 }
 
 impl BuildReport {
@@ -88,8 +100,8 @@ pub fn build_counterfactuals(
         Opened::Finished(report) => return Ok(report),
         Opened::Ready(build) => build,
     };
-    for k in build.my_shards() {
-        build.shard(k)?;
+    for piece in build.my_pieces() {
+        build.piece(&piece)?;
     }
     build.finish()
 }
@@ -151,11 +163,13 @@ pub struct Build<'a> {
 }
 
 impl Build<'_> {
-    /// The input shards this worker builds.
-    pub(crate) fn my_shards(&self) -> Vec<usize> {
-        (0..self.entry.shards.len())
-            .filter(|&k| self.opts.workers.takes(k))
-            .collect()
+    /// The pieces of the input this worker builds.
+    pub(crate) fn my_pieces(&self) -> Vec<pieces::Piece> {
+        pieces::pieces(
+            &self.entry,
+            self.cfg.counterfactuals.batch_size,
+            self.opts.workers,
+        )
     }
 
     /// The report of the whole build, also written to this worker's run.json.
@@ -169,8 +183,9 @@ impl Build<'_> {
             .get(split)
             .map(|e| e.shards.iter().map(|s| s.bytes).sum())
             .unwrap_or(0);
-        let mine = self.my_shards();
+        let mine = self.my_pieces();
         let t = self.tally;
+        let (donors, random_donor_same_class_rate) = t.stats.donors();
         let report = BuildReport {
             rows: t.rows,
             shards_written: t.written,
@@ -180,11 +195,10 @@ impl Build<'_> {
             images_per_s: t.rows as f64 / seconds.max(1e-9),
             device_busy_fraction: (t.device_s / seconds.max(1e-9)).min(1.0),
             device: format!("{:?}", self.device),
-            quarantined: quarantine::count(
-                &self.out,
-                mine.iter().map(|&k| self.entry.shards[k].file.as_str()),
-            ),
+            quarantined: quarantine::count(&self.out, mine.iter().map(|p| p.file.as_str())),
             mask_ratio: t.stats.summary(),
+            donors,
+            random_donor_same_class_rate,
         };
         let run = record::BuildRecord {
             cfkit: env!("CARGO_PKG_VERSION").into(),
@@ -198,6 +212,8 @@ impl Build<'_> {
             },
         };
         cfkit_outdir::write_json(&self.out.join(self.opts.workers.run_name()), &run)?;
+        // Also when this worker had nothing to build: merge wants every worker's part.
+        self.manifest.write_file(&self.manifest_path)?;
         done::write(&self.out, self.opts.workers, &self.hash, &report)?;
         Ok(report)
     }

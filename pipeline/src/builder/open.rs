@@ -14,6 +14,7 @@ use cfkit_schemas::{
     ShardKind, ShardReader, TeacherInfo, WriterOptions, SCHEMA_VERSION,
 };
 
+use super::pieces::pieces;
 use super::record::BuildIdentity;
 use super::{done, Build, BuildConfig, Opened, RunOptions, Tally};
 use crate::error::{PipelineError, Result};
@@ -52,14 +53,18 @@ impl<'a> Build<'a> {
         check_existing(out, &hash)?;
         let manifest_path = out.join(opts.workers.manifest_name());
         let manifest = open_manifest(&manifest_path, &config, &hash, &teacher)?;
-        let (split, workers) = (&cfg.source.split, opts.workers);
-        if let Some(r) = done::finished(out, workers, &hash, &manifest, entry, split) {
-            // A rerun of a finished worker: every shard of its part is skipped.
-            let skipped = (0..entry.shards.len())
-                .filter(|&k| workers.takes(k))
-                .count();
+        let mine = pieces(entry, cfg.counterfactuals.batch_size, opts.workers);
+        if let Some(r) = done::finished(
+            out,
+            opts.workers,
+            &hash,
+            &manifest,
+            &mine,
+            &cfg.source.split,
+        ) {
+            // A rerun of a finished worker: every piece of its part is skipped.
             let seconds = start.elapsed().as_secs_f64();
-            return Ok(Opened::Finished(r.into_rerun(skipped, seconds)));
+            return Ok(Opened::Finished(r.into_rerun(mine.len(), seconds)));
         }
         let vision = &model.vision()?.config;
         let truth = source_has_truth(&cfg.source.shards, entry)?;
@@ -82,13 +87,7 @@ impl<'a> Build<'a> {
                 .unwrap_or(cfkit_schemas::writer::DEFAULT_ROW_GROUP_BYTES),
             ..Default::default()
         };
-        let my_rows: u64 = entry
-            .shards
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| opts.workers.takes(*k))
-            .map(|(_, s)| s.rows)
-            .sum();
+        let my_rows: u64 = mine.iter().map(|p| p.rows.len() as u64).sum();
         let pb = progress_bar(my_rows, &format!("cf {}", cfg.source.split), opts.quiet);
         crash_point("build:open");
         Ok(Opened::Ready(Build {

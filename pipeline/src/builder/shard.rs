@@ -1,6 +1,7 @@
-//! One input shard of a build: skipped when the manifest already lists it intact, else read,
-//! run through three stages — decode (rayon) -> device (this thread) -> encode (rayon) + write —
-//! and closed into place with its quarantine file and a manifest update.
+//! One piece of a build (an input shard, or a run of its batches: [`super::pieces`]): skipped
+//! when the manifest already lists it intact, else read, run through three stages — decode
+//! (rayon) -> device (this thread) -> encode (rayon) + write — and closed into place with its
+//! quarantine file and a manifest update.
 //!
 //! Pipelined, the stages are threads joined by bounded channels of two batches each, so at most
 //! ~6 batches are in memory and the device never waits for PNG work; sequential, they run one
@@ -16,12 +17,13 @@ use indicatif::ProgressBar;
 
 use super::batch::{compute_batch, decode_batch, encode_batch, BatchSpec, ComputedBatch};
 use super::batch::{DecodedBatch, Teacher};
+use super::pieces::Piece;
 use super::stats::StrategyStats;
 use super::{batch_bounds, quarantine, Build, Pipelining};
 use crate::error::{PipelineError, Result};
 
-/// Image side and batch size (also the donor pool) of a shard's batches.
-type Sizes = (usize, usize);
+/// A piece's batches: (batch index within the input shard, first row, end row).
+type Batches = Vec<(usize, usize, usize)>;
 
 /// The device stage of one shard: sets rejected rows aside, computes, keeps time.
 struct DeviceStage<'a> {
@@ -72,21 +74,22 @@ impl Sink<'_> {
 }
 
 impl Build<'_> {
-    /// Builds input shard `k` (or keeps it, when a previous run finished it intact).
-    pub fn shard(&mut self, k: usize) -> Result<()> {
+    /// Builds `piece` (or keeps it, when a previous run finished it intact).
+    pub fn piece(&mut self, piece: &Piece) -> Result<()> {
+        let k = piece.shard;
         let shard = self.entry.shards[k].clone();
         let done = self
             .manifest
             .splits
             .get(&self.cfg.source.split)
-            .and_then(|e| e.shards.iter().find(|s| s.file == shard.file));
+            .and_then(|e| e.shards.iter().find(|s| s.file == piece.file));
         if let Some(prev) = done {
             if ShardReader::open_verified(&self.out.join(&prev.file), prev.bytes, &prev.blake3)
                 .is_ok()
             {
                 self.tally.skipped += 1;
                 self.tally.rows += prev.rows;
-                self.pb.inc(shard.rows);
+                self.pb.inc(piece.rows.len() as u64);
                 return Ok(());
             }
         }
@@ -97,6 +100,13 @@ impl Build<'_> {
         )?;
         let images = reader.read_images()?;
         let c = &self.cfg.counterfactuals;
+        // The piece's batches, numbered within the input shard (the number keys their seeds).
+        let batches: Batches = batch_bounds(images.len(), c.batch_size)
+            .into_iter()
+            .enumerate()
+            .filter(|(b, _)| piece.batches.contains(b))
+            .map(|(b, (s, e))| (b, s, e))
+            .collect();
         let vision = self.model.vision()?;
         let mut device = DeviceStage {
             teacher: Teacher {
@@ -122,7 +132,7 @@ impl Build<'_> {
         let sink = Sink {
             writer: ShardWriter::try_new(
                 &self.out,
-                Path::new(&shard.file),
+                Path::new(&piece.file),
                 self.schema.clone(),
                 self.writer_options,
             )?,
@@ -139,16 +149,16 @@ impl Build<'_> {
             Pipelining::Auto => self.device.is_cuda(),
         };
         let sink = if pipelined {
-            run_overlapped(&images, (size, c.batch_size), &mut device, sink)?
+            run_overlapped(&images, &batches, size, &mut device, sink)?
         } else {
-            run_sequential(&images, (size, c.batch_size), &mut device, sink)?
+            run_sequential(&images, &batches, size, &mut device, sink)?
         };
         let (busy_s, rejected) = (device.busy_s, device.rejected);
         let t = &mut self.tally;
         t.device_s += busy_s;
         t.rows += sink.rows;
         t.stats.merge(sink.stats);
-        quarantine::write(&self.out, &shard.file, &rejected)?;
+        quarantine::write(&self.out, &piece.file, &rejected)?;
         let summary = sink.writer.close()?;
         crash_point("build:shard");
         self.manifest
@@ -162,14 +172,12 @@ impl Build<'_> {
 
 fn run_sequential<'a>(
     images: &[ImageRecord],
-    (size, batch_size): Sizes,
+    batches: &Batches,
+    size: usize,
     device: &mut DeviceStage,
     mut sink: Sink<'a>,
 ) -> Result<Sink<'a>> {
-    for (b, (s, e)) in batch_bounds(images.len(), batch_size)
-        .into_iter()
-        .enumerate()
-    {
+    for &(b, s, e) in batches {
         if let Some(computed) = device.run(b, decode_batch(images[s..e].to_vec(), size))? {
             sink.put(computed)?;
         }
@@ -179,18 +187,18 @@ fn run_sequential<'a>(
 
 fn run_overlapped<'a>(
     images: &[ImageRecord],
-    (size, batch_size): Sizes,
+    batches: &Batches,
+    size: usize,
     device: &mut DeviceStage,
     mut sink: Sink<'a>,
 ) -> Result<Sink<'a>> {
-    let bounds = batch_bounds(images.len(), batch_size);
     std::thread::scope(|scope| {
-        let (tx_dec, rx_dec) = bounded::<DecodedBatch>(2);
+        let (tx_dec, rx_dec) = bounded::<(usize, DecodedBatch)>(2);
         let (tx_enc, rx_enc) = bounded::<ComputedBatch>(2);
         scope.spawn(move || {
-            for (s, e) in bounds {
+            for &(b, s, e) in batches {
                 if tx_dec
-                    .send(decode_batch(images[s..e].to_vec(), size))
+                    .send((b, decode_batch(images[s..e].to_vec(), size)))
                     .is_err()
                 {
                     return;
@@ -203,7 +211,7 @@ fn run_overlapped<'a>(
             }
             Ok(sink)
         });
-        for (b, decoded) in rx_dec.into_iter().enumerate() {
+        for (b, decoded) in rx_dec {
             let Some(computed) = device.run(b, decoded)? else {
                 continue;
             };

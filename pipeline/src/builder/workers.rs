@@ -95,9 +95,10 @@ impl Workers {
     }
 }
 
-/// Which part of the input this process builds: input shard `k` belongs to worker
-/// `k mod count`. Workers share the output directory and the config hash; each writes its own
-/// manifest part (`manifest.worker-I-of-N.json`), joined by [`crate::builder::merge::merge`].
+/// Which part of the input this process builds: worker `index` of `count` takes the `index`-th
+/// of `count` equal runs of the split's batches ([`crate::builder::pieces`]). Workers share the
+/// output directory and the config hash; each writes its own manifest part
+/// (`manifest.worker-I-of-N.json`), joined by [`crate::builder::merge::merge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Workers {
     pub count: usize,
@@ -118,10 +119,6 @@ impl Workers {
             )));
         }
         Ok(Workers { count, index })
-    }
-
-    pub(crate) fn takes(&self, shard: usize) -> bool {
-        shard % self.count == self.index
     }
 
     /// `manifest.json` for a single worker, else the worker's part.

@@ -31,7 +31,7 @@ use record::{DatasetRecord, PrepareIdentity};
 
 use crate::error::{PipelineError, Result};
 use crate::prepare::decode::prepare_file;
-use crate::prepare::sources::SourceListing;
+use crate::prepare::sources::{SourceItem, SourceListing};
 use crate::prepare::split_writer::{write_split, Rejected, SplitOutput};
 
 /// How the stored images are made (recorded in the shards' metadata).
@@ -71,6 +71,35 @@ pub struct PrepareOptions {
     /// The run fails when more than this fraction of the inputs is quarantined.
     pub max_bad_fraction: f64,
     pub output: OutputOptions,
+    /// Rows are stored in a random order drawn with this seed (`None`: the listing's order, as
+    /// evaluation sets are stored, and as every dataset recorded without this field was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle_seed: Option<u64>,
+    /// Rows held out of the split into a split of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutSpec>,
+}
+
+/// `cfkit prepare --holdout`: `rows` rows of the split, stratified by class and keyed by id with
+/// `seed` (`cfkit_schemas::holdout`), written as split `split` instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HoldoutSpec {
+    pub rows: usize,
+    pub split: String,
+    pub seed: u64,
+}
+
+/// `items` in a uniform random order drawn with `seed` (Fisher–Yates): a class-sorted listing
+/// (an ImageFolder, a sorted manifest) becomes shards in which every run of rows — a builder's
+/// donor pool, a loader's row group — is a random sample of the split.
+fn shuffled<T>(mut items: Vec<T>, seed: u64) -> Vec<T> {
+    use cfkit_counterfactual::rng::{fnv1a64, SplitMix64};
+    let mut rng = SplitMix64::from_keys(&[seed, fnv1a64("cfkit.prepare.order")]);
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
+    items
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -179,103 +208,186 @@ pub(crate) fn prepared_already(
     Ok(run.splits.into_iter().next())
 }
 
-/// `cfkit prepare`: one source listing -> image shards of one split.
-pub fn prepare(listing: SourceListing, out: &Path, opts: &PrepareOptions) -> Result<SplitReport> {
-    if !cfkit_schemas::layout::valid_split_name(&opts.split) {
-        return Err(PipelineError::Input(format!(
-            "split name '{}' must be [A-Za-z0-9_.-]",
-            opts.split
-        )));
+/// `cfkit prepare`: one source listing -> image shards of one split (and, with a hold-out, of
+/// the hold-out split too). Returns the split's report, then the hold-out's.
+pub fn prepare(
+    listing: SourceListing,
+    out: &Path,
+    opts: &PrepareOptions,
+) -> Result<Vec<SplitReport>> {
+    for name in std::iter::once(&opts.split).chain(opts.holdout.as_ref().map(|h| &h.split)) {
+        if !cfkit_schemas::layout::valid_split_name(name) {
+            return Err(PipelineError::Input(format!(
+                "split name '{name}' must be [A-Za-z0-9_.-]"
+            )));
+        }
+    }
+    if let Some(h) = &opts.holdout {
+        if h.split == opts.split {
+            return Err(PipelineError::Input(format!(
+                "--holdout-split must differ from --split ('{}')",
+                opts.split
+            )));
+        }
+        if h.rows >= listing.items.len() {
+            return Err(PipelineError::Input(format!(
+                "--holdout {} leaves no rows of the {} listed for split '{}'",
+                h.rows,
+                listing.items.len(),
+                opts.split
+            )));
+        }
     }
     let identity = prepare_identity(&listing, opts);
     let hash = identity_hash(&identity);
     // One writer per output directory, for the whole run (this also creates it).
     let _lock = DirLock::acquire(out, "")?;
     check_existing(out, &hash)?;
-    let info = DatasetInfo {
-        schema_version: SCHEMA_VERSION,
-        kind: ShardKind::Images,
-        split: opts.split.clone(),
-        classes: listing.classes.clone(),
-        image_size: opts.image_size,
-        preprocessing: preprocessing_description(opts.image_size),
-        source: listing.description.clone(),
-        seed: None,
-        config_hash: Some(hash.clone()),
-        teacher: None,
-        method: None,
-        scene_truth: false,
+    let SourceListing {
+        classes,
+        items,
+        problems,
+        description,
+    } = listing;
+    let (items, held) = match &opts.holdout {
+        None => (items, Vec::new()),
+        Some(h) => {
+            let rows: Vec<(&str, usize)> = items
+                .iter()
+                .map(|it| (it.id.as_str(), it.label as usize))
+                .collect();
+            let flags = cfkit_schemas::holdout::held_out(&rows, classes.len(), h.rows, h.seed);
+            let (mut keep, mut held) = (Vec::new(), Vec::new());
+            for (it, f) in items.into_iter().zip(flags) {
+                if f {
+                    held.push(it)
+                } else {
+                    keep.push(it)
+                }
+            }
+            (keep, held)
+        }
     };
-    let items = &listing.items;
-    let classes = &listing.classes;
-    let output = write_split(
+    let order = |v: Vec<SourceItem>| match opts.shuffle_seed {
+        Some(seed) => shuffled(v, seed),
+        None => v,
+    };
+    let ctx = SplitContext {
         out,
-        &info,
-        items.len(),
-        opts.output.rows_per_shard,
-        opts.output.writer(),
-        opts.output.quiet,
-        |i| {
-            let item = &items[i];
-            let p = prepare_file(
-                &item.path,
-                opts.image_size,
-                opts.max_pixels,
-                opts.border_crop,
-            )
-            .map_err(|r| Rejected {
-                path: item.path.display().to_string(),
-                reason: r.to_string(),
-            })?;
-            Ok(ImageRecord {
-                id: item.id.clone(),
-                label: item.label,
-                class_name: classes[item.label as usize].clone(),
-                source_blake3: p.source_blake3,
-                orig_width: p.orig_width as i32,
-                orig_height: p.orig_height as i32,
-                image: StoredImage {
-                    bytes: p.png,
-                    path: format!("{}.png", item.id),
-                },
-                truth: None,
-            })
-        },
-    )?;
-    let mut quarantined: Vec<Rejected> = listing
-        .problems
-        .iter()
-        .map(|p| Rejected {
-            path: p.path.display().to_string(),
-            reason: p.reason.clone(),
-        })
-        .collect();
-    quarantined.extend(output.rejected.iter().cloned());
-    let qpath = out.join(format!("quarantine-{}.jsonl", opts.split));
-    write_quarantine(&qpath, &quarantined)?;
-    let rep = report(&opts.split, items.len(), &output);
-    let bad = output.rejected.len();
-    let total = items.len().max(1);
-    if bad as f64 / total as f64 > opts.max_bad_fraction {
-        return Err(PipelineError::TooManyBad {
-            bad,
-            total,
-            pct: 100.0 * bad as f64 / total as f64,
-            limit_pct: 100.0 * opts.max_bad_fraction,
-            quarantine: qpath,
-        });
-    }
+        opts,
+        classes: &classes,
+        description: &description,
+        hash: &hash,
+    };
     let mut manifest = Manifest::new(
         ShardKind::Images,
         serde_json::to_value(&identity).expect("identities serialise"),
         &format!("cfkit {}", env!("CARGO_PKG_VERSION")),
     );
-    for s in output.shards {
-        manifest.add_shard(&opts.split, classes, s);
+    let mut reports = vec![ctx.write(&opts.split, order(items), &problems, &mut manifest)?];
+    if let Some(h) = &opts.holdout {
+        reports.push(ctx.write(&h.split, order(held), &[], &mut manifest)?);
     }
     manifest.write(out)?;
-    DatasetRecord::new(identity, vec![rep.clone()], None).write(out)?;
-    Ok(rep)
+    DatasetRecord::new(identity, reports.clone(), None).write(out)?;
+    Ok(reports)
+}
+
+/// What every split of one `prepare` run shares.
+struct SplitContext<'a> {
+    out: &'a Path,
+    opts: &'a PrepareOptions,
+    classes: &'a [String],
+    description: &'a str,
+    hash: &'a str,
+}
+
+impl SplitContext<'_> {
+    /// Preprocesses `items` into shards of `split`, quarantines what cannot be used (with the
+    /// listing's `problems`), adds the shards to `manifest`; fails when too many are bad.
+    fn write(
+        &self,
+        split: &str,
+        items: Vec<SourceItem>,
+        problems: &[sources::ListingProblem],
+        manifest: &mut Manifest,
+    ) -> Result<SplitReport> {
+        let (opts, classes) = (self.opts, self.classes);
+        let info = DatasetInfo {
+            schema_version: SCHEMA_VERSION,
+            kind: ShardKind::Images,
+            split: split.to_string(),
+            classes: classes.to_vec(),
+            image_size: opts.image_size,
+            preprocessing: preprocessing_description(opts.image_size),
+            source: self.description.to_string(),
+            seed: opts.shuffle_seed,
+            config_hash: Some(self.hash.to_string()),
+            teacher: None,
+            method: None,
+            scene_truth: false,
+        };
+        let output = write_split(
+            self.out,
+            &info,
+            items.len(),
+            opts.output.rows_per_shard,
+            opts.output.writer(),
+            opts.output.quiet,
+            |i| {
+                let item = &items[i];
+                let p = prepare_file(
+                    &item.path,
+                    opts.image_size,
+                    opts.max_pixels,
+                    opts.border_crop,
+                )
+                .map_err(|r| Rejected {
+                    path: item.path.display().to_string(),
+                    reason: r.to_string(),
+                })?;
+                Ok(ImageRecord {
+                    id: item.id.clone(),
+                    label: item.label,
+                    class_name: classes[item.label as usize].clone(),
+                    source_blake3: p.source_blake3,
+                    orig_width: p.orig_width as i32,
+                    orig_height: p.orig_height as i32,
+                    image: StoredImage {
+                        bytes: p.png,
+                        path: format!("{}.png", item.id),
+                    },
+                    truth: None,
+                })
+            },
+        )?;
+        let mut quarantined: Vec<Rejected> = problems
+            .iter()
+            .map(|p| Rejected {
+                path: p.path.display().to_string(),
+                reason: p.reason.clone(),
+            })
+            .collect();
+        quarantined.extend(output.rejected.iter().cloned());
+        let qpath = self.out.join(format!("quarantine-{split}.jsonl"));
+        write_quarantine(&qpath, &quarantined)?;
+        let rep = report(split, items.len(), &output);
+        let bad = output.rejected.len();
+        let total = items.len().max(1);
+        if bad as f64 / total as f64 > opts.max_bad_fraction {
+            return Err(PipelineError::TooManyBad {
+                bad,
+                total,
+                pct: 100.0 * bad as f64 / total as f64,
+                limit_pct: 100.0 * opts.max_bad_fraction,
+                quarantine: qpath,
+            });
+        }
+        for sh in output.shards {
+            manifest.add_shard(split, classes, sh);
+        }
+        Ok(rep)
+    }
 }
 
 /// Image shards of one split in a temporary directory, removed on drop (`cfkit eval
@@ -330,12 +442,14 @@ pub fn image_folder_to_scratch(
             row_group_bytes: 100 * 1024 * 1024,
             quiet: true,
         },
+        shuffle_seed: None,
+        holdout: None,
     };
     let mut scratch = ScratchShards {
         dir,
         split,
         report: SplitReport::default(),
     };
-    scratch.report = prepare(listing, &scratch.dir, &opts)?;
+    scratch.report = prepare(listing, &scratch.dir, &opts)?.remove(0);
     Ok(scratch)
 }

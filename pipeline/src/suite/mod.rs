@@ -86,10 +86,13 @@ pub fn prepare_suite(opts: &SuiteOptions) -> Result<Vec<PreparedSet>> {
                 row_group_bytes: 100 * 1024 * 1024,
                 quiet: opts.quiet,
             },
+            // Evaluation sets: the listing's order (it does not matter to a score).
+            shuffle_seed: None,
+            holdout: None,
         };
         let report = match prepared_already(&set.listing, &shards, &popts)? {
             Some(r) => r,
-            None => prepare(set.listing.clone(), &shards, &popts)?,
+            None => prepare(set.listing.clone(), &shards, &popts)?.remove(0),
         };
         out.push(PreparedSet {
             split: set.name.clone(),

@@ -8,8 +8,10 @@ What it runs, end to end through the cfkit binary:
 3. A seeded random tiny teacher with a C-class head; `cfkit build-counterfactuals` (256-row
    batches, as configs/imagenet) with ObjMaskSingleFill(0.3), RandMaskMultiFill(0.5) and
    RandMaskNoFill(0.5), once with one worker and once with two workers + `cfkit merge`.
-4. `cfkit inspect --json` of both builds: the same-class donor rate of each strategy, next to the
-   rate of donors drawn at random from the split (sum over classes of n_c (n_c - 1) / (N (N - 1))).
+4. The builds' run records: per strategy, the share of donors (other images) of the recipient's
+   class, next to the rate of donors drawn at random from the split (sum over classes of
+   n_c (n_c - 1) / (N (N - 1))), and how often single fill's permutation gives an image its own
+   pixels.
 5. A short FT on the clean shards and a short offline masked FD on the counterfactual shards (one
    epoch, batch 512, 400 rows held out): each run's record says how its first epoch's batches mix
    classes next to a uniform permutation (`data.mixing`) and which rows it held out
@@ -119,10 +121,22 @@ def random_donor_rate(counts):
     return sum(c * (c - 1) for c in counts) / (n * (n - 1))
 
 
-def donor_rates(cfkit, shards, work):
-    out = sh([cfkit, "inspect", shards, "--json", "--n", "1", "--out", work / "sheet.png"]).stdout
-    stats = records.parse_inspection(out).strategies
-    return {name: s.same_class_donor_rate for name, s in stats.items()}
+def donor_rates(shards):
+    """{strategy: (same-class rate of donors that are other images, own-image rate)} and the
+    rate random donors would give, from the build's run records (every worker's, summed)."""
+    runs = records.read_build_workers(shards) or [records.read_build_run(shards)]
+    reports = [r.report for r in runs]
+    rates = {}
+    for s in STRATEGIES:
+        d = [x for x in (r.donors(s) for r in reports) if x and x["draws"]]
+        if not d:
+            rates[s] = None
+            continue
+        draws, own, same = (sum(x[k] for x in d) for k in ("draws", "own_image", "same_class"))
+        rates[s] = (same / (draws - own), own / draws)
+    rows = [r.rows for r in reports]
+    random_rate = sum(r.random_donor_same_class_rate * n for r, n in zip(reports, rows)) / sum(rows)
+    return rates, random_rate
 
 
 def train(cfkit, work, name, method, shards, weights, head):
@@ -148,6 +162,8 @@ def main():
     ap.add_argument("--per-class", type=int, default=8)
     ap.add_argument("--out", default="results/rehearsal/imagenet-shape")
     ap.add_argument("--label", default="", help="a name for this run in the output (e.g. before)")
+    ap.add_argument("--order", default="shuffled", choices=["shuffled", "input"],
+                    help="prepare's row order (input: the folders' order, as cfkit stored rows before)")
     args = ap.parse_args()
     cfkit, work = pathlib.Path(args.cfkit).resolve(), pathlib.Path(args.work).resolve()
     presets.load(str(cfkit))
@@ -161,7 +177,7 @@ def main():
     # rows per 100 MB row group).
     sh([cfkit, "prepare", "--image-folder", work / "tree", "--classes", work / "classes.txt",
         "--split", "train", "--out", shards, "--image-size", "56", "--rows-per-shard", "2000",
-        "--row-group-bytes", "9000000", "-q"])
+        "--row-group-bytes", "9000000", "-q"] + (["--order", args.order] if args.order != "shuffled" else []))
     weights, head = make_random_teacher(str(work), "tiny", names)
     (work / "build.toml").write_text(BUILD.format(shards=shards, weights=weights, head=head,
                                                   strategies=json.dumps(STRATEGIES)))
@@ -172,12 +188,12 @@ def main():
             "--num-workers", "2", "--worker-index", str(w)])
     sh([cfkit, "merge", two])
     counts = [args.per_class] * args.classes
-    rates = {"1 worker": donor_rates(cfkit, one, work), "2 workers + merge": donor_rates(cfkit, two, work)}
+    rates = {"1 worker": donor_rates(one)[0], "2 workers + merge": donor_rates(two)[0]}
     runs = {"ft": train(cfkit, work, "ft", "ft", shards, weights, head),
             "masked-fd": train(cfkit, work, "masked-fd", "ft-fd", one, weights, head)}
     ft_ids, fd_ids = set(runs["ft"]["holdout_ids"]), set(runs["masked-fd"]["holdout_ids"])
     res = dict(
-        label=args.label, classes=args.classes, per_class=args.per_class,
+        label=args.label, classes=args.classes, per_class=args.per_class, order=args.order,
         random_donor_rate=random_donor_rate(counts), same_class_donor_rate=rates,
         mixing={k: v["mixing"] for k, v in runs.items()},
         holdout=dict(ft=len(ft_ids), masked_fd=len(fd_ids), common=len(ft_ids & fd_ids),
@@ -185,15 +201,20 @@ def main():
         train_seconds={k: v["seconds"] for k, v in runs.items()},
         seconds=round(time.time() - t0, 1))
     lines = [f"ImageNet-shaped rehearsal{' (' + args.label + ')' if args.label else ''}: "
-             f"{args.classes} class-sorted folders x {args.per_class} images, tiny preset (56 px).", "",
-             "| strategy | same-class donor rate, 1 worker | 2 workers + merge | random donors |",
-             "|---|---:|---:|---:|"]
+             f"{args.classes} class-sorted folders x {args.per_class} images, tiny preset (56 px), "
+             f"prepared in {args.order} order.", "",
+             "Same-class donors: the share of donors (other images) of the recipient's class, from the "
+             "builds' run records; single fill's permutation also gives about one image per batch its "
+             "own pixels (own image, as in the reference).", "",
+             "| strategy | same-class donors, 1 worker | 2 workers + merge | random donors | own image |",
+             "|---|---:|---:|---:|---:|"]
     for s in STRATEGIES:
-        cells = []
+        cells, own = [], "-"
         for k in rates:
             v = rates[k].get(s)
-            cells.append("no donors" if s.endswith("NoFill(0.5)") else (f"{v:.3f}" if v is not None else "-"))
-        lines.append(f"| {s} | {' | '.join(cells)} | {res['random_donor_rate']:.4f} |")
+            cells.append("no donors" if v is None else f"{v[0]:.4f}")
+            own = f"{v[1]:.4f}" if v is not None else own
+        lines.append(f"| {s} | {' | '.join(cells)} | {res['random_donor_rate']:.4f} | {own} |")
     lines += ["", "| shards | classes per batch of 512 (first epoch) | a uniform permutation | ratio | "
               "largest class per batch | permutation's |", "|---|---:|---:|---:|---:|---:|"]
     for k, m in res["mixing"].items():

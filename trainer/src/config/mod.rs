@@ -28,13 +28,22 @@ pub struct DataConfig {
     pub shards: PathBuf,
     #[serde(default = "default_split")]
     pub split: String,
-    /// Rows held out of `split` for validation (stratified, seeded). 0 with no `val_split`: no
-    /// validation, the last checkpoint is evaluated.
+    /// Rows held out of `split` for validation: stratified by class and keyed by each row's id,
+    /// so every method trained on the same images holds out the same rows (`cfkit_schemas::
+    /// holdout`). 0 with no `val_split`: no validation, the last checkpoint is evaluated.
     #[serde(default)]
     pub val_holdout: usize,
-    /// Or: a separate split of the same dataset used as validation set.
+    /// The seed of that draw (the reference's `--data_split_seed`, 0 by default: one hold-out
+    /// for every run seed).
+    #[serde(default)]
+    pub holdout_seed: u64,
+    /// Or: a split used as validation set (e.g. what `cfkit prepare --holdout` wrote).
     #[serde(default)]
     pub val_split: Option<String>,
+    /// The dataset directory of `val_split` when it is not `shards` (a counterfactual run
+    /// validates on the clean shards' hold-out split).
+    #[serde(default)]
+    pub val_shards: Option<PathBuf>,
     /// Rows in the shuffle buffer (see `data::plan`).
     #[serde(default = "default_buffer")]
     pub shuffle_buffer: usize,
@@ -237,6 +246,9 @@ impl ConfigFile for TrainConfig {
     fn resolve_paths(&mut self, base: &Path) {
         self.model.resolve_paths(base);
         resolve(base, &mut self.data.shards);
+        if let Some(p) = &mut self.data.val_shards {
+            resolve(base, p);
+        }
         if let Some(p) = &mut self.eval.shards {
             resolve(base, p);
         }
@@ -276,6 +288,9 @@ impl ConfigFile for TrainConfig {
         }
         if self.data.val_holdout > 0 && self.data.val_split.is_some() {
             return Err("[data] val_holdout and val_split exclude each other".into());
+        }
+        if self.data.val_shards.is_some() && self.data.val_split.is_none() {
+            return Err("[data] val_shards names where val_split lives: set val_split too".into());
         }
         let mut names = std::collections::HashSet::new();
         for s in &self.eval.sets {

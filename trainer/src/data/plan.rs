@@ -18,64 +18,36 @@ pub struct RowRef {
     pub row: u32,
 }
 
-/// Splits rows into (train, validation): `n_val` rows held out, stratified by label with
-/// largest-remainder allocation (class `c` gets `n_val * n_c / N` rounded so that the total is
-/// exact), the rows of each class chosen by a seeded hash of their position. Both lists are in
-/// dataset order.
+/// Splits rows into (train, validation): `n_val` rows held out, stratified by label and keyed by
+/// each row's id (`cfkit_schemas::holdout`: the same ids whatever the shards' order or row
+/// groups). `labels[group][row]`, `ids[group][row]`. Both lists are in dataset order.
 pub fn stratified_holdout(
     labels: &[Vec<i64>],
+    ids: &[Vec<String>],
     num_classes: usize,
     n_val: usize,
     seed: u64,
 ) -> (Vec<RowRef>, Vec<RowRef>) {
-    let mut by_class: Vec<Vec<RowRef>> = vec![Vec::new(); num_classes];
-    for (g, rows) in labels.iter().enumerate() {
-        for (r, &label) in rows.iter().enumerate() {
-            by_class[label as usize].push(RowRef {
+    let mut refs = Vec::new();
+    let mut rows = Vec::new();
+    for (g, (labels, ids)) in labels.iter().zip(ids).enumerate() {
+        for (r, (&label, id)) in labels.iter().zip(ids).enumerate() {
+            refs.push(RowRef {
                 group: g as u32,
                 row: r as u32,
             });
+            rows.push((id.as_str(), label as usize));
         }
     }
-    let total: usize = by_class.iter().map(Vec::len).sum();
-    let n_val = n_val.min(total);
-    // Largest remainder: floor shares, then +1 for the largest fractional parts (ties: lower class).
-    let mut quota: Vec<usize> = by_class
-        .iter()
-        .map(|c| c.len() * n_val / total.max(1))
-        .collect();
-    let mut rem: Vec<(usize, usize)> = by_class
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ((c.len() * n_val) % total.max(1), i))
-        .collect();
-    rem.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let short = n_val - quota.iter().sum::<usize>();
-    for &(_, i) in rem.iter().take(short) {
-        quota[i] += 1;
+    let held = cfkit_schemas::holdout::held_out(&rows, num_classes, n_val, seed);
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (r, h) in refs.into_iter().zip(held) {
+        if h {
+            val.push(r);
+        } else {
+            train.push(r);
+        }
     }
-    let key = fnv1a64("cfkit.holdout");
-    let mut val = Vec::with_capacity(n_val);
-    for (c, rows) in by_class.iter().enumerate() {
-        let mut keyed: Vec<(u64, RowRef)> = rows
-            .iter()
-            .map(|r| {
-                let h =
-                    SplitMix64::from_keys(&[seed, key, r.group as u64, r.row as u64]).next_u64();
-                (h, *r)
-            })
-            .collect();
-        keyed.sort_unstable();
-        val.extend(keyed.iter().take(quota[c]).map(|(_, r)| *r));
-    }
-    val.sort_unstable();
-    let held: std::collections::HashSet<RowRef> = val.iter().copied().collect();
-    let mut train: Vec<RowRef> = by_class
-        .into_iter()
-        .flatten()
-        .filter(|r| !held.contains(r))
-        .collect();
-    train.sort_unstable();
     (train, val)
 }
 
@@ -134,10 +106,26 @@ mod tests {
             .collect()
     }
 
+    fn ids(labels: &[Vec<i64>]) -> Vec<Vec<String>> {
+        let mut k = 0;
+        labels
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|_| {
+                        k += 1;
+                        format!("img{k:05}.jpg")
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn holdout_is_stratified_exact_and_disjoint() {
         let l = labels(&[100, 37, 250], 5);
-        let (train, val) = stratified_holdout(&l, 5, 60, 3);
+        let i = ids(&l);
+        let (train, val) = stratified_holdout(&l, &i, 5, 60, 3);
         assert_eq!(val.len(), 60);
         assert_eq!(train.len() + val.len(), 387);
         let set: std::collections::HashSet<_> = train.iter().collect();
@@ -152,8 +140,18 @@ mod tests {
             assert!((v_c - 60.0 * n_c / 387.0).abs() < 1.0, "class {c}: {v_c}");
         }
         // Deterministic in the seed, different across seeds.
-        assert_eq!(stratified_holdout(&l, 5, 60, 3).1, val);
-        assert_ne!(stratified_holdout(&l, 5, 60, 4).1, val);
+        assert_eq!(stratified_holdout(&l, &i, 5, 60, 3).1, val);
+        assert_ne!(stratified_holdout(&l, &i, 5, 60, 4).1, val);
+        // The same rows in other row groups (another shard layout): the same ids held out.
+        let flat_l = vec![l.concat()];
+        let flat_i = vec![i.concat()];
+        let (_, val2) = stratified_holdout(&flat_l, &flat_i, 5, 60, 3);
+        let held = |v: &[RowRef], i: &[Vec<String>]| -> std::collections::BTreeSet<String> {
+            v.iter()
+                .map(|r| i[r.group as usize][r.row as usize].clone())
+                .collect()
+        };
+        assert_eq!(held(&val, &i), held(&val2, &flat_i));
     }
 
     #[test]

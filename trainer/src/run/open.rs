@@ -243,11 +243,20 @@ fn open_logs(out: &Path, metrics_bytes: u64, progress: &Progress) -> Result<Metr
 fn open_data(cfg: &TrainConfig) -> Result<RunData> {
     let source = Arc::new(SplitSource::open(&cfg.data.shards, &cfg.data.split)?);
     let labels = source.labels()?;
+    let ids = if cfg.data.val_holdout > 0 {
+        source.ids()?
+    } else {
+        labels
+            .iter()
+            .map(|g| vec![String::new(); g.len()])
+            .collect()
+    };
     let (train_rows, holdout) = stratified_holdout(
         &labels,
+        &ids,
         source.classes.len(),
         cfg.data.val_holdout,
-        cfg.train.seed,
+        cfg.data.holdout_seed,
     );
     if train_rows.is_empty() {
         return Err(TrainError::Data(format!(
@@ -258,7 +267,6 @@ fn open_data(cfg: &TrainConfig) -> Result<RunData> {
     let holdout_ids = if holdout.is_empty() {
         Vec::new()
     } else {
-        let ids = source.ids()?;
         let mut held: Vec<String> = holdout
             .iter()
             .map(|r| ids[r.group as usize][r.row as usize].clone())
@@ -268,7 +276,16 @@ fn open_data(cfg: &TrainConfig) -> Result<RunData> {
     };
     let val = match &cfg.data.val_split {
         Some(split) => {
-            let s = Arc::new(SplitSource::open(&cfg.data.shards, split)?);
+            let dir = cfg.data.val_shards.as_ref().unwrap_or(&cfg.data.shards);
+            let s = Arc::new(SplitSource::open(dir, split)?);
+            if s.classes != source.classes {
+                return Err(TrainError::Data(format!(
+                    "validation split '{split}' of '{}' has other classes than split '{}' of '{}'",
+                    dir.display(),
+                    cfg.data.split,
+                    cfg.data.shards.display()
+                )));
+            }
             let rows = all_rows(&s);
             Some((s, rows))
         }

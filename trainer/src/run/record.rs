@@ -69,7 +69,9 @@ impl RngRecord {
         RngRecord {
             seed,
             init: "torch manual_seed(seed) before building a from-scratch model".into(),
-            holdout: "splitmix64(seed, fnv1a64('cfkit.holdout'), group, row)".into(),
+            holdout: "blake3(holdout_seed, 'cfkit.holdout', id): the smallest keys of each class \
+                      ([data] holdout_seed, not the run seed)"
+                .into(),
             epoch_order: "splitmix64(seed, fnv1a64('cfkit.epoch'), epoch)".into(),
         }
     }
