@@ -474,7 +474,8 @@ fn each_protocol_scores_as_published() -> Result<()> {
 
 /// The ImageNet recipes load, and carry the reference's hyperparameters (Coxy7/robust-finetuning
 /// main_standard.py / main_distill.py defaults: AdamW lr 3e-5, wd 0.1, batch 512, 10 epochs,
-/// OneCycle pct 0.02, 10,240 held-out images, grad clip 1, distillation weight 30).
+/// OneCycle pct 0.02, 10,240 held-out images, grad clip 1, distillation weight 30), masked FD
+/// both offline and online.
 #[test]
 fn imagenet_recipes_follow_the_reference() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/imagenet");
@@ -487,10 +488,14 @@ fn imagenet_recipes_follow_the_reference() -> Result<()> {
             b["counterfactuals"]["strategies"][0],
             "ObjMaskSingleFill(0.3)"
         );
+        // A fresh counterfactual every epoch, stored compact.
+        assert_eq!(b["counterfactuals"]["variants"], 10);
+        assert_eq!(b["counterfactuals"]["compact"], true);
         for (name, method, distill) in [
             ("ft", "ft", None),
             ("ft-fd", "ft-fd", Some("clean")),
             ("masked-fd", "ft-fd", Some("masked")),
+            ("masked-fd-online", "ft-fd", Some("masked")),
             ("lp-ft", "lp-ft", None),
         ] {
             let path = dir.join(model).join(format!("{name}.toml"));
@@ -500,7 +505,15 @@ fn imagenet_recipes_follow_the_reference() -> Result<()> {
             assert_eq!(c["train"]["method"], method, "{model}/{name}");
             assert_eq!(c["train"]["epochs"], 10, "{model}/{name}");
             assert_eq!(c["train"]["batch_size"], 512, "{model}/{name}");
-            assert_eq!(c["data"]["val_holdout"], 10240, "{model}/{name}");
+            // Validation: the 10,240 rows `just imagenet` holds out with `prepare --holdout`.
+            assert_eq!(c["data"]["val_split"], "train-holdout", "{model}/{name}");
+            let val_shards = c["data"]["val_shards"]
+                .as_str()
+                .unwrap_or(c["data"]["shards"].as_str().unwrap());
+            assert!(
+                val_shards.ends_with(&format!("runs/imagenet/{model}/shards")),
+                "{model}/{name}"
+            );
             assert_eq!(at(&c["optim"]["weight_decay"]), 0.1, "{model}/{name}");
             assert_eq!(at(&c["optim"]["grad_clip"]), 1.0, "{model}/{name}");
             assert_eq!(at(&c["schedule"]["max_lr"]), 3e-5, "{model}/{name}");

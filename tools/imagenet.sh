@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The ImageNet chain of the paper for one model (just imagenet MODEL WEIGHTS TRAIN_DIR EVAL_ROOT):
-#   zero-shot head -> zero-shot checkpoint -> train shards -> counterfactual shards (headline
-#   strategy) -> FT, FT+FD, masked FD, LP-FT (configs/imagenet/MODEL/) -> the evaluation suite on
-#   each -> WiSE-FT sweeps (on FT and on masked FD) -> runs/imagenet/MODEL/results.md.
+#   zero-shot head -> zero-shot checkpoint -> train shards (rows in a seeded random order, 10,240
+#   held out as split train-holdout) -> counterfactual shards (headline strategy, K = 10 compact
+#   variants) -> FT, FT+FD, masked FD offline and online, LP-FT (configs/imagenet/MODEL/) -> the
+#   evaluation suite on each (best checkpoint, as the reference's eval.py) -> WiSE-FT sweeps from
+#   the last checkpoints of FT and masked FD (as the reference's WiSE-FT) ->
+#   runs/imagenet/MODEL/results.md.
 # Every step is skipped when its output exists and training resumes, so the chain can be stopped
 # and rerun at will. Environment knobs (for smoke runs and custom models):
 #   CFKIT_MODEL_CONFIG  a config.json to use instead of the MODEL preset (same configs/ directory)
 #   CFKIT_TRAIN_SET     space-separated --set overrides for every `cfkit train`
 #   CFKIT_BUILD_SET     space-separated --set overrides for `cfkit build-counterfactuals`
-#   CFKIT_METHODS       methods to train [default: "ft ft-fd masked-fd lp-ft"]
+#   CFKIT_METHODS       methods to train [default: "ft ft-fd masked-fd masked-fd-online lp-ft"]
 #   CFKIT_ALPHAS        WiSE-FT mixing weights [default: 0:1:0.1]
+#   CFKIT_HOLDOUT       rows of train held out as split train-holdout [default: 10240]
 #   CFKIT_DEVICE        device for zero-shot head and evaluation [default: auto]
 set -euo pipefail
 if [[ $# -lt 4 ]]; then
@@ -49,8 +53,10 @@ step "zero-shot checkpoint"
   --head "$run/head.safetensors" --out "$run/zeroshot"
 size=$($python -m cfkit_tools.imagenet_chain image-size "$run/zeroshot")
 step "train shards ($size px)"
+# --holdout: the reference's --val_size 10240, a split of its own (--data_split_seed 0).
 [[ -f $run/shards/manifest.json ]] || $cfkit prepare --image-folder "$train" \
-  --classes assets/imagenet/wnids.txt --out "$run/shards" --image-size "$size"
+  --classes assets/imagenet/wnids.txt --out "$run/shards" --image-size "$size" \
+  --holdout "${CFKIT_HOLDOUT:-10240}" --holdout-split train-holdout --seed 0
 step "counterfactual shards"
 teacher_set=()
 [[ -n ${CFKIT_MODEL_CONFIG:-} ]] && teacher_set=("teacher.model=$(realpath "$CFKIT_MODEL_CONFIG")")
@@ -60,17 +66,18 @@ mapfile -t targs < <(sets "${train_set[@]}")
 suite=(--suite imagenet --root "$evalroot" --cache "$run/suite-cache" --device "$device")
 step "evaluation suite: zero-shot"
 $cfkit eval --checkpoint "$run/zeroshot" "${suite[@]}" > /dev/null
-for m in ${CFKIT_METHODS:-ft ft-fd masked-fd lp-ft}; do
+for m in ${CFKIT_METHODS:-ft ft-fd masked-fd masked-fd-online lp-ft}; do
   step "train $m"
   $cfkit train --config "$cfg/$m.toml" --resume "${targs[@]}"
   step "evaluation suite: $m"
   $cfkit eval --checkpoint "$run/$m/checkpoints/best" "${suite[@]}" > /dev/null
 done
+# The reference's WiSE-FT interpolates with the fine-tuned run's last checkpoint (ckpt-last.pt).
 for m in ft masked-fd; do
-  [[ -d $run/$m/checkpoints/best ]] || continue
+  [[ -d $run/$m/checkpoints/last ]] || continue
   step "WiSE-FT: zero-shot <-> $m"
   [[ -f $run/wise-ft-$m/wise-ft.json ]] || $cfkit wise-ft --zeroshot "$run/zeroshot" \
-    --finetuned "$run/$m/checkpoints/best" --alpha "${CFKIT_ALPHAS:-0:1:0.1}" \
+    --finetuned "$run/$m/checkpoints/last" --alpha "${CFKIT_ALPHAS:-0:1:0.1}" \
     --out "$run/wise-ft-$m" "${suite[@]}" > /dev/null
 done
 # One table: a row per model (the suite's own markdown rows), then the WiSE-FT sweeps.

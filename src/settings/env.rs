@@ -60,7 +60,8 @@ pub(crate) const VARS: &[EnvVar] = &[
     var("CFKIT_MODEL_CONFIG", Scope::Tests, "`just imagenet`: a config.json to use instead of the MODEL preset"),
     var("CFKIT_TRAIN_SET", Scope::Tests, "`just imagenet`: space-separated `--set` overrides for every `cfkit train`"),
     var("CFKIT_BUILD_SET", Scope::Tests, "`just imagenet`: space-separated `--set` overrides for `cfkit build-counterfactuals`"),
-    var("CFKIT_METHODS", Scope::Tests, "`just imagenet`: the methods to train (default `ft ft-fd masked-fd lp-ft`)"),
+    var("CFKIT_METHODS", Scope::Tests, "`just imagenet`: the methods to train (default `ft ft-fd masked-fd masked-fd-online lp-ft`)"),
+    var("CFKIT_HOLDOUT", Scope::Tests, "`just imagenet`: the rows of train held out as split `train-holdout` (default 10240, the reference's `--val_size`)"),
     var("CFKIT_ALPHAS", Scope::Tests, "`just imagenet`: the WiSE-FT mixing weights (default 0:1:0.1)"),
     var("CFKIT_DEVICE", Scope::Tests, "`just imagenet`: the device of the zero-shot head and the evaluations (default auto)"),
 ];

@@ -11,7 +11,7 @@ import pathlib
 
 from cfkit_tools import records
 
-METHODS = ["ft", "ft-fd", "masked-fd", "lp-ft"]
+METHODS = ["ft", "ft-fd", "masked-fd", "masked-fd-online", "lp-ft"]
 
 
 def table(run):
