@@ -107,6 +107,7 @@ test: check
 # Regenerate the committed parity fixtures (tiny models) with transformers and open_clip.
 parity-fixtures: bootstrap
     {{python}} tests/parity/make_fixtures.py --case tiny --out tests/fixtures/parity
+    {{python}} tests/parity/make_fixtures.py --case open_clip-gelu --out tests/fixtures/parity
 
 # Parity of a ViT-B/32-shaped vision tower against transformers and open_clip (fixture made on the fly, ~1 GB).
 parity-b32: bootstrap gloo nasm
@@ -169,6 +170,14 @@ check-damaged-jpegs *ARGS: build
 bench-decode *ARGS: bootstrap nasm
     cargo build --release -p cfkit-pipeline --example bench_decode
     {{python}} -m cfkit_tools.bench.decode --bin target/release/examples/bench_decode {{ARGS}}
+
+# `cfkit prepare`'s peak memory and speed from an ImageFolder, Hugging Face Parquet and WebDataset tars of the same real-photograph JPEGs, at N and 4N rows (cfkit_tools.bench.sources; fails when memory grows with the rows).
+bench-sources *ARGS: build
+    {{python}} -m cfkit_tools.bench.sources --cfkit target/release/cfkit {{ARGS}}
+
+# Regenerate the ecosystem fixtures (tests/fixtures/ecosystem): the same photographs as an ImageFolder, as Hugging Face datasets Parquet and as WebDataset tars, written by those libraries.
+ecosystem-fixtures: bootstrap
+    {{python}} tests/ecosystem/make_fixtures.py --out tests/fixtures/ecosystem
 
 # Data-parallel FT throughput: 2 ranks x 1 thread (Gloo) against 1 rank x 1 thread, and the all-reduce share of a step (cfkit_tools.bench.ddp).
 bench-ddp *ARGS: build fashion-mnist gloo

@@ -20,7 +20,8 @@ if [[ $# -lt 4 ]]; then
   echo "usage: just imagenet MODEL WEIGHTS TRAIN_DIR EVAL_ROOT" >&2
   echo "  MODEL      vit-b-32 or vit-b-16 (configs/imagenet/MODEL/)" >&2
   echo "  WEIGHTS    OpenAI's ViT-B-32.pt / ViT-B-16.pt (TorchScript) or CLIP safetensors" >&2
-  echo "  TRAIN_DIR  ImageNet train split, wnid folders (ILSVRC2012/train)" >&2
+  echo "  TRAIN_DIR  ImageNet train split: wnid folders (ILSVRC2012/train), or a directory of" >&2
+  echo "             Hugging Face Parquet files (train-*.parquet) or of WebDataset tars (*.tar)" >&2
   echo "  EVAL_ROOT  directory holding the evaluation sets (see README, Fine-tune CLIP on ImageNet)" >&2
   exit 2
 fi
@@ -54,7 +55,17 @@ step "zero-shot checkpoint"
 size=$($python -m cfkit_tools.imagenet_chain image-size "$run/zeroshot")
 step "train shards ($size px)"
 # --holdout: the reference's --val_size 10240, a split of its own (--data_split_seed 0).
-[[ -f $run/shards/manifest.json ]] || $cfkit prepare --image-folder "$train" \
+# The train split's form: Hugging Face Parquet files, WebDataset tars, or wnid folders; the labels
+# of the first two are indices in the standard wnid order, renamed to wnids by --classes.
+shopt -s nullglob
+# (timm's imagenet-1k-wds keeps train and validation tars in one folder: the train ones are taken.)
+parquet=("$train"/train-*.parquet) tars=("$train"/*train*.tar)
+(( ${#tars[@]} )) || tars=("$train"/*.tar)
+shopt -u nullglob
+if (( ${#parquet[@]} )); then source_args=(--hf-parquet "${parquet[@]}")
+elif (( ${#tars[@]} )); then source_args=(--webdataset "${tars[@]}")
+else source_args=(--image-folder "$train"); fi
+[[ -f $run/shards/manifest.json ]] || $cfkit prepare "${source_args[@]}" \
   --classes assets/imagenet/wnids.txt --out "$run/shards" --image-size "$size" \
   --holdout "${CFKIT_HOLDOUT:-10240}" --holdout-split train-holdout --seed 0
 step "counterfactual shards"

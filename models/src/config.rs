@@ -139,7 +139,15 @@ pub struct ClipConfig {
 }
 
 /// Names accepted by [`preset`].
-pub const PRESETS: [&str; 4] = ["tiny", "vit-b-32", "vit-b-16", "vit-l-14"];
+pub const PRESETS: [&str; 7] = [
+    "tiny",
+    "vit-b-32",
+    "vit-b-16",
+    "vit-l-14",
+    "vit-b-32-gelu",
+    "vit-b-16-gelu",
+    "vit-l-14-gelu",
+];
 
 fn vision(width: i64, layers: i64, heads: i64, image: i64, patch: i64, proj: i64) -> VisionConfig {
     VisionConfig {
@@ -175,8 +183,20 @@ fn text(width: i64, layers: i64, heads: i64, proj: i64) -> TextConfig {
 /// The ViT-B/32, B/16 and L/14 numbers are those of OpenAI's released CLIP models (Radford et
 /// al. 2021, table 20). `tiny` is cfkit's FashionShift demo model: 56×56 inputs in 8×8 patches give
 /// the same 7×7 grid as ViT-B/32 at 224 px; width 128, 4 blocks and 4 heads keep CPU training to
-/// minutes. It has no text tower: its zero-shot head is trained (DESIGN §6).
+/// minutes. It has no text tower: its zero-shot head is trained (DESIGN §6). The `-gelu` presets
+/// are the same shapes with exact GELU in both towers: open_clip's LAION-2B and DataComp models
+/// (`ViT-B-32`, `ViT-B-16`, `ViT-L-14` in open_clip's model_configs, which set no `quick_gelu`).
 pub fn preset(name: &str) -> Result<ClipConfig> {
+    if let Some(base) = name.strip_suffix("-gelu") {
+        if base != "tiny" && PRESETS.contains(&base) {
+            let mut cfg = preset(base)?;
+            cfg.vision_config.hidden_act = Activation::Gelu;
+            if let Some(t) = cfg.text_config.as_mut() {
+                t.hidden_act = Activation::Gelu;
+            }
+            return Ok(cfg);
+        }
+    }
     let cfg = match name {
         "tiny" => ClipConfig {
             vision_config: vision(128, 4, 4, 56, 8, 128),
@@ -212,9 +232,32 @@ pub(crate) fn load_config_json(path: &std::path::Path) -> Result<ClipConfig> {
         .map_err(|e| ModelError::Config(format!("'{}': {e}", path.display())))
 }
 
-/// A preset name, or a path to a config JSON file.
+/// True when a config's model `name` is a file or folder (a config JSON, an open_clip model
+/// folder) to resolve against the config's directory, not a preset name: it ends in `.json`,
+/// has a path separator, or names something under `base`.
+pub fn names_a_path(name: &str, base: &std::path::Path) -> bool {
+    !PRESETS.contains(&name)
+        && (name.ends_with(".json") || name.contains('/') || base.join(name).exists())
+}
+
+/// A preset name, a path to a config JSON file (transformers' or cfkit's), or open_clip's
+/// `open_clip_config.json` (or the model directory holding it: [`crate::open_clip`]).
 pub fn resolve_config(name_or_path: &str) -> Result<ClipConfig> {
     let path = std::path::Path::new(name_or_path);
+    if let Some(oc) = crate::open_clip::config_path(path) {
+        let (cfg, pre) = crate::open_clip::load(&oc)?;
+        if !pre.is_clip() {
+            return Err(ModelError::Config(format!(
+                "'{}': preprocess_cfg is mean {:?}, std {:?}, {} interpolation, resize mode '{}'; cfkit prepares and normalises images as CLIP does (OpenAI's mean and std, bicubic, shorter side + center crop), and models with other preprocessing are not supported yet",
+                oc.display(),
+                pre.mean,
+                pre.std,
+                pre.interpolation,
+                pre.resize_mode
+            )));
+        }
+        return Ok(cfg);
+    }
     if name_or_path.ends_with(".json") || path.is_file() {
         load_config_json(path)
     } else {

@@ -11,6 +11,7 @@ pub mod device;
 pub mod error;
 pub mod head;
 pub mod layers;
+pub mod open_clip;
 pub mod templates;
 pub mod text;
 pub mod tokenizer;
@@ -21,7 +22,7 @@ pub mod zeroshot;
 
 pub use clip::{ClipModel, Towers};
 pub use config::{
-    preset, resolve_config, Activation, ClipConfig, TextConfig, VisionConfig, PRESETS,
+    names_a_path, preset, resolve_config, Activation, ClipConfig, TextConfig, VisionConfig, PRESETS,
 };
 pub use device::DeviceSpec;
 pub use error::{ModelError, Result};

@@ -28,8 +28,17 @@ pub(crate) fn is_zip_archive(path: &Path) -> Result<bool> {
 /// CPU. Metadata records the archive's origin.
 pub(crate) fn read_torchscript(path: &Path) -> Result<SafetensorsFile> {
     let module = tch::CModule::load_on_device(path, Device::Cpu).map_err(|e| {
+        // open_clip's Hub uploads carry the same weights as safetensors next to the pickle.
+        let sibling = path
+            .parent()
+            .map(|d| d.join(crate::open_clip::WEIGHTS_FILE))
+            .filter(|p| p.is_file());
+        let what_to_do = match sibling {
+            Some(s) => format!("use '{}' next to it (the same weights)", s.display()),
+            None => "use the model's .safetensors file (open_clip ships open_clip_model.safetensors next to open_clip_pytorch_model.bin), or save the state dict with safetensors.torch.save_file".into(),
+        };
         ModelError::Input(format!(
-            "'{}' is a ZIP archive but not a TorchScript module that libtorch can load ({}); cfkit reads TorchScript archives (torch.jit.save, e.g. OpenAI's ViT-B-32.pt) and safetensors, not pickled state dicts (torch.load can run code): save the state dict with safetensors.torch.save_file",
+            "'{}' is a ZIP archive but not a TorchScript module that libtorch can load ({}); cfkit reads TorchScript archives (torch.jit.save, e.g. OpenAI's ViT-B-32.pt) and safetensors, not pickled state dicts (torch.load can run code): {what_to_do}",
             path.display(),
             e.to_string().lines().next().unwrap_or_default()
         ))

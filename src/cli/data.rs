@@ -20,7 +20,7 @@ pub(crate) struct ShardArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["image_folder", "manifest"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["image_folder", "manifest", "hf_parquet", "webdataset"])))]
 pub(crate) struct PrepareArgs {
     /// ImageFolder root: one sub-folder per class (sorted names give the label order).
     #[arg(long)]
@@ -28,6 +28,26 @@ pub(crate) struct PrepareArgs {
     /// CSV (header `path,label`) or Parquet (`path`, `label` columns) manifest.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
+    /// Hugging Face datasets Parquet files (images inside): files, directories of `.parquet`
+    /// files, or brace patterns (`data/train-{00000..00146}-of-00147.parquet`). Labels map
+    /// through the dataset's ClassLabel names unless --classes is given.
+    #[arg(long, num_args = 1.., value_name = "PARQUET")]
+    pub hf_parquet: Vec<PathBuf>,
+    /// The image column of --hf-parquet [default: the dataset's Image feature].
+    #[arg(long, requires = "hf_parquet")]
+    pub image_column: Option<String>,
+    /// The label column of --hf-parquet [default: the ClassLabel feature, else `label`].
+    #[arg(long, requires = "hf_parquet")]
+    pub label_column: Option<String>,
+    /// WebDataset tar shards: files, directories of `.tar` files, or brace patterns
+    /// (`train-{0000..0146}.tar`); class names from --classes or a classnames.txt next to the
+    /// shards (or one level up), else the labels themselves.
+    #[arg(long, num_args = 1.., value_name = "TAR")]
+    pub webdataset: Vec<PathBuf>,
+    /// Where a WebDataset sample's label is: a member's extension (`cls`: its text) or
+    /// `<extension>:<field>` (`json:label`: a field of a JSON member).
+    #[arg(long, default_value = "cls", requires = "webdataset")]
+    pub wds_label: pipeline::prepare::sources::webdataset::WdsLabel,
     /// Base directory of relative manifest paths [default: the manifest's directory].
     #[arg(long)]
     pub root: Option<PathBuf>,

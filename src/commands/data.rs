@@ -38,12 +38,22 @@ fn print_reports(reports: &[pipeline::prepare::SplitReport]) -> Result<()> {
 
 pub(crate) fn prepare(a: PrepareArgs) -> Result<()> {
     let opts = settings::prepare(&a)?;
-    let listing = match (&a.image_folder, &a.manifest) {
-        (Some(dir), _) => pipeline::prepare::sources::list_image_folder(dir, a.classes.as_deref())?,
-        (None, Some(m)) => {
-            pipeline::prepare::sources::list_manifest(m, a.root.as_deref(), a.classes.as_deref())?
-        }
-        (None, None) => unreachable!("clap requires a source"),
+    use pipeline::prepare::sources;
+    let classes = a.classes.as_deref();
+    let listing = if let Some(dir) = &a.image_folder {
+        sources::list_image_folder(dir, classes)?
+    } else if let Some(m) = &a.manifest {
+        sources::list_manifest(m, a.root.as_deref(), classes)?
+    } else if !a.hf_parquet.is_empty() {
+        let columns = sources::hf_parquet::HfColumns {
+            image: a.image_column.clone(),
+            label: a.label_column.clone(),
+        };
+        sources::hf_parquet::list_hf_parquet(&a.hf_parquet, &columns, classes)?
+    } else if !a.webdataset.is_empty() {
+        sources::webdataset::list_webdataset(&a.webdataset, &a.wds_label, classes)?
+    } else {
+        unreachable!("clap requires a source")
     };
     let reports = pipeline::prepare::prepare(listing, &a.out, &opts)?;
     print_reports(&reports)?;

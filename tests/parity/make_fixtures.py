@@ -13,6 +13,11 @@ Usage (from the repo root, with the project venv):
 Each case writes <case>/config.json, <case>/hf.safetensors (HF names), <case>/open_clip.safetensors
 (open_clip names, a different random model), <case>/expected_hf.safetensors,
 <case>/expected_open_clip.safetensors; the tiny case also writes tokenizer.json and templates.json.
+`--case open_clip-gelu` writes an open_clip model as open_clip ships it to the Hub (GELU, as
+every LAION-2B / DataComp ViT): open_clip_config.json written by open_clip's own
+save_config_for_hf, open_clip_model.safetensors (open_clip's state-dict names), a pickled
+open_clip_pytorch_model.bin (torch.save; cfkit must refuse it and point to the safetensors), and
+expected.safetensors (pixels, image features, tokens, text features).
 Weights are rounded to float16 and stored as float16 (to keep committed fixtures small); all
 reference computations run in float32 on those rounded values, so Rust sees the same numbers.
 """
@@ -20,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import pathlib
 
 import numpy as np
 import torch
@@ -339,13 +345,51 @@ def make_case(name, out_dir):
     print(f"wrote {d}")
 
 
+def make_open_clip_shipped(out_dir):
+    """A tiny open_clip model with nn.GELU, saved as open_clip's Hub uploads are."""
+    from open_clip.push_to_hf_hub import save_config_for_hf
+
+    d = os.path.join(out_dir, "open_clip-gelu")
+    os.makedirs(d, exist_ok=True)
+    torch.manual_seed(3)
+    model_cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1},
+    }
+    model = open_clip.model.CLIP(**model_cfg).eval()  # quick_gelu defaults to False: nn.GELU
+    assert isinstance(model.visual.transformer.resblocks[0].mlp.gelu, torch.nn.GELU)
+    randomize_(model, 3)
+    # What open_clip.create_model sets from the pretrained config (OpenAI's mean and std).
+    model.visual.image_mean = open_clip.OPENAI_DATASET_MEAN
+    model.visual.image_std = open_clip.OPENAI_DATASET_STD
+    save_config_for_hf(model, pathlib.Path(d) / "open_clip_config.json", model_cfg)
+    sd = {k: v for k, v in model.state_dict().items() if k != "attn_mask"}
+    save(os.path.join(d, "open_clip_model.safetensors"), {k: v.half() for k, v in sd.items()})
+    # Reference outputs on the float16-rounded weights, computed in float32.
+    model.load_state_dict({k: v.half().float() for k, v in sd.items()}, strict=False)
+    torch.save({"visual.proj": sd["visual.proj"].half()}, os.path.join(d, "open_clip_pytorch_model.bin"))
+    g = torch.Generator().manual_seed(4)
+    pixels = torch.randn(2, 3, 32, 32, generator=g)
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    tokens = tokenizer(["a photo of a goldfish.", "art of the ankle boot."])
+    with torch.no_grad():
+        exp = {"pixels": pixels, "image_features": model.encode_image(pixels),
+               "tokens": tokens, "text_features": model.encode_text(tokens)}
+    save(os.path.join(d, "expected.safetensors"), exp)
+    print(f"wrote {d}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", choices=sorted(CASES), default="tiny")
+    ap.add_argument("--case", choices=sorted(CASES) + ["open_clip-gelu"], default="tiny")
     ap.add_argument("--out", default="tests/fixtures/parity")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    make_case(args.case, args.out)
+    if args.case == "open_clip-gelu":
+        make_open_clip_shipped(args.out)
+    else:
+        make_case(args.case, args.out)
 
 
 if __name__ == "__main__":

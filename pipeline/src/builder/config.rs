@@ -117,8 +117,8 @@ impl ConfigFile for BuildConfig {
         if let Some(out) = self.output.out.as_mut() {
             resolve(base, out);
         }
-        // A preset name stays as is; a config file path is resolved like the others.
-        if self.teacher.model.ends_with(".json") {
+        // A preset name stays as is; a config file or model folder is resolved like the others.
+        if cfkit_models::names_a_path(&self.teacher.model, base) {
             let mut m = PathBuf::from(&self.teacher.model);
             resolve(base, &mut m);
             self.teacher.model = m.to_string_lossy().into_owned();

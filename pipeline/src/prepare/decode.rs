@@ -14,7 +14,6 @@
 //! checks both verdicts on a corpus of real photographs and damaged copies).
 
 use std::io::Cursor;
-use std::path::Path;
 
 use cfkit_schemas::{encode_png, RgbPixels};
 use image::{ImageFormat, ImageReader};
@@ -24,6 +23,7 @@ use crate::prepare::complete::truncation;
 use crate::prepare::jpeg;
 use crate::prepare::preprocess::clip_preprocess_loaded;
 use crate::prepare::rgb::{load, Loaded};
+use crate::prepare::sources::SourceItem;
 
 /// Default limit on source pixels: Pillow's `MAX_IMAGE_PIXELS` (89,478,485) × 2, the size at which
 /// Pillow raises `DecompressionBombError` instead of warning.
@@ -81,20 +81,20 @@ pub struct Prepared {
     pub source_blake3: String,
 }
 
-/// Reads, checks, decodes and preprocesses one file.
-/// `border_crop` pixels are cut from every side before preprocessing (ObjectNet's protocol:
-/// PIL `crop((b, b, w - b, h - b))`); 0 for every other set.
-pub(crate) fn prepare_file(
-    path: &Path,
+/// Reads, checks, decodes and preprocesses one listed image (a file, a tar member, a spilled
+/// Parquet row). `border_crop` pixels are cut from every side before preprocessing (ObjectNet's
+/// protocol: PIL `crop((b, b, w - b, h - b))`); 0 for every other set.
+pub(crate) fn prepare_item(
+    item: &SourceItem,
     size: u32,
     max_pixels: u64,
     border_crop: u32,
 ) -> Result<Prepared, Reject> {
-    let bytes = std::fs::read(path).map_err(|e| Reject::Unreadable(e.to_string()))?;
+    let bytes = item.read().map_err(|e| Reject::Unreadable(e.to_string()))?;
     prepare_bytes_cropped(&bytes, size, max_pixels, border_crop)
 }
 
-/// [`prepare_file`] on bytes already in memory, without a border crop.
+/// [`prepare_item`] on bytes already in memory, without a border crop.
 pub fn prepare_bytes(bytes: &[u8], size: u32, max_pixels: u64) -> Result<Prepared, Reject> {
     prepare_bytes_cropped(bytes, size, max_pixels, 0)
 }

@@ -30,7 +30,7 @@ pub use demo::{demo_data, DemoOptions};
 use record::{DatasetRecord, PrepareIdentity};
 
 use crate::error::{PipelineError, Result};
-use crate::prepare::decode::prepare_file;
+use crate::prepare::decode::prepare_item;
 use crate::prepare::sources::{SourceItem, SourceListing};
 use crate::prepare::split_writer::{write_split, Rejected, SplitOutput};
 
@@ -245,10 +245,14 @@ pub fn prepare(
     check_existing(out, &hash)?;
     let SourceListing {
         classes,
-        items,
+        mut items,
         problems,
         description,
     } = listing;
+    // Images inside Parquet files are copied out once, in file order (removed when this ends).
+    let spill = SpillDir(out.join(SPILL_DIR));
+    let _ = std::fs::remove_dir_all(&spill.0);
+    sources::spill::spill_parquet_rows(&mut items, &spill.0)?;
     let (items, held) = match &opts.holdout {
         None => (items, Vec::new()),
         Some(h) => {
@@ -291,6 +295,18 @@ pub fn prepare(
     manifest.write(out)?;
     DatasetRecord::new(identity, reports.clone(), None).write(out)?;
     Ok(reports)
+}
+
+/// Where `prepare` spills images stored inside Parquet files, under its output directory.
+const SPILL_DIR: &str = ".spill";
+
+/// Removes the spill directory when `prepare` ends, whichever way.
+struct SpillDir(PathBuf);
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// What every split of one `prepare` run shares.
@@ -336,16 +352,11 @@ impl SplitContext<'_> {
             opts.output.quiet,
             |i| {
                 let item = &items[i];
-                let p = prepare_file(
-                    &item.path,
-                    opts.image_size,
-                    opts.max_pixels,
-                    opts.border_crop,
-                )
-                .map_err(|r| Rejected {
-                    path: item.path.display().to_string(),
-                    reason: r.to_string(),
-                })?;
+                let p = prepare_item(item, opts.image_size, opts.max_pixels, opts.border_crop)
+                    .map_err(|r| Rejected {
+                        path: item.origin(),
+                        reason: r.to_string(),
+                    })?;
                 Ok(ImageRecord {
                     id: item.id.clone(),
                     label: item.label,

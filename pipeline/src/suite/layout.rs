@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{PipelineError, Result};
-use crate::prepare::sources::{rel_id, walk, ListingProblem, SourceItem, SourceListing};
+use crate::prepare::sources::{rel_id, walk, ListingProblem, Location, SourceItem, SourceListing};
 use crate::suite::protocol::{Folders, ImagenetProtocol, SetProtocol};
 
 /// One set, listed: its images with labels over the set's own classes, and how each set class
@@ -153,7 +153,7 @@ pub fn list_set(p: &ImagenetProtocol, name: &str, dir: &Path) -> Result<SetListi
         }
         listing.items.extend(files.into_iter().map(|f| SourceItem {
             id: rel_id(dir, &f),
-            path: f,
+            location: Location::File(f),
             label: *label as i64,
         }));
     }

@@ -57,17 +57,21 @@ def photos():
     return out
 
 
+def random_crop(img, rng, widths):
+    """A crop of a third to all of `img` at a random place, resized to a width in `widths`."""
+    w, h = img.size
+    cw, ch = rng.randint(w // 3, w), rng.randint(h // 3, h)
+    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    out_w = rng.randint(*widths)
+    out_h = max(1, round(out_w * ch / cw))
+    return img.crop((x, y, x + cw, y + ch)).resize((out_w, out_h), Image.BICUBIC)
+
+
 def make_folder(root, n, classes, seed):
     rng = random.Random(seed)
     base = photos()
     for i in range(n):
-        img = base[i % len(base)]
-        w, h = img.size
-        cw, ch = rng.randint(w // 3, w), rng.randint(h // 3, h)
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        out_w = rng.randint(400, 600)
-        out_h = max(1, round(out_w * ch / cw))
-        crop = img.crop((x, y, x + cw, y + ch)).resize((out_w, out_h), Image.BICUBIC)
+        crop = random_crop(base[i % len(base)], rng, (400, 600))
         d = root / f"class{i % classes:03d}"
         d.mkdir(parents=True, exist_ok=True)
         crop.save(d / f"{i:05d}.jpg", quality=90)

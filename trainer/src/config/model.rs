@@ -138,10 +138,11 @@ impl ModelSource {
         }
     }
 
-    /// Resolves the source's paths against `base` (a config.json name too; a preset name stays).
+    /// Resolves the source's paths against `base` (a config file or model folder named by `name`
+    /// too; a preset name stays).
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
         let resolve_name = |name: &mut String| {
-            if name.ends_with(".json") {
+            if cfkit_models::names_a_path(name, base) {
                 let mut p = PathBuf::from(&*name);
                 resolve(base, &mut p);
                 *name = p.display().to_string();
