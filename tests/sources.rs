@@ -361,3 +361,39 @@ fn a_classes_file_renames_the_dataset_s_own_classes_by_index() {
         "{e}"
     );
 }
+
+#[test]
+fn a_cut_parquet_file_loses_its_rows_not_the_run() {
+    let tmp = tmpdir("sources", "cut-parquet");
+    let hf = tmp.join("hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    for n in [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ] {
+        std::fs::copy(fixtures().join("hf").join(n), hf.join(n)).unwrap();
+    }
+    let second = hf.join("train-00001-of-00002.parquet");
+    let bytes = std::fs::read(&second).unwrap();
+    std::fs::write(&second, &bytes[..bytes.len() / 2]).unwrap();
+    let out = tmp.join("out");
+    let (_, got) = prepare(
+        &["--hf-parquet", hf.to_str().unwrap()],
+        &out,
+        &["--order", "input"],
+    );
+    assert!(got
+        .iter()
+        .all(|r| r.id.starts_with("train-00000-of-00002.parquet:")));
+    assert_eq!(
+        got.len(),
+        4,
+        "the first file's 5 rows, one of them the truncated JPEG"
+    );
+    let text = serde_json::to_string(&quarantine(&out)).unwrap();
+    assert!(
+        text.contains("train-00001-of-00002.parquet")
+            && text.contains("not a readable Parquet file"),
+        "{text}"
+    );
+}

@@ -234,7 +234,19 @@ fn read_labels(
     let arc: Arc<Path> = Arc::from(file);
     let mut row = 0u64;
     for batch in reader {
-        let batch = batch.map_err(|e| bad(format!("unreadable at row {row}: {e}")))?;
+        // A damaged page loses the rest of this file, not the run.
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(ListingProblem {
+                    path: file.to_path_buf(),
+                    reason: format!(
+                        "unreadable from row {row} on ({e}); the file's remaining rows are skipped"
+                    ),
+                });
+                break;
+            }
+        };
         let labels = batch
             .column_by_name(label)
             .ok_or_else(|| bad(format!("no column '{}'", label)))?;
@@ -278,8 +290,17 @@ pub fn list_hf_parquet(
     for (file, short) in files.iter().zip(short_names(&files)) {
         let bad = |m: String| PipelineError::Input(format!("'{}': {m}", file.display()));
         let f = File::open(file).map_err(|e| PipelineError::io(file, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-            .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+        // A file without a readable footer (a cut download) loses its rows, not the run.
+        let builder = match ParquetRecordBatchReaderBuilder::try_new(f) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(ListingProblem {
+                    path: file.clone(),
+                    reason: format!("not a readable Parquet file ({e}); its rows are skipped"),
+                });
+                continue;
+            }
+        };
         let feats = features(
             file,
             builder.schema(),
@@ -306,7 +327,10 @@ pub fn list_hf_parquet(
         }
     }
     let Some((_, cols)) = first else {
-        return Err(PipelineError::Input("no Parquet files given".into()));
+        return Err(nothing_usable(
+            format!("none of the {} Parquet file(s) is readable", files.len()),
+            &problems,
+        ));
     };
     let index = match (class_list, cols.names.clone()) {
         (Some(p), names) => {

@@ -100,8 +100,18 @@ impl Spill {
             .map_err(|e| bad(e.to_string()))?;
         let base = file.parent().unwrap_or(Path::new("."));
         let (mut first_row, mut next) = (0u64, 0usize);
+        let mut damage: Option<String> = None;
         for batch in reader {
-            let batch = batch.map_err(|e| bad(format!("unreadable after row {first_row}: {e}")))?;
+            // A damaged page loses the rows from there on (quarantined), not the run.
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    damage = Some(format!(
+                        "the file is unreadable from row {first_row} on: {e}"
+                    ));
+                    break;
+                }
+            };
             let n = batch.num_rows() as u64;
             let image = batch
                 .column_by_name(&column)
@@ -122,7 +132,9 @@ impl Spill {
             items[item].location = Location::Unavailable {
                 file: file.clone(),
                 row,
-                reason: format!("row {row} is past the file's last row ({first_row} rows)"),
+                reason: damage.clone().unwrap_or_else(|| {
+                    format!("row {row} is past the file's last row ({first_row} rows)")
+                }),
             };
         }
         Ok(())

@@ -77,8 +77,11 @@ pub(crate) fn scan(path: &Path) -> std::io::Result<TarScan> {
                 "damaged tar: bytes {from}..{pos} hold no valid header (checksum); members stored there are lost, the scan goes on at byte {pos}"
             ));
         }
+        let kind = block[156];
+        // A pax `size` describes the member after the extended header, never another header.
+        let meta = matches!(kind, b'x' | b'g' | b'L' | b'K');
         let header_size = octal_or_binary(&block[124..136]);
-        let size = match (header_size, pending.size) {
+        let size = match (header_size, pending.size.filter(|_| !meta)) {
             (_, Some(s)) => s,
             (Some(s), None) => s,
             (None, None) => {
@@ -88,7 +91,6 @@ pub(crate) fn scan(path: &Path) -> std::io::Result<TarScan> {
             }
         };
         let data = pos + BLOCK;
-        let kind = block[156];
         let name = header_name(&block);
         if data.saturating_add(size) > len {
             out.problems.push(format!(
