@@ -15,7 +15,7 @@ use super::files::{expand_inputs, short_names};
 use super::labels::LabelIndex;
 use super::tar::{scan, TarMember};
 use super::{
-    nothing_usable, read_class_list, read_range, show_inputs, ListingProblem, Location, SourceItem,
+    nothing_usable, read_class_list, show_inputs, ListingProblem, Location, SourceItem,
     SourceListing,
 };
 use crate::error::{PipelineError, Result};
@@ -124,6 +124,7 @@ pub fn list_webdataset(
         }));
         let shard = Shard {
             path: Arc::from(file.as_path()),
+            file: std::fs::File::open(file).map_err(|e| PipelineError::io(file, e))?,
             short,
         };
         shard.samples(scanned.members, label, &mut samples, &mut problems);
@@ -194,6 +195,8 @@ pub fn list_webdataset(
 /// One tar file being grouped into samples.
 struct Shard {
     path: Arc<Path>,
+    /// Open once for the label members (one read each, at their offsets).
+    file: std::fs::File,
     short: String,
 }
 
@@ -292,7 +295,8 @@ impl Shard {
                 m.size
             ));
         }
-        let bytes = read_range(&self.path, m.offset, m.size)
+        let mut bytes = vec![0u8; m.size as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, m.offset)
             .map_err(|e| format!("cannot read '.{ext}': {e}"))?;
         let text = String::from_utf8(bytes).map_err(|_| format!("'.{ext}' is not UTF-8 text"))?;
         match label {
