@@ -95,7 +95,10 @@ pub fn schema_markdown() -> String {
          C = number of classes. Top-level columns carry Arrow's nullable flag (Hugging Face `datasets`\n\
          applies Image and ClassLabel only to nullable fields); the `nulls` column says what cfkit\n\
          writes and its reader accepts.\n\n\
-         Files: `OUT/data/<split>-NNNNN-of-MMMMM.parquet` and `OUT/manifest.json`.\n\n"
+         Files: `OUT/data/<split>-NNNNN-of-MMMMM.parquet` and `OUT/manifest.json`; a counterfactual\n\
+         build whose workers split a shard writes it as pieces of consecutive batches,\n\
+         `<split>-NNNNN-of-MMMMM.bFFFFF-EEEEE.parquet` (its batches FFFFF to EEEEE, the end excluded), each listed in the\n\
+         manifest; readers take the files the manifest lists.\n\n"
     );
     for (title, kind) in [
         ("Image shards", ShardKind::Images),
