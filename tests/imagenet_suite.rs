@@ -373,6 +373,115 @@ fn suite_layouts_are_checked_and_errors_name_what_is_wrong() -> Result<()> {
     Ok(())
 }
 
+/// The sets as clip_benchmark's WebDataset copies and as Hugging Face Parquet (made from the
+/// same images by `webdataset` and `datasets`: tests/ecosystem/suite_forms.py) score exactly as
+/// the ImageFolder trees do; a copy labelled by another convention is refused, named.
+#[test]
+fn the_suite_reads_clip_benchmark_and_hugging_face_copies() -> Result<()> {
+    let tmp = common::tmpdir("suite", "containers");
+    let root = tmp.join("datasets");
+    let (_, sizes) = small_tree(&root);
+    common::make_jit_archive(&tmp.join("clip"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/imagenet");
+    let zs = zeroshot_checkpoint(
+        &tmp,
+        &assets.join("wnids.txt"),
+        Some(&assets.join("classnames.txt")),
+        "zs",
+    );
+    let suite = |root: &Path, cache: &str, extra: &[&str]| {
+        let mut args = vec![
+            "eval".to_string(),
+            "--checkpoint".into(),
+            s(&zs),
+            "--suite".into(),
+            "imagenet".into(),
+            "--root".into(),
+            s(root),
+            "--cache".into(),
+            s(&tmp.join(cache)),
+            "--device".into(),
+            "cpu".into(),
+        ];
+        args.extend(extra.iter().map(|x| x.to_string()));
+        cfkit(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let report = || -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            zs.join("suite-imagenet.json"),
+        )?)?)
+    };
+    ok(suite(&root, "cache-folders", &[]));
+    let folders = report()?;
+    let copies = tmp.join("copies");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ecosystem/suite_forms.py");
+    let o = std::process::Command::new(common::python())
+        .args([
+            s(&script),
+            "--folders".into(),
+            s(&root),
+            "--assets".into(),
+            s(&assets),
+            "--out".into(),
+            s(&copies),
+        ])
+        .output()?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(suite(&copies, "cache-copies", &[]));
+    let copied = report()?;
+    assert_eq!(
+        copied["table"], folders["table"],
+        "the same scores from the copies"
+    );
+    for (i, (name, n)) in sizes.iter().enumerate() {
+        let (a, b) = (&folders["sets"][i], &copied["sets"][i]);
+        assert_eq!(b["set"], *name);
+        assert_eq!(b["images"], *n, "{name}");
+        for key in ["missing_classes", "restricted_to_classes", "border_crop_px"] {
+            assert_eq!(a[key], b[key], "{name}: {key}");
+        }
+        let dir = b["dir"].as_str().unwrap();
+        let expect = [
+            "imagenet",
+            "wds_imagenetv2",
+            "wds_imagenet-r",
+            "imagenet-sketch",
+            "wds_objectnet",
+            "wds_imagenet-a",
+        ][i];
+        assert!(dir.ends_with(expect), "{name} found at {dir}");
+    }
+    assert_eq!(
+        copied["sets"][4]["unscored_folders"], 0,
+        "clip_benchmark leaves them out"
+    );
+    // ImageNet-R's copy with ImageNet's first 200 names: labels of another convention.
+    let names: Vec<String> = lines("classnames.txt").into_iter().take(200).collect();
+    std::fs::write(
+        copies.join("wds_imagenet-r/classnames.txt"),
+        names.join("\n"),
+    )?;
+    let e = err(suite(&copies, "cache-copies", &["--sets", "imagenet-r"]));
+    assert!(
+        e.contains("imagenet-r")
+            && e.contains("classnames.txt disagrees")
+            && e.contains("label 0 is 'tench'"),
+        "{e}"
+    );
+    // A 1,000-name classnames.txt for a 200-class set.
+    std::fs::write(
+        copies.join("wds_imagenet-r/classnames.txt"),
+        lines("classnames.txt").join("\n"),
+    )?;
+    let e = err(suite(&copies, "cache-copies", &["--sets", "imagenet-r"]));
+    assert!(
+        e.contains("names 1000 classes") && e.contains("convention is 200"),
+        "{e}"
+    );
+    Ok(())
+}
+
 #[test]
 fn each_protocol_scores_as_published() -> Result<()> {
     let tmp = common::tmpdir("suite", "protocol");

@@ -397,3 +397,36 @@ fn a_cut_parquet_file_loses_its_rows_not_the_run() {
         "{text}"
     );
 }
+
+#[test]
+fn clip_benchmark_names_with_duplicates_need_a_class_list() {
+    let tmp = tmpdir("sources", "dup-names");
+    let test = wds_copy(&tmp);
+    // clip_benchmark's ImageNet classnames.txt names two classes 'missile' (CLIP's names).
+    std::fs::write(tmp.join("wds/classnames.txt"), "animal\nanimal\nperson\n").unwrap();
+    let e = err(cfkit(&[
+        "prepare",
+        "--webdataset",
+        test.to_str().unwrap(),
+        "--out",
+        tmp.join("bad").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("names two classes 'animal'") && e.contains("--classes"),
+        "{e}"
+    );
+    let ids = tmp.join("ids.txt");
+    std::fs::write(&ids, "n001\nn002\nn003\n").unwrap();
+    let (classes, rows) = prepare(
+        &[
+            "--webdataset",
+            test.to_str().unwrap(),
+            "--classes",
+            ids.to_str().unwrap(),
+        ],
+        &tmp.join("ok"),
+        &["--order", "input"],
+    );
+    assert_eq!(classes, ["n001", "n002", "n003"]);
+    assert_eq!(rows.len(), 8);
+}

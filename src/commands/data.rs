@@ -51,7 +51,9 @@ pub(crate) fn prepare(a: PrepareArgs) -> Result<()> {
         };
         sources::hf_parquet::list_hf_parquet(&a.hf_parquet, &columns, classes)?
     } else if !a.webdataset.is_empty() {
-        sources::webdataset::list_webdataset(&a.webdataset, &a.wds_label, classes)?
+        use sources::webdataset::{list_webdataset, WdsClasses};
+        let names = classes.map_or(WdsClasses::Found, WdsClasses::File);
+        list_webdataset(&a.webdataset, &a.wds_label, names)?
     } else {
         unreachable!("clap requires a source")
     };

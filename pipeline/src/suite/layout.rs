@@ -66,6 +66,12 @@ pub fn locate(
     // The usual names first (`imagenet/val` before a bare `imagenet/` holding train/ and val/).
     let mut tried = set.dir_names.clone();
     tried.push(name.to_string());
+    tried.extend(
+        super::containers::CLIP_BENCHMARK_DIRS
+            .iter()
+            .filter(|(set, _)| *set == name)
+            .map(|(_, dir)| dir.to_string()),
+    );
     for rel in &tried {
         let dir = root.join(rel);
         if dir.is_dir() {
@@ -108,8 +114,13 @@ fn unknown_folders_error(
 
 /// Lists set `name` in `dir` by its folder convention; a folder the convention does not allow
 /// is an error naming it (except ObjectNet's unmapped classes, which the protocol skips).
+/// A WebDataset or Hugging Face Parquet copy of the set is listed by its label convention
+/// instead ([`super::containers`]).
 pub fn list_set(p: &ImagenetProtocol, name: &str, dir: &Path) -> Result<SetListing> {
     let set = p.set(name)?;
+    if let Some(form) = super::containers::detect(dir)? {
+        return super::containers::list_container_set(p, name, set, dir, form);
+    }
     let folders = subfolders(dir)?;
     if folders.is_empty() {
         return Err(PipelineError::Input(format!(
@@ -172,15 +183,33 @@ pub fn list_set(p: &ImagenetProtocol, name: &str, dir: &Path) -> Result<SetListi
 }
 
 /// How a set's folders become labelled classes.
-struct ClassPlan {
+pub(super) struct ClassPlan {
     /// The set's classes in label order.
-    classes: Vec<String>,
+    pub(super) classes: Vec<String>,
     /// Per set class: the ImageNet indices that count as correct.
-    correct: Vec<Vec<i64>>,
-    allowed: Option<Vec<i64>>,
+    pub(super) correct: Vec<Vec<i64>>,
+    pub(super) allowed: Option<Vec<i64>>,
     /// label -> folder, for the folders present.
     used: BTreeMap<usize, String>,
     unscored: usize,
+}
+
+/// The plan of a set with every class present: its classes in its own label order (sorted
+/// wnids, the 1000 indices, sorted ObjectNet folders — the order clip_benchmark's and Hugging
+/// Face's copies label by) and how each is scored.
+pub(super) fn full_plan(p: &ImagenetProtocol, set: &SetProtocol, name: &str) -> Result<ClassPlan> {
+    let dir = Path::new(name);
+    match set.folders {
+        Folders::Wnid => plan_wnid(p, set, name, dir, p.set_wnids(set)),
+        Folders::Index => {
+            let all: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+            plan_index(p, name, dir, &all)
+        }
+        Folders::Objectnet => {
+            let all: Vec<String> = p.objectnet.keys().cloned().collect();
+            plan_objectnet(p, name, dir, &all)
+        }
+    }
 }
 
 /// Wnid folders: each must be one of the set's wnids (all 1000, or its 200-class subset).

@@ -1,10 +1,12 @@
-//! Evaluation suites: named sets on disk in their published layouts, each with its scoring
+//! Evaluation suites: named sets on disk in their published layouts (or as clip_benchmark's
+//! WebDataset copies and Hugging Face Parquet: [`containers`]), each with its scoring
 //! protocol. The one suite is `imagenet` (the paper's table): ImageNet val (ID) and -V2, -R,
 //! -Sketch, ObjectNet, -A (OOD). Each set is found under a root, checked against its folder
 //! convention, and preprocessed once into image shards under a cache directory (reused while
 //! the listing and options are unchanged); scoring is the trainer's, from [`SetListing::correct`]
 //! and [`SetListing::allowed`].
 
+mod containers;
 pub mod layout;
 pub mod protocol;
 

@@ -58,6 +58,8 @@ struct ProtocolFile {
 
 #[derive(Debug, Deserialize)]
 struct ObjectnetClass {
+    /// ObjectNet's own name of the class (`folder_to_objectnet_label.json`), e.g. "Alarm clock".
+    label: String,
     imagenet: Vec<i64>,
 }
 
@@ -78,6 +80,8 @@ pub struct ImagenetProtocol {
     subsets: BTreeMap<String, Vec<String>>,
     /// ObjectNet folder -> ImageNet class indices (sorted by folder).
     pub objectnet: BTreeMap<String, Vec<i64>>,
+    /// ObjectNet folder -> ObjectNet's name of the class.
+    pub objectnet_labels: BTreeMap<String, String>,
 }
 
 /// Column order of the paper's tables.
@@ -127,6 +131,11 @@ impl ImagenetProtocol {
             classnames: CLASSNAMES.lines().map(String::from).collect(),
             sets,
             subsets,
+            objectnet_labels: on
+                .classes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.label.clone()))
+                .collect(),
             objectnet: on
                 .classes
                 .into_iter()
@@ -215,6 +224,7 @@ mod tests {
         }
         assert_eq!(p.set_wnids(p.set("imagenet-sketch").unwrap()).len(), 1000);
         assert_eq!(p.objectnet.len(), 113);
+        assert_eq!(p.objectnet_labels["alarm_clock"], "Alarm clock");
         let mut union: Vec<i64> = p.objectnet.values().flatten().copied().collect();
         union.sort_unstable();
         union.dedup();

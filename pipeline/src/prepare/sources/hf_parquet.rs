@@ -37,7 +37,8 @@ pub(crate) const BATCH_ROWS: usize = 256;
 pub struct HfColumns {
     /// The image column [default: the first `Image` feature, else a struct with `bytes`].
     pub image: Option<String>,
-    /// The label column [default: the first `ClassLabel` feature, else `label` or `labels`].
+    /// The label column [default: the first `ClassLabel` feature, else `label`, `labels` or
+    /// `wnid`].
     pub label: Option<String>,
 }
 
@@ -120,7 +121,8 @@ fn columns_of(
             .find(|(_, f)| feature_type(f) == Some("ClassLabel"))
             .map(|(n, _)| n.clone())
             .or_else(|| {
-                ["label", "labels"]
+                // `wnid`: ImageNet-R/-A copies on the Hub name classes by wnid (axiong/imagenet-r).
+                ["label", "labels", "wnid"]
                     .into_iter()
                     .find(|n| schema.field_with_name(n).is_ok())
                     .map(str::to_string)

@@ -8,6 +8,7 @@
 //! raised.
 
 mod brace;
+pub(crate) mod clip_benchmark;
 mod files;
 pub mod hf_parquet;
 mod labels;

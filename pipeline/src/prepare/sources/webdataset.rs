@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::clip_benchmark::{check_nshards, find_classnames, read_names};
 use super::files::{expand_inputs, short_names};
 use super::labels::LabelIndex;
 use super::tar::{scan, TarMember};
@@ -28,8 +29,6 @@ const IMAGE_EXTENSIONS: [&str; 14] = [
 ];
 /// A label member larger than this is not a label.
 const MAX_LABEL_BYTES: u64 = 1 << 16;
-/// clip_benchmark's class-name file, next to (or one level above) the shards.
-pub const CLASSNAMES_FILE: &str = "classnames.txt";
 
 /// Where a sample's label is.
 #[derive(
@@ -102,14 +101,25 @@ struct Sample {
     label: std::result::Result<String, String>,
 }
 
+/// Where a WebDataset listing's class names come from.
+#[derive(Debug, Clone, Copy)]
+pub enum WdsClasses<'a> {
+    /// A class-list file (`--classes`): labels are indices into it, or its names; a
+    /// `classnames.txt` of the shards must have as many lines.
+    File(&'a Path),
+    /// A `classnames.txt` next to the shards or one level up (clip_benchmark's layout; labels
+    /// are indices into it), else the labels themselves (integers as indices, names sorted).
+    Found,
+    /// The labels themselves, whatever files lie beside.
+    Labels,
+}
+
 /// Lists the samples of the tar shards `inputs` names (files, directories of `.tar` files,
-/// brace patterns). Ids are `<shard>/<key>`. Classes: `class_list`, else a `classnames.txt` next
-/// to the shards or one level up (clip_benchmark's layout; labels are indices into it), else the
-/// labels themselves (integers as indices, names sorted).
+/// brace patterns). Ids are `<shard>/<key>`; classes as `classes` says.
 pub fn list_webdataset(
     inputs: &[PathBuf],
     label: &WdsLabel,
-    class_list: Option<&Path>,
+    classes: WdsClasses,
 ) -> Result<SourceListing> {
     let files = expand_inputs(inputs, "tar")?;
     check_nshards(inputs, &files)?;
@@ -129,11 +139,14 @@ pub fn list_webdataset(
         };
         shard.samples(scanned.members, label, &mut samples, &mut problems);
     }
-    let found = find_classnames(&files);
-    let (names_file, index) = match (class_list, found) {
-        (Some(p), found) => {
+    let found = match classes {
+        WdsClasses::Labels => None,
+        _ => find_classnames(&files),
+    };
+    let (names_file, index) = match (classes, found) {
+        (WdsClasses::File(p), found) => {
             let own = match &found {
-                Some(f) => Some((read_class_list(f)?, format!("'{}'", f.display()))),
+                Some(f) => Some((read_names(f)?, format!("'{}'", f.display()))),
                 None => None,
             };
             let own = own.as_ref().map(|(n, s)| (n.as_slice(), s.clone()));
@@ -141,11 +154,22 @@ pub fn list_webdataset(
                 LabelIndex::renaming(read_class_list(p)?, p, own).map_err(PipelineError::Input)?;
             (Some(p.to_path_buf()), index)
         }
-        (None, Some(f)) => {
-            let index = LabelIndex::with_classes(read_class_list(&f)?, true);
-            (Some(f), index)
+        (_, Some(f)) => {
+            let names = read_names(&f)?;
+            if let Some(dup) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| names[..*i].contains(n))
+            {
+                return Err(PipelineError::Input(format!(
+                    "'{}' names two classes '{}' (clip_benchmark's ImageNet names do: CLIP's list has 'missile' and 'sunglasses' twice); name the classes with --classes (e.g. assets/imagenet/wnids.txt, same order)",
+                    f.display(),
+                    dup.1
+                )));
+            }
+            (Some(f), LabelIndex::with_classes(names, true))
         }
-        (None, None) => (
+        (_, None) => (
             None,
             LabelIndex::new(samples.iter().filter_map(|s| s.label.as_deref().ok()), None),
         ),
@@ -341,46 +365,6 @@ fn refuse_compressed(file: &Path) -> Result<()> {
     }
 }
 
-/// A directory given as input with clip_benchmark's `nshards.txt` must hold that many shards.
-fn check_nshards(inputs: &[PathBuf], files: &[PathBuf]) -> Result<()> {
-    for dir in inputs.iter().filter(|p| p.is_dir()) {
-        let path = dir.join("nshards.txt");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let n: usize = text.trim().parse().map_err(|_| {
-            PipelineError::Input(format!(
-                "'{}': expected an integer, found '{}'",
-                path.display(),
-                text.trim()
-            ))
-        })?;
-        let found = files
-            .iter()
-            .filter(|f| f.parent() == Some(dir.as_path()))
-            .count();
-        if found != n {
-            return Err(PipelineError::Input(format!(
-                "'{}' says {n} shards, '{}' holds {found} .tar files (an incomplete download?)",
-                path.display(),
-                dir.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// `classnames.txt` in the shards' directory or its parent (clip_benchmark: `<set>/test/N.tar`
-/// with `<set>/classnames.txt`).
-fn find_classnames(files: &[PathBuf]) -> Option<PathBuf> {
-    let dir = files.first()?.parent()?;
-    [Some(dir), dir.parent()]
-        .into_iter()
-        .flatten()
-        .map(|d| d.join(CLASSNAMES_FILE))
-        .find(|p| p.is_file())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,7 +420,7 @@ mod tests {
         let listing = list_webdataset(
             std::slice::from_ref(&dir),
             &WdsLabel::Member("cls".into()),
-            None,
+            WdsClasses::Found,
         )
         .unwrap();
         let ids: Vec<_> = listing.items.iter().map(|i| i.id.as_str()).collect();
