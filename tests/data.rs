@@ -511,3 +511,73 @@ fn prepare_stores_a_seeded_random_order_and_a_stratified_holdout() -> Result<()>
     assert!(e.contains("--holdout-split must differ"), "{e}");
     Ok(())
 }
+
+/// `prepare --resize-mode/--interpolation/--fill` (a model whose preprocessing is not CLIP's):
+/// the pixels follow it (tests/fixtures/preprocess/open_clip checks them against open_clip), the
+/// shards and the config record it, and CLIP's default leaves both as they always were.
+#[test]
+fn prepare_records_a_resize_other_than_clip_s() -> Result<()> {
+    let dir = tmpdir("resize");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem/images");
+    let run = |out: &str, extra: &[&str]| -> Result<(cfkit_schemas::DatasetInfo, Manifest)> {
+        let out = dir.join(out);
+        let mut args = vec![
+            "prepare",
+            "--image-folder",
+            folder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--image-size",
+            "32",
+            "--max-bad-fraction",
+            "0.5",
+            "--order",
+            "input",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        ok(cfkit(&args));
+        let m = Manifest::read(&out)?;
+        let info = ShardReader::open(&out.join(&m.splits["train"].shards[0].file))?
+            .info()
+            .clone();
+        Ok((info, m))
+    };
+    let (clip, m_clip) = run("clip", &[])?;
+    assert!(clip.resize.is_clip());
+    let text = serde_json::to_string(&clip)?;
+    assert!(!text.contains("\"resize\""), "left out for CLIP's: {text}");
+    let (longest, m_longest) = run(
+        "longest",
+        &[
+            "--resize-mode",
+            "longest",
+            "--interpolation",
+            "bilinear",
+            "--fill",
+            "128",
+        ],
+    )?;
+    assert_eq!(
+        longest.resize,
+        cfkit_schemas::Resize {
+            mode: cfkit_schemas::ResizeMode::Longest,
+            interpolation: cfkit_schemas::Interpolation::Bilinear,
+            fill: 128
+        }
+    );
+    assert!(longest
+        .preprocessing
+        .contains("ResizeKeepRatio(32, longest, bilinear)"));
+    assert_ne!(m_clip.config_hash, m_longest.config_hash);
+    // The landscape photographs are padded with the fill above and below.
+    let rows = ShardReader::open(
+        &dir.join("longest")
+            .join(&m_longest.splits["train"].shards[0].file),
+    )?
+    .read_images()?;
+    let coffee = rows.iter().find(|r| r.id.ends_with("coffee.jpg")).unwrap();
+    let px = decode_image(&coffee.image.bytes)?;
+    assert_eq!(&px.pixels[..3], &[128, 128, 128], "top-left is padding");
+    Ok(())
+}

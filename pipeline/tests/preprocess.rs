@@ -103,3 +103,51 @@ fn loading_and_preprocessing_match_imagefolder_and_torchvision() {
         failures.join("\n")
     );
 }
+
+/// open_clip's other eval resizes (`resize_mode` longest / squash, bilinear, a fill colour) on
+/// the same inputs: tests/fixtures/preprocess/open_clip, made by
+/// tests/preprocess/open_clip_variants.py with open_clip 3.3's `image_transform`. Exact bytes.
+#[test]
+fn other_resizes_match_open_clip() {
+    use cfkit_pipeline::prepare::preprocess::preprocess_loaded;
+    use cfkit_pipeline::prepare::rgb::load;
+    use cfkit_schemas::{Interpolation, Resize, ResizeMode};
+    let dir = fixtures_dir();
+    let index = std::fs::read_to_string(dir.join("open_clip/variants.tsv")).expect("read index");
+    let (mut failures, mut count) = (Vec::new(), 0);
+    for line in index
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 6, "bad line {line:?}");
+        let size: u32 = f[1].parse().unwrap();
+        let resize = Resize {
+            mode: match f[2] {
+                "shortest" => ResizeMode::Shortest,
+                "longest" => ResizeMode::Longest,
+                "squash" => ResizeMode::Squash,
+                other => panic!("mode {other}"),
+            },
+            interpolation: match f[3] {
+                "bicubic" => Interpolation::Bicubic,
+                "bilinear" => Interpolation::Bilinear,
+                other => panic!("interpolation {other}"),
+            },
+            fill: f[4].parse().unwrap(),
+        };
+        let bytes = std::fs::read(dir.join(f[0])).unwrap();
+        let ours = preprocess_loaded(&load(&bytes, u64::MAX).unwrap(), size, &resize);
+        let expected = read_rgb_png(&dir.join(f[5]));
+        let (max, n) = diff(&ours, &expected).expect("same shape");
+        if max > 0 {
+            failures.push(format!(
+                "{} {} {} fill {}: max diff {max} on {n} values",
+                f[0], f[2], f[3], f[4]
+            ));
+        }
+        count += 1;
+    }
+    assert_eq!(count, 50, "every case of variants.tsv");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -77,6 +77,7 @@ pub fn schema_markdown() -> String {
         classes: (0..C).map(|i| format!("c{i}")).collect(),
         image_size: 224,
         preprocessing: String::new(),
+        resize: Default::default(),
         source: String::new(),
         seed: None,
         config_hash: None,
@@ -129,7 +130,7 @@ pub fn schema_markdown() -> String {
         "## Metadata\n\nIn the Arrow schema metadata and as plain Parquet key-value pairs:\n\n\
          | key | value |\n|---|---|\n\
          | `{KEY_SCHEMA_VERSION}` | `{SCHEMA_VERSION}` |\n\
-         | `{KEY_DATASET}` | JSON: schema_version, kind, split, classes, image_size, preprocessing, source, seed, config_hash, teacher, method, scene_truth |\n\
+         | `{KEY_DATASET}` | JSON: schema_version, kind, split, classes, image_size, preprocessing, resize (left out when CLIP's: shortest side, bicubic), source, seed, config_hash, teacher, method, scene_truth |\n\
          | `{KEY_HUGGINGFACE}` | Hugging Face `datasets` features: `image` as Image, `label` as ClassLabel |\n\
          | `cfkit.kind`, `cfkit.split`, `cfkit.num_classes`, `cfkit.preprocessing`, `cfkit.seed`, `cfkit.config_hash`, `cfkit.teacher`, `cfkit.teacher_blake3`, `cfkit.method` | flat copies for SQL tools |\n\n\
          Image bytes columns (`image.bytes`, `variants[].image.bytes`): uncompressed, PLAIN, no dictionary, no\n\

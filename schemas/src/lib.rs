@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod reader;
 pub mod records;
+pub mod resize;
 pub mod truth;
 pub mod verify;
 pub mod writer;
@@ -32,5 +33,6 @@ pub use records::{
     batch_to_images, counterfactuals_to_batch, images_to_batch, CounterfactualRecord, ImageRecord,
     StoredImage, Variant,
 };
+pub use resize::{Interpolation, Resize, ResizeMode};
 pub use truth::SceneTruth;
 pub use writer::{ShardSummary, ShardWriter, WriterOptions};

@@ -80,6 +80,9 @@ pub struct DatasetInfo {
     pub image_size: u32,
     /// How the stored images were made from the sources.
     pub preprocessing: String,
+    /// The resize that made the stored pixels (left out when it is CLIP's, the default).
+    #[serde(default, skip_serializing_if = "crate::resize::Resize::is_clip")]
+    pub resize: crate::resize::Resize,
     /// Where the rows come from (source description).
     pub source: String,
     #[serde(default)]

@@ -23,6 +23,7 @@ fn info(kind: ShardKind, classes: &[&str]) -> DatasetInfo {
         classes: classes.iter().map(|s| s.to_string()).collect(),
         image_size: 8,
         preprocessing: "resize-shorter-bicubic(8)+center-crop(8)".into(),
+        resize: Default::default(),
         source: "test".into(),
         seed: Some(7),
         config_hash: Some("abc".into()),

@@ -88,8 +88,34 @@ pub(crate) struct PrepareArgs {
     /// Name of the hold-out split [default: <split>-holdout].
     #[arg(long)]
     pub holdout_split: Option<String>,
+    /// How images are fitted to the square, as the model's preprocessing does (open_clip's
+    /// `resize_mode`): `shortest` (CLIP: shorter side, center crop), `longest` (longer side,
+    /// padded with --fill), `squash` (both sides).
+    #[arg(long, value_enum, default_value_t = ResizeModeArg::Shortest)]
+    pub resize_mode: ResizeModeArg,
+    /// The resampling filter (open_clip's `interpolation`; CLIP: bicubic).
+    #[arg(long, value_enum, default_value_t = InterpolationArg::Bicubic)]
+    pub interpolation: InterpolationArg,
+    /// Padding value of every channel for --resize-mode longest (open_clip's `fill_color`).
+    #[arg(long, default_value_t = 0)]
+    pub fill: u8,
     #[command(flatten)]
     pub shards: ShardArgs,
+}
+
+/// `prepare --resize-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ResizeModeArg {
+    Shortest,
+    Longest,
+    Squash,
+}
+
+/// `prepare --interpolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum InterpolationArg {
+    Bicubic,
+    Bilinear,
 }
 
 /// `prepare --order`.

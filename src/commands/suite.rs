@@ -41,6 +41,7 @@ pub(super) fn run(
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!(".cfkit-cache/suite-{size}px"))),
         image_size: size,
+        resize: Default::default(),
         quiet,
     };
     let sets = prepare_suite(&opts)?

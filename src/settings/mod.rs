@@ -193,7 +193,26 @@ pub(crate) fn prepare(a: &PrepareArgs) -> Result<PrepareOptions> {
                 .unwrap_or_else(|| format!("{}-holdout", a.split)),
             seed: a.seed,
         }),
+        resize: prepare_resize(a),
     })
+}
+
+/// `prepare`'s --resize-mode, --interpolation and --fill as the datasets record them.
+fn prepare_resize(a: &PrepareArgs) -> cfkit_schemas::Resize {
+    use crate::cli::data::{InterpolationArg, ResizeModeArg};
+    use cfkit_schemas::{Interpolation, Resize, ResizeMode};
+    Resize {
+        mode: match a.resize_mode {
+            ResizeModeArg::Shortest => ResizeMode::Shortest,
+            ResizeModeArg::Longest => ResizeMode::Longest,
+            ResizeModeArg::Squash => ResizeMode::Squash,
+        },
+        interpolation: match a.interpolation {
+            InterpolationArg::Bicubic => Interpolation::Bicubic,
+            InterpolationArg::Bilinear => Interpolation::Bilinear,
+        },
+        fill: a.fill,
+    }
 }
 
 /// The BPE merges file of `zeroshot-head`: `--vocab`, else `CFKIT_BPE_VOCAB`, else open_clip's

@@ -67,11 +67,11 @@ impl<'a> Build<'a> {
             return Ok(Opened::Finished(r.into_rerun(mine.len(), seconds)));
         }
         let vision = &model.vision()?.config;
-        let truth = source_has_truth(&cfg.source.shards, entry)?;
+        let (truth, resize) = source_pixels(&cfg.source.shards, entry)?;
         let info = dataset_info(
             cfg,
             &entry.classes,
-            vision.image_size as u32,
+            (vision.image_size as u32, resize),
             &hash,
             teacher,
             truth,
@@ -142,7 +142,7 @@ fn load_teacher(
 fn dataset_info(
     cfg: &BuildConfig,
     classes: &[String],
-    image_size: u32,
+    (image_size, resize): (u32, cfkit_schemas::Resize),
     hash: &str,
     teacher: TeacherInfo,
     scene_truth: bool,
@@ -155,6 +155,7 @@ fn dataset_info(
         classes: classes.to_vec(),
         image_size,
         preprocessing: format!("as the source dataset ({})", cfg.source.shards.display()),
+        resize,
         source: format!("shards:{}", cfg.source.shards.display()),
         seed: Some(c.seed),
         config_hash: Some(hash.to_string()),
@@ -201,10 +202,17 @@ fn open_manifest(
     Ok(m)
 }
 
-/// Whether the source split's rows carry the generator's ground truth (its first shard says).
-fn source_has_truth(dir: &Path, entry: &cfkit_schemas::SplitEntry) -> Result<bool> {
+/// Whether the source split's rows carry the generator's ground truth, and the resize that made
+/// its pixels (its first shard says).
+fn source_pixels(
+    dir: &Path,
+    entry: &cfkit_schemas::SplitEntry,
+) -> Result<(bool, cfkit_schemas::Resize)> {
     Ok(match entry.shards.first() {
-        Some(s) => ShardReader::open(&dir.join(&s.file))?.info().scene_truth,
-        None => false,
+        Some(s) => {
+            let r = ShardReader::open(&dir.join(&s.file))?;
+            (r.info().scene_truth, r.info().resize)
+        }
+        None => (false, Default::default()),
     })
 }

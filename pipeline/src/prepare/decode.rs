@@ -15,13 +15,13 @@
 
 use std::io::Cursor;
 
-use cfkit_schemas::{encode_png, RgbPixels};
+use cfkit_schemas::{encode_png, Resize, RgbPixels};
 use image::{ImageFormat, ImageReader};
 use serde::Serialize;
 
 use crate::prepare::complete::truncation;
 use crate::prepare::jpeg;
-use crate::prepare::preprocess::clip_preprocess_loaded;
+use crate::prepare::preprocess::preprocess_loaded;
 use crate::prepare::rgb::{load, Loaded};
 use crate::prepare::sources::SourceItem;
 
@@ -81,22 +81,33 @@ pub struct Prepared {
     pub source_blake3: String,
 }
 
-/// Reads, checks, decodes and preprocesses one listed image (a file, a tar member, a spilled
-/// Parquet row). `border_crop` pixels are cut from every side before preprocessing (ObjectNet's
-/// protocol: PIL `crop((b, b, w - b, h - b))`); 0 for every other set.
-pub(crate) fn prepare_item(
-    item: &SourceItem,
-    size: u32,
-    max_pixels: u64,
-    border_crop: u32,
-) -> Result<Prepared, Reject> {
-    let bytes = item.read().map_err(|e| Reject::Unreadable(e.to_string()))?;
-    prepare_bytes_cropped(&bytes, size, max_pixels, border_crop)
+/// How a source image becomes stored pixels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PixelSpec {
+    pub size: u32,
+    pub max_pixels: u64,
+    /// Pixels cut from every side before preprocessing (ObjectNet's protocol: PIL
+    /// `crop((b, b, w - b, h - b))`); 0 for every other set.
+    pub border_crop: u32,
+    pub resize: Resize,
 }
 
-/// [`prepare_item`] on bytes already in memory, without a border crop.
+/// Reads, checks, decodes and preprocesses one listed image (a file, a tar member, a spilled
+/// Parquet row).
+pub(crate) fn prepare_item(item: &SourceItem, spec: &PixelSpec) -> Result<Prepared, Reject> {
+    let bytes = item.read().map_err(|e| Reject::Unreadable(e.to_string()))?;
+    prepare_bytes_with(&bytes, spec)
+}
+
+/// [`prepare_item`] on bytes already in memory, CLIP's preprocessing, without a border crop.
 pub fn prepare_bytes(bytes: &[u8], size: u32, max_pixels: u64) -> Result<Prepared, Reject> {
-    prepare_bytes_cropped(bytes, size, max_pixels, 0)
+    let spec = PixelSpec {
+        size,
+        max_pixels,
+        border_crop: 0,
+        resize: Resize::default(),
+    };
+    prepare_bytes_with(bytes, &spec)
 }
 
 /// Cuts `b` pixels from every side (`b = 0`: the image itself).
@@ -113,13 +124,9 @@ fn crop_border(img: Loaded, b: u32) -> Result<Loaded, Reject> {
     Ok(img.crop(b, b, w - 2 * b, h - 2 * b))
 }
 
-/// [`prepare_bytes`] with a border crop of `border_crop` pixels per side.
-pub(crate) fn prepare_bytes_cropped(
-    bytes: &[u8],
-    size: u32,
-    max_pixels: u64,
-    border_crop: u32,
-) -> Result<Prepared, Reject> {
+/// [`prepare_bytes`] by `spec`.
+pub(crate) fn prepare_bytes_with(bytes: &[u8], spec: &PixelSpec) -> Result<Prepared, Reject> {
+    let max_pixels = spec.max_pixels;
     if bytes.is_empty() {
         return Err(Reject::Empty);
     }
@@ -149,8 +156,8 @@ pub(crate) fn prepare_bytes_cropped(
     // Room for the decoded image at up to 16-bit RGBA, and nothing beyond.
     let max_alloc = max_pixels.saturating_mul(8).max(1 << 20);
     // As the reference loads it: RGB first, then the border crop and the resize.
-    let img = crop_border(load(bytes, max_alloc)?, border_crop)?;
-    let rgb = clip_preprocess_loaded(&img, size);
+    let img = crop_border(load(bytes, max_alloc)?, spec.border_crop)?;
+    let rgb = preprocess_loaded(&img, spec.size, &spec.resize);
     let (w, h) = rgb.dimensions();
     let png = encode_png(&RgbPixels {
         width: w,

@@ -87,6 +87,7 @@ fn split_info(
         classes: classes.to_vec(),
         image_size: cfg.image_size,
         preprocessing: "generated at the stored size (no resize)".into(),
+        resize: Default::default(),
         source: format!("fashionshift:{}", split.name()),
         seed: Some(cfg.seed),
         config_hash: Some(hash.to_string()),

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use cfkit_outdir::DirLock;
 use cfkit_schemas::layout::MANIFEST_FILE;
 use cfkit_schemas::{
-    identity_hash, DatasetInfo, ImageRecord, Manifest, ShardKind, StoredImage, WriterOptions,
-    SCHEMA_VERSION,
+    identity_hash, DatasetInfo, ImageRecord, Manifest, Resize, ShardKind, StoredImage,
+    WriterOptions, SCHEMA_VERSION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,13 +30,20 @@ pub use demo::{demo_data, DemoOptions};
 use record::{DatasetRecord, PrepareIdentity};
 
 use crate::error::{PipelineError, Result};
-use crate::prepare::decode::prepare_item;
+use crate::prepare::decode::{prepare_item, PixelSpec};
 use crate::prepare::sources::{SourceItem, SourceListing};
 use crate::prepare::split_writer::{write_split, Rejected, SplitOutput};
 
 /// How the stored images are made (recorded in the shards' metadata).
-pub(crate) fn preprocessing_description(size: u32) -> String {
-    format!("torchvision Resize({size}, bicubic, Pillow 13) + CenterCrop({size}) + RGB; stored as uint8 PNG")
+pub(crate) fn preprocessing_description(size: u32, resize: &Resize) -> String {
+    if resize.is_clip() {
+        // The words of every dataset recorded before other resizes existed.
+        return format!("torchvision Resize({size}, bicubic, Pillow 13) + CenterCrop({size}) + RGB; stored as uint8 PNG");
+    }
+    format!(
+        "RGB, then {} (Pillow 13); stored as uint8 PNG",
+        resize.describe(size)
+    )
 }
 
 /// Knobs shared by `prepare` and `demo-data`.
@@ -78,6 +85,10 @@ pub struct PrepareOptions {
     /// Rows held out of the split into a split of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<HoldoutSpec>,
+    /// How images are fitted to the square (CLIP's by default: then not written into the
+    /// config, so hashes of earlier datasets stay valid).
+    #[serde(default, skip_serializing_if = "Resize::is_clip")]
+    pub resize: Resize,
 }
 
 /// `cfkit prepare --holdout`: `rows` rows of the split, stratified by class and keyed by id with
@@ -335,13 +346,20 @@ impl SplitContext<'_> {
             split: split.to_string(),
             classes: classes.to_vec(),
             image_size: opts.image_size,
-            preprocessing: preprocessing_description(opts.image_size),
+            preprocessing: preprocessing_description(opts.image_size, &opts.resize),
+            resize: opts.resize,
             source: self.description.to_string(),
             seed: opts.shuffle_seed,
             config_hash: Some(self.hash.to_string()),
             teacher: None,
             method: None,
             scene_truth: false,
+        };
+        let spec = PixelSpec {
+            size: opts.image_size,
+            max_pixels: opts.max_pixels,
+            border_crop: opts.border_crop,
+            resize: opts.resize,
         };
         let output = write_split(
             self.out,
@@ -352,11 +370,10 @@ impl SplitContext<'_> {
             opts.output.quiet,
             |i| {
                 let item = &items[i];
-                let p = prepare_item(item, opts.image_size, opts.max_pixels, opts.border_crop)
-                    .map_err(|r| Rejected {
-                        path: item.origin(),
-                        reason: r.to_string(),
-                    })?;
+                let p = prepare_item(item, &spec).map_err(|r| Rejected {
+                    path: item.origin(),
+                    reason: r.to_string(),
+                })?;
                 Ok(ImageRecord {
                     id: item.id.clone(),
                     label: item.label,
@@ -455,6 +472,7 @@ pub fn image_folder_to_scratch(
         },
         shuffle_seed: None,
         holdout: None,
+        resize: Resize::default(),
     };
     let mut scratch = ScratchShards {
         dir,

@@ -6,15 +6,20 @@
 //! Compose([Resize(S, interpolation=BICUBIC), CenterCrop(S)])
 //! ```
 //!
+//! or, for models whose preprocessing is another (open_clip's `preprocess_cfg`:
+//! [`cfkit_schemas::Resize`]), bilinear instead of bicubic, `ResizeKeepRatio(S, longest=1)` +
+//! `CenterCropOrPad(S, fill)`, or `Resize((S, S))`.
+//!
 //! The output is an `S x S` RGB8 image, i.e. an array of shape `[S, S, 3]` (row-major, HWC);
 //! `ToTensor`/`Normalize` are not here. Resampling is Pillow 13's own antialiased bicubic, pass
 //! order included (see [`crate::prepare::resample`]), always on RGB: with the conversion first
 //! there are no mode-dependent paths left (no premultiplied alpha, no NEAREST for palettes).
 
+use cfkit_schemas::{Resize, ResizeMode};
 use image::RgbImage;
 
 use crate::prepare::decode::Reject;
-use crate::prepare::resample::resize_bicubic_window;
+use crate::prepare::resample::{resize_window_with, Filter};
 use crate::prepare::rgb::{load, Loaded};
 
 /// Output size `(width, height)` of torchvision `Resize(size)` for a `width x height` image: the
@@ -33,6 +38,19 @@ pub(crate) fn resized_size(width: u32, height: u32, size: u32) -> (u32, u32) {
     } else {
         (new_long, size)
     }
+}
+
+/// Output size `(width, height)` of open_clip's `ResizeKeepRatio(size, longest=1)` for a square
+/// target: `ratio = max(h / size, w / size)` (Python floats), each side `round(side / ratio)`
+/// (Python's round: half to even).
+pub(crate) fn longest_size(width: u32, height: u32, size: u32) -> (u32, u32) {
+    let s = f64::from(size);
+    let ratio = (f64::from(height) / s).max(f64::from(width) / s);
+    if ratio <= 0.0 {
+        return (width, height);
+    }
+    let side = |n: u32| (f64::from(n) / ratio).round_ties_even() as u32;
+    (side(width), side(height))
 }
 
 /// Python's `int(round(x / 2.0))` for an integer `x >= 0`: round half to even.
@@ -62,6 +80,7 @@ fn crop_axis(n: u32, size: u32) -> (u32, u32, u32) {
 /// pixel of Pillow's two passes depends only on its own row/column coefficients) and keeps extreme
 /// aspect ratios (1 x 5000) cheap. Returns `[win_h, win_w, ch]`.
 fn resize_window(
+    filter: Filter,
     src: &[u8],
     (w, h, ch): (usize, usize, usize),
     out: (u32, u32),
@@ -77,14 +96,21 @@ fn resize_window(
         }
         return data;
     }
-    resize_bicubic_window(src, w, h, ch, ow, oh, [x0, y0, ww, wh])
+    resize_window_with(filter, src, (w, h, ch), (ow, oh), [x0, y0, ww, wh])
 }
 
 /// Window `[wh, ww, ch]` (`ch` 1: grey, repeated into R, G and B; or 3) placed at `(dx, dy)` in a
-/// zeroed `size x size` RGB canvas.
-fn paste(win: &[u8], ch: usize, (ww, wh): (u32, u32), size: u32, (dx, dy): (u32, u32)) -> RgbImage {
+/// `size x size` RGB canvas of `fill`.
+fn paste(
+    win: &[u8],
+    ch: usize,
+    (ww, wh): (u32, u32),
+    size: u32,
+    (dx, dy): (u32, u32),
+    fill: u8,
+) -> RgbImage {
     let (s, ww) = (size as usize, ww as usize);
-    let mut data = vec![0u8; s * s * 3];
+    let mut data = vec![fill; s * s * 3];
     for r in 0..wh as usize {
         let dst = ((r + dy as usize) * s + dx as usize) * 3;
         let row = &win[r * ww * ch..(r + 1) * ww * ch];
@@ -100,28 +126,56 @@ fn paste(win: &[u8], ch: usize, (ww, wh): (u32, u32), size: u32, (dx, dy): (u32,
     RgbImage::from_raw(size, size, data).expect("an RGB canvas of its shape")
 }
 
-/// CLIP preprocessing of `[h, w, ch]` samples (`ch` 1 for grey, 3 for RGB).
-fn preprocess_samples(src: &[u8], (w, h, ch): (u32, u32, usize), size: u32) -> RgbImage {
-    let (ow, oh) = resized_size(w, h, size);
+/// Preprocessing of `[h, w, ch]` samples (`ch` 1 for grey, 3 for RGB) by `resize`: the resize of
+/// its mode, then the center crop (or, where the image is smaller, the padding) to the square.
+fn preprocess_samples(
+    src: &[u8],
+    (w, h, ch): (u32, u32, usize),
+    size: u32,
+    resize: &Resize,
+) -> RgbImage {
+    let (ow, oh) = match resize.mode {
+        ResizeMode::Shortest => resized_size(w, h, size),
+        ResizeMode::Longest => longest_size(w, h, size),
+        ResizeMode::Squash => (size, size),
+    };
+    // torchvision's CenterCrop pads with 0; open_clip's CenterCropOrPad with its fill colour.
+    let fill = if resize.mode == ResizeMode::Longest {
+        resize.fill
+    } else {
+        0
+    };
     let (x, y) = (crop_axis(ow, size), crop_axis(oh, size));
     let shape = (w as usize, h as usize, ch);
-    let win = resize_window(src, shape, (ow, oh), [x.0, y.0, x.2, y.2]);
-    paste(&win, ch, (x.2, y.2), size, (x.1, y.1))
+    let filter = Filter::from(resize.interpolation);
+    let win = resize_window(filter, src, shape, (ow, oh), [x.0, y.0, x.2, y.2]);
+    paste(&win, ch, (x.2, y.2), size, (x.1, y.1), fill)
 }
 
 /// CLIP preprocessing of an RGB image: shorter side -> `size` (Pillow-exact antialiased
 /// bicubic), center crop `size x size` (zero-padded where the image is smaller). Output shape
 /// `[size, size, 3]`, `u8`.
 pub fn clip_preprocess(img: &RgbImage, size: u32) -> RgbImage {
-    preprocess_samples(img.as_raw(), (img.width(), img.height(), 3), size)
+    preprocess_samples(
+        img.as_raw(),
+        (img.width(), img.height(), 3),
+        size,
+        &Resize::default(),
+    )
 }
 
 /// [`clip_preprocess`] of a loaded image; a grey one is resized as one channel and repeated into
 /// R, G and B at the end (the same bytes as resizing its RGB image, a third of the work).
 pub fn clip_preprocess_loaded(img: &Loaded, size: u32) -> RgbImage {
+    preprocess_loaded(img, size, &Resize::default())
+}
+
+/// A loaded image preprocessed by `resize` (CLIP's when it is the default). Output shape
+/// `[size, size, 3]`, `u8`.
+pub fn preprocess_loaded(img: &Loaded, size: u32, resize: &Resize) -> RgbImage {
     let (w, h) = img.dimensions();
     let (src, ch) = img.samples();
-    preprocess_samples(src, (w, h, ch), size)
+    preprocess_samples(src, (w, h, ch), size, resize)
 }
 
 /// A file's bytes decoded and converted to RGB as the reference loader does, then preprocessed:
@@ -145,15 +199,22 @@ mod tests {
     fn resize_shorter_side(img: &RgbImage, size: u32) -> RgbImage {
         let (ow, oh) = resized_size(img.width(), img.height(), size);
         let shape = (img.width() as usize, img.height() as usize, 3);
-        RgbImage::from_raw(ow, oh, resize_window(img, shape, (ow, oh), [0, 0, ow, oh])).unwrap()
+        let win = resize_window(Filter::Bicubic, img, shape, (ow, oh), [0, 0, ow, oh]);
+        RgbImage::from_raw(ow, oh, win).unwrap()
     }
 
     /// torchvision `CenterCrop(size)` alone.
     fn center_crop(img: &RgbImage, size: u32) -> RgbImage {
         let (x, y) = (crop_axis(img.width(), size), crop_axis(img.height(), size));
         let shape = (img.width() as usize, img.height() as usize, 3);
-        let win = resize_window(img, shape, img.dimensions(), [x.0, y.0, x.2, y.2]);
-        paste(&win, 3, (x.2, y.2), size, (x.1, y.1))
+        let win = resize_window(
+            Filter::Bicubic,
+            img,
+            shape,
+            img.dimensions(),
+            [x.0, y.0, x.2, y.2],
+        );
+        paste(&win, 3, (x.2, y.2), size, (x.1, y.1), 0)
     }
 
     #[test]
@@ -195,6 +256,43 @@ mod tests {
                 "{w}x{h} -> {size}"
             );
         }
+    }
+
+    #[test]
+    fn longest_sizes_follow_open_clip() {
+        // ratio = 500 / 224; 375 / ratio = 168.0 -> 168.
+        assert_eq!(longest_size(500, 375, 224), (224, 168));
+        assert_eq!(longest_size(375, 500, 224), (168, 224));
+        assert_eq!(longest_size(64, 64, 32), (32, 32));
+        // 5 / (7 / 64) = 45.71 -> 46.
+        assert_eq!(longest_size(7, 5, 64), (64, 46));
+    }
+
+    #[test]
+    fn longest_pads_with_the_fill_and_squash_fills_the_square() {
+        let img = RgbImage::from_pixel(40, 20, Rgb([200; 3]));
+        let resize = |mode, fill| Resize {
+            mode,
+            interpolation: cfkit_schemas::Interpolation::Bilinear,
+            fill,
+        };
+        let out = preprocess_samples(
+            img.as_raw(),
+            (40, 20, 3),
+            20,
+            &resize(ResizeMode::Longest, 7),
+        );
+        // 40x20 -> 20x10, centered: rows 0..5 and 15..20 are the fill.
+        assert_eq!(out.get_pixel(3, 2), &Rgb([7; 3]));
+        assert_eq!(out.get_pixel(3, 10), &Rgb([200; 3]));
+        assert_eq!(out.get_pixel(3, 17), &Rgb([7; 3]));
+        let out = preprocess_samples(
+            img.as_raw(),
+            (40, 20, 3),
+            20,
+            &resize(ResizeMode::Squash, 7),
+        );
+        assert!(out.pixels().all(|p| *p == Rgb([200; 3])));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Pillow-exact resampling of interleaved 8-bit images.
 //!
-//! A port of the 8-bit bicubic path of Pillow's `Image.resize` (Pillow 13,
+//! A port of the 8-bit bicubic and bilinear paths of Pillow's `Image.resize` (Pillow 13,
 //! `src/libImaging/Resample.c`), so that CLIP preprocessing gives the same bytes as
-//! `torchvision.transforms.Resize(interpolation=BICUBIC)` on a PIL "RGB" image.
+//! `torchvision.transforms.Resize(interpolation=BICUBIC or BILINEAR)` on a PIL "RGB" image.
 //!
 //! Buffers are row-major, interleaved `u8` of shape `[height, width, channels]`, `channels` in 1..=4.
 //! Pillow's 8-bit resampler treats every band independently with the same coefficients, so one loop
@@ -17,6 +17,51 @@ pub(crate) const BICUBIC_SUPPORT: f64 = 2.0;
 
 /// Bicubic convolution parameter `a` (Pillow Resample.c: `#define a -0.5` in `bicubic_filter`).
 pub(crate) const BICUBIC_A: f64 = -0.5;
+
+/// Support radius of the bilinear (triangle) filter (Pillow Resample.c: `BILINEAR = {bilinear_filter, 1.0}`).
+pub(crate) const BILINEAR_SUPPORT: f64 = 1.0;
+
+/// A resampling filter of Pillow's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Filter {
+    Bicubic,
+    Bilinear,
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bicubic => BICUBIC_SUPPORT,
+            Filter::Bilinear => BILINEAR_SUPPORT,
+        }
+    }
+
+    fn eval(self, x: f64) -> f64 {
+        match self {
+            Filter::Bicubic => bicubic_filter(x),
+            Filter::Bilinear => bilinear_filter(x),
+        }
+    }
+}
+
+impl From<cfkit_schemas::Interpolation> for Filter {
+    fn from(i: cfkit_schemas::Interpolation) -> Self {
+        match i {
+            cfkit_schemas::Interpolation::Bicubic => Filter::Bicubic,
+            cfkit_schemas::Interpolation::Bilinear => Filter::Bilinear,
+        }
+    }
+}
+
+/// Pillow's `bilinear_filter(x)`: `1 - |x|` inside the support, 0 outside.
+fn bilinear_filter(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
 
 /// Pillow's `bicubic_filter(x)` (Keys cubic convolution kernel with `a = -0.5`).
 fn bicubic_filter(x: f64) -> f64 {
@@ -51,11 +96,17 @@ struct Coeffs {
 /// for the output indices `first..first + count` only (each index's taps depend on nothing else).
 ///
 /// Pillow passes the box as C `float`s, so `in_size` goes through `f32` exactly as it does there.
-fn precompute_coeffs(in_size: usize, out_size: usize, first: usize, count: usize) -> Coeffs {
+fn precompute_coeffs(
+    filter: Filter,
+    in_size: usize,
+    out_size: usize,
+    first: usize,
+    count: usize,
+) -> Coeffs {
     let (in0, in1) = (0.0f32, in_size as f32);
     let scale = f64::from(in1 - in0) / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = BICUBIC_SUPPORT * filterscale;
+    let support = filter.support() * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let mut bounds = Vec::with_capacity(count);
     let mut k = vec![0i32; count * ksize];
@@ -70,7 +121,7 @@ fn precompute_coeffs(in_size: usize, out_size: usize, first: usize, count: usize
         let mut ww = 0.0;
         for (x, wx) in w.iter_mut().enumerate().take(n) {
             // Same operation order as Pillow: ((x + xmin) - center + 0.5) * ss.
-            *wx = bicubic_filter(((x as i64 + xmin) as f64 - center + 0.5) * ss);
+            *wx = filter.eval(((x as i64 + xmin) as f64 - center + 0.5) * ss);
             ww += *wx;
         }
         for (kx, &wx) in k[i * ksize..i * ksize + n].iter_mut().zip(&w) {
@@ -219,13 +270,11 @@ fn vertical(
 /// the order given by [`vertical_first`]; a pass whose size is unchanged is skipped. Accumulators
 /// start at `1 << (PRECISION_BITS - 1)` (round half up); sums are Pillow's `int` ([`mac`]). Empty
 /// sizes give zero pixels.
-pub(crate) fn resize_bicubic_window(
+pub(crate) fn resize_window_with(
+    filter: Filter,
     src: &[u8],
-    w: usize,
-    h: usize,
-    ch: usize,
-    out_w: usize,
-    out_h: usize,
+    (w, h, ch): (usize, usize, usize),
+    (out_w, out_h): (usize, usize),
     win: [usize; 4],
 ) -> Vec<u8> {
     let [x0, y0, win_w, win_h] = win;
@@ -237,8 +286,8 @@ pub(crate) fn resize_bicubic_window(
     if w == 0 || h == 0 || win_w == 0 || win_h == 0 {
         return vec![0; win_w * win_h * ch];
     }
-    let hor = (out_w != w).then(|| precompute_coeffs(w, out_w, x0, win_w));
-    let vert = (out_h != h).then(|| precompute_coeffs(h, out_h, y0, win_h));
+    let hor = (out_w != w).then(|| precompute_coeffs(filter, w, out_w, x0, win_w));
+    let vert = (out_h != h).then(|| precompute_coeffs(filter, h, out_h, y0, win_h));
     match (hor, vert) {
         (None, None) => horizontal_copy(src, w, ch, x0, y0, win_w, win_h),
         (Some(hc), None) => horizontal(src, w, ch, y0, win_h, 0, &hc),

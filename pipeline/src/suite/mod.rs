@@ -32,6 +32,8 @@ pub struct SuiteOptions {
     pub cache: PathBuf,
     /// The model's input size.
     pub image_size: u32,
+    /// The model's resize (its preprocessing: CLIP's for every OpenAI-style model).
+    pub resize: cfkit_schemas::Resize,
     pub quiet: bool,
 }
 
@@ -91,6 +93,7 @@ pub fn prepare_suite(opts: &SuiteOptions) -> Result<Vec<PreparedSet>> {
             // Evaluation sets: the listing's order (it does not matter to a score).
             shuffle_seed: None,
             holdout: None,
+            resize: opts.resize,
         };
         let report = match prepared_already(&set.listing, &shards, &popts)? {
             Some(r) => r,
