@@ -108,6 +108,7 @@ test: check
 parity-fixtures: bootstrap
     {{python}} tests/parity/make_fixtures.py --case tiny --out tests/fixtures/parity
     {{python}} tests/parity/make_fixtures.py --case open_clip-gelu --out tests/fixtures/parity
+    {{python}} tests/parity/make_fixtures.py --case open_clip-squash --out tests/fixtures/parity
     {{python}} tests/preprocess/open_clip_variants.py --fixtures tests/fixtures/preprocess
 
 # Parity of a ViT-B/32-shaped vision tower against transformers and open_clip (fixture made on the fly, ~1 GB).

@@ -6,7 +6,7 @@
 #![allow(clippy::too_many_lines)] // end-to-end scenarios read top to bottom; the limit is for library code
 
 mod common;
-use common::{cfkit, ok};
+use common::{cfkit, err, ok};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ use cfkit_counterfactual::{compute_cam, CamMethod};
 use cfkit_models::clip::VISION_PREFIXES;
 use cfkit_models::weights::{named_tensors, write_safetensors};
 use cfkit_models::{
-    preset, save_head, ClassificationHead, ClipModel, HeadInfo, Towers, VisionForward,
+    preset, save_head, ClassificationHead, ClipModel, HeadInfo, Normalize, Towers, VisionForward,
 };
 use cfkit_pipeline::builder::batch::to_model_input;
 use cfkit_schemas::{decode_image, Manifest, ShardReader};
@@ -130,7 +130,12 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
             let orig = &pixels[&r.base.id];
             assert_eq!(r.variants.len(), 6);
             // The stored CAM is the models crate's MMCAM of the stored image for its label.
-            let x = to_model_input(std::slice::from_ref(orig), 56, Device::Cpu);
+            let x = to_model_input(
+                std::slice::from_ref(orig),
+                56,
+                &Normalize::CLIP,
+                Device::Cpu,
+            );
             let cam = compute_cam(
                 vision,
                 &head,
@@ -154,7 +159,8 @@ fn counterfactuals_are_exact_recomputable_and_resumable() -> Result<()> {
             );
             for v in &r.variants {
                 let cf = decode_image(&v.image.bytes)?.pixels;
-                let xc = to_model_input(std::slice::from_ref(&cf), 56, Device::Cpu);
+                let xc =
+                    to_model_input(std::slice::from_ref(&cf), 56, &Normalize::CLIP, Device::Cpu);
                 let feat = if v.strategy.contains("NoFill") {
                     // No fill: the image is unchanged and the feature is a forward with the mask.
                     assert_eq!(&cf, orig);
@@ -707,7 +713,11 @@ fn compact_shards_recompose_exactly_the_materialized_images() -> Result<()> {
                         epoch,
                     }),
                 };
-                BatchStream::start(source, order, 7, 0, 2, Device::Cpu, extras)
+                let input = cfkit_trainer::data::ModelInput {
+                    device: Device::Cpu,
+                    normalize: Normalize::CLIP,
+                };
+                BatchStream::start(source, order, 7, 0, 2, input, extras)
                     .map(|b| {
                         let b = b?;
                         assert!(b.skipped.is_empty(), "{:?}", b.skipped);
@@ -877,6 +887,35 @@ fn donors_of_a_class_sorted_source_are_as_mixed_as_random_ones() -> Result<()> {
     assert!(
         stderr.contains("WARNING: ObjMaskSingleFill(0.3)") && stderr.contains("class order"),
         "{stderr}"
+    );
+    Ok(())
+}
+
+/// A teacher whose preprocessing is not CLIP's (its config's `image_resize`, as an open_clip
+/// model with `resize_mode: squash` gets) refuses source shards prepared CLIP's way, naming both.
+#[test]
+fn a_teacher_refuses_shards_prepared_another_way() -> Result<()> {
+    let dir = tmpdir("resize-mismatch");
+    teacher(&dir)?;
+    demo_train(&dir);
+    let mut cfg = serde_json::to_value(preset("tiny")?)?;
+    cfg["vision_config"]["image_resize"] = serde_json::json!({"mode": "squash"});
+    std::fs::write(dir.join("teacher.json"), serde_json::to_string(&cfg)?)?;
+    let toml = std::fs::read_to_string(write_config(&dir, 0))?
+        .replace("model = \"tiny\"", "model = \"teacher.json\"");
+    std::fs::write(dir.join("squash.toml"), toml)?;
+    let e = err(cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        dir.join("squash.toml").to_str().unwrap(),
+        "--out",
+        dir.join("cf").to_str().unwrap(),
+        "-q",
+    ]));
+    assert!(
+        e.contains("holds images made with resize mode shortest")
+            && e.contains("takes images made with resize mode squash"),
+        "{e}"
     );
     Ok(())
 }

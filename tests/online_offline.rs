@@ -68,7 +68,7 @@ fn online_counterfactuals_equal_the_builders() -> Result<()> {
         rejected: Vec::new(),
     };
     let offline = encode_batch(compute_batch(&teacher, decoded, &spec)?)?;
-    let x = to_model_input(&pixels, size, Device::Cpu);
+    let x = to_model_input(&pixels, size, &cfkit_models::Normalize::CLIP, Device::Cpu);
     let mut masked_somewhere = 0;
     for (si, strategy) in strategies.iter().enumerate() {
         let seed = variant_seed(17, 0, 0, si, 0);

@@ -73,7 +73,8 @@ impl<'a> CounterfactualStep<'a> {
     ) -> Result<Counterfactuals> {
         let grid = self.grid()?;
         let draw = draw_counterfactuals(pixels, cams, strategy, seed, grid)?;
-        let input = pixels_to_input(&draw.images, grid.image_size, device);
+        let norm = self.teacher.config.normalize();
+        let input = pixels_to_input(&draw.images, grid.image_size, &norm, device);
         // No fill: masked keys hidden in every block; for the class token (and every kept token)
         // this equals dropping the masked tokens, which never reach any other token.
         let key_mask = match strategy.fill {

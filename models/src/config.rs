@@ -29,6 +29,31 @@ pub struct VisionConfig {
     /// MLP activation: `quick_gelu` (every OpenAI CLIP) or `gelu` (some open_clip models).
     #[serde(default)]
     pub hidden_act: Activation,
+    /// Per-channel (RGB) mean its inputs are normalised with, `x / 255` scale (CLIP's unless the
+    /// model's preprocessing says otherwise: open_clip's `preprocess_cfg`; the names are those of
+    /// transformers' CLIPImageProcessor). Left out of config.json when CLIP's.
+    #[serde(default = "clip_mean", skip_serializing_if = "is_clip_mean")]
+    pub image_mean: [f64; 3],
+    /// Per-channel standard deviation, as `image_mean`.
+    #[serde(default = "clip_std", skip_serializing_if = "is_clip_std")]
+    pub image_std: [f64; 3],
+    /// How its images are fitted to the square (CLIP's unless its preprocessing says otherwise);
+    /// the data it trains or is scored on must have been prepared the same way.
+    #[serde(default, skip_serializing_if = "cfkit_schemas::Resize::is_clip")]
+    pub image_resize: cfkit_schemas::Resize,
+}
+
+fn clip_mean() -> [f64; 3] {
+    crate::vision::CLIP_MEAN
+}
+fn clip_std() -> [f64; 3] {
+    crate::vision::CLIP_STD
+}
+fn is_clip_mean(v: &[f64; 3]) -> bool {
+    *v == crate::vision::CLIP_MEAN
+}
+fn is_clip_std(v: &[f64; 3]) -> bool {
+    *v == crate::vision::CLIP_STD
 }
 
 /// MLP activation of a transformer block.
@@ -73,6 +98,14 @@ fn default_eos() -> i64 {
 }
 
 impl VisionConfig {
+    /// How uint8 pixels become this model's input.
+    pub fn normalize(&self) -> crate::vision::Normalize {
+        crate::vision::Normalize {
+            mean: self.image_mean,
+            std: self.image_std,
+        }
+    }
+
     /// Patches per side of the grid.
     pub fn grid_size(&self) -> i64 {
         self.image_size / self.patch_size
@@ -160,6 +193,9 @@ fn vision(width: i64, layers: i64, heads: i64, image: i64, patch: i64, proj: i64
         projection_dim: proj,
         layer_norm_eps: CLIP_LAYER_NORM_EPS,
         hidden_act: Activation::QuickGelu,
+        image_mean: clip_mean(),
+        image_std: clip_std(),
+        image_resize: Default::default(),
     }
 }
 
@@ -245,18 +281,8 @@ pub fn names_a_path(name: &str, base: &std::path::Path) -> bool {
 pub fn resolve_config(name_or_path: &str) -> Result<ClipConfig> {
     let path = std::path::Path::new(name_or_path);
     if let Some(oc) = crate::open_clip::config_path(path) {
-        let (cfg, pre) = crate::open_clip::load(&oc)?;
-        if !pre.is_clip() {
-            return Err(ModelError::Config(format!(
-                "'{}': preprocess_cfg is mean {:?}, std {:?}, {} interpolation, resize mode '{}'; cfkit prepares and normalises images as CLIP does (OpenAI's mean and std, bicubic, shorter side + center crop), and models with other preprocessing are not supported yet",
-                oc.display(),
-                pre.mean,
-                pre.std,
-                pre.interpolation,
-                pre.resize_mode
-            )));
-        }
-        return Ok(cfg);
+        // The preprocessing travels in the vision config (mean, std, resize).
+        return Ok(crate::open_clip::load(&oc)?.0);
     }
     if name_or_path.ends_with(".json") || path.is_file() {
         load_config_json(path)

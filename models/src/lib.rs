@@ -28,5 +28,7 @@ pub use device::DeviceSpec;
 pub use error::{ModelError, Result};
 pub use head::{load_head, save_head, ClassificationHead, HeadInfo};
 pub use tokenizer::Tokenizer;
-pub use vision::{clip_normalize, pixels_to_input, VisionForward, VisionOutput, VisionTransformer};
+pub use vision::{
+    clip_normalize, pixels_to_input, Normalize, VisionForward, VisionOutput, VisionTransformer,
+};
 pub use zeroshot::{build_zeroshot_head, load_class_names, load_prompt_names, ZeroShotSpec};

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::config::{Activation, ClipConfig, TextConfig, VisionConfig, CLIP_LAYER_NORM_EPS};
 use crate::error::{ModelError, Result};
+use cfkit_schemas::{Interpolation, Resize, ResizeMode};
 
 /// The config file's name (open_clip's `HF_CONFIG_NAME`).
 pub const CONFIG_FILE: &str = "open_clip_config.json";
@@ -41,6 +42,9 @@ pub struct Preprocess {
     pub interpolation: String,
     #[serde(default = "shortest")]
     pub resize_mode: String,
+    /// Padding colour of `longest` (an integer, or the same integer per channel).
+    #[serde(default)]
+    pub fill_color: serde_json::Value,
 }
 
 fn clip_mean() -> Vec<f64> {
@@ -63,22 +67,86 @@ impl Default for Preprocess {
             std: clip_std(),
             interpolation: bicubic(),
             resize_mode: shortest(),
+            fill_color: serde_json::Value::Null,
         }
     }
 }
 
 impl Preprocess {
-    /// True when this is what cfkit's images and normalisation are: CLIP's mean and std (to
-    /// float32 precision), bicubic, shorter side + center crop.
+    /// True when this is what CLIP's preprocessing is: OpenAI's mean and std (to float32
+    /// precision), bicubic, shorter side + center crop.
     pub fn is_clip(&self) -> bool {
-        let close = |a: &[f64], b: &[f64]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
-        };
-        close(&self.mean, &clip_mean())
-            && close(&self.std, &clip_std())
-            && self.interpolation == "bicubic"
-            && self.resize_mode == "shortest"
+        self.typed().is_ok_and(|(m, s, r)| {
+            let close =
+                |a: [f64; 3], b: [f64; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+            close(m, clip_mean_arr()) && close(s, clip_std_arr()) && r.is_clip()
+        })
     }
+
+    /// Mean, std and resize as cfkit's model config holds them; an option cfkit does not
+    /// implement (interpolation other than bicubic/bilinear, a per-channel fill colour) is
+    /// refused by name.
+    pub fn typed(&self) -> std::result::Result<([f64; 3], [f64; 3], Resize), String> {
+        let three = |v: &[f64], what: &str| match v {
+            [x] => Ok([*x; 3]),
+            [a, b, c] => Ok([*a, *b, *c]),
+            _ => Err(format!(
+                "preprocess_cfg.{what} must have 1 or 3 values, found {}",
+                v.len()
+            )),
+        };
+        let (mean, std) = (three(&self.mean, "mean")?, three(&self.std, "std")?);
+        if std.iter().any(|&x| x <= 0.0) {
+            return Err(format!(
+                "preprocess_cfg.std must be positive, found {std:?}"
+            ));
+        }
+        let interpolation = match self.interpolation.as_str() {
+            "bicubic" => Interpolation::Bicubic,
+            "bilinear" => Interpolation::Bilinear,
+            other => {
+                return Err(format!(
+                    "preprocess_cfg.interpolation '{other}' is not supported (bicubic or bilinear)"
+                ))
+            }
+        };
+        let mode = match self.resize_mode.as_str() {
+            "shortest" => ResizeMode::Shortest,
+            "longest" => ResizeMode::Longest,
+            "squash" => ResizeMode::Squash,
+            other => {
+                return Err(format!(
+                    "preprocess_cfg.resize_mode '{other}' is not one of shortest, longest, squash"
+                ))
+            }
+        };
+        let byte = |v: &serde_json::Value| v.as_u64().filter(|&x| x <= 255).map(|x| x as u8);
+        let fill = match &self.fill_color {
+            serde_json::Value::Null => 0,
+            serde_json::Value::Array(a) if !a.is_empty() && a.iter().all(|x| x == &a[0]) => {
+                byte(&a[0]).ok_or_else(|| format!("preprocess_cfg.fill_color {} is not 0..255", a[0]))?
+            }
+            v => byte(v).ok_or_else(|| {
+                format!("preprocess_cfg.fill_color {v} is not supported (one value 0..255 for every channel)")
+            })?,
+        };
+        Ok((
+            mean,
+            std,
+            Resize {
+                mode,
+                interpolation,
+                fill,
+            },
+        ))
+    }
+}
+
+fn clip_mean_arr() -> [f64; 3] {
+    crate::vision::CLIP_MEAN
+}
+fn clip_std_arr() -> [f64; 3] {
+    crate::vision::CLIP_STD
 }
 
 /// `open_clip_config.json` itself, or the one inside a directory.
@@ -117,6 +185,8 @@ pub fn load(path: &Path) -> Result<(ClipConfig, Preprocess)> {
     };
     let vision = obj("vision_cfg")?;
     refuse_unsupported(&vision, "vision_cfg").map_err(bad)?;
+    let preprocess = file.preprocess_cfg.clone().unwrap_or_default();
+    let (image_mean, image_std, image_resize) = preprocess.typed().map_err(bad)?;
     let width = int(&vision, "width", Some(768)).map_err(bad)?;
     let head_width = int(&vision, "head_width", Some(64)).map_err(bad)?;
     let mlp_ratio = vision
@@ -138,6 +208,9 @@ pub fn load(path: &Path) -> Result<(ClipConfig, Preprocess)> {
         projection_dim: embed_dim,
         layer_norm_eps: CLIP_LAYER_NORM_EPS,
         hidden_act: activation,
+        image_mean,
+        image_std,
+        image_resize,
     };
     let text_config = match cfg.get("text_cfg").and_then(|v| v.as_object()) {
         None => None,
@@ -263,6 +336,15 @@ mod tests {
         assert!(cfg.text_config.is_none());
         assert!(!pre.is_clip());
         assert_eq!(pre.interpolation, "bicubic");
+        assert_eq!(cfg.vision_config.image_mean, [0.5; 3]);
+        assert_eq!(cfg.vision_config.image_std, [0.5; 3]);
+        assert_eq!(cfg.vision_config.image_resize.mode, ResizeMode::Squash);
+        let p = write(
+            r#"{"model_cfg": {"embed_dim": 512, "vision_cfg": {"width": 768, "patch_size": 16}},
+            "preprocess_cfg": {"interpolation": "random"}}"#,
+        );
+        let e = load(&p).unwrap_err().to_string();
+        assert!(e.contains("interpolation 'random' is not supported"), "{e}");
         let p = write(
             r#"{"model_cfg": {"embed_dim": 512, "vision_cfg": {"width": 768, "patch_size": 16, "ls_init_value": 1e-5}}}"#,
         );

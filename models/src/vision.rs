@@ -13,23 +13,48 @@ use crate::layers::{layer_norm, EncoderLayer};
 pub(crate) const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
 pub(crate) const CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
-/// Normalises unnormalised pixels in [0, 1], [N, 3, H, W], with CLIP's mean and std.
-pub fn clip_normalize(pixels: &Tensor) -> Tensor {
-    let opts = (pixels.kind(), pixels.device());
-    let mean = Tensor::from_slice(&CLIP_MEAN)
-        .to_kind(opts.0)
-        .to_device(opts.1)
-        .view([1, 3, 1, 1]);
-    let std = Tensor::from_slice(&CLIP_STD)
-        .to_kind(opts.0)
-        .to_device(opts.1)
-        .view([1, 3, 1, 1]);
-    (pixels - mean) / std
+/// How uint8 pixels become a model's input: `(x / 255 - mean) / std` per RGB channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalize {
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
 }
 
-/// uint8 HWC RGB images (each `size·size·3` bytes) -> CLIP-normalised [N, 3, size, size] float
-/// on `device`: `(x / 255 - mean) / std`.
-pub fn pixels_to_input<P: AsRef<[u8]>>(images: &[P], size: usize, device: tch::Device) -> Tensor {
+impl Normalize {
+    /// CLIP's (OpenAI's mean and std).
+    pub const CLIP: Normalize = Normalize {
+        mean: CLIP_MEAN,
+        std: CLIP_STD,
+    };
+
+    /// Pixels in [0, 1], [N, 3, H, W] -> normalised, same shape and kind.
+    pub fn apply(&self, pixels: &Tensor) -> Tensor {
+        let opts = (pixels.kind(), pixels.device());
+        let mean = Tensor::from_slice(&self.mean)
+            .to_kind(opts.0)
+            .to_device(opts.1)
+            .view([1, 3, 1, 1]);
+        let std = Tensor::from_slice(&self.std)
+            .to_kind(opts.0)
+            .to_device(opts.1)
+            .view([1, 3, 1, 1]);
+        (pixels - mean) / std
+    }
+}
+
+/// Normalises unnormalised pixels in [0, 1], [N, 3, H, W], with CLIP's mean and std.
+pub fn clip_normalize(pixels: &Tensor) -> Tensor {
+    Normalize::CLIP.apply(pixels)
+}
+
+/// uint8 HWC RGB images (each `size·size·3` bytes) -> normalised [N, 3, size, size] float on
+/// `device`: `(x / 255 - mean) / std` with the model's `norm`.
+pub fn pixels_to_input<P: AsRef<[u8]>>(
+    images: &[P],
+    size: usize,
+    norm: &Normalize,
+    device: tch::Device,
+) -> Tensor {
     let mut flat = Vec::with_capacity(images.len() * size * size * 3);
     for image in images {
         flat.extend_from_slice(image.as_ref());
@@ -40,7 +65,7 @@ pub fn pixels_to_input<P: AsRef<[u8]>>(images: &[P], size: usize, device: tch::D
         .to_kind(tch::Kind::Float)
         .to_device(device)
         / 255.0;
-    clip_normalize(&t)
+    norm.apply(&t)
 }
 
 /// What a vision forward should do besides computing features.

@@ -44,12 +44,14 @@ fn a_shipped_open_clip_gelu_model_matches_open_clip() -> Result<()> {
         .abs()
         .max()
         .double_value(&[]);
+    println!("image features differ from open_clip's by {d:e}");
     assert!(d < TOL, "image features differ from open_clip's by {d}");
     let text = model.text()?.features(&exp["tokens"])?;
     let d = (&text - &exp["text_features"])
         .abs()
         .max()
         .double_value(&[]);
+    println!("text features differ from open_clip's by {d:e}");
     assert!(d < TOL, "text features differ from open_clip's by {d}");
     // QuickGELU on the same weights is measurably different: the activation is what matters.
     let mut quick = config.clone();

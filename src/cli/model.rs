@@ -26,7 +26,8 @@ pub(crate) struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ZeroshotHeadArgs {
-    /// Model preset (tiny, vit-b-32, vit-b-16, vit-l-14) or a config.json with `text_config`.
+    /// Model preset (`cfkit presets`), a config.json with `text_config`, or an open_clip model
+    /// folder (open_clip_config.json).
     #[arg(long)]
     pub model: String,
     /// CLIP weights (safetensors) with Hugging Face or open_clip/OpenAI tensor names.
@@ -61,7 +62,8 @@ pub(crate) struct ZeroshotHeadArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
-    /// Model preset (tiny, vit-b-32, vit-b-16, vit-l-14) or a config.json with `vision_config`.
+    /// Model preset (`cfkit presets`), a config.json with `vision_config`, or an open_clip
+    /// model folder (open_clip_config.json).
     #[arg(long)]
     pub model: String,
     /// CLIP weights: safetensors (Hugging Face or open_clip/OpenAI names) or a TorchScript

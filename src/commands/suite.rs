@@ -41,7 +41,8 @@ pub(super) fn run(
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!(".cfkit-cache/suite-{size}px"))),
         image_size: size,
-        resize: Default::default(),
+        // The model's resize: each set is prepared as the model's images are.
+        resize: student.config().image_resize,
         quiet,
     };
     let sets = prepare_suite(&opts)?

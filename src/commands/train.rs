@@ -89,8 +89,16 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
         (Some(dir), _) if a.split.is_empty() => (dir.clone(), trainer::eval::default_splits(dir)?),
         (Some(dir), _) => (dir.clone(), a.split.clone()),
         (None, Some(folder)) => {
-            let size = student.config().image_size as u32;
-            let s = pipeline::prepare::image_folder_to_scratch(folder, a.classes.as_deref(), size)?;
+            let (size, resize) = (
+                student.config().image_size as u32,
+                student.config().image_resize,
+            );
+            let s = pipeline::prepare::image_folder_to_scratch(
+                folder,
+                a.classes.as_deref(),
+                size,
+                resize,
+            )?;
             if s.report.quarantined > 0 {
                 eprintln!(
                     "note: {} of {} images could not be used and are not counted",

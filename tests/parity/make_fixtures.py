@@ -380,14 +380,64 @@ def make_open_clip_shipped(out_dir):
     print(f"wrote {d}")
 
 
+# Inputs of the preprocessed case: real photographs of tests/fixtures/preprocess (of both aspects).
+PREPROCESS_INPUTS = ["jpeg_224_420_300x240.jpg", "rgb_portrait_83x157.png", "palette_95x67.png"]
+
+
+def make_open_clip_preprocessed(out_dir):
+    """A tiny open_clip GELU model whose preprocessing is not CLIP's (mean = std = 0.5, as
+    LAION's ViT-L-14 laion2b_s32b_b82k; bilinear; squash), saved as open_clip ships it, with
+    open_clip's own eval transform + encode_image on real images as the reference."""
+    from open_clip.push_to_hf_hub import save_config_for_hf
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+    from PIL import Image
+
+    d = os.path.join(out_dir, "open_clip-squash")
+    os.makedirs(d, exist_ok=True)
+    torch.manual_seed(5)
+    model_cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1},
+    }
+    model = open_clip.model.CLIP(**model_cfg).eval()
+    randomize_(model, 5)
+    pp = PreprocessCfg(size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear",
+                       resize_mode="squash")
+    model.visual.image_mean, model.visual.image_std = pp.mean, pp.std
+    model.visual.preprocess_cfg = {"interpolation": pp.interpolation, "resize_mode": pp.resize_mode}
+    save_config_for_hf(model, pathlib.Path(d) / "open_clip_config.json", model_cfg)
+    sd = {k: v for k, v in model.state_dict().items() if k != "attn_mask"}
+    save(os.path.join(d, "open_clip_model.safetensors"), {k: v.half() for k, v in sd.items()})
+    model.load_state_dict({k: v.half().float() for k, v in sd.items()}, strict=False)
+    transform = image_transform_v2(pp, is_train=False)
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "preprocess")
+    images = []
+    for name in PREPROCESS_INPUTS:
+        with open(os.path.join(src, name), "rb") as f:
+            data = f.read()
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+        # The ImageFolder loader converts to RGB first (open_clip's transform would after resizing;
+        # on these RGB-convertible files both give one RGB image to resize).
+        images.append(transform(Image.open(os.path.join(d, name)).convert("RGB")))
+    pixels = torch.stack(images)
+    with torch.no_grad():
+        exp = {"pixels": pixels, "image_features": model.encode_image(pixels)}
+    save(os.path.join(d, "expected.safetensors"), exp, {"inputs": json.dumps(PREPROCESS_INPUTS)})
+    print(f"wrote {d}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", choices=sorted(CASES) + ["open_clip-gelu"], default="tiny")
+    ap.add_argument("--case", choices=sorted(CASES) + ["open_clip-gelu", "open_clip-squash"], default="tiny")
     ap.add_argument("--out", default="tests/fixtures/parity")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     if args.case == "open_clip-gelu":
         make_open_clip_shipped(args.out)
+    elif args.case == "open_clip-squash":
+        make_open_clip_preprocessed(args.out)
     else:
         make_case(args.case, args.out)
 

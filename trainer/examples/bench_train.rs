@@ -155,7 +155,10 @@ fn loader(args: &[String], dir: PathBuf) -> Result<()> {
         batch,
         0,
         4,
-        Device::Cpu,
+        cfkit_trainer::data::ModelInput {
+            device: Device::Cpu,
+            normalize: cfkit_models::Normalize::CLIP,
+        },
         extras,
     );
     let limit = if batches == 0 { usize::MAX } else { batches };

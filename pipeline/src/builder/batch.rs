@@ -147,7 +147,8 @@ pub fn compute_batch(
     } = decoded;
     let step = teacher.step();
     let image_size = step.grid()?.image_size;
-    let x = to_model_input(&images, image_size, teacher.device);
+    let norm = teacher.vision.config.normalize();
+    let x = to_model_input(&images, image_size, &norm, teacher.device);
     let labels = Tensor::from_slice(&rows.iter().map(|r| r.label).collect::<Vec<_>>())
         .to_device(teacher.device);
     let (features, logits) = {

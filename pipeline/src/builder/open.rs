@@ -68,6 +68,15 @@ impl<'a> Build<'a> {
         }
         let vision = &model.vision()?.config;
         let (truth, resize) = source_pixels(&cfg.source.shards, entry)?;
+        if resize != vision.image_resize {
+            return Err(PipelineError::Input(format!(
+                "'{}' split '{}' holds images made with {resize}; the teacher ({}) takes images made with {} (prepare the source with its --resize-mode, --interpolation and --fill)",
+                cfg.source.shards.display(),
+                cfg.source.split,
+                cfg.teacher.model,
+                vision.image_resize
+            )));
+        }
         let info = dataset_info(
             cfg,
             &entry.classes,

@@ -433,12 +433,13 @@ impl Drop for ScratchShards {
 }
 
 /// Preprocesses the ImageFolder tree `folder` (classes from `class_list`) for a model of
-/// `image_size` px into temporary shards of one split named after the folder. Unreadable images
+/// `image_size` px and `resize` into temporary shards of one split named after the folder. Unreadable images
 /// are quarantined (counted in the report), never fatal.
 pub fn image_folder_to_scratch(
     folder: &Path,
     class_list: Option<&Path>,
     image_size: u32,
+    resize: Resize,
 ) -> Result<ScratchShards> {
     let split = folder
         .file_name()
@@ -472,7 +473,7 @@ pub fn image_folder_to_scratch(
         },
         shuffle_seed: None,
         holdout: None,
-        resize: Resize::default(),
+        resize,
     };
     let mut scratch = ScratchShards {
         dir,

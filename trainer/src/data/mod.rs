@@ -12,5 +12,5 @@ pub mod targets;
 
 pub use plan::{epoch_order, stratified_holdout, RowRef};
 pub use source::SplitSource;
-pub use stream::{Batch, BatchStream, Skipped};
+pub use stream::{Batch, BatchStream, ModelInput, Skipped};
 pub use targets::{BatchExtras, StoredStrategy, TargetSpec, Targets};

@@ -26,6 +26,8 @@ pub struct SplitSource {
     pub classes: Vec<String>,
     /// Side of the stored (preprocessed) images.
     pub image_size: u32,
+    /// The resize that made them (the first shard's metadata).
+    pub resize: cfkit_schemas::Resize,
     pub shards: Vec<ShardReader>,
     /// Row groups in (shard, group) order.
     pub groups: Vec<GroupInfo>,
@@ -101,6 +103,7 @@ impl SplitSource {
         }
         let fingerprint = cfkit_schemas::identity_hash(&entry.shards);
         let teacher = shards.first().and_then(|r| r.info().teacher.clone());
+        let resize = shards.first().map(|r| r.info().resize).unwrap_or_default();
         let method = shards.first().and_then(|r| r.info().method.clone());
         Ok(SplitSource {
             dir: dir.to_path_buf(),
@@ -108,6 +111,7 @@ impl SplitSource {
             kind: manifest.kind,
             classes: entry.classes.clone(),
             image_size: image_size.unwrap_or_default(),
+            resize,
             shards,
             groups,
             fingerprint,
@@ -115,6 +119,35 @@ impl SplitSource {
             teacher,
             method,
         })
+    }
+
+    /// A model of `config` can read these images: they are its input size and were made by its
+    /// resize (a model whose preprocessing is not CLIP's needs data prepared its way). The
+    /// error names both and the `prepare` options that make the data fit.
+    pub fn check_fits(&self, config: &cfkit_models::VisionConfig) -> Result<()> {
+        let size = config.image_size as u32;
+        let wanted = config.image_resize;
+        if self.image_size == size && self.resize == wanted {
+            return Ok(());
+        }
+        let flags = |r: &cfkit_schemas::Resize| {
+            let v = serde_json::to_value(r).expect("a resize serialises");
+            format!(
+                "--image-size {size} --resize-mode {} --interpolation {} --fill {}",
+                v["mode"].as_str().unwrap_or_default(),
+                v["interpolation"].as_str().unwrap_or_default(),
+                r.fill
+            )
+        };
+        Err(TrainError::Data(format!(
+            "split '{}' of '{}' holds {} px images made with {}; the model takes {size} px images made with {} (prepare the data with {})",
+            self.split,
+            self.dir.display(),
+            self.image_size,
+            self.resize,
+            wanted,
+            flags(&wanted)
+        )))
     }
 
     pub fn num_rows(&self) -> usize {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use cfkit_models::pixels_to_input;
+use cfkit_models::{pixels_to_input, Normalize};
 use cfkit_schemas::fields::{COUNTERFACTUAL_COLUMNS, VARIANTS};
 use cfkit_schemas::{
     batch_to_counterfactuals_select, batch_to_images, decode_image_sized, ImageRecord,
@@ -42,7 +42,7 @@ pub struct Skipped {
 pub struct Batch {
     /// Index of this batch in its order (0-based).
     pub index: usize,
-    /// CLIP-normalised images [N, 3, S, S], float32, on the requested device.
+    /// Images [N, 3, S, S], float32, normalised as the model's input, on the requested device.
     pub images: Tensor,
     /// Labels [N], int64, on the requested device.
     pub labels: Tensor,
@@ -74,6 +74,24 @@ pub struct BatchStream {
     handle: Option<JoinHandle<()>>,
 }
 
+/// Where a batch's images go and how they are normalised: the model's (its config's mean and
+/// std).
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInput {
+    pub device: Device,
+    pub normalize: Normalize,
+}
+
+impl ModelInput {
+    /// The input of a model of `config` on `device`.
+    pub fn of(config: &cfkit_models::VisionConfig, device: Device) -> Self {
+        ModelInput {
+            device,
+            normalize: config.normalize(),
+        }
+    }
+}
+
 impl BatchStream {
     /// Streams `order[start_batch * batch_size..]` in batches of `batch_size` rows, with
     /// `extras` (pixels and/or stored teacher targets) in each batch.
@@ -83,7 +101,7 @@ impl BatchStream {
         batch_size: usize,
         start_batch: usize,
         prefetch: usize,
-        device: Device,
+        input: ModelInput,
         extras: BatchExtras,
     ) -> Self {
         let (tx, rx) = bounded(prefetch.max(1));
@@ -94,7 +112,7 @@ impl BatchStream {
                 let chunks =
                     order[(start_batch * batch_size).min(order.len())..].chunks(batch_size);
                 for (i, chunk) in chunks.enumerate() {
-                    let batch = state.batch(&source, chunk, start_batch + i, device);
+                    let batch = state.batch(&source, chunk, start_batch + i, input);
                     let failed = batch.is_err();
                     if tx.send(batch).is_err() || failed {
                         return;
@@ -245,8 +263,9 @@ impl LoaderState {
         source: &SplitSource,
         chunk: &[RowRef],
         index: usize,
-        device: Device,
+        input: ModelInput,
     ) -> Result<Batch> {
+        let device = input.device;
         let records: Vec<(RowRef, Row)> = chunk
             .iter()
             .map(|r| Ok((*r, self.take(source, *r)?)))
@@ -314,7 +333,7 @@ impl LoaderState {
             if imgs.is_empty() {
                 Tensor::zeros([0, 3, size as i64, size as i64], (tch::Kind::Float, device))
             } else {
-                pixels_to_input(imgs, size as usize, device)
+                pixels_to_input(imgs, size as usize, &input.normalize, device)
             }
         };
         let clean: Vec<&Vec<u8>> = good.iter().map(|d| &d.pixels).collect();

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::ResolvedEvalSet;
-use crate::data::{Batch, BatchExtras, BatchStream, RowRef, Skipped, SplitSource};
+use crate::data::{Batch, BatchExtras, BatchStream, ModelInput, RowRef, Skipped, SplitSource};
 use crate::error::{Result, TrainError};
 use crate::student::Student;
 
@@ -245,15 +245,7 @@ impl<'a> Evaluator<'a> {
         scoring: &Scoring,
         breakdown: &mut dyn Breakdown,
     ) -> Result<SourceScore> {
-        let size = self.student.config().image_size as u32;
-        if source.image_size != size {
-            return Err(TrainError::Data(format!(
-                "split '{}' of '{}' holds {} px images; the model takes {size} px (prepare the set with --image-size {size})",
-                source.split,
-                source.dir.display(),
-                source.image_size
-            )));
-        }
+        source.check_fits(self.student.config())?;
         let rows = rows.unwrap_or_else(|| all_rows(&source));
         let _g = tch::no_grad_guard();
         let mut score = SourceScore::default();
@@ -263,7 +255,7 @@ impl<'a> Evaluator<'a> {
             self.batch_size,
             0,
             2,
-            self.device,
+            ModelInput::of(self.student.config(), self.device),
             BatchExtras::default(),
         );
         for batch in stream {

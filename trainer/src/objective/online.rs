@@ -159,7 +159,7 @@ mod tests {
             })
             .collect();
         let labels = Tensor::from_slice(&[0i64, 3, 5, 7, 9, 1]);
-        let x = pixels_to_input(&pixels, 56, Device::Cpu);
+        let x = pixels_to_input(&pixels, 56, &cfkit_models::Normalize::CLIP, Device::Cpu);
         for name in [
             "ObjMaskSingleFill(0.3)",
             "RandMaskMultiFill(0.5)",

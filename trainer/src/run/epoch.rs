@@ -12,7 +12,7 @@ use super::metrics::{MetricsLine, Phase, Stage};
 use super::open::make_optimizer;
 use super::{EpochStats, TrainingRun};
 use crate::checkpoint::BestVal;
-use crate::data::{epoch_order, Batch, BatchStream, Skipped};
+use crate::data::{epoch_order, Batch, BatchStream, ModelInput, Skipped};
 use crate::error::Result;
 use crate::eval::{Evaluator, Scoring};
 use crate::optim::schedule::Schedule;
@@ -48,7 +48,7 @@ impl TrainingRun<'_> {
             self.plan.micro,
             self.progress.next_batch,
             cfg.data.prefetch,
-            self.learner.device,
+            ModelInput::of(self.learner.student.config(), self.learner.device),
             self.learner.objective.extras(epoch),
         );
         let mut window = Window {

@@ -338,7 +338,7 @@ fn restore(dir: &Path, config_hash: &str, device: Device) -> Result<(Student, Pr
     Ok((s, p, info.metrics_bytes))
 }
 
-/// The model's classes and input size must be the training split's.
+/// The model's classes, input size and resize must be the training split's.
 fn check_student_fits(cfg: &TrainConfig, student: &Student, source: &SplitSource) -> Result<()> {
     let first3 = |c: &[String]| c.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
     if student.classes != source.classes {
@@ -350,15 +350,7 @@ fn check_student_fits(cfg: &TrainConfig, student: &Student, source: &SplitSource
             first3(&source.classes),
         )));
     }
-    if student.config().image_size as u32 != source.image_size {
-        return Err(TrainError::Data(format!(
-            "split '{}' holds {} px images; the model takes {} px",
-            cfg.data.split,
-            source.image_size,
-            student.config().image_size
-        )));
-    }
-    Ok(())
+    source.check_fits(student.config())
 }
 
 /// AdamW over the trainable parameters: the head only while probing (weight decay 0), else all.
