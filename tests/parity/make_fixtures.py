@@ -345,29 +345,40 @@ def make_case(name, out_dir):
     print(f"wrote {d}")
 
 
-def make_open_clip_shipped(out_dir):
-    """A tiny open_clip model with nn.GELU, saved as open_clip's Hub uploads are."""
+# The tiny model of both shipped open_clip cases (nn.GELU: open_clip's default, quick_gelu unset).
+SHIPPED_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1},
+}
+
+
+def shipped_open_clip(d, seed, mean, std, preprocess=None):
+    """A random tiny open_clip model written into `d` as open_clip's Hub uploads are: its own
+    save_config_for_hf (with `mean`/`std`, as create_model sets them, and `preprocess`'s
+    interpolation / resize_mode) and the state dict as float16 safetensors. Returns the model with
+    those float16-rounded weights (references are computed in float32 on them) and the state dict."""
     from open_clip.push_to_hf_hub import save_config_for_hf
 
-    d = os.path.join(out_dir, "open_clip-gelu")
     os.makedirs(d, exist_ok=True)
-    torch.manual_seed(3)
-    model_cfg = {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 16, "patch_size": 8},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1},
-    }
-    model = open_clip.model.CLIP(**model_cfg).eval()  # quick_gelu defaults to False: nn.GELU
+    torch.manual_seed(seed)
+    model = open_clip.model.CLIP(**SHIPPED_CFG).eval()
     assert isinstance(model.visual.transformer.resblocks[0].mlp.gelu, torch.nn.GELU)
-    randomize_(model, 3)
-    # What open_clip.create_model sets from the pretrained config (OpenAI's mean and std).
-    model.visual.image_mean = open_clip.OPENAI_DATASET_MEAN
-    model.visual.image_std = open_clip.OPENAI_DATASET_STD
-    save_config_for_hf(model, pathlib.Path(d) / "open_clip_config.json", model_cfg)
+    randomize_(model, seed)
+    model.visual.image_mean, model.visual.image_std = mean, std
+    if preprocess:
+        model.visual.preprocess_cfg = preprocess
+    save_config_for_hf(model, pathlib.Path(d) / "open_clip_config.json", SHIPPED_CFG)
     sd = {k: v for k, v in model.state_dict().items() if k != "attn_mask"}
     save(os.path.join(d, "open_clip_model.safetensors"), {k: v.half() for k, v in sd.items()})
-    # Reference outputs on the float16-rounded weights, computed in float32.
     model.load_state_dict({k: v.half().float() for k, v in sd.items()}, strict=False)
+    return model, sd
+
+
+def make_open_clip_shipped(out_dir):
+    """A tiny open_clip model with nn.GELU, saved as open_clip's Hub uploads are."""
+    d = os.path.join(out_dir, "open_clip-gelu")
+    model, sd = shipped_open_clip(d, 3, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD)
     torch.save({"visual.proj": sd["visual.proj"].half()}, os.path.join(d, "open_clip_pytorch_model.bin"))
     g = torch.Generator().manual_seed(4)
     pixels = torch.randn(2, 3, 32, 32, generator=g)
@@ -388,28 +399,14 @@ def make_open_clip_preprocessed(out_dir):
     """A tiny open_clip GELU model whose preprocessing is not CLIP's (mean = std = 0.5, as
     LAION's ViT-L-14 laion2b_s32b_b82k; bilinear; squash), saved as open_clip ships it, with
     open_clip's own eval transform + encode_image on real images as the reference."""
-    from open_clip.push_to_hf_hub import save_config_for_hf
     from open_clip.transform import PreprocessCfg, image_transform_v2
     from PIL import Image
 
     d = os.path.join(out_dir, "open_clip-squash")
-    os.makedirs(d, exist_ok=True)
-    torch.manual_seed(5)
-    model_cfg = {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 16, "patch_size": 8},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1},
-    }
-    model = open_clip.model.CLIP(**model_cfg).eval()
-    randomize_(model, 5)
     pp = PreprocessCfg(size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear",
                        resize_mode="squash")
-    model.visual.image_mean, model.visual.image_std = pp.mean, pp.std
-    model.visual.preprocess_cfg = {"interpolation": pp.interpolation, "resize_mode": pp.resize_mode}
-    save_config_for_hf(model, pathlib.Path(d) / "open_clip_config.json", model_cfg)
-    sd = {k: v for k, v in model.state_dict().items() if k != "attn_mask"}
-    save(os.path.join(d, "open_clip_model.safetensors"), {k: v.half() for k, v in sd.items()})
-    model.load_state_dict({k: v.half().float() for k, v in sd.items()}, strict=False)
+    model, _ = shipped_open_clip(d, 5, pp.mean, pp.std,
+                                 {"interpolation": pp.interpolation, "resize_mode": pp.resize_mode})
     transform = image_transform_v2(pp, is_train=False)
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "preprocess")
     images = []
