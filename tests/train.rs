@@ -440,6 +440,17 @@ fn bad_configs_and_reused_directories_fail_clearly() -> Result<()> {
         dir.join("r").to_str().unwrap(),
     ]));
     assert!(e.contains("micro_batch_size"), "{e}");
+    // Checkpoints by time need a positive number of minutes.
+    let e = err(cfkit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--set",
+        "train.checkpoint_minutes=-5",
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]));
+    assert!(e.contains("checkpoint_minutes must be a positive"), "{e}");
     // bf16 autocast needs CUDA.
     let text = std::fs::read_to_string(&cfg)?
         .replace("device = \"cpu\"", "device = \"cpu\"\nprecision = \"bf16\"");

@@ -81,6 +81,12 @@ pub struct LoopConfig {
     /// Steps between resumable checkpoints (also written at every epoch end).
     #[serde(default = "default_ckpt_every")]
     pub checkpoint_every: usize,
+    /// Also a resumable checkpoint once this many minutes of training have passed since the last
+    /// one, whichever comes first: a fast run need not spend its time writing large checkpoints
+    /// every few steps, a slow one is not left long without one (e.g. 30 with a large
+    /// `checkpoint_every`). Unset: by steps only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_minutes: Option<f64>,
     /// Images per evaluation forward.
     #[serde(default = "default_eval_batch")]
     pub eval_batch_size: usize,
@@ -285,6 +291,11 @@ impl ConfigFile for TrainConfig {
             return Err(
                 "[train] checkpoint_every, log_every and val_every_epochs must be >= 1".into(),
             );
+        }
+        if t.checkpoint_minutes
+            .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+        {
+            return Err("[train] checkpoint_minutes must be a positive number of minutes".into());
         }
         if self.data.val_holdout > 0 && self.data.val_split.is_some() {
             return Err("[data] val_holdout and val_split exclude each other".into());

@@ -45,7 +45,11 @@ impl<'a> TrainingRun<'a> {
         let data = open_data(cfg)?;
         let eval_records = eval_records(&data)?;
 
-        let checkpointer = Checkpointer::new(&out, cfg.train.checkpoint_every);
+        let checkpointer = Checkpointer::new(
+            &out,
+            cfg.train.checkpoint_every,
+            cfg.train.checkpoint_minutes,
+        );
         let last_dir = checkpointer.dir(Slot::Last);
         let resume_from = if resume {
             checkpoint::resolve(&last_dir)
