@@ -1,6 +1,7 @@
 //! Compiles `src/shim.cpp` — a C API over libtorch's c10d (`TCPStore`, `ProcessGroupGloo`, and
-//! `ProcessGroupNCCL` when it can) — against the headers of the libtorch that torch-sys links
-//! (`DEP_TCH_LIBTORCH_LIB/../include`).
+//! `ProcessGroupNCCL` when it can) — and `src/aten_ops.cpp` (ATen operations tch does not bind:
+//! the optimizer's fused AdamW step; always built) against the headers of the libtorch that
+//! torch-sys links (`DEP_TCH_LIBTORCH_LIB/../include`).
 //!
 //! - Gloo: the torch wheel ships c10d's headers and its Gloo implementation (inside libtorch_cpu)
 //!   but not Gloo's own headers, which `ProcessGroupGloo.hpp` includes: they come from Debian's
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=src/shim.cpp");
+    println!("cargo:rerun-if-changed=src/aten_ops.cpp");
     for var in [
         "CFKIT_GLOO_INCLUDE",
         "CFKIT_NVIDIA_DIR",
@@ -45,15 +47,27 @@ fn main() {
         gloo.clone()
     };
     println!("cargo:rerun-if-changed={}", watched.display());
-    let (Ok(lib), true) = (torch_lib, gloo.join("gloo/config.h").is_file()) else {
+    // ATen operations tch does not bind (the optimizer's fused step): always built.
+    let lib = torch_lib.expect("torch-sys exports DEP_TCH_LIBTORCH_LIB (libtorch's lib directory)");
+    let include = lib.join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file("src/aten_ops.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .flag_if_supported("-w")
+        .opt_level(1)
+        .compile("cfkit_aten_ops");
+    if !gloo.join("gloo/config.h").is_file() {
         println!(
             "cargo:warning=cfkit-distributed: Gloo headers not found under {} (apt-get install libgloo-dev); distributed training is unavailable in this build",
             gloo.display()
         );
         println!("cargo:rustc-cfg=cfkit_no_gloo");
         return;
-    };
-    let include = lib.join("../include");
+    }
     let mut build = cc::Build::new();
     build
         .cpp(true)

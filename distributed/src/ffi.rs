@@ -158,3 +158,78 @@ impl Group {
         match self.0 {}
     }
 }
+
+extern "C" {
+    fn cfkit_adamw_step(
+        params: *mut *mut std::ffi::c_void,
+        grads: *mut *mut std::ffi::c_void,
+        exp_avgs: *mut *mut std::ffi::c_void,
+        exp_avg_sqs: *mut *mut std::ffi::c_void,
+        steps: *mut *mut std::ffi::c_void,
+        n: usize,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        max_norm: f64,
+        norm_out: *mut std::ffi::c_void,
+        err: *mut std::ffi::c_char,
+        errlen: usize,
+    ) -> std::ffi::c_int;
+}
+
+/// `src/aten_ops.cpp`'s clipped fused AdamW step over equally long tensor lists (see
+/// [`crate::aten::AdamwStep`]); the global gradient norm before clipping goes into `norm`.
+pub(crate) fn adamw_step(
+    lists: [&[Tensor]; 5],
+    hyper: [f64; 6],
+    norm: &mut Tensor,
+) -> Result<(), String> {
+    let n = lists[0].len();
+    if lists.iter().any(|l| l.len() != n) {
+        return Err("the tensor lists of an AdamW step differ in length".into());
+    }
+    // The tensor handles are only read by the shim (it copies the at::Tensor, sharing storage).
+    let mut ptrs: Vec<Vec<*mut std::ffi::c_void>> = lists
+        .iter()
+        .map(|l| {
+            l.iter()
+                .map(|t| t.as_ptr() as *mut std::ffi::c_void)
+                .collect()
+        })
+        .collect();
+    let [lr, beta1, beta2, wd, eps, max_norm] = hyper;
+    let mut err = vec![0u8; 2048];
+    // SAFETY: every pointer is a live tensor handle borrowed for the call; `norm` and `err` are
+    // exclusively borrowed; the lists have `n` entries each (checked above).
+    let rc = unsafe {
+        let [p, g, m, v, s] = &mut ptrs[..] else {
+            unreachable!("five lists")
+        };
+        cfkit_adamw_step(
+            p.as_mut_ptr(),
+            g.as_mut_ptr(),
+            m.as_mut_ptr(),
+            v.as_mut_ptr(),
+            s.as_mut_ptr(),
+            n,
+            lr,
+            beta1,
+            beta2,
+            wd,
+            eps,
+            max_norm,
+            norm.as_mut_ptr().cast(),
+            err.as_mut_ptr().cast(),
+            err.len(),
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => {
+            let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
+            Err(String::from_utf8_lossy(&err[..end]).into_owned())
+        }
+    }
+}

@@ -2,10 +2,12 @@
 //! from the launcher's environment (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`, as set by
 //! `torchrun` or an `srun` wrapper), bucketed gradient all-reduce (mean), broadcast, barrier,
 //! an all-gather of messages and a config agreement check, through the C++ shim `src/shim.cpp`:
-//! Gloo for CPU tensors and control messages, NCCL for CUDA tensors when built with it. Every
+//! Gloo for CPU tensors and control messages, NCCL for CUDA tensors when built with it (and,
+//! in [`aten`], the ATen operations tch does not bind that the optimizer uses). Every
 //! collective waits at most the group's timeout, so a rank that dies makes the others fail with
 //! an error instead of hanging.
 
+pub mod aten;
 mod ffi;
 
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub enum DistError {
     Disagree(String),
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
+    /// An ATen operation of `src/aten_ops.cpp` failed.
+    #[error("libtorch: {0}")]
+    Aten(String),
 }
 
 pub type Result<T> = std::result::Result<T, DistError>;

@@ -92,7 +92,7 @@ fn step(args: &[String]) -> Result<()> {
         let loss = logits.cross_entropy_for_logits(&y);
         loss.backward();
         let t = Instant::now();
-        opt.step(i, &sched);
+        opt.step(i, &sched)?;
         opt.zero_grad();
         let opt_secs = t.elapsed().as_secs_f64();
         Ok((loss.double_value(&[]), opt_secs))

@@ -43,6 +43,9 @@ pub enum TrainError {
     /// the ranks disagree.
     #[error("distributed: {0}")]
     Distributed(String),
+    /// The optimizer's step failed inside libtorch (e.g. parameters on several devices).
+    #[error("optimizer step: {0}")]
+    Optimizer(String),
     /// The loader thread stopped without sending its error.
     #[error("the data loader thread stopped unexpectedly")]
     LoaderGone,

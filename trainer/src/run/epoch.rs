@@ -128,7 +128,7 @@ impl TrainingRun<'_> {
         self.log_skipped(&skipped, Stage::Train)?;
         let t0 = Instant::now();
         let (sched, local_step) = self.plan.schedule_at(self.progress.step);
-        let info = self.learner.optimizer.step(local_step, sched);
+        let info = self.learner.optimizer.step(local_step, sched)?;
         let beta1 = sched.beta1(local_step);
         self.learner.optimizer.zero_grad();
         if let Some(p) = &mut self.console.profile {
