@@ -45,10 +45,10 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
     assert!(sections["parity"]["max_abs"].as_f64().unwrap() <= 1e-4);
     assert!(sections["parity"]["bf16_worst_relative"].as_f64().unwrap() <= 0.1);
     assert_eq!(sections["pipeline"]["identical_output"], true);
-    assert!(sections["bf16"]["bf16"]
-        .as_str()
-        .unwrap()
-        .contains("CUDA only"));
+    // bf16 autocast ran on the CPU (libtorch's CPU autocast) next to fp32 on the same data.
+    let curves = &sections["bf16"]["curves"];
+    assert!(!curves["bf16"].as_array().unwrap().is_empty(), "{curves}");
+    assert!(sections["bf16"]["max_rel_diff"].as_f64().unwrap() <= 0.05);
     assert!(
         sections["throughput"]["pytorch_images_per_s"]
             .as_f64()

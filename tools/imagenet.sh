@@ -15,6 +15,8 @@
 #   CFKIT_ALPHAS        WiSE-FT mixing weights [default: 0:1:0.1]
 #   CFKIT_HOLDOUT       rows of train held out as split train-holdout [default: 10240]
 #   CFKIT_DEVICE        device for zero-shot head and evaluation [default: auto]
+#   CFKIT_PRECISION     training precision: the recipes' tf32 (the reference's), or bf16 / fp32,
+#                       whose runs go to runs/imagenet/MODEL/METHOD-PRECISION [default: tf32]
 set -euo pipefail
 if [[ $# -lt 4 ]]; then
   echo "usage: just imagenet MODEL WEIGHTS TRAIN_DIR EVAL_ROOT" >&2
@@ -73,18 +75,22 @@ teacher_set=()
 [[ -n ${CFKIT_MODEL_CONFIG:-} ]] && teacher_set=("teacher.model=$(realpath "$CFKIT_MODEL_CONFIG")")
 mapfile -t bargs < <(sets "${teacher_set[@]}" "${build_set[@]}")
 [[ -f $run/cf/manifest.json ]] || $cfkit build-counterfactuals --config "$cfg/build.toml" "${bargs[@]}"
-mapfile -t targs < <(sets "${train_set[@]}")
+precision=${CFKIT_PRECISION:-tf32}
+suffix=""
+[[ $precision == tf32 ]] || suffix="-$precision"
 suite=(--suite imagenet --root "$evalroot" --cache "$run/suite-cache" --device "$device")
 step "evaluation suite: zero-shot"
 $cfkit eval --checkpoint "$run/zeroshot" "${suite[@]}" > /dev/null
 for m in ${CFKIT_METHODS:-ft ft-fd masked-fd masked-fd-online lp-ft}; do
-  step "train $m"
+  step "train $m$suffix"
+  mapfile -t targs < <(sets "train.precision=$precision" "output.out=$root/$run/$m$suffix" "${train_set[@]}")
   $cfkit train --config "$cfg/$m.toml" --resume "${targs[@]}"
-  step "evaluation suite: $m"
-  $cfkit eval --checkpoint "$run/$m/checkpoints/best" "${suite[@]}" > /dev/null
+  step "evaluation suite: $m$suffix"
+  $cfkit eval --checkpoint "$run/$m$suffix/checkpoints/best" "${suite[@]}" > /dev/null
 done
 # The reference's WiSE-FT interpolates with the fine-tuned run's last checkpoint (ckpt-last.pt).
 for m in ft masked-fd; do
+  m=$m$suffix
   [[ -d $run/$m/checkpoints/last ]] || continue
   step "WiSE-FT: zero-shot <-> $m"
   [[ -f $run/wise-ft-$m/wise-ft.json ]] || $cfkit wise-ft --zeroshot "$run/zeroshot" \

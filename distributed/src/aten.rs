@@ -52,3 +52,92 @@ impl AdamwStep<'_> {
         Ok(norm)
     }
 }
+
+/// TF32 for the float32 matmuls (cuBLAS) and convolutions (cuDNN) that remain on an NVIDIA GPU:
+/// libtorch's switches (`torch.backends.cuda.matmul.allow_tf32`, `torch.backends.cudnn.allow_tf32`;
+/// PyTorch 1.7–1.11 had both on by default, later versions only cuDNN's). Process-wide; a CPU run
+/// is unaffected. Returns the previous (matmul, cuDNN) state.
+pub fn set_tf32(on: bool) -> (bool, bool) {
+    let before = crate::ffi::set_tf32(None, None);
+    crate::ffi::set_tf32(Some(on), Some(on));
+    before
+}
+
+/// libtorch's TF32 switches now: (cuBLAS matmuls, cuDNN convolutions).
+pub fn tf32() -> (bool, bool) {
+    crate::ffi::set_tf32(None, None)
+}
+
+/// `c10::ScalarType::BFloat16` (c10/core/ScalarType.h).
+const SCALAR_BFLOAT16: i32 = 15;
+
+/// Runs `f` under bfloat16 autocast for `device` (`torch.autocast(device.type,
+/// dtype=torch.bfloat16)`): matmuls, linear layers and convolutions in bfloat16, reductions,
+/// softmax, norms and losses in float32, weights kept in float32. On the CPU this needs a libtorch
+/// with CPU autocast (2.x has it); slow without bf16 hardware, but the same arithmetic. `None`:
+/// `f` as is. The region ends (and its cast cache is dropped) when `f` returns or unwinds.
+pub fn autocast_bf16<T>(device: Option<Device>, f: impl FnOnce() -> T) -> T {
+    let Some(device) = device else {
+        return f();
+    };
+    struct Region {
+        cuda: bool,
+        prev: i32,
+    }
+    impl Drop for Region {
+        fn drop(&mut self) {
+            crate::ffi::autocast_exit(self.cuda, self.prev);
+        }
+    }
+    let cuda = device.is_cuda();
+    let _region = Region {
+        cuda,
+        prev: crate::ffi::autocast_enter(cuda, SCALAR_BFLOAT16),
+    };
+    f()
+}
+
+/// Whether bfloat16 autocast is on for `device` on this thread.
+pub fn autocast_bf16_enabled(device: Device) -> bool {
+    let (dtype, on) = crate::ffi::autocast_state(device.is_cuda());
+    on && dtype == SCALAR_BFLOAT16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_autocast_casts_cpu_matmuls_and_ends_with_its_region() {
+        let a = Tensor::ones([4, 8], (Kind::Float, Device::Cpu));
+        let b = Tensor::ones([8, 2], (Kind::Float, Device::Cpu));
+        assert!(!autocast_bf16_enabled(Device::Cpu));
+        let (inside, nested) = autocast_bf16(Some(Device::Cpu), || {
+            let nested = autocast_bf16(Some(Device::Cpu), || a.matmul(&b).kind());
+            (a.matmul(&b), nested)
+        });
+        assert_eq!(inside.kind(), Kind::BFloat16);
+        assert_eq!(nested, Kind::BFloat16);
+        // Reductions stay float32 under autocast (torch's fp32 list).
+        let sum = autocast_bf16(Some(Device::Cpu), || {
+            inside.to_kind(Kind::Float).softmax(-1, None)
+        });
+        assert_eq!(sum.kind(), Kind::Float);
+        assert!(!autocast_bf16_enabled(Device::Cpu), "the region closed");
+        assert_eq!(a.matmul(&b).kind(), Kind::Float);
+        assert_eq!(autocast_bf16(None, || a.matmul(&b).kind()), Kind::Float);
+    }
+
+    #[test]
+    fn tf32_switches_are_libtorchs_and_round_trip() {
+        let before = tf32();
+        // libtorch's defaults since 1.12: matmul off, cuDNN on.
+        assert_eq!(before, (false, true));
+        assert_eq!(set_tf32(true), before);
+        assert_eq!(tf32(), (true, true));
+        set_tf32(false);
+        assert_eq!(tf32(), (false, false));
+        crate::ffi::set_tf32(Some(before.0), Some(before.1));
+        assert_eq!(tf32(), before);
+    }
+}

@@ -5,6 +5,7 @@
 // kernel (CPU and CUDA). Errors are caught and written into `err` (never thrown across the
 // boundary). Built always (only ATen's headers are needed), unlike the c10d shim.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cstring>
@@ -67,5 +68,43 @@ int cfkit_adamw_step(void** params, void** grads, void** exp_avgs, void** exp_av
     put(err, errlen, e.what());
   }
   return 1;
+}
+
+// TF32 for float32 work on NVIDIA GPUs (Ampere and newer): cuBLAS matmuls (`matmul`,
+// torch.backends.cuda.matmul.allow_tf32) and cuDNN convolutions (`cudnn`,
+// torch.backends.cudnn.allow_tf32). libtorch's own switches; a CPU build keeps them and has no use
+// for them. Returns the state now: bit 0 matmul, bit 1 cuDNN.
+int cfkit_set_tf32(int matmul, int cudnn) {
+  if (matmul >= 0) at::globalContext().setAllowTF32CuBLAS(matmul != 0);
+  if (cudnn >= 0) at::globalContext().setAllowTF32CuDNN(cudnn != 0);
+  return (at::globalContext().allowTF32CuBLAS() ? 1 : 0) |
+         (at::globalContext().allowTF32CuDNN() ? 2 : 0);
+}
+
+// An autocast region on this thread (autocast state is thread-local), as `torch.autocast` opens
+// one: for device type `cuda` (1) or the CPU (0), casting to `scalar_type` (a c10::ScalarType
+// code, e.g. BFloat16 = 15). Returns whether autocast was on before, for cfkit_autocast_exit.
+int cfkit_autocast_enter(int cuda, int scalar_type) {
+  auto dt = cuda ? at::kCUDA : at::kCPU;
+  bool prev = at::autocast::is_autocast_enabled(dt);
+  at::autocast::set_autocast_dtype(dt, static_cast<at::ScalarType>(scalar_type));
+  at::autocast::set_autocast_enabled(dt, true);
+  at::autocast::increment_nesting();
+  return prev ? 1 : 0;
+}
+
+// Leaves the region cfkit_autocast_enter opened (`prev`: what it returned); the cache of cast
+// weights is dropped when the outermost region ends, as torch.autocast's __exit__ does.
+void cfkit_autocast_exit(int cuda, int prev) {
+  auto dt = cuda ? at::kCUDA : at::kCPU;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(dt, prev != 0);
+}
+
+// The dtype autocast casts to on `cuda` (1) or the CPU (0), and whether it is on (bit 8).
+int cfkit_autocast_state(int cuda) {
+  auto dt = cuda ? at::kCUDA : at::kCPU;
+  return static_cast<int>(at::autocast::get_autocast_dtype(dt)) |
+         (at::autocast::is_autocast_enabled(dt) ? 256 : 0);
 }
 }

@@ -160,6 +160,11 @@ impl Group {
 }
 
 extern "C" {
+    fn cfkit_set_tf32(matmul: std::ffi::c_int, cudnn: std::ffi::c_int) -> std::ffi::c_int;
+    fn cfkit_autocast_enter(cuda: std::ffi::c_int, scalar_type: std::ffi::c_int)
+        -> std::ffi::c_int;
+    fn cfkit_autocast_exit(cuda: std::ffi::c_int, prev: std::ffi::c_int);
+    fn cfkit_autocast_state(cuda: std::ffi::c_int) -> std::ffi::c_int;
     fn cfkit_adamw_step(
         params: *mut *mut std::ffi::c_void,
         grads: *mut *mut std::ffi::c_void,
@@ -232,4 +237,31 @@ pub(crate) fn adamw_step(
             Err(String::from_utf8_lossy(&err[..end]).into_owned())
         }
     }
+}
+
+/// Sets libtorch's TF32 switches (`Some`) and returns them: (cuBLAS matmuls, cuDNN convolutions).
+pub(crate) fn set_tf32(matmul: Option<bool>, cudnn: Option<bool>) -> (bool, bool) {
+    let arg = |b: Option<bool>| b.map_or(-1, std::ffi::c_int::from);
+    // SAFETY: plain setters and getters of libtorch's global context.
+    let state = unsafe { cfkit_set_tf32(arg(matmul), arg(cudnn)) };
+    (state & 1 != 0, state & 2 != 0)
+}
+
+/// Opens an autocast region on this thread (`cuda` or CPU, to ScalarType code `dtype`); returns
+/// what [`autocast_exit`] needs.
+pub(crate) fn autocast_enter(cuda: bool, dtype: i32) -> i32 {
+    // SAFETY: sets libtorch's thread-local autocast state; any ScalarType code is accepted.
+    unsafe { cfkit_autocast_enter(cuda.into(), dtype) }
+}
+
+pub(crate) fn autocast_exit(cuda: bool, prev: i32) {
+    // SAFETY: closes the region `autocast_enter` opened on this thread.
+    unsafe { cfkit_autocast_exit(cuda.into(), prev) }
+}
+
+/// (ScalarType code autocast casts to, whether it is on) for `cuda` or the CPU on this thread.
+pub(crate) fn autocast_state(cuda: bool) -> (i32, bool) {
+    // SAFETY: reads libtorch's thread-local autocast state.
+    let s = unsafe { cfkit_autocast_state(cuda.into()) };
+    (s & 255, s & 256 != 0)
 }

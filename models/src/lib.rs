@@ -29,6 +29,7 @@ pub use error::{ModelError, Result};
 pub use head::{load_head, save_head, ClassificationHead, HeadInfo};
 pub use tokenizer::Tokenizer;
 pub use vision::{
-    clip_normalize, pixels_to_input, Normalize, VisionForward, VisionOutput, VisionTransformer,
+    clip_normalize, pixels_tensor, pixels_to_input, Normalize, VisionForward, VisionOutput,
+    VisionTransformer,
 };
 pub use zeroshot::{build_zeroshot_head, load_class_names, load_prompt_names, ZeroShotSpec};

@@ -47,6 +47,26 @@ pub fn clip_normalize(pixels: &Tensor) -> Tensor {
     Normalize::CLIP.apply(pixels)
 }
 
+/// uint8 HWC RGB images (each `size·size·3` bytes) -> one uint8 tensor [N, size, size, 3] on the
+/// CPU (what a loader uploads: a quarter of the bytes of float input).
+pub fn pixels_tensor<P: AsRef<[u8]>>(images: &[P], size: usize) -> Tensor {
+    let mut flat = Vec::with_capacity(images.len() * size * size * 3);
+    for image in images {
+        flat.extend_from_slice(image.as_ref());
+    }
+    Tensor::from_slice(&flat).view([images.len() as i64, size as i64, size as i64, 3])
+}
+
+impl Normalize {
+    /// uint8 pixels [N, S, S, 3] (HWC, on any device) -> the model's float input [N, 3, S, S] on
+    /// the same device: `(x / 255 - mean) / std`, computed where the pixels are (on a GPU, a
+    /// few elementwise kernels instead of float work on the loader's cores).
+    pub fn input(&self, pixels: &Tensor) -> Tensor {
+        let t = pixels.permute([0, 3, 1, 2]).to_kind(tch::Kind::Float) / 255.0;
+        self.apply(&t)
+    }
+}
+
 /// uint8 HWC RGB images (each `size·size·3` bytes) -> normalised [N, 3, size, size] float on
 /// `device`: `(x / 255 - mean) / std` with the model's `norm`.
 pub fn pixels_to_input<P: AsRef<[u8]>>(
@@ -55,17 +75,7 @@ pub fn pixels_to_input<P: AsRef<[u8]>>(
     norm: &Normalize,
     device: tch::Device,
 ) -> Tensor {
-    let mut flat = Vec::with_capacity(images.len() * size * size * 3);
-    for image in images {
-        flat.extend_from_slice(image.as_ref());
-    }
-    let t = Tensor::from_slice(&flat)
-        .view([images.len() as i64, size as i64, size as i64, 3])
-        .permute([0, 3, 1, 2])
-        .to_kind(tch::Kind::Float)
-        .to_device(device)
-        / 255.0;
-    norm.apply(&t)
+    norm.input(&pixels_tensor(images, size).to_device(device))
 }
 
 /// What a vision forward should do besides computing features.

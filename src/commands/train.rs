@@ -19,7 +19,11 @@ struct PrintedConfig<'a> {
 }
 
 pub(crate) fn train(a: TrainArgs, env: &Env) -> Result<()> {
-    let cfg = trainer::TrainConfig::load_with(&a.config, &a.set)?;
+    let mut cfg = trainer::TrainConfig::load_with(&a.config, &a.set)?;
+    // `auto` precision as this machine resolves it (bf16 on CUDA, fp32 elsewhere), so that
+    // run.json, the config hash and --print-config say what the run computes in.
+    let device = cfg.train.device.resolve()?;
+    cfg.train.precision = cfg.train.precision.resolve(device);
     if a.print_config {
         let printed = PrintedConfig {
             config_hash: cfg.hash(),

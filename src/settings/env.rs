@@ -64,6 +64,7 @@ pub(crate) const VARS: &[EnvVar] = &[
     var("CFKIT_HOLDOUT", Scope::Tests, "`just imagenet`: the rows of train held out as split `train-holdout` (default 10240, the reference's `--val_size`)"),
     var("CFKIT_ALPHAS", Scope::Tests, "`just imagenet`: the WiSE-FT mixing weights (default 0:1:0.1)"),
     var("CFKIT_DEVICE", Scope::Tests, "`just imagenet`: the device of the zero-shot head and the evaluations (default auto)"),
+    var("CFKIT_PRECISION", Scope::Tests, "`just imagenet`: the training precision, the recipes' `tf32` (the reference's) or `bf16` / `fp32`, whose runs go to `runs/imagenet/MODEL/METHOD-PRECISION` (default tf32)"),
 ];
 
 /// The run-time variables as this process found them.

@@ -17,8 +17,11 @@ METHODS = ["ft", "ft-fd", "masked-fd", "masked-fd-online", "lp-ft"]
 def table(run):
     """Writes `run`/results.md and returns its path."""
     rows, head = [], None
+    # The recipes' runs (tf32), then any other precision's (CFKIT_PRECISION: METHOD-bf16, ...).
     found = [("zero-shot", run / "zeroshot")] + [
-        (m, run / m / "checkpoints" / "best") for m in METHODS]
+        (m, run / m / "checkpoints" / "best") for m in METHODS] + [
+        (d.name, d / "checkpoints" / "best") for m in METHODS
+        for d in sorted(run.glob(f"{m}-*")) if d.name[len(m) + 1:] in ("bf16", "fp32")]
     for w in sorted(run.glob("wise-ft-*")):
         for p in records.read_wise_ft(w).points:
             found.append((f"WiSE-FT({w.name[8:]}, α={p.alpha:.1f})", pathlib.Path(p.checkpoint)))

@@ -7,11 +7,14 @@
 //!   random images and labels, timed over S steps after W warm-up steps:
 //!   `{"mode":"step","preset","batch","steps","images_per_s","seconds_per_step",
 //!   "optimizer_seconds_per_step"}` (the last: clip + AdamW + zero_grad).
-//! * `--loader DIR --split NAME --batch N [--batches B] [--threads T] [--strategy S]`: the
-//!   streaming loader ([`BatchStream`], prefetch 4) over a split in the training order, B batches
-//!   (default: all); with `--strategy`, counterfactual shards are read with that strategy's
-//!   variant as offline masked FD reads them (compact shards: recomposed):
-//!   `{"mode":"loader","images_per_s","images","batches","seconds"}`.
+//! * `--loader DIR --split NAME --batch N [--batches B] [--passes P] [--threads T] [--strategy S]
+//!   [--normalized]`: the streaming loader ([`BatchStream`], prefetch 4) over a split in the
+//!   training order, B batches (default: all) in each of P passes (epochs 0..P, default 1); with
+//!   `--strategy`, counterfactual shards are read with that strategy's variant as offline masked
+//!   FD reads them (compact shards: recomposed). The batches are taken as the loader thread makes
+//!   them (uint8 pixels, [`BatchStream::next_raw`]); `--normalized` also turns them into float
+//!   model input on this thread, as a CPU run does (on a GPU that is the device's work):
+//!   `{"mode":"loader","images_per_s","images","batches","seconds","normalized"}`.
 //!
 //! The PyTorch side of the step comparison is cfkit_tools.bench.train
 //! (tools/cfkit_tools/bench/train.py), which runs this binary between its own timings.
@@ -130,42 +133,47 @@ fn loader(args: &[String], dir: PathBuf) -> Result<()> {
     let split = arg_or(args, "--split", "train");
     let batch: usize = parse(args, "--batch", "64")?;
     let batches: usize = parse(args, "--batches", "0")?;
+    let passes: u64 = parse(args, "--passes", "1")?;
+    let normalized = args.iter().any(|a| a == "--normalized");
     if batch == 0 {
         bail!("--batch must be > 0");
     }
-    let source = SplitSource::open(&dir, &split)?;
+    let source = Arc::new(SplitSource::open(&dir, &split)?);
     let rows = all_rows(&source);
-    let order = epoch_order(&rows, 0, 0, 16384);
-    let extras = BatchExtras {
-        pixels: false,
-        targets: arg(args, "--strategy").map(|name| TargetSpec {
-            strategy: Some(StoredStrategy {
-                no_fill: name.contains("NoFill"),
-                name,
-            }),
-            choice: VariantChoice::Epoch,
-            seed: 0,
-            epoch: 0,
-        }),
+    let strategy = arg(args, "--strategy");
+    let input = cfkit_trainer::data::ModelInput {
+        device: Device::Cpu,
+        normalize: cfkit_models::Normalize::CLIP,
     };
-    let t0 = Instant::now();
-    let stream = BatchStream::start(
-        Arc::new(source),
-        Arc::new(order),
-        batch,
-        0,
-        4,
-        cfkit_trainer::data::ModelInput {
-            device: Device::Cpu,
-            normalize: cfkit_models::Normalize::CLIP,
-        },
-        extras,
-    );
     let limit = if batches == 0 { usize::MAX } else { batches };
     let (mut images, mut n_batches) = (0usize, 0usize);
-    for b in stream.take(limit) {
-        images += b?.len();
-        n_batches += 1;
+    let t0 = Instant::now();
+    for epoch in 0..passes.max(1) {
+        let order = epoch_order(&rows, 0, epoch, 16384);
+        let extras = BatchExtras {
+            pixels: false,
+            targets: strategy.clone().map(|name| TargetSpec {
+                strategy: Some(StoredStrategy {
+                    no_fill: name.contains("NoFill"),
+                    name,
+                }),
+                choice: VariantChoice::Epoch,
+                seed: 0,
+                epoch,
+            }),
+        };
+        let mut stream =
+            BatchStream::start(source.clone(), Arc::new(order), batch, 0, 4, input, extras);
+        for _ in 0..limit {
+            let b = if normalized {
+                stream.next()
+            } else {
+                stream.next_raw()
+            };
+            let Some(b) = b else { break };
+            images += b?.len();
+            n_batches += 1;
+        }
     }
     let secs = t0.elapsed().as_secs_f64();
     let out = serde_json::json!({
@@ -176,6 +184,7 @@ fn loader(args: &[String], dir: PathBuf) -> Result<()> {
         "images": images,
         "seconds": secs,
         "images_per_s": images as f64 / secs,
+        "normalized": normalized,
     });
     println!("{out}");
     Ok(())

@@ -12,9 +12,12 @@ What it runs (issue 16, item 6):
    mask and donor ids (and logits, where stored per variant). A compact variant (everything of the
    variant but its pixels) is the sum of those measured columns; the same build with
    `compact = true` gives the measured compact row.
-5b. Offline masked FD's loader on one core (bench_train's --loader mode with the strategy):
-   materialized shards decode the clean image and the variant; compact shards decode each clean
-   image of a row group once and recompose the variants.
+5b. The trainer's loader on one core (bench_train's --loader mode, 4 passes over the split, the
+   batches as the loader thread hands them over: uint8 pixels, normalised later on the device):
+   clean rows, and offline masked FD's rows (with the strategy) — materialized shards decode the
+   clean image and the variant, compact shards decode each clean image of a row group once and
+   recompose the variants. Targets (issue 32): clean >= 2,000 and compact masked FD >= 1,000
+   images/s per core.
 5. Loader read + PNG decode images/s on one core, cfkit's bench_data example next to pyarrow + PIL
    in the same run (medians of --rounds).
 6. From those: disk for ImageNet-1k train (1,281,167 images) with K = 2, and the cores needed to
@@ -160,18 +163,20 @@ def main():
         one.append(res.images_per_s)
         print(f"  round {r + 1}: pyarrow+PIL {ref[-1]:.0f} img/s, cfkit 1 thread {one[-1]:.0f}", flush=True)
     per_core = statistics.median(one)
-    # Offline masked FD's loader on one core: the clean image and the chosen variant of every row,
-    # decoded (materialized) or recomposed from the row group's clean images (compact).
+    # The trainer's loader on one core: clean rows, and offline masked FD's (the clean image and
+    # the chosen variant of every row, decoded (materialized) or recomposed from the row group's
+    # clean images (compact)).
     env = dict(os.environ, RAYON_NUM_THREADS="1")
-    loader = {"materialized": [], "compact": []}
+    loader = {"clean": [], "materialized": [], "compact": []}
     for r in range(args.rounds):
-        for form, d in [("materialized", cf), ("compact", compact_dir)]:
+        for form, d in [("clean", clean), ("materialized", cf), ("compact", compact_dir)]:
+            strategy = [] if form == "clean" else ["--strategy", "ObjMaskSingleFill(0.3)"]
             out = subprocess.run([args.loader_bin, "--loader", str(d), "--split", "train", "--batch", "32",
-                                  "--threads", "1", "--strategy", "ObjMaskSingleFill(0.3)"], check=True,
+                                  "--threads", "1", "--passes", "4", *strategy], check=True,
                                  capture_output=True, text=True, env=env)
             loader[form].append(records.parse_bench_line(out.stdout, args.loader_bin).images_per_s)
-        print(f"  masked-FD loader round {r + 1}: materialized {loader['materialized'][-1]:.0f} img/s, "
-              f"compact {loader['compact'][-1]:.0f} img/s", flush=True)
+        print(f"  trainer's loader round {r + 1}: clean {loader['clean'][-1]:.0f} img/s, masked FD materialized "
+              f"{loader['materialized'][-1]:.0f} img/s, compact {loader['compact'][-1]:.0f} img/s", flush=True)
     compact_total = sum(os.path.getsize(f) for f in files(compact_dir)) / n
     gib = 1024 ** 3
     res = dict(
@@ -186,7 +191,9 @@ def main():
         loader_images_per_s_per_core=per_core, pyarrow_pil_images_per_s=statistics.median(ref),
         compact_cf_row_bytes=compact_total,
         compact_variant_bytes_measured=(compact_total - (cf_total - k * materialized)) / k,
-        masked_fd_loader_images_per_s_per_core={f: statistics.median(v) for f, v in loader.items()},
+        masked_fd_loader_images_per_s_per_core={f: statistics.median(v) for f, v in loader.items() if f != "clean"},
+        clean_loader_images_per_s_per_core=statistics.median(loader["clean"]),
+        loader_targets=dict(clean=2000, compact_masked_fd=1000),
         imagenet_1k=dict(images=IMAGENET_TRAIN,
                          clean_gib=IMAGENET_TRAIN * clean_total / gib,
                          materialized_k2_gib=IMAGENET_TRAIN * cf_total / gib,
@@ -210,10 +217,12 @@ def main():
           f"{inet['compact_k2_gib']:,.0f} GiB |")
     print(f"| compact variant (the variant columns without pixels) | {v['compact']:,.0f} "
           f"({100 * v['compact_over_materialized']:.1f} % of a materialized one) | |")
-    ml = res["masked_fd_loader_images_per_s_per_core"]
-    print(f"\nmasked-FD loader on one core (clean image + chosen variant per row): materialized "
-          f"{ml['materialized']:,.0f} img/s, compact {ml['compact']:,.0f} img/s "
-          f"(x{ml['compact'] / ml['materialized']:.2f})")
+    ml, cl = res["masked_fd_loader_images_per_s_per_core"], res["clean_loader_images_per_s_per_core"]
+    met = lambda v, t: "met" if v >= t else "NOT met"  # noqa: E731
+    print(f"\ntrainer's loader on one core (uint8 batches): clean rows {cl:,.0f} img/s (target 2,000: "
+          f"{met(cl, 2000)}); offline masked FD (clean image + chosen variant per row): materialized "
+          f"{ml['materialized']:,.0f} img/s, compact {ml['compact']:,.0f} img/s (target 1,000: "
+          f"{met(ml['compact'], 1000)})")
     print(f"\nloader (read + PNG decode, 224 px): {per_core:,.0f} images/s per core; pyarrow + PIL "
           f"{res['pyarrow_pil_images_per_s']:,.0f} in the same run. Cores to feed: "
           + ", ".join(f"{r} img/s: {c:.1f}" for r, c in inet["cores_to_feed"].items()))

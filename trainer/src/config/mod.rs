@@ -72,7 +72,9 @@ pub struct LoopConfig {
     /// auto, cpu, cuda, cuda:N.
     #[serde(default)]
     pub device: DeviceSpec,
-    /// fp32 (the recipe's precision) or bf16 (autocast, CUDA only).
+    /// auto (bf16 on CUDA, fp32 elsewhere), bf16 (autocast), tf32 (float32 with TF32 on NVIDIA
+    /// GPUs: the reference's PyTorch 1.11 default) or fp32 (TF32 off); see
+    /// [`precision::Precision`]. `cfkit train` records the resolved one.
     #[serde(default)]
     pub precision: Precision,
     /// Steps between metrics lines.

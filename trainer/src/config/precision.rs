@@ -1,49 +1,20 @@
-//! Numeric precision of the training step: fp32 (the paper recipe), or bf16 autocast on CUDA
-//! (matmuls and convolutions in bfloat16, weights, optimizer state and reductions in fp32, as
-//! `torch.autocast("cuda", dtype=torch.bfloat16)`).
+//! Numeric precision of the training step (`[train] precision`):
 //!
-//! tch enables CUDA autocast (`tch::autocast`) but always with libtorch's default dtype, float16.
-//! libtorch 2.13 exports `at::autocast::set_autocast_dtype(c10::DeviceType, c10::ScalarType)`;
-//! tch has no binding for it, so it is declared here by its Itanium-mangled name. Both enums are
-//! `int8_t`-based (`c10/core/DeviceType.h`: CUDA = 1; `c10/core/ScalarType.h`: Half = 5,
-//! BFloat16 = 15), which the C calling convention passes as `i8`. The libtorch version is pinned
-//! (tools/requirements.txt), and a test checks the binding round-trips.
+//! * `bf16`: bfloat16 autocast around forward and loss (`torch.autocast(device,
+//!   dtype=torch.bfloat16)`: matmuls, linear layers and convolutions in bfloat16; weights,
+//!   optimizer state, reductions, softmax, norms and the losses in float32), with TF32 for the
+//!   float32 matmuls that remain. On the CPU it runs through libtorch's CPU autocast (slow without
+//!   bf16 hardware; it is there to check the path, not to train).
+//! * `tf32`: float32 with TF32 tensor-core matmuls and convolutions on NVIDIA GPUs (10-bit
+//!   mantissa products, float32 accumulation): what PyTorch 1.7–1.11 did by default, so what the
+//!   paper's reference (PyTorch 1.11) trained with. Plain float32 on the CPU.
+//! * `fp32`: IEEE float32 throughout (TF32 off).
+//! * `auto` (the default): `bf16` on CUDA, `fp32` elsewhere — what a GPU user expects; the run
+//!   records (and hashes) the precision it resolved to, so a run begun on a GPU is not resumed in
+//!   another precision.
 
 use serde::{Deserialize, Serialize};
 use tch::Device;
-
-use crate::error::{Result, TrainError};
-
-/// `c10::DeviceType::CUDA`.
-const DEVICE_CUDA: i8 = 1;
-/// `c10::ScalarType::Half`.
-#[cfg(test)]
-const SCALAR_HALF: i8 = 5;
-/// `c10::ScalarType::BFloat16`.
-pub(crate) const SCALAR_BFLOAT16: i8 = 15;
-
-extern "C" {
-    #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
-    fn at_autocast_set_dtype(device: i8, dtype: i8);
-    #[cfg(test)]
-    #[link_name = "_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE"]
-    fn at_autocast_get_dtype(device: i8) -> i8;
-}
-
-/// Sets the dtype CUDA autocast casts to (a `c10::ScalarType` code).
-#[allow(unsafe_code)] // the workspace denies it; this FFI call is the one exception
-pub(crate) fn set_cuda_autocast_dtype(dtype: i8) {
-    // SAFETY: plain setter of a global in libtorch, valid for any ScalarType code we pass.
-    unsafe { at_autocast_set_dtype(DEVICE_CUDA, dtype) }
-}
-
-/// The dtype CUDA autocast casts to (a `c10::ScalarType` code).
-#[allow(unsafe_code)] // the workspace denies it; this FFI call is the one exception
-#[cfg(test)]
-pub(crate) fn cuda_autocast_dtype() -> i8 {
-    // SAFETY: plain getter of a global in libtorch.
-    unsafe { at_autocast_get_dtype(DEVICE_CUDA) }
-}
 
 /// The precision of a run.
 #[derive(
@@ -51,24 +22,47 @@ pub(crate) fn cuda_autocast_dtype() -> i8 {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
+    /// bf16 on CUDA, fp32 elsewhere.
     #[default]
+    Auto,
     Fp32,
+    Tf32,
     Bf16,
 }
 
 impl Precision {
-    /// Checks the precision against the device and sets autocast up; returns whether the step
-    /// runs under autocast.
-    pub fn prepare(self, device: Device) -> Result<bool> {
+    /// The precision a run on `device` uses (`auto` resolved).
+    pub fn resolve(self, device: Device) -> Precision {
         match self {
-            Precision::Fp32 => Ok(false),
-            Precision::Bf16 if device.is_cuda() => {
-                set_cuda_autocast_dtype(SCALAR_BFLOAT16);
-                Ok(true)
-            }
-            Precision::Bf16 => Err(TrainError::Config(format!(
-                "[train] precision = \"bf16\" is autocast on CUDA; the run's device is {device:?} (use fp32)"
-            ))),
+            Precision::Auto if device.is_cuda() => Precision::Bf16,
+            Precision::Auto => Precision::Fp32,
+            p => p,
+        }
+    }
+
+    /// Sets libtorch up for this precision on `device` (TF32 switches, process-wide) and returns
+    /// the device to autocast the step for (`None`: no autocast).
+    pub fn prepare(self, device: Device) -> Option<Device> {
+        cfkit_distributed::aten::set_tf32(self.tf32(device));
+        self.autocast(device)
+    }
+
+    /// Whether TF32 is allowed for float32 matmuls and convolutions (all but `fp32`).
+    pub fn tf32(self, device: Device) -> bool {
+        self.resolve(device) != Precision::Fp32
+    }
+
+    /// The device to autocast the step for in bfloat16 (`bf16` only).
+    pub fn autocast(self, device: Device) -> Option<Device> {
+        (self.resolve(device) == Precision::Bf16).then_some(device)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
         }
     }
 }
@@ -78,17 +72,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn autocast_dtype_binding_round_trips() {
-        let before = cuda_autocast_dtype();
-        assert_eq!(
-            before, SCALAR_HALF,
-            "libtorch's default CUDA autocast dtype is float16"
+    fn auto_is_bf16_on_cuda_and_fp32_elsewhere() {
+        assert_eq!(Precision::default(), Precision::Auto);
+        assert_eq!(Precision::Auto.resolve(Device::Cuda(0)), Precision::Bf16);
+        assert_eq!(Precision::Auto.resolve(Device::Cpu), Precision::Fp32);
+        for p in [Precision::Fp32, Precision::Tf32, Precision::Bf16] {
+            assert_eq!(p.resolve(Device::Cuda(0)), p);
+            assert_eq!(p.resolve(Device::Cpu), p);
+        }
+        let toml: std::collections::BTreeMap<String, Precision> =
+            toml::from_str("a = \"auto\"\nb = \"tf32\"").unwrap();
+        assert_eq!(toml["b"], Precision::Tf32);
+        assert!(
+            toml::from_str::<std::collections::BTreeMap<String, Precision>>("a = \"fp16\"")
+                .is_err()
         );
-        set_cuda_autocast_dtype(SCALAR_BFLOAT16);
-        assert_eq!(cuda_autocast_dtype(), SCALAR_BFLOAT16);
-        set_cuda_autocast_dtype(before);
-        assert_eq!(cuda_autocast_dtype(), before);
-        assert!(Precision::Bf16.prepare(Device::Cpu).is_err());
-        assert!(!Precision::Fp32.prepare(Device::Cpu).unwrap());
+    }
+
+    #[test]
+    fn tf32_everywhere_but_fp32_and_autocast_for_bf16_only() {
+        let gpu = Device::Cuda(0);
+        assert!(!Precision::Fp32.tf32(gpu));
+        assert!(
+            Precision::Tf32.tf32(gpu) && Precision::Bf16.tf32(gpu) && Precision::Auto.tf32(gpu)
+        );
+        assert!(
+            !Precision::Auto.tf32(Device::Cpu),
+            "auto is fp32 on the CPU"
+        );
+        assert_eq!(Precision::Bf16.autocast(Device::Cpu), Some(Device::Cpu));
+        assert_eq!(Precision::Auto.autocast(gpu), Some(gpu));
+        assert_eq!(Precision::Auto.autocast(Device::Cpu), None);
+        assert_eq!(Precision::Tf32.autocast(gpu), None);
     }
 }

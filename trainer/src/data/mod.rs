@@ -9,6 +9,7 @@ pub mod plan;
 pub mod source;
 pub mod stream;
 pub mod targets;
+pub mod upload;
 
 pub use plan::{epoch_order, stratified_holdout, RowRef};
 pub use source::SplitSource;

@@ -2,6 +2,11 @@
 //! the rayon pool, and sends ready batches through a bounded channel (`prefetch` batches ahead of
 //! the training step).
 //!
+//! The loader thread hands the device uint8 pixels (a quarter of float input's bytes; on a GPU
+//! from pinned memory without waiting, [`super::upload`]); [`BatchStream::next`] turns them into
+//! the model's normalised float input where they are, on the consumer's thread, so no float work
+//! is left on the loader's cores.
+//!
 //! Memory stays flat in the dataset size: a row group is read when the order first needs one of
 //! its rows, only the rows still to come are kept, and each is dropped once sent. With a shuffle
 //! buffer of B rows the loader holds about B rows plus one row group.
@@ -10,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use cfkit_models::{pixels_to_input, Normalize};
+use cfkit_models::{pixels_tensor, Normalize};
 use cfkit_schemas::fields::{COUNTERFACTUAL_COLUMNS, VARIANTS};
 use cfkit_schemas::{
     batch_to_counterfactuals_select, batch_to_images, decode_image_sized, ImageRecord,
@@ -27,6 +32,7 @@ use super::targets::{
     assemble, pick_variant, BatchExtras, DecodedVariant, TargetRow, TargetSpec, Targets,
     VariantImage,
 };
+use super::upload::upload;
 use crate::error::{Result, TrainError};
 
 /// A row the loader could not use, with the reason (the run records it and goes on).
@@ -42,7 +48,8 @@ pub struct Skipped {
 pub struct Batch {
     /// Index of this batch in its order (0-based).
     pub index: usize,
-    /// Images [N, 3, S, S], float32, normalised as the model's input, on the requested device.
+    /// Images [N, 3, S, S], float32, normalised as the model's input, on the requested device
+    /// (a raw batch, [`BatchStream::next_raw`]: the uint8 pixels [N, S, S, 3]).
     pub images: Tensor,
     /// Labels [N], int64, on the requested device.
     pub labels: Tensor,
@@ -59,6 +66,15 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// A raw batch's uint8 pixels (images and counterfactual images) -> the model's input.
+    pub fn normalized(mut self, normalize: &Normalize) -> Batch {
+        self.images = normalize.input(&self.images);
+        if let Some(t) = &mut self.targets {
+            t.images = t.images.as_ref().map(|i| normalize.input(i));
+        }
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -72,6 +88,7 @@ impl Batch {
 pub struct BatchStream {
     rx: Option<Receiver<Result<Batch>>>,
     handle: Option<JoinHandle<()>>,
+    normalize: Normalize,
 }
 
 /// Where a batch's images go and how they are normalised: the model's (its config's mean and
@@ -123,14 +140,13 @@ impl BatchStream {
         BatchStream {
             rx: Some(rx),
             handle: Some(handle),
+            normalize: input.normalize,
         }
     }
-}
 
-impl Iterator for BatchStream {
-    type Item = Result<Batch>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next batch as the loader thread made it: uint8 pixels [N, S, S, 3] on the device, not
+    /// yet normalised (what `just bench-storage` times as the loader's work).
+    pub fn next_raw(&mut self) -> Option<Result<Batch>> {
         let rx = self.rx.as_ref()?;
         match rx.recv() {
             Ok(b) => Some(b),
@@ -144,6 +160,16 @@ impl Iterator for BatchStream {
                 }
             }
         }
+    }
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<Batch>;
+
+    /// The next batch, its images normalised as the model's input (on the device they are on).
+    fn next(&mut self) -> Option<Self::Item> {
+        let normalize = self.normalize;
+        self.next_raw().map(|b| b.map(|b| b.normalized(&normalize)))
     }
 }
 
@@ -266,33 +292,37 @@ impl LoaderState {
         input: ModelInput,
     ) -> Result<Batch> {
         let device = input.device;
-        let records: Vec<(RowRef, Row)> = chunk
+        let mut records: Vec<(RowRef, Row)> = chunk
             .iter()
             .map(|r| Ok((*r, self.take(source, *r)?)))
             .collect::<Result<_>>()?;
         let size = source.image_size;
+        // Each row's target is moved out (pixels already decoded or recomposed are not copied).
         let decoded: Vec<std::result::Result<Decoded, String>> = records
-            .par_iter()
+            .par_iter_mut()
             .map(|(_, (rec, target))| {
-                let pixels = match target {
-                    Some(Ok(TargetRow { clean: Some(p), .. })) => p.clone(),
-                    _ => decode_sized(&rec.image.bytes, size, "image")?,
-                };
-                let target = match target {
+                let target = match target.take() {
                     None => None,
-                    Some(Err(reason)) => return Err(reason.clone()),
-                    Some(Ok(t)) => Some((
-                        t.feature.clone(),
-                        match &t.variant {
+                    Some(Err(reason)) => return Err(reason),
+                    Some(Ok(t)) => Some(t),
+                };
+                let pixels = match target.as_ref().and_then(|t| t.clean.as_ref()) {
+                    Some(_) => None,
+                    None => Some(decode_sized(&rec.image.bytes, size, "image")?),
+                };
+                let (pixels, target) = match target {
+                    None => (pixels.expect("decoded above"), None),
+                    Some(t) => {
+                        let variant = match t.variant {
                             None => None,
                             Some((v, mask, image)) => Some((
-                                *v,
-                                mask.clone(),
+                                v,
+                                mask,
                                 match image {
                                     VariantImage::Png(bytes) => {
-                                        decode_sized(bytes, size, &format!("variant {v} image"))?
+                                        decode_sized(&bytes, size, &format!("variant {v} image"))?
                                     }
-                                    VariantImage::Pixels(p) => p.clone(),
+                                    VariantImage::Pixels(p) => p,
                                     VariantImage::Donors(_) => {
                                         return Err(format!(
                                             "variant {v}: its donors were not resolved"
@@ -300,8 +330,13 @@ impl LoaderState {
                                     }
                                 },
                             )),
-                        },
-                    )),
+                        };
+                        let clean = match (pixels, t.clean) {
+                            (Some(p), _) | (None, Some(p)) => p,
+                            (None, None) => unreachable!("decoded when not resolved"),
+                        };
+                        (clean, Some((t.feature, variant)))
+                    }
                 };
                 Ok(Decoded { pixels, target })
             })
@@ -329,13 +364,8 @@ impl LoaderState {
                 }
             }
         }
-        let to_input = |imgs: &[&Vec<u8>]| {
-            if imgs.is_empty() {
-                Tensor::zeros([0, 3, size as i64, size as i64], (tch::Kind::Float, device))
-            } else {
-                pixels_to_input(imgs, size as usize, &input.normalize, device)
-            }
-        };
+        // uint8 pixels to the device; normalised by the consumer (`Batch::normalized`).
+        let to_input = |imgs: &[&Vec<u8>]| upload(pixels_tensor(imgs, size as usize), device);
         let clean: Vec<&Vec<u8>> = good.iter().map(|d| &d.pixels).collect();
         let images = to_input(&clean);
         let targets = match &self.extras.targets {
@@ -355,7 +385,7 @@ impl LoaderState {
         Ok(Batch {
             index,
             images,
-            labels: Tensor::from_slice(&labels).to_device(device),
+            labels: upload(Tensor::from_slice(&labels), device),
             ids,
             skipped,
             pixels,

@@ -42,7 +42,8 @@ pub struct StoredStrategy {
 pub struct Targets {
     /// Teacher features [N, D] of the clean images or of the chosen counterfactuals.
     pub features: Tensor,
-    /// Counterfactual images [N, 3, S, S], CLIP-normalised (masked targets only).
+    /// Counterfactual images [N, 3, S, S], normalised as the model's input (masked targets
+    /// only; uint8 [N, S, S, 3] in a raw batch).
     pub images: Option<Tensor>,
     /// [N, P] bool masks for no-fill strategies (hidden keys in the student's forward).
     pub key_mask: Option<Tensor>,
@@ -117,8 +118,8 @@ pub(super) fn pick_variant(
     })
 }
 
-/// The batch's targets from its rows' (teacher feature, chosen variant); `to_input` turns
-/// decoded HWC pixels into the model's input.
+/// The batch's targets from its rows' (teacher feature, chosen variant); `to_input` puts decoded
+/// HWC pixels on the device (as the batch's images).
 pub(super) fn assemble(
     spec: &TargetSpec,
     rows: &[&(Vec<f32>, Option<DecodedVariant>)],
@@ -132,9 +133,10 @@ pub(super) fn assemble(
             "teacher features of one batch differ in length".into(),
         ));
     }
-    let features = Tensor::from_slice(&flat)
-        .view([rows.len() as i64, d as i64])
-        .to_device(device);
+    let features = super::upload::upload(
+        Tensor::from_slice(&flat).view([rows.len() as i64, d as i64]),
+        device,
+    );
     let Some(strategy) = &spec.strategy else {
         return Ok(Targets {
             features,

@@ -8,7 +8,7 @@
 
 use cfkit_counterfactual::strategy::{FillKind, Strategy};
 use cfkit_counterfactual::token_drop::dropped_features;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use super::losses::{cross_entropy, feature_mse, kd_kl};
 use super::{online, setup, StepLoss};
@@ -187,7 +187,7 @@ impl Distillation {
         };
         let loss = &ce + &distill * self.cfg.weight;
         Ok(StepLoss {
-            distill: Some(distill.to_kind(Kind::Double).double_value(&[])),
+            distill: Some(distill.detach()),
             loss,
             logits,
             cam_seconds: times.cam,

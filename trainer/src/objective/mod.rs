@@ -34,8 +34,8 @@ pub(crate) enum Objective {
 pub(crate) struct StepLoss {
     /// Total loss (scalar, with graph).
     pub loss: Tensor,
-    /// The distillation term before weighting.
-    pub distill: Option<f64>,
+    /// The distillation term before weighting (0-dim, detached, on the device; not read).
+    pub distill: Option<Tensor>,
     /// Student logits of the clean images [N, C] (for training accuracy).
     pub logits: Tensor,
     /// Seconds spent on the CAM and on the frozen teacher (online mode; the profile's split).

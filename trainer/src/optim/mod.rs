@@ -59,12 +59,21 @@ impl Default for OptimConfig {
 }
 
 /// What one optimizer step did.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug)]
 pub struct StepInfo {
     /// The learning rate used.
     pub lr: f64,
-    /// The global gradient L2 norm before clipping.
-    pub grad_norm: f64,
+    /// The global gradient L2 norm before clipping: a 0-dim float tensor on the parameters'
+    /// device, not read (reading it waits for the step; the trainer reads it with the logging
+    /// window's other statistics).
+    pub grad_norm: Tensor,
+}
+
+impl StepInfo {
+    /// The gradient norm on the host (waits for the device).
+    pub fn grad_norm_value(&self) -> f64 {
+        self.grad_norm.double_value(&[])
+    }
 }
 
 /// AdamW over a fixed list of parameters, with its state (step count, first and second moments)
@@ -168,8 +177,10 @@ impl Optimizer {
         }
         .run()
         .map_err(|e| crate::error::TrainError::Optimizer(e.to_string()))?;
-        let grad_norm = norm.double_value(&[]);
-        Ok(StepInfo { lr, grad_norm })
+        Ok(StepInfo {
+            lr,
+            grad_norm: norm,
+        })
     }
 
     pub fn zero_grad(&mut self) {

@@ -18,6 +18,9 @@ use crate::eval::{Evaluator, Scoring};
 use crate::optim::schedule::Schedule;
 use crate::optim::StepInfo;
 
+/// Share of an epoch's training time spent waiting for the loader above which a run warns.
+const LOADER_WAIT_WARN: f64 = 0.1;
+
 /// Start of the current logging window (not saved: a resumed run times a new one), and the
 /// window's rows already counted then (a resumed run's checkpoint carries them).
 struct Window {
@@ -55,14 +58,17 @@ impl TrainingRun<'_> {
             start: Instant::now(),
             rows_before: self.progress.stats.window_rows,
         };
+        let (epoch_start, mut waited) = (Instant::now(), 0.0);
         loop {
             let t0 = Instant::now();
             let Some(batch) = stream.next() else { break };
+            let wait = t0.elapsed().as_secs_f64();
+            waited += wait;
             if let Some(p) = &mut self.console.profile {
-                p.loader_wait_s += t0.elapsed().as_secs_f64();
+                p.loader_wait_s += wait;
             }
             let batch = batch?;
-            self.pending.skipped.extend(batch.skipped.iter().cloned());
+            self.pending_skipped.extend(batch.skipped.iter().cloned());
             if !batch.is_empty() {
                 self.micro_step(&batch)?;
             }
@@ -72,7 +78,25 @@ impl TrainingRun<'_> {
                 self.optimizer_step(&mut window)?;
             }
         }
+        self.warn_loader_wait(epoch, waited, epoch_start.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// Says when the step waited for the loader for more than [`LOADER_WAIT_WARN`] of the
+    /// epoch's training time: the GPU (or CPU) idles while images are decoded.
+    fn warn_loader_wait(&self, epoch: usize, waited: f64, total: f64) {
+        // The first batches of an epoch are always waited for (the loader starts with the
+        // epoch); below 10 s nothing is said.
+        if self.console.quiet || total < 10.0 || waited <= LOADER_WAIT_WARN * total {
+            return;
+        }
+        self.console.bar.suspend(|| {
+            eprintln!(
+                "warning: epoch {}: training waited {waited:.0} s of {total:.0} s ({:.0} %) for                  the loader: images are decoded slower than the device trains on them. Give the                  loader more cores (RAYON_NUM_THREADS), raise [data] prefetch, or use compact                  counterfactual shards ([counterfactuals] compact = true); `--profile` splits the                  step",
+                epoch + 1,
+                100.0 * waited / total
+            )
+        });
     }
 
     /// Forward, loss and backward of one non-empty micro-batch; its loss is scaled by its share
@@ -80,10 +104,12 @@ impl TrainingRun<'_> {
     fn micro_step(&mut self, batch: &Batch) -> Result<()> {
         let epoch = self.progress.epoch;
         let l = &self.learner;
-        // Forward and loss under autocast (bf16 on CUDA when configured); backward outside it,
-        // as torch.autocast prescribes.
+        // Forward and loss under bf16 autocast (precision bf16, auto on CUDA); backward outside
+        // it, as torch.autocast prescribes.
         let t0 = Instant::now();
-        let out = tch::autocast(l.autocast, || l.objective.step(&l.student, batch, epoch))?;
+        let out = cfkit_distributed::aten::autocast_bf16(l.autocast, || {
+            l.objective.step(&l.student, batch, epoch)
+        })?;
         let t1 = Instant::now();
         let share = batch.len() as f64 / self.plan.step_rows(batch.index) as f64;
         (&out.loss * share).backward();
@@ -95,18 +121,14 @@ impl TrainingRun<'_> {
             p.teacher_s += out.teacher_seconds;
             p.backward_s += t1.elapsed().as_secs_f64();
         }
+        // Statistics stay on the device until a window, checkpoint or epoch ends (no wait here).
         let correct = out
             .logits
             .argmax(-1, false)
             .eq_tensor(&batch.labels)
-            .sum(Kind::Int64)
-            .int64_value(&[]) as u64;
-        self.pending.sums.add_batch(
-            batch.len(),
-            out.loss.double_value(&[]),
-            out.distill,
-            correct,
-        );
+            .sum(Kind::Int64);
+        self.deferred
+            .micro(batch.len(), &out.loss, out.distill.as_ref(), &correct);
         Ok(())
     }
 
@@ -116,15 +138,19 @@ impl TrainingRun<'_> {
         // Data-parallel: every rank's gradients averaged, sums added and skipped rows sent to
         // rank 0 (which logs them).
         let t0 = Instant::now();
-        let pending = std::mem::take(&mut self.pending);
+        let skipped = std::mem::take(&mut self.pending_skipped);
         let params = self.learner.optimizer.parameters();
-        let (sums, skipped) = self
-            .parallel
-            .finish_step(&params, pending.sums, pending.skipped)?;
+        let skipped = if self.parallel.world() > 1 {
+            let local = self.deferred.take_step_sums()?;
+            let (sums, skipped) = self.parallel.finish_step(&params, local, skipped)?;
+            self.deferred.sums(sums);
+            skipped
+        } else {
+            skipped
+        };
         if let Some(p) = &mut self.console.profile {
             p.allreduce_s += t0.elapsed().as_secs_f64();
         }
-        self.progress.stats.add_step(&sums);
         self.log_skipped(&skipped, Stage::Train)?;
         let t0 = Instant::now();
         let (sched, local_step) = self.plan.schedule_at(self.progress.step);
@@ -135,10 +161,9 @@ impl TrainingRun<'_> {
             p.optimizer_steps += 1;
             p.optimizer_s += t0.elapsed().as_secs_f64();
         }
+        self.deferred.step_end(&info.grad_norm);
         let p = &mut self.progress;
         p.step += 1;
-        p.stats.window_grad_norm_sum += info.grad_norm;
-        p.stats.window_steps += 1;
         self.console.bar.set_position(p.step as u64);
         if p.step.is_multiple_of(self.cfg.train.log_every) {
             self.log_window(&info, beta1, window)?;
@@ -151,6 +176,7 @@ impl TrainingRun<'_> {
 
     /// One "step" line of metrics.jsonl for the window that ends now.
     fn log_window(&mut self, info: &StepInfo, beta1: Option<f64>, w: &mut Window) -> Result<()> {
+        self.flush_stats()?;
         let p = &mut self.progress;
         let secs = w.start.elapsed().as_secs_f64();
         let (loss, distill, grad_norm) = p.stats.window_means(self.learner.objective.distills());
@@ -210,6 +236,7 @@ impl TrainingRun<'_> {
     /// The epoch's end: validation and the best checkpoint, the epoch's metrics line, LP-FT's
     /// switch from probing to fine-tuning, and the resumable checkpoint of the next epoch.
     pub(crate) fn end_epoch(&mut self) -> Result<()> {
+        self.flush_stats()?;
         let epoch = self.progress.epoch;
         let val_top1 = self.validate()?;
         if let Some(v) = val_top1 {

@@ -7,6 +7,7 @@
 
 mod checkpointer;
 mod ddp;
+mod deferred;
 pub mod dir;
 mod epoch;
 pub mod init;
@@ -99,7 +100,7 @@ struct Learner {
     optimizer: Optimizer,
     objective: Objective,
     /// Autocast (bf16 on CUDA when configured) around forward and loss.
-    autocast: bool,
+    autocast: Option<tch::Device>,
 }
 
 /// What the writer (rank 0, or the only process) holds of the run directory: its lock, held
@@ -107,13 +108,6 @@ struct Learner {
 struct Writer {
     _lock: cfkit_outdir::DirLock,
     log: MetricsLog,
-}
-
-/// The current optimizer step's sums and skipped rows (this rank's, until the step ends).
-#[derive(Default)]
-struct PendingStep {
-    sums: StepSums,
-    skipped: Vec<Skipped>,
 }
 
 /// What the run shows while it trains: the progress bar (rank 0, unless quiet) and, with
@@ -146,7 +140,11 @@ pub struct TrainingRun<'a> {
     data: RunData,
     learner: Learner,
     progress: Progress,
-    pending: PendingStep,
+    /// The training statistics still on the device (read where a window, checkpoint or epoch
+    /// ends).
+    deferred: deferred::DeferredStats,
+    /// Rows of the current optimizer step the loader skipped (this rank's, until the step ends).
+    pending_skipped: Vec<Skipped>,
     checkpointer: Checkpointer,
     /// Rank 0's hold on the run directory (other ranks send it what they have to log).
     writer: Option<Writer>,
@@ -163,6 +161,11 @@ impl TrainingRun<'_> {
     /// Where the run stands.
     pub fn progress(&self) -> &Progress {
         &self.progress
+    }
+
+    /// Reads the statistics of every finished step from the device into the epoch's sums.
+    fn flush_stats(&mut self) -> Result<()> {
+        self.deferred.flush(&mut self.progress.stats)
     }
 
     /// The checkpoint sidecar at the current position, with `metrics_bytes` of metrics logged.
@@ -194,6 +197,7 @@ impl TrainingRun<'_> {
     /// `slot`. Only rank 0 saves; the others go on (every rank holds the same weights and
     /// position).
     fn save(&mut self, slot: Slot) -> Result<()> {
+        self.flush_stats()?;
         self.progress.train_seconds = self.clock.total();
         let Some(w) = &mut self.writer else {
             return Ok(());
@@ -239,7 +243,8 @@ impl TrainingRun<'_> {
         };
         if self.parallel.is_writer() {
             write_report(self.checkpointer.out(), &report)?;
-            if let Some(p) = self.console.profile {
+            if let Some(mut p) = self.console.profile {
+                p.host_reads = self.deferred.reads;
                 p.write(self.checkpointer.out())?;
             }
         }

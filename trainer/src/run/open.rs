@@ -10,11 +10,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
 
 use super::checkpointer::{Checkpointer, Slot};
+use super::deferred::DeferredStats;
 use super::metrics::MetricsLog;
 use super::parallel::Parallel;
 use super::record::{DataRecord, EvalSetRecord, HoldoutRecord, RngRecord, RunRecord};
+use super::Writer;
 use super::{Clock, Console, Learner, Progress, RunData, StepPlan, TrainOptions, TrainingRun};
-use super::{PendingStep, Writer};
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::mixing::{mixing_record, WARN_BELOW};
@@ -73,7 +74,7 @@ impl<'a> TrainingRun<'a> {
         };
         check_student_fits(cfg, &student, &data.source)?;
 
-        let autocast = cfg.train.precision.prepare(device)?;
+        let autocast = cfg.train.precision.prepare(device);
         let objective = Objective::new(cfg, &data.source, device, parallel.rank())?;
         let plan = StepPlan::new(cfg, data.train_rows.len(), parallel.world())?;
         convert_position(cfg, &plan, &mut progress);
@@ -131,7 +132,8 @@ impl<'a> TrainingRun<'a> {
                 before: progress.train_seconds,
             },
             progress,
-            pending: PendingStep::default(),
+            deferred: DeferredStats::default(),
+            pending_skipped: Vec::new(),
             checkpointer,
             writer,
             console: Console {

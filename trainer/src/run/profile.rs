@@ -35,6 +35,12 @@ pub struct Profile {
     pub allreduce_s: f64,
     /// Gradient clipping, AdamW and zeroing the gradients.
     pub optimizer_s: f64,
+    /// Times the training loop read its statistics (losses, correct counts, gradient norms)
+    /// back from the device, each a wait for the device: once per logging window, checkpoint and
+    /// epoch end (and once per step in data-parallel runs, where the ranks add them up), never
+    /// inside a step. Reads inside an objective are not counted: online counterfactuals compute
+    /// their masks and refills on the host, which waits for the device every micro-batch.
+    pub host_reads: u64,
 }
 
 impl Profile {
