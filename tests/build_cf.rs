@@ -919,3 +919,77 @@ fn a_teacher_refuses_shards_prepared_another_way() -> Result<()> {
     );
     Ok(())
 }
+
+/// `[counterfactuals] precision = "bf16"` runs the teacher's passes under bf16 autocast, on the
+/// CPU too: the build records the precision (the fp32 one, `auto` on the CPU, leaves it out and
+/// keeps its hash), its features stay close to fp32's, and what the seeds alone decide (random
+/// masks, donors) is the same.
+/// A build's manifest, clean teacher features by id, and (mask, donors) of its random-mask
+/// variants in row order.
+type Built = (
+    Manifest,
+    HashMap<String, Vec<f32>>,
+    Vec<(Vec<bool>, Vec<String>)>,
+);
+
+#[test]
+fn a_bf16_build_records_its_precision_and_stays_close_to_fp32() -> Result<()> {
+    let dir = tmpdir("bf16");
+    demo_train(&dir);
+    teacher(&dir)?;
+    let cfg = write_config(&dir, 0);
+    let build = |name: &str, precision: &str| -> Result<Built> {
+        let out = dir.join(name);
+        ok(cfkit(&[
+            "build-counterfactuals",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--set",
+            &format!("counterfactuals.precision={precision}"),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]));
+        let m = Manifest::read(&out)?;
+        let (mut feats, mut random) = (HashMap::new(), Vec::new());
+        for s in &m.splits["train"].shards {
+            for r in ShardReader::open(&out.join(&s.file))?.read_counterfactuals()? {
+                for v in r.variants.iter().filter(|v| v.strategy.starts_with("Rand")) {
+                    random.push((v.mask.clone(), v.donor_ids.clone()));
+                }
+                feats.insert(r.base.id.clone(), r.teacher_feature);
+            }
+        }
+        Ok((m, feats, random))
+    };
+    let (m16, f16, r16) = build("bf16", "bf16")?;
+    let (m32, f32s, r32) = build("auto", "auto")?;
+    assert_eq!(
+        m16.config["config"]["counterfactuals"]["precision"], "bf16",
+        "{}",
+        m16.config
+    );
+    assert!(
+        m32.config["config"]["counterfactuals"]
+            .get("precision")
+            .is_none(),
+        "fp32 (auto on the CPU) is left out: {}",
+        m32.config
+    );
+    assert_ne!(m16.config_hash, m32.config_hash);
+    assert_eq!(f16.len(), 40);
+    for (id, a) in &f16 {
+        let b = &f32s[id];
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff > 0.0 && diff <= 0.05 * scale,
+            "{id}: bf16 feature differs by {diff} (scale {scale})"
+        );
+    }
+    assert_eq!(
+        r16, r32,
+        "random masks and donors come from the seeds alone"
+    );
+    Ok(())
+}

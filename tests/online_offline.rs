@@ -52,6 +52,7 @@ fn online_counterfactuals_equal_the_builders() -> Result<()> {
         head: &head,
         device: Device::Cpu,
         cam: CamMethod::Mmcam,
+        autocast: None,
     };
     let spec = BatchSpec {
         strategies: &strategies,

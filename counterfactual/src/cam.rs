@@ -58,8 +58,10 @@ fn normalize(cam: Tensor) -> Tensor {
 
 /// Sum over the batch of each image's ground-truth logit. Images do not interact, so the
 /// gradient of this sum w.r.t. an image's activations is that image's own gradient.
+/// Features from a bf16 autocast forward are cast to the head's kind (float32), so that the
+/// score (and the CAM's gradient products) are float32 outside the autocast region too.
 fn target_score(head: &ClassificationHead, features: &Tensor, labels: &Tensor) -> Tensor {
-    head.forward(features)
+    head.forward(&features.to_kind(head.weight.kind()))
         .gather(1, &labels.to_kind(Kind::Int64).unsqueeze(1), false)
         .sum(Kind::Float)
 }
@@ -126,6 +128,18 @@ pub fn cam_of_forward(
     keep_graph: bool,
 ) -> Result<Tensor> {
     check_labels(out.features.size()[0], head, labels)?;
+    cam_of_checked_forward(out, head, labels, method, keep_graph)
+}
+
+/// [`cam_of_forward`] for `labels` the caller has checked on the host (each in
+/// `0..head.num_classes()`, one per image): nothing is read back from the device.
+pub fn cam_of_checked_forward(
+    out: &VisionOutput,
+    head: &ClassificationHead,
+    labels: &Tensor,
+    method: CamMethod,
+    keep_graph: bool,
+) -> Result<Tensor> {
     let n = out.features.size()[0];
     let device = out.features.device();
     let cam = match method {

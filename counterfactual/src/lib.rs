@@ -9,6 +9,7 @@
 //! Also here, because they exercise the models and the CAMs together: the installation check of
 //! `cfkit doctor` ([`doctor`]) and the check against the PyTorch parity fixtures ([`parity`]).
 
+pub mod batch_draw;
 pub mod cam;
 pub mod doctor;
 pub mod draw;
@@ -19,6 +20,7 @@ pub mod rng;
 pub mod rows;
 pub mod step;
 pub mod strategy;
+pub mod teacher_batch;
 pub mod token_drop;
 
 pub use cam::{compute_cam, CamMethod};

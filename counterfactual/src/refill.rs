@@ -39,7 +39,7 @@ impl PatchGrid {
     }
 
     /// Bytes of one RGB image.
-    pub(crate) fn image_bytes(&self) -> usize {
+    pub fn image_bytes(&self) -> usize {
         3 * self.image_size * self.image_size
     }
 }

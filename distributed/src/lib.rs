@@ -9,6 +9,7 @@
 
 pub mod aten;
 mod ffi;
+pub mod precision;
 
 use std::time::Duration;
 

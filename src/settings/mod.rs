@@ -125,6 +125,10 @@ pub(crate) fn build(a: &BuildArgs, env: &Env) -> Result<Build> {
     let (workers, worker_source) =
         Workers::resolve(a.num_workers, a.worker_index, |name| env.get(name))?;
     let device = cfg.counterfactuals.device.resolve()?;
+    // `auto` precision as this machine resolves it, so the build's record and hash say what its
+    // teacher computed in.
+    let mut cfg = cfg;
+    cfg.counterfactuals.precision = cfg.counterfactuals.precision.resolve(device);
     let pipelining = match a.pipeline {
         PipelineArg::Auto => Pipelining::Auto,
         PipelineArg::On => Pipelining::On,

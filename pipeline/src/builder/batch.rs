@@ -7,8 +7,12 @@
 //! seed and the donor ids are stored with each variant, so any counterfactual can be recomputed
 //! from the shard it lives in.
 
-use cfkit_counterfactual::step::{CamModel, CounterfactualStep, Counterfactuals};
-use cfkit_counterfactual::{rows_f32, CamMethod};
+use cfkit_counterfactual::batch_draw::draw_batch;
+use cfkit_counterfactual::step::{CamModel, CounterfactualStep};
+use cfkit_counterfactual::teacher_batch::{clean_pass, draw_features};
+use cfkit_counterfactual::{rows_f32, CamMethod, CounterfactualError};
+use cfkit_distributed::aten::autocast_bf16;
+use cfkit_models::pixels_tensor;
 use cfkit_models::{ClassificationHead, VisionTransformer};
 use cfkit_schemas::{
     decode_image_sized, encode_png, CounterfactualRecord, ImageRecord, RgbPixels, StoredImage,
@@ -27,6 +31,8 @@ pub struct Teacher<'a> {
     pub head: &'a ClassificationHead,
     pub device: Device,
     pub cam: CamMethod,
+    /// bf16 autocast for the teacher's passes on this device (`None`: float32).
+    pub autocast: Option<Device>,
 }
 
 impl<'a> Teacher<'a> {
@@ -133,8 +139,10 @@ pub struct ComputedBatch {
     compact: bool,
 }
 
-/// Stage 2 (the device): teacher features, logits and CAM of the clean images; masks, donors and
-/// refill per strategy and variant; teacher features of every counterfactual.
+/// Stage 2 (the device): one teacher pass over the clean images (features, logits and CAM), every
+/// (strategy, variant) draw of the batch at once on the device (masks, donors, refill:
+/// [`draw_batch`], the host draw's bytes), the teacher's features of all counterfactuals in a few
+/// large forwards; then everything is read back once. The clean pixels go up once, as uint8.
 pub fn compute_batch(
     teacher: &Teacher,
     decoded: DecodedBatch,
@@ -146,48 +154,89 @@ pub fn compute_batch(
         ..
     } = decoded;
     let step = teacher.step();
-    let image_size = step.grid()?.image_size;
+    let grid = step.grid()?;
+    let image_size = grid.image_size;
     let norm = teacher.vision.config.normalize();
-    let x = to_model_input(&images, image_size, &norm, teacher.device);
-    let labels = Tensor::from_slice(&rows.iter().map(|r| r.label).collect::<Vec<_>>())
-        .to_device(teacher.device);
-    let (features, logits) = {
-        let _g = tch::no_grad_guard();
-        let f = teacher.vision.features(&x)?;
-        let l = teacher.head.forward(&f);
-        (rows_f32(&f)?, rows_f32(&l)?)
-    };
-    let cams = step.cams(&x, &labels)?;
-
-    let mut variants: Vec<PendingVariant> = Vec::new();
+    let device = teacher.device;
+    let pixels = pixels_tensor(&images, image_size).to_device(device);
+    drop(images);
+    let host_labels: Vec<i64> = rows.iter().map(|r| r.label).collect();
+    let labels = Tensor::from_slice(&host_labels).to_device(device);
+    let clean = clean_pass(
+        teacher.vision,
+        teacher.head,
+        teacher.cam,
+        &norm.input(&pixels),
+        &labels,
+        &host_labels,
+        teacher.autocast,
+    )?;
+    let mut draws = Vec::with_capacity(spec.strategies.len() * spec.variants);
     for (si, strategy) in spec.strategies.iter().enumerate() {
         for k in 0..spec.variants {
             let seed = variant_seed(spec.seed, spec.shard, spec.batch, si, k);
-            let Counterfactuals {
-                draw,
-                teacher_features,
-                ..
-            } = step.draw(&images, &cams, strategy, seed, teacher.device)?;
-            let donors: Vec<Vec<String>> = draw
-                .donors
-                .iter()
-                .map(|d| d.iter().map(|&j| rows[j].id.clone()).collect())
-                .collect();
-            variants.push(PendingVariant {
-                variant: (si * spec.variants + k) as i32,
-                strategy: strategy.to_string(),
-                seed,
-                masks: draw.masks,
-                donors,
-                images: draw.images,
-                features: rows_f32(&teacher_features)?,
-            });
+            draws.push((*strategy, seed));
         }
+    }
+    let drawn = draw_batch(&pixels, &clean.cam, &draws, grid)?;
+    let strategies: Vec<Strategy> = draws.iter().map(|d| d.0).collect();
+    let variant_features = autocast_bf16(teacher.autocast, || {
+        draw_features(
+            teacher.vision,
+            &norm,
+            &drawn.images,
+            &drawn.masks,
+            &strategies,
+        )
+    })?;
+
+    // The one read-back of the batch (the first copy waits for the device, the rest follow).
+    let features = rows_f32(&clean.features)?;
+    let logits = spec
+        .store_logits
+        .then(|| rows_f32(&clean.logits))
+        .transpose()?;
+    let cams = rows_f32(&clean.cam)?;
+    let (v, n, p) = (draws.len(), rows.len(), grid.num_patches());
+    let host = |t: &Tensor| t.to_device(Device::Cpu).reshape([-1]);
+    let torch = |e: tch::TchError| PipelineError::from(CounterfactualError::from(e));
+    let masks: Vec<bool> = Vec::try_from(host(&drawn.masks)).map_err(torch)?;
+    let feats = rows_f32(&variant_features.reshape([(v * n) as i64, -1]))?;
+    // Compact shards store no counterfactual pixels: those stay on the device.
+    let pixels_out: Option<Vec<u8>> = (!spec.compact)
+        .then(|| Vec::try_from(host(&drawn.images)))
+        .transpose()
+        .map_err(torch)?;
+    let bytes = grid.image_bytes();
+    let mut feats = feats.into_iter();
+    let mut variants: Vec<PendingVariant> = Vec::with_capacity(v);
+    for (vi, ((strategy, seed), donors)) in draws.iter().zip(drawn.donors).enumerate() {
+        let donors: Vec<Vec<String>> = donors
+            .iter()
+            .map(|d| d.iter().map(|&j| rows[j].id.clone()).collect())
+            .collect();
+        let images = match &pixels_out {
+            Some(all) => (0..n)
+                .map(|i| all[(vi * n + i) * bytes..(vi * n + i + 1) * bytes].to_vec())
+                .collect(),
+            None => vec![Vec::new(); n],
+        };
+        variants.push(PendingVariant {
+            variant: vi as i32,
+            strategy: strategy.to_string(),
+            seed: *seed,
+            masks: (0..n)
+                .map(|i| masks[(vi * n + i) * p..(vi * n + i + 1) * p].to_vec())
+                .collect(),
+            donors,
+            images,
+            features: feats.by_ref().take(n).collect(),
+        });
     }
     Ok(ComputedBatch {
         rows,
         features,
-        logits: spec.store_logits.then_some(logits),
+        logits,
         cams,
         variants,
         image_size: image_size as u32,

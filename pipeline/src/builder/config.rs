@@ -8,6 +8,7 @@ use cfkit_config::paths::resolve;
 use cfkit_config::ConfigFile;
 use cfkit_counterfactual::strategy::Strategy;
 use cfkit_counterfactual::CamMethod;
+use cfkit_distributed::precision::Precision;
 use cfkit_models::DeviceSpec;
 
 use crate::error::Result;
@@ -62,6 +63,12 @@ pub struct CounterfactualConfig {
     /// auto, cpu, cuda, cuda:N.
     #[serde(default)]
     pub device: DeviceSpec,
+    /// The teacher's passes (clean features and CAM, counterfactual features): auto (bf16
+    /// autocast on CUDA, fp32 elsewhere), bf16, tf32 or fp32; CAMs are compared with their
+    /// thresholds in float32 either way. `cfkit build-counterfactuals` records the one it resolved
+    /// to (left out when fp32, so that builds made before precisions existed keep their hash).
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
 }
 
 /// Output knobs.

@@ -114,6 +114,7 @@ impl Build<'_> {
                 head: &self.head,
                 device: self.device,
                 cam: c.cam,
+                autocast: c.precision.prepare(self.device),
             },
             spec: BatchSpec {
                 strategies: &c.strategies,

@@ -2,7 +2,6 @@
 
 pub mod method;
 pub mod model;
-pub mod precision;
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +14,7 @@ use cfkit_models::DeviceSpec;
 use crate::error::Result;
 use crate::optim::schedule::ScheduleConfig;
 use crate::optim::OptimConfig;
-use precision::Precision;
+pub use cfkit_distributed::precision::Precision;
 
 pub use method::{DistillConfig, DistillImages, DistillMode, LpFtConfig, Method, VariantChoice};
 pub use model::ModelSource;
@@ -74,7 +73,7 @@ pub struct LoopConfig {
     pub device: DeviceSpec,
     /// auto (bf16 on CUDA, fp32 elsewhere), bf16 (autocast), tf32 (float32 with TF32 on NVIDIA
     /// GPUs: the reference's PyTorch 1.11 default) or fp32 (TF32 off); see
-    /// [`precision::Precision`]. `cfkit train` records the resolved one.
+    /// [`Precision`]. `cfkit train` records the resolved one.
     #[serde(default)]
     pub precision: Precision,
     /// Steps between metrics lines.

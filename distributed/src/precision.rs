@@ -1,10 +1,12 @@
-//! Numeric precision of the training step (`[train] precision`):
+//! Numeric precision of training (`[train] precision`) and of the counterfactual builder's teacher
+//! passes (`[counterfactuals] precision`):
 //!
 //! * `bf16`: bfloat16 autocast around forward and loss (`torch.autocast(device,
 //!   dtype=torch.bfloat16)`: matmuls, linear layers and convolutions in bfloat16; weights,
 //!   optimizer state, reductions, softmax, norms and the losses in float32), with TF32 for the
 //!   float32 matmuls that remain. On the CPU it runs through libtorch's CPU autocast (slow without
-//!   bf16 hardware; it is there to check the path, not to train).
+//!   bf16 hardware; it is there to check the path, not to train). CAMs are reduced and compared
+//!   with their thresholds in float32 either way.
 //! * `tf32`: float32 with TF32 tensor-core matmuls and convolutions on NVIDIA GPUs (10-bit
 //!   mantissa products, float32 accumulation): what PyTorch 1.7–1.11 did by default, so what the
 //!   paper's reference (PyTorch 1.11) trained with. Plain float32 on the CPU.
@@ -43,7 +45,7 @@ impl Precision {
     /// Sets libtorch up for this precision on `device` (TF32 switches, process-wide) and returns
     /// the device to autocast the step for (`None`: no autocast).
     pub fn prepare(self, device: Device) -> Option<Device> {
-        cfkit_distributed::aten::set_tf32(self.tf32(device));
+        crate::aten::set_tf32(self.tf32(device));
         self.autocast(device)
     }
 
@@ -55,6 +57,12 @@ impl Precision {
     /// The device to autocast the step for in bfloat16 (`bf16` only).
     pub fn autocast(self, device: Device) -> Option<Device> {
         (self.resolve(device) == Precision::Bf16).then_some(device)
+    }
+
+    /// Whether this is `fp32` (what a config that does not name a precision meant before
+    /// precisions existed: such configs keep their hashes).
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
     }
 
     pub fn name(self) -> &'static str {
