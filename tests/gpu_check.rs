@@ -35,6 +35,7 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
         "parity",
         "bf16",
         "throughput",
+        "ft_step",
         "pipeline",
         "methods",
         "ddp",
@@ -45,6 +46,15 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
     assert!(sections["parity"]["max_abs"].as_f64().unwrap() <= 1e-4);
     assert!(sections["parity"]["bf16_worst_relative"].as_f64().unwrap() <= 0.1);
     assert_eq!(sections["pipeline"]["identical_output"], true);
+    // The FT step of both precisions next to PyTorch eager; the step read its statistics back
+    // once per logging window (2 steps), not per step.
+    for precision in ["bf16", "tf32"] {
+        let row = &sections["ft_step"][format!("tiny b8 {precision}")];
+        assert!(row["cfkit_images_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["pytorch_images_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        let reads = row["host_reads"].as_f64().unwrap();
+        assert!((1.0..=4.0).contains(&reads), "{row}");
+    }
     // bf16 autocast ran on the CPU (libtorch's CPU autocast) next to fp32 on the same data.
     let curves = &sections["bf16"]["curves"];
     assert!(!curves["bf16"].as_array().unwrap().is_empty(), "{curves}");

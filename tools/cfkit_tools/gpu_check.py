@@ -15,9 +15,13 @@ Sections (each timed; a failing one is recorded and the others still run; exit 1
               1e-4), and the model cast to bf16 at max-abs <= 10 % of each quantity's largest
               magnitude (the CPU reaches 4 % on the CAMs)
   bf16        FT from scratch, N steps in bf16 autocast and in fp32 on the same data and seed:
-              the loss curves must stay within a band (CUDA only; on CPU only fp32 runs)
+              the loss curves must stay within a band (on the CPU through libtorch's CPU autocast)
   throughput  forward+backward images/s of the model at the batch, cfkit (`doctor`) next to
               PyTorch eager (transformers CLIPVisionModelWithProjection, same shape, same batch)
+  ft_step     a full FT step (`cfkit train`) in bf16 and in fp32 + TF32, ViT-B/32 at batch 256 and
+              ViT-B/16 at 128, next to PyTorch eager with torch.autocast(bfloat16) / TF32 and
+              AdamW(fused=True); images/s, MFU of each (3 x forward FLOPs per image over the GPU's
+              dense peak), and cfkit's host reads (`--profile`)
   pipeline    `build-counterfactuals` images/s and device-busy fraction at the model's size with a
               random teacher, stages overlapped and not
   methods     images/s of FT, offline masked FD and online masked FD (`cfkit train`), and a full FT
@@ -60,7 +64,34 @@ PRESETS = {  # vision shapes of cfkit's presets (`cfkit presets --json`); checke
                  projection_dim=128),
     "vit-b-32": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
                      patch_size=32, projection_dim=512),
+    "vit-b-16": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
+                     patch_size=16, projection_dim=512),
 }
+# Dense peak tensor-core FLOP/s per device name (NVIDIA's data sheets, without sparsity), for MFU:
+# (bf16, tf32). H100 SXM and H200 share the compute die; the PCIe H100 runs at lower clocks.
+PEAK_FLOPS = [("H200", 989.4e12, 494.7e12), ("H100 PCIe", 756.0e12, 378.0e12), ("H100", 989.4e12, 494.7e12)]
+
+
+def forward_flops(p):
+    """FLOPs of one image's forward through a CLIP ViT of shape `p` (a multiply-add = 2 FLOPs): the
+    patch embedding, per block 24·T·D² (q, k, v, out projections 8·T·D², MLP of width 4D 16·T·D²) and
+    4·T²·D (scores and the weighted sum), and the projection; norms, softmax and GELU left out.
+    ViT-B/32 at 224 px: 8.8 GFLOP; a training step is counted as 3 forwards (forward + backward)."""
+    d, layers, side = p["hidden_size"], p["num_hidden_layers"], p["image_size"] // p["patch_size"]
+    t = side * side + 1
+    patch = 2 * (side * side) * (3 * p["patch_size"] ** 2) * d
+    return patch + layers * (24 * t * d * d + 4 * t * t * d) + 2 * d * p["projection_dim"]
+
+
+def peak_flops(precision):
+    """The lent GPU's dense peak for `precision` (bf16, or tf32 for fp32 work), or None."""
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    for key, bf16, tf32 in PEAK_FLOPS:
+        if key in name:
+            return bf16 if precision == "bf16" else tf32
+    return None
 
 
 def demo_scores(run):
@@ -166,12 +197,12 @@ class Check:
         self.cfkit("prepare", "--image-folder", folder, "--out", shards, "--image-size", self.size, "-q")
         return shards
 
-    def hf_model(self, device="cpu"):
+    def hf_model(self, device="cpu", preset=None):
         """The preset's vision tower in transformers (CLIPVisionModelWithProjection, QuickGELU, SDPA
         attention), seeded random weights, on `device`: the random teacher and the PyTorch eager
         reference."""
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-        p = PRESETS[self.preset]
+        p = PRESETS[preset or self.preset]
         torch.manual_seed(0)
         cfg = CLIPVisionConfig(intermediate_size=4 * p["hidden_size"], hidden_act="quick_gelu", layer_norm_eps=1e-5,
                                attn_implementation="sdpa", **p)
@@ -482,28 +513,96 @@ class Check:
         out["ok"] = bool(same_data and close and out["mask_stats_max_abs_diff"] <= 0.01 and len(diffs) == 9)
         return out
 
-    def eager_ft_step(self, batch):
+    def eager_ft_step(self, batch, preset=None, precision=None, reps=None):
         """A full FT step in PyTorch eager at the same shape and batch: forward, head, cross-entropy,
         backward, gradient clipping at 1, AdamW (wd 0.1) -- what `cfkit train` does per step, without
-        its data loading."""
-        p = PRESETS[self.preset]
+        its data loading. `precision`: None (fp32, PyTorch's defaults, the default AdamW), or as a GPU
+        user runs it: "bf16" (torch.autocast bfloat16) or "tf32" (TF32 matmuls and convolutions),
+        both with clip_grad_norm_(foreach=True) and AdamW(fused=True)."""
+        p = PRESETS[preset or self.preset]
         dev = torch.device(self.args.device)
-        model = self.hf_model(dev)
+        model = self.hf_model(dev, preset)
         head = torch.nn.Linear(p["projection_dim"], 10).to(dev)
         params = list(model.parameters()) + list(head.parameters())
-        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1)
+        fused = precision is not None
+        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.1, fused=fused or None)
         x = torch.randn(batch, 3, p["image_size"], p["image_size"], device=dev)
         y = torch.randint(0, 10, (batch,), device=dev)
+        tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision in ("bf16", "tf32")
 
         def step():
             opt.zero_grad(set_to_none=True)
-            feats = torch.nn.functional.normalize(model(pixel_values=x).image_embeds, dim=-1)
-            torch.nn.functional.cross_entropy(head(feats), y).backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                feats = torch.nn.functional.normalize(model(pixel_values=x).image_embeds, dim=-1)
+                loss = torch.nn.functional.cross_entropy(head(feats), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=fused or None)
             opt.step()
 
-        return dict(images_per_s=self.timed(step, batch, 3 if self.args.smoke else 20), batch=batch,
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            ips = self.timed(step, batch, reps or (3 if self.args.smoke else 20))
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        return dict(images_per_s=ips, batch=batch,
                     peak_device_mib=torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None)
+
+    def step_data(self, images):
+        """Image shards of `images` rows at the model's size (the step section's: several full
+        batches per epoch, so that the timed windows hold no epoch end)."""
+        shards = self.work / f"step-shards-{images}"
+        if records.shards_built(shards):
+            return shards
+        rng = np.random.default_rng(1)
+        folder = self.work / f"step-images-{images}"
+        for i in range(images):
+            c = i % 10
+            img = rng.integers(0, 256, (self.size // 8, self.size // 8, 3), dtype=np.uint8)
+            img = Image.fromarray(img).resize((self.size, self.size))
+            (folder / f"c{c}").mkdir(parents=True, exist_ok=True)
+            img.save(folder / f"c{c}" / f"{i:05d}.png", compress_level=1)
+        self.cfkit("prepare", "--image-folder", folder, "--out", shards, "--image-size", self.size, "-q")
+        return shards
+
+    def ft_step(self):
+        """A full FT step, cfkit (`cfkit train`: loader, forward, CE, backward, fused clip + AdamW) next
+        to PyTorch eager (autocast bf16 or TF32, clip_grad_norm_(foreach), AdamW(fused)) at the same
+        batch and precision, ViT-B/32 at 256 and ViT-B/16 at 128 (smoke: tiny at 8); images/s over
+        the windows after the first (log_every steps each), and the MFU of each side: 3 x the forward
+        FLOPs per image (`forward_flops`) x images/s over the GPU's dense peak (`PEAK_FLOPS`)."""
+        cases = [("tiny", 8)] if self.args.smoke else [("vit-b-32", 256), ("vit-b-16", 128)]
+        window, windows = (2, 3) if self.args.smoke else (5, 3)
+        images = max(b for _, b in cases) * window * windows
+        shards = self.step_data(images)
+        out = {}
+        for preset, batch in cases:
+            flops = 3 * forward_flops(PRESETS[preset])
+            for precision in ("bf16", "tf32"):
+                name = f"{preset} b{batch} {precision}"
+                cfg = self.work / f"step-{preset}-{precision}.toml"
+                cfg.write_text(
+                    f'[model]\nname = "{preset}"\nhead_init_scale = 10.0\n[data]\nshards = "{shards.resolve()}"\n'
+                    f'split = "train"\nshuffle_buffer = 256\n[train]\nmethod = "ft"\nepochs = 1\n'
+                    f'batch_size = {batch}\nseed = 0\ndevice = "{self.args.device}"\nprecision = "{precision}"\n'
+                    f'log_every = {window}\ncheckpoint_every = 100000\n[schedule]\nkind = "cosine-warmup"\n'
+                    f'base_lr = 1e-5\nwarmup_pct = 0.1\n')
+                run = self.work / f"step-{preset}-{precision}"
+                shutil.rmtree(run, ignore_errors=True)
+                _, info = self.cfkit("train", "--config", cfg, "--out", run, "-q", "--profile")
+                ips = [m.images_per_s for m in self.steps(run)][1:]
+                cf = float(np.median(ips)) if ips else None
+                torch_side = self.eager_ft_step(batch, preset, precision, reps=3 if self.args.smoke else 10)
+                peak = peak_flops(precision)
+                out[name] = dict(
+                    cfkit_images_per_s=cf, pytorch_images_per_s=torch_side["images_per_s"],
+                    time_ratio_cfkit_over_pytorch=torch_side["images_per_s"] / cf if cf else None,
+                    flops_per_image=flops, peak_flops=peak,
+                    cfkit_mfu=cf * flops / peak if cf and peak else None,
+                    pytorch_mfu=torch_side["images_per_s"] * flops / peak if peak else None,
+                    host_reads=records.read_profile(run)["host_reads"], cfkit=info, pytorch=torch_side)
+        return out
 
     def markdown(self):
         r, lines = self.results, [f"# cfkit GPU check ({self.args.device}, preset {self.preset})", ""]
@@ -530,6 +629,11 @@ class Check:
                 summary = "; ".join(f"{k}: {v['images_per_s']:.1f} img/s"
                                     + (f", peak {v['peak_device_mib']:.0f} MiB" if v.get("peak_device_mib") else "")
                                     for k, v in res.items() if isinstance(v, dict))
+            elif name == "ft_step":
+                summary = "; ".join(
+                    f"{k}: cfkit {v['cfkit_images_per_s']:.1f} vs PyTorch {v['pytorch_images_per_s']:.1f} img/s"
+                    + (f", MFU {v['cfkit_mfu']:.0%} vs {v['pytorch_mfu']:.0%}" if v.get("cfkit_mfu") else "")
+                    for k, v in res.items() if isinstance(v, dict) and v.get("cfkit_images_per_s"))
             elif name == "ddp":
                 summary = "; ".join(
                     f"{b}: " + (f"max-abs vs one process {res[b]['max_abs']:.1e} (tol {res['tol']})" if "max_abs" in res[b]
@@ -552,7 +656,7 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI, CPU)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--sections", default="doctor,parity,bf16,throughput,pipeline,methods,ddp,demo")
+    ap.add_argument("--sections", default="doctor,parity,bf16,throughput,ft_step,pipeline,methods,ddp,demo")
     ap.add_argument("--fashion-mnist", default="/usr/share/datasets/fashion-mnist",
                     help="Fashion-MNIST IDX files for the demo section (carry them to the GPU machine)")
     args = ap.parse_args()
