@@ -46,6 +46,14 @@ fn gpu_check_script_runs_every_section_on_the_cpu() -> Result<()> {
     assert!(sections["parity"]["max_abs"].as_f64().unwrap() <= 1e-4);
     assert!(sections["parity"]["bf16_worst_relative"].as_f64().unwrap() <= 0.1);
     assert_eq!(sections["pipeline"]["identical_output"], true);
+    // The builder at the recipes' shape (compact, K = 2), both precisions, with warm rates.
+    for precision in ["bf16", "tf32"] {
+        let row = &sections["pipeline"][format!("compact K=2 {precision}")];
+        assert_eq!(row["images"], 48, "{row}");
+        assert!(row["warm_images_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        let busy = row["warm_device_busy_fraction"].as_f64().unwrap();
+        assert!(busy > 0.0 && busy <= 1.0, "{row}");
+    }
     // The FT step of both precisions next to PyTorch eager; the step read its statistics back
     // once per logging window (2 steps), not per step.
     for precision in ["bf16", "tf32"] {

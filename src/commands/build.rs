@@ -23,6 +23,13 @@ pub(crate) fn build_counterfactuals(a: BuildArgs, env: &Env) -> Result<()> {
         100.0 * r.device_busy_fraction,
         r.device
     )?;
+    if r.warm_images_per_s > 0.0 {
+        outln!(
+            "after the first batch: {:.1} images/s, device busy {:.0}%",
+            r.warm_images_per_s,
+            100.0 * r.warm_device_busy_fraction
+        )?;
+    }
     if r.quarantined > 0 {
         outln!(
             "{} input rows could not be used and were left out: see {}",

@@ -344,6 +344,25 @@ class Check:
         # The same shards either way (the overlap changes timing, not output).
         same = all((self.work / "cf-on" / f).read_bytes() == (self.work / "cf-off" / f).read_bytes()
                    for f in records.read_manifest(self.work / "cf-on").shard_files("train"))
+        # At the recipes' shape: K = 2 compact over the step section's images (>= 2,048 at 224 px),
+        # batches of 256, bf16 and fp32 + TF32; warm rates leave set-up and the first batch out.
+        big = self.step_data(self.step_images())
+        for precision in ("bf16", "tf32"):
+            cfg = self.work / f"build-{precision}.toml"
+            cfg.write_text(
+                f'[source]\nshards = "{big.resolve()}"\nsplit = "train"\n[teacher]\nmodel = "{self.preset}"\n'
+                f'weights = "{w.resolve()}"\nhead = "{h.resolve()}"\n[counterfactuals]\ncam = "mmcam"\n'
+                f'strategies = ["ObjMaskSingleFill(0.3)"]\nvariants = 2\nseed = 0\ncompact = true\n'
+                f'batch_size = {8 if self.args.smoke else 256}\ndevice = "{self.args.device}"\n'
+                f'precision = "{precision}"\n')
+            dest = self.work / f"cf-{precision}"
+            shutil.rmtree(dest, ignore_errors=True)
+            _, info = self.cfkit("build-counterfactuals", "--config", cfg, "--out", dest, "-q")
+            rep = records.read_build_run(dest).report
+            out[f"compact K=2 {precision}"] = dict(
+                images=rep.rows, images_per_s=rep.images_per_s, device_busy_fraction=rep.device_busy_fraction,
+                warm_images_per_s=rep.warm_images_per_s, warm_device_busy_fraction=rep.warm_device_busy_fraction,
+                **info)
         return dict(ok=same, identical_output=same, **out)
 
     def methods(self):
@@ -549,6 +568,10 @@ class Check:
         return dict(images_per_s=ips, batch=batch,
                     peak_device_mib=torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None)
 
+    def step_images(self):
+        """Rows of the step section's data (and the builder's at the recipes' shape)."""
+        return 48 if self.args.smoke else 3840
+
     def step_data(self, images):
         """Image shards of `images` rows at the model's size (the step section's: several full
         batches per epoch, so that the timed windows hold no epoch end)."""
@@ -573,9 +596,8 @@ class Check:
         the windows after the first (log_every steps each), and the MFU of each side: 3 x the forward
         FLOPs per image (`forward_flops`) x images/s over the GPU's dense peak (`PEAK_FLOPS`)."""
         cases = [("tiny", 8)] if self.args.smoke else [("vit-b-32", 256), ("vit-b-16", 128)]
-        window, windows = (2, 3) if self.args.smoke else (5, 3)
-        images = max(b for _, b in cases) * window * windows
-        shards = self.step_data(images)
+        window = 2 if self.args.smoke else 5
+        shards = self.step_data(self.step_images())  # 3 windows of the largest batch
         out = {}
         for preset, batch in cases:
             flops = 3 * forward_flops(PRESETS[preset])
@@ -625,6 +647,9 @@ class Check:
                 summary = "; ".join(f"overlap {m}: {res[m]['images_per_s']:.1f} img/s, busy "
                                     f"{res[m]['device_busy_fraction']:.0%}, peak {res[m]['peak_device_mib']:.0f} MiB"
                                     for m in ("on", "off"))
+                summary += "".join(f"; {k}: {v['images']} images, warm {v['warm_images_per_s']:.1f} img/s, busy "
+                                   f"{v['warm_device_busy_fraction']:.0%}"
+                                   for k, v in res.items() if k.startswith("compact"))
             elif name == "methods":
                 summary = "; ".join(f"{k}: {v['images_per_s']:.1f} img/s"
                                     + (f", peak {v['peak_device_mib']:.0f} MiB" if v.get("peak_device_mib") else "")

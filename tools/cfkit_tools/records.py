@@ -446,6 +446,15 @@ class BuildReport(_Record):
         return self._o.num("device_busy_fraction")
 
     @property
+    def warm_images_per_s(self) -> float:
+        """Images/s after the first device batch (0 for builds before it was recorded)."""
+        return self._o.num("warm_images_per_s") if "warm_images_per_s" in self._o.raw else 0.0
+
+    @property
+    def warm_device_busy_fraction(self) -> float:
+        return self._o.num("warm_device_busy_fraction") if "warm_device_busy_fraction" in self._o.raw else 0.0
+
+    @property
     def device(self) -> str:
         return self._o.string("device")
 

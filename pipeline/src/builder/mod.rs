@@ -54,9 +54,17 @@ pub struct BuildReport {
     pub seconds: f64,
     /// Source images per second.
     pub images_per_s: f64,
-    /// Fraction of the wall time the device stage was busy (teacher passes, CAMs, masks, refill),
-    /// with decode and PNG encode running concurrently on other threads.
+    /// Fraction of the wall time the device stage was busy (teacher passes, CAMs, masks, refill,
+    /// and the wait for the batch's one read-back, so on a GPU about the GPU's busy time), with
+    /// decode and PNG encode running concurrently on other threads.
     pub device_busy_fraction: f64,
+    /// Source images per second after the first device batch (set-up, the teacher's load and
+    /// the first batch left out; 0 with a single batch).
+    #[serde(default)]
+    pub warm_images_per_s: f64,
+    /// `device_busy_fraction` over the same span.
+    #[serde(default)]
+    pub warm_device_busy_fraction: f64,
     /// The device of the teacher passes (`Cpu`, `Cuda(0)`).
     pub device: String,
     /// Input rows left out (undecodable images), listed in `quarantine/<shard>.jsonl`.
@@ -85,6 +93,8 @@ impl BuildReport {
             seconds,
             images_per_s: 0.0,
             device_busy_fraction: 0.0,
+            warm_images_per_s: 0.0,
+            warm_device_busy_fraction: 0.0,
             ..self
         }
     }
@@ -136,6 +146,17 @@ struct Tally {
     skipped: usize,
     device_s: f64,
     stats: StrategyStats,
+    /// When the run's first device batch was done: the warm rates count from there.
+    warm: Option<WarmStart>,
+}
+
+/// The end of the first device batch (CUDA set-up, the teacher's load and the first kernels'
+/// selection are behind), its rows and device seconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WarmStart {
+    pub(crate) at: Instant,
+    pub(crate) rows: u64,
+    pub(crate) device_s: f64,
 }
 
 /// An open build: the teacher on its device, the source split, the manifest being written.
@@ -194,6 +215,12 @@ impl Build<'_> {
             seconds,
             images_per_s: t.rows as f64 / seconds.max(1e-9),
             device_busy_fraction: (t.device_s / seconds.max(1e-9)).min(1.0),
+            warm_images_per_s: t.warm.map_or(0.0, |w| {
+                (t.rows - w.rows.min(t.rows)) as f64 / w.at.elapsed().as_secs_f64().max(1e-9)
+            }),
+            warm_device_busy_fraction: t.warm.map_or(0.0, |w| {
+                ((t.device_s - w.device_s) / w.at.elapsed().as_secs_f64().max(1e-9)).clamp(0.0, 1.0)
+            }),
             device: format!("{:?}", self.device),
             quarantined: quarantine::count(&self.out, mine.iter().map(|p| p.file.as_str())),
             mask_ratio: t.stats.summary(),

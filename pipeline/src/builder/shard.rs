@@ -19,6 +19,7 @@ use super::batch::{compute_batch, decode_batch, encode_batch, BatchSpec, Compute
 use super::batch::{DecodedBatch, Teacher};
 use super::pieces::Piece;
 use super::stats::StrategyStats;
+use super::WarmStart;
 use super::{batch_bounds, quarantine, Build, Pipelining};
 use crate::error::{PipelineError, Result};
 
@@ -33,6 +34,10 @@ struct DeviceStage<'a> {
     busy_s: f64,
     since: Instant,
     pb: &'a ProgressBar,
+    /// The run's first device batch (set once, by whichever shard computes first).
+    warm: &'a mut Option<WarmStart>,
+    /// Device seconds of the run before this shard.
+    before_s: f64,
 }
 
 impl DeviceStage<'_> {
@@ -43,8 +48,16 @@ impl DeviceStage<'_> {
         }
         let t0 = Instant::now();
         let spec = BatchSpec { batch, ..self.spec };
+        let rows = decoded.rows.len() as u64;
         let computed = compute_batch(&self.teacher, decoded, &spec)?;
         self.busy_s += t0.elapsed().as_secs_f64();
+        if self.warm.is_none() {
+            *self.warm = Some(WarmStart {
+                at: Instant::now(),
+                rows,
+                device_s: self.before_s + self.busy_s,
+            });
+        }
         let busy = self.busy_s / self.since.elapsed().as_secs_f64().max(1e-9);
         self.pb
             .set_message(format!("device busy {:.0}%", 100.0 * busy));
@@ -129,6 +142,8 @@ impl Build<'_> {
             busy_s: 0.0,
             since: Instant::now(),
             pb: &self.pb,
+            warm: &mut self.tally.warm,
+            before_s: self.tally.device_s,
         };
         let sink = Sink {
             writer: ShardWriter::try_new(
