@@ -325,20 +325,25 @@ class Check:
                     time_ratio_cfkit_over_pytorch=eager / cfkit_ips,
                     pytorch_peak_device_mib=peak, cfkit=info)
 
+    def build(self, name, shards, batch, extra="", *flags):
+        """`cfkit build-counterfactuals` of ObjMaskSingleFill(0.3), K = 2, with the random teacher over
+        `shards` into work/`name` (`extra`: more [counterfactuals] lines); its report and call info."""
+        w, h = self.teacher()
+        cfg = self.work / f"build-{name}.toml"
+        cfg.write_text(
+            f'[source]\nshards = "{shards.resolve()}"\nsplit = "train"\n[teacher]\nmodel = "{self.preset}"\n'
+            f'weights = "{w.resolve()}"\nhead = "{h.resolve()}"\n[counterfactuals]\ncam = "mmcam"\n'
+            f'strategies = ["ObjMaskSingleFill(0.3)"]\nvariants = 2\nseed = 0\n'
+            f'batch_size = {batch}\ndevice = "{self.args.device}"\n{extra}')
+        dest = self.work / name
+        shutil.rmtree(dest, ignore_errors=True)
+        _, info = self.cfkit("build-counterfactuals", "--config", cfg, "--out", dest, "-q", *flags)
+        return records.read_build_run(dest).report, info
+
     def pipeline(self):
-        shards, (w, h) = self.data(), self.teacher()
-        out = {}
+        shards, out = self.data(), {}
         for mode in ["on", "off"]:
-            cfg = self.work / "build.toml"
-            cfg.write_text(
-                f'[source]\nshards = "{shards.resolve()}"\nsplit = "train"\n[teacher]\nmodel = "{self.preset}"\n'
-                f'weights = "{w.resolve()}"\nhead = "{h.resolve()}"\n[counterfactuals]\ncam = "mmcam"\n'
-                f'strategies = ["ObjMaskSingleFill(0.3)"]\nvariants = 2\nseed = 0\n'
-                f'batch_size = {8 if self.args.smoke else 64}\ndevice = "{self.args.device}"\n')
-            dest = self.work / f"cf-{mode}"
-            shutil.rmtree(dest, ignore_errors=True)
-            _, info = self.cfkit("build-counterfactuals", "--config", cfg, "--out", dest, "-q", "--pipeline", mode)
-            rep = records.read_build_run(dest).report
+            rep, info = self.build(f"cf-{mode}", shards, 8 if self.args.smoke else 64, "", "--pipeline", mode)
             out[mode] = dict(images_per_s=rep.images_per_s, device_busy_fraction=rep.device_busy_fraction,
                              **info)
         # The same shards either way (the overlap changes timing, not output).
@@ -348,17 +353,8 @@ class Check:
         # batches of 256, bf16 and fp32 + TF32; warm rates leave set-up and the first batch out.
         big = self.step_data(self.step_images())
         for precision in ("bf16", "tf32"):
-            cfg = self.work / f"build-{precision}.toml"
-            cfg.write_text(
-                f'[source]\nshards = "{big.resolve()}"\nsplit = "train"\n[teacher]\nmodel = "{self.preset}"\n'
-                f'weights = "{w.resolve()}"\nhead = "{h.resolve()}"\n[counterfactuals]\ncam = "mmcam"\n'
-                f'strategies = ["ObjMaskSingleFill(0.3)"]\nvariants = 2\nseed = 0\ncompact = true\n'
-                f'batch_size = {8 if self.args.smoke else 256}\ndevice = "{self.args.device}"\n'
-                f'precision = "{precision}"\n')
-            dest = self.work / f"cf-{precision}"
-            shutil.rmtree(dest, ignore_errors=True)
-            _, info = self.cfkit("build-counterfactuals", "--config", cfg, "--out", dest, "-q")
-            rep = records.read_build_run(dest).report
+            rep, info = self.build(f"cf-{precision}", big, 8 if self.args.smoke else 256,
+                                   f'compact = true\nprecision = "{precision}"\n')
             out[f"compact K=2 {precision}"] = dict(
                 images=rep.rows, images_per_s=rep.images_per_s, device_busy_fraction=rep.device_busy_fraction,
                 warm_images_per_s=rep.warm_images_per_s, warm_device_busy_fraction=rep.warm_device_busy_fraction,
