@@ -993,3 +993,85 @@ fn a_bf16_build_records_its_precision_and_stays_close_to_fp32() -> Result<()> {
     );
     Ok(())
 }
+
+/// `device_batch_size`: several donor pools per device pass give the rows of one pool per pass —
+/// the same masks, donors, counterfactual pixels and CAMs, features up to rounding — with the
+/// pools' last group smaller; a size that is not a multiple of the pool is refused.
+#[test]
+fn several_donor_pools_per_device_pass_build_the_same_rows() -> Result<()> {
+    let dir = tmpdir("pools");
+    demo_train(&dir);
+    teacher(&dir)?;
+    let cfg = write_config(&dir, 0);
+    let build = |name: &str, set: &[&str]| -> Result<Vec<cfkit_schemas::CounterfactualRecord>> {
+        let out = dir.join(name);
+        let mut args = vec![
+            "build-counterfactuals",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        for s in set {
+            match s.strip_prefix("--") {
+                Some(_) => args.push(s),
+                None => args.extend(["--set", s]),
+            }
+        }
+        ok(cfkit(&args));
+        let m = Manifest::read(&out)?;
+        let mut rows = Vec::new();
+        for s in &m.splits["train"].shards {
+            rows.extend(ShardReader::open(&out.join(&s.file))?.read_counterfactuals()?);
+        }
+        Ok(rows)
+    };
+    let one = build("one", &[])?;
+    // Shards of 16 rows, pools of 8: passes of 3 pools hold 2 (the shard's whole piece).
+    let three = build("three", &["counterfactuals.device_batch_size=24"])?;
+    // And with decode and encode overlapping the device stage (the default on CUDA).
+    let overlapped = build(
+        "overlapped",
+        &["counterfactuals.device_batch_size=16", "--pipeline=on"],
+    )?;
+    assert_eq!(one.len(), 40);
+    assert_eq!(one.len(), three.len());
+    assert_eq!(one.len(), overlapped.len());
+    for other in [&three, &overlapped] {
+        for (a, b) in one.iter().zip(other) {
+            assert_eq!(a.base.id, b.base.id);
+            assert_eq!(a.base.image.bytes, b.base.image.bytes);
+            let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-5);
+            assert!(close(&a.cam, &b.cam), "{}: CAM", a.base.id);
+            assert!(close(&a.teacher_feature, &b.teacher_feature));
+            for (u, v) in a.variants.iter().zip(&b.variants) {
+                assert_eq!(
+                    (&u.strategy, u.seed, &u.mask),
+                    (&v.strategy, v.seed, &v.mask)
+                );
+                assert_eq!(
+                    u.donor_ids, v.donor_ids,
+                    "{}: donors stay in the pool",
+                    a.base.id
+                );
+                assert_eq!(u.image.bytes, v.image.bytes, "{}: pixels", a.base.id);
+                assert!(close(&u.teacher_feature, &v.teacher_feature));
+            }
+        }
+    }
+    let e = err(cfkit(&[
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--set",
+        "counterfactuals.device_batch_size=12",
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("device_batch_size") && e.contains("multiple of batch_size (8)"),
+        "{e}"
+    );
+    Ok(())
+}

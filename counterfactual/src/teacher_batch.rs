@@ -78,52 +78,60 @@ pub fn clean_pass(
 /// few GB of activations at its peak).
 const MAX_ROWS: i64 = 1024;
 
-/// The frozen teacher's features of every draw: `images` [V, N, S, S, 3] uint8 and `masks`
-/// [V, N, P] from [`crate::batch_draw::draw_batch`], `draws[v]`'s strategy deciding whether draw
-/// v's masked keys are hidden (no fill) -> [V, N, E]. Draws of one kind run together in forwards
-/// of up to [`MAX_ROWS`] images (at least one draw each).
+/// One draw of one donor pool for [`draw_features`]: its images [n, S, S, 3] uint8, masks
+/// [n, P] bool and strategy (no fill: the masked keys are hidden).
+pub struct DrawUnit<'a> {
+    pub images: &'a Tensor,
+    pub masks: &'a Tensor,
+    pub strategy: Strategy,
+}
+
+/// The frozen teacher's features of every draw unit (of one or several donor pools) -> one
+/// [n, E] float32 tensor per unit, in order. Units of one kind (fill or no fill) run together in
+/// forwards of up to [`MAX_ROWS`] images (at least one unit each).
 pub fn draw_features(
     teacher: &VisionTransformer,
     normalize: &Normalize,
-    images: &Tensor,
-    masks: &Tensor,
-    draws: &[Strategy],
-) -> Result<Tensor> {
-    let v = draws.len();
-    let size = images.size();
-    if size.len() != 5 || size[0] != v as i64 {
-        return Err(CounterfactualError::Input(format!(
-            "{v} draws but images of shape {size:?}"
-        )));
-    }
-    let n = size[1];
-    let per = (MAX_ROWS / n.max(1)).max(1) as usize;
-    let mut out: Vec<Option<Tensor>> = (0..v).map(|_| None).collect();
+    units: &[DrawUnit],
+) -> Result<Vec<Tensor>> {
+    let mut out: Vec<Option<Tensor>> = (0..units.len()).map(|_| None).collect();
     for no_fill in [false, true] {
-        let group: Vec<usize> = (0..v)
-            .filter(|&i| (draws[i].fill == FillKind::None) == no_fill)
+        let group: Vec<usize> = (0..units.len())
+            .filter(|&i| (units[i].strategy.fill == FillKind::None) == no_fill)
             .collect();
-        for chunk in group.chunks(per) {
-            let idx = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                .to_device(images.device());
-            let rows = chunk.len() as i64 * n;
-            let x = images
-                .index_select(0, &idx)
-                .reshape([rows, size[2], size[3], 3]);
-            let key_mask = no_fill.then(|| masks.index_select(0, &idx).reshape([rows, -1]));
+        let mut chunks: Vec<Vec<usize>> = Vec::new();
+        let mut rows = 0;
+        for &i in &group {
+            let n = units[i].images.size()[0];
+            if chunks.is_empty() || rows + n > MAX_ROWS {
+                chunks.push(Vec::new());
+                rows = 0;
+            }
+            chunks.last_mut().expect("pushed").push(i);
+            rows += n;
+        }
+        for chunk in chunks {
+            let x = Tensor::cat(
+                &chunk.iter().map(|&i| units[i].images).collect::<Vec<_>>(),
+                0,
+            );
+            let key_mask = no_fill.then(|| {
+                Tensor::cat(
+                    &chunk.iter().map(|&i| units[i].masks).collect::<Vec<_>>(),
+                    0,
+                )
+            });
             let f = frozen_features(teacher, &normalize.input(&x), key_mask.as_ref())?
                 .to_kind(Kind::Float);
-            for (k, &i) in chunk.iter().enumerate() {
-                out[i] = Some(f.narrow(0, k as i64 * n, n));
+            let mut at = 0;
+            for &i in &chunk {
+                let n = units[i].images.size()[0];
+                out[i] = Some(f.narrow(0, at, n));
+                at += n;
             }
         }
     }
-    let out: Vec<Tensor> = out.into_iter().map(|t| t.expect("every draw")).collect();
-    if out.is_empty() {
-        return Ok(Tensor::zeros(
-            [0, n, teacher.config.projection_dim],
-            (Kind::Float, images.device()),
-        ));
-    }
-    Ok(Tensor::stack(&out, 0))
+    out.into_iter()
+        .map(|t| t.ok_or_else(|| CounterfactualError::Input("a draw unit without features".into())))
+        .collect()
 }

@@ -7,9 +7,10 @@
 //! seed and the donor ids are stored with each variant, so any counterfactual can be recomputed
 //! from the shard it lives in.
 
-use cfkit_counterfactual::batch_draw::draw_batch;
+use cfkit_counterfactual::batch_draw::{draw_batch, BatchDraws};
+use cfkit_counterfactual::refill::PatchGrid;
 use cfkit_counterfactual::step::{CamModel, CounterfactualStep};
-use cfkit_counterfactual::teacher_batch::{clean_pass, draw_features};
+use cfkit_counterfactual::teacher_batch::{clean_pass, draw_features, DrawUnit};
 use cfkit_counterfactual::{rows_f32, CamMethod, CounterfactualError};
 use cfkit_distributed::aten::autocast_bf16;
 use cfkit_models::pixels_tensor;
@@ -139,28 +140,39 @@ pub struct ComputedBatch {
     compact: bool,
 }
 
-/// Stage 2 (the device): one teacher pass over the clean images (features, logits and CAM), every
-/// (strategy, variant) draw of the batch at once on the device (masks, donors, refill:
-/// [`draw_batch`], the host draw's bytes), the teacher's features of all counterfactuals in a few
-/// large forwards; then everything is read back once. The clean pixels go up once, as uint8.
+/// Stage 2 (the device) for one donor pool: [`compute_pools`] of one.
 pub fn compute_batch(
     teacher: &Teacher,
     decoded: DecodedBatch,
     spec: &BatchSpec,
 ) -> Result<ComputedBatch> {
-    let DecodedBatch {
-        rows,
-        pixels: images,
-        ..
-    } = decoded;
+    let mut out = compute_pools(teacher, vec![(spec.batch, decoded)], spec)?;
+    Ok(out.pop().expect("one pool in, one out"))
+}
+
+/// Stage 2 (the device) for several donor pools at once (`(batch index, decoded rows)`, each its
+/// own pool: donors never cross pools): the clean pixels go up once, as uint8; one teacher pass
+/// over all of them gives features, logits and CAM; every (strategy, variant) draw of each pool
+/// is made on the device by batched gathers ([`draw_batch`], the host draw's bytes); the teacher's
+/// features of all counterfactuals run in forwards of up to 1,024 images across pools; then
+/// everything is read back once. `spec.batch` is replaced by each pool's index.
+pub fn compute_pools(
+    teacher: &Teacher,
+    pools: Vec<(usize, DecodedBatch)>,
+    spec: &BatchSpec,
+) -> Result<Vec<ComputedBatch>> {
     let step = teacher.step();
     let grid = step.grid()?;
     let image_size = grid.image_size;
     let norm = teacher.vision.config.normalize();
     let device = teacher.device;
-    let pixels = pixels_tensor(&images, image_size).to_device(device);
-    drop(images);
-    let host_labels: Vec<i64> = rows.iter().map(|r| r.label).collect();
+    let all: Vec<&Vec<u8>> = pools.iter().flat_map(|(_, d)| &d.pixels).collect();
+    let pixels = pixels_tensor(&all, image_size).to_device(device);
+    drop(all);
+    let host_labels: Vec<i64> = pools
+        .iter()
+        .flat_map(|(_, d)| d.rows.iter().map(|r| r.label))
+        .collect();
     let labels = Tensor::from_slice(&host_labels).to_device(device);
     let clean = clean_pass(
         teacher.vision,
@@ -171,77 +183,131 @@ pub fn compute_batch(
         &host_labels,
         teacher.autocast,
     )?;
-    let mut draws = Vec::with_capacity(spec.strategies.len() * spec.variants);
-    for (si, strategy) in spec.strategies.iter().enumerate() {
-        for k in 0..spec.variants {
-            let seed = variant_seed(spec.seed, spec.shard, spec.batch, si, k);
-            draws.push((*strategy, seed));
+    // Each pool's draws on its slice of the batch.
+    let mut drawn = Vec::with_capacity(pools.len());
+    let mut seeds = Vec::with_capacity(pools.len());
+    let mut at = 0i64;
+    for (b, d) in &pools {
+        let n = d.rows.len() as i64;
+        let mut draws = Vec::with_capacity(spec.strategies.len() * spec.variants);
+        for (si, strategy) in spec.strategies.iter().enumerate() {
+            for k in 0..spec.variants {
+                draws.push((*strategy, variant_seed(spec.seed, spec.shard, *b, si, k)));
+            }
+        }
+        let pool_pixels = pixels.narrow(0, at, n);
+        drawn.push(draw_batch(
+            &pool_pixels,
+            &clean.cam.narrow(0, at, n),
+            &draws,
+            grid,
+        )?);
+        seeds.push(draws);
+        at += n;
+    }
+    let images: Vec<Vec<Tensor>> = drawn
+        .iter()
+        .map(|d| (0..d.images.size()[0]).map(|v| d.images.get(v)).collect())
+        .collect();
+    let masks: Vec<Vec<Tensor>> = drawn
+        .iter()
+        .map(|d| (0..d.masks.size()[0]).map(|v| d.masks.get(v)).collect())
+        .collect();
+    let mut units = Vec::new();
+    for (p, draws) in seeds.iter().enumerate() {
+        for (v, (strategy, _)) in draws.iter().enumerate() {
+            units.push(DrawUnit {
+                images: &images[p][v],
+                masks: &masks[p][v],
+                strategy: *strategy,
+            });
         }
     }
-    let drawn = draw_batch(&pixels, &clean.cam, &draws, grid)?;
-    let strategies: Vec<Strategy> = draws.iter().map(|d| d.0).collect();
-    let variant_features = autocast_bf16(teacher.autocast, || {
-        draw_features(
-            teacher.vision,
-            &norm,
-            &drawn.images,
-            &drawn.masks,
-            &strategies,
-        )
+    let unit_features = autocast_bf16(teacher.autocast, || {
+        draw_features(teacher.vision, &norm, &units)
     })?;
+    drop(units);
 
-    // The one read-back of the batch (the first copy waits for the device, the rest follow).
+    // The one read-back (the first copy waits for the device, the rest follow).
     let features = rows_f32(&clean.features)?;
     let logits = spec
         .store_logits
         .then(|| rows_f32(&clean.logits))
         .transpose()?;
     let cams = rows_f32(&clean.cam)?;
-    let (v, n, p) = (draws.len(), rows.len(), grid.num_patches());
+    let mut unit_features = unit_features.into_iter();
+    let (mut features, mut logits, mut cams) = (
+        features.into_iter(),
+        logits.map(|l| l.into_iter()),
+        cams.into_iter(),
+    );
+    let mut out = Vec::with_capacity(pools.len());
+    for (((_, decoded), d), draws) in pools.into_iter().zip(drawn).zip(seeds) {
+        let n = decoded.rows.len();
+        let variants = read_variants(
+            &decoded.rows,
+            d,
+            &draws,
+            &mut unit_features,
+            grid,
+            spec.compact,
+        )?;
+        out.push(ComputedBatch {
+            features: features.by_ref().take(n).collect(),
+            logits: logits.as_mut().map(|l| l.by_ref().take(n).collect()),
+            cams: cams.by_ref().take(n).collect(),
+            rows: decoded.rows,
+            variants,
+            image_size: image_size as u32,
+            compact: spec.compact,
+        });
+    }
+    Ok(out)
+}
+
+/// One pool's draws read back: masks, donor ids, images (none for compact shards) and the
+/// teacher's features (the next of `features` per draw).
+fn read_variants(
+    rows: &[ImageRecord],
+    d: BatchDraws,
+    draws: &[(Strategy, u64)],
+    features: &mut impl Iterator<Item = Tensor>,
+    grid: PatchGrid,
+    compact: bool,
+) -> Result<Vec<PendingVariant>> {
+    let (n, p, bytes) = (rows.len(), grid.num_patches(), grid.image_bytes());
     let host = |t: &Tensor| t.to_device(Device::Cpu).reshape([-1]);
     let torch = |e: tch::TchError| PipelineError::from(CounterfactualError::from(e));
-    let masks: Vec<bool> = Vec::try_from(host(&drawn.masks)).map_err(torch)?;
-    let feats = rows_f32(&variant_features.reshape([(v * n) as i64, -1]))?;
+    let all_masks: Vec<bool> = Vec::try_from(host(&d.masks)).map_err(torch)?;
     // Compact shards store no counterfactual pixels: those stay on the device.
-    let pixels_out: Option<Vec<u8>> = (!spec.compact)
-        .then(|| Vec::try_from(host(&drawn.images)))
+    let all_pixels: Option<Vec<u8>> = (!compact)
+        .then(|| Vec::try_from(host(&d.images)))
         .transpose()
         .map_err(torch)?;
-    let bytes = grid.image_bytes();
-    let mut feats = feats.into_iter();
-    let mut variants: Vec<PendingVariant> = Vec::with_capacity(v);
-    for (vi, ((strategy, seed), donors)) in draws.iter().zip(drawn.donors).enumerate() {
-        let donors: Vec<Vec<String>> = donors
-            .iter()
-            .map(|d| d.iter().map(|&j| rows[j].id.clone()).collect())
-            .collect();
-        let images = match &pixels_out {
-            Some(all) => (0..n)
-                .map(|i| all[(vi * n + i) * bytes..(vi * n + i + 1) * bytes].to_vec())
-                .collect(),
+    let mut variants = Vec::with_capacity(draws.len());
+    for (vi, ((strategy, seed), donors)) in draws.iter().zip(d.donors).enumerate() {
+        let slice = |i: usize, len: usize| (vi * n + i) * len..(vi * n + i + 1) * len;
+        let images = match &all_pixels {
+            Some(all) => (0..n).map(|i| all[slice(i, bytes)].to_vec()).collect(),
             None => vec![Vec::new(); n],
         };
+        let f = features.next().ok_or_else(|| {
+            PipelineError::Input("the teacher returned fewer draws than were made".into())
+        })?;
         variants.push(PendingVariant {
             variant: vi as i32,
             strategy: strategy.to_string(),
             seed: *seed,
-            masks: (0..n)
-                .map(|i| masks[(vi * n + i) * p..(vi * n + i + 1) * p].to_vec())
+            masks: (0..n).map(|i| all_masks[slice(i, p)].to_vec()).collect(),
+            donors: donors
+                .iter()
+                .map(|d| d.iter().map(|&j| rows[j].id.clone()).collect())
                 .collect(),
-            donors,
             images,
-            features: feats.by_ref().take(n).collect(),
+            features: rows_f32(&f)?,
         });
     }
-    Ok(ComputedBatch {
-        rows,
-        features,
-        logits,
-        cams,
-        variants,
-        image_size: image_size as u32,
-        compact: spec.compact,
-    })
+    Ok(variants)
 }
 
 /// Stage 3 (CPU, rayon): PNG-encodes the counterfactual images and assembles the records.

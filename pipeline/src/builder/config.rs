@@ -48,9 +48,15 @@ pub struct CounterfactualConfig {
     pub variants: usize,
     #[serde(default)]
     pub seed: u64,
-    /// Images per device batch; also the donor pool.
+    /// Images per donor pool: a counterfactual's donors come from its own pool (and, in compact
+    /// shards, its row group).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Images per teacher pass on the device: consecutive donor pools go to the device together
+    /// (a multiple of `batch_size`; unset: one pool). Donors never cross pools, so the stored
+    /// rows are those of one pool per pass (up to floating-point rounding of the features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_batch_size: Option<usize>,
     /// Store the teacher's logits (for KD).
     #[serde(default = "yes")]
     pub store_logits: bool,
@@ -142,6 +148,14 @@ impl ConfigFile for BuildConfig {
                 "counterfactuals.variants must be >= 1 and batch_size >= 2 (the donor pool), got {} and {}",
                 c.variants, c.batch_size
             ));
+        }
+        if let Some(d) = c.device_batch_size {
+            if d == 0 || !d.is_multiple_of(c.batch_size) {
+                return Err(format!(
+                    "counterfactuals.device_batch_size must be a positive multiple of batch_size ({}), got {d}",
+                    c.batch_size
+                ));
+            }
         }
         Ok(())
     }

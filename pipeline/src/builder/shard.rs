@@ -15,7 +15,7 @@ use cfkit_schemas::{counterfactuals_to_batch, ImageRecord, ShardReader, ShardWri
 use crossbeam_channel::bounded;
 use indicatif::ProgressBar;
 
-use super::batch::{compute_batch, decode_batch, encode_batch, BatchSpec, ComputedBatch};
+use super::batch::{compute_pools, decode_batch, encode_batch, BatchSpec, ComputedBatch};
 use super::batch::{DecodedBatch, Teacher};
 use super::pieces::Piece;
 use super::stats::StrategyStats;
@@ -34,6 +34,8 @@ struct DeviceStage<'a> {
     busy_s: f64,
     since: Instant,
     pb: &'a ProgressBar,
+    /// Donor pools per device pass.
+    pools: usize,
     /// The run's first device batch (set once, by whichever shard computes first).
     warm: &'a mut Option<WarmStart>,
     /// Device seconds of the run before this shard.
@@ -41,15 +43,21 @@ struct DeviceStage<'a> {
 }
 
 impl DeviceStage<'_> {
-    fn run(&mut self, batch: usize, mut decoded: DecodedBatch) -> Result<Option<ComputedBatch>> {
-        self.rejected.append(&mut decoded.rejected);
-        if decoded.rows.is_empty() {
-            return Ok(None);
+    /// One device pass over `pools` (batch index, decoded rows), each its own donor pool.
+    fn run(&mut self, pools: Vec<(usize, DecodedBatch)>) -> Result<Vec<ComputedBatch>> {
+        let mut kept = Vec::with_capacity(pools.len());
+        for (b, mut decoded) in pools {
+            self.rejected.append(&mut decoded.rejected);
+            if !decoded.rows.is_empty() {
+                kept.push((b, decoded));
+            }
+        }
+        if kept.is_empty() {
+            return Ok(Vec::new());
         }
         let t0 = Instant::now();
-        let spec = BatchSpec { batch, ..self.spec };
-        let rows = decoded.rows.len() as u64;
-        let computed = compute_batch(&self.teacher, decoded, &spec)?;
+        let rows = kept.iter().map(|(_, d)| d.rows.len() as u64).sum();
+        let computed = compute_pools(&self.teacher, kept, &self.spec)?;
         self.busy_s += t0.elapsed().as_secs_f64();
         if self.warm.is_none() {
             *self.warm = Some(WarmStart {
@@ -61,7 +69,7 @@ impl DeviceStage<'_> {
         let busy = self.busy_s / self.since.elapsed().as_secs_f64().max(1e-9);
         self.pb
             .set_message(format!("device busy {:.0}%", 100.0 * busy));
-        Ok(Some(computed))
+        Ok(computed)
     }
 }
 
@@ -142,6 +150,7 @@ impl Build<'_> {
             busy_s: 0.0,
             since: Instant::now(),
             pb: &self.pb,
+            pools: c.device_batch_size.map_or(1, |d| d / c.batch_size).max(1),
             warm: &mut self.tally.warm,
             before_s: self.tally.device_s,
         };
@@ -193,8 +202,12 @@ fn run_sequential<'a>(
     device: &mut DeviceStage,
     mut sink: Sink<'a>,
 ) -> Result<Sink<'a>> {
-    for &(b, s, e) in batches {
-        if let Some(computed) = device.run(b, decode_batch(images[s..e].to_vec(), size))? {
+    for group in batches.chunks(device.pools) {
+        let pools = group
+            .iter()
+            .map(|&(b, s, e)| (b, decode_batch(images[s..e].to_vec(), size)))
+            .collect();
+        for computed in device.run(pools)? {
             sink.put(computed)?;
         }
     }
@@ -227,12 +240,18 @@ fn run_overlapped<'a>(
             }
             Ok(sink)
         });
-        for (b, decoded) in rx_dec {
-            let Some(computed) = device.run(b, decoded)? else {
+        // Pools in groups of `device.pools` per device pass (the last group may be smaller).
+        let mut group = Vec::with_capacity(device.pools);
+        let mut rx = rx_dec.into_iter().peekable();
+        'pass: while let Some(pool) = rx.next() {
+            group.push(pool);
+            if group.len() < device.pools && rx.peek().is_some() {
                 continue;
-            };
-            if tx_enc.send(computed).is_err() {
-                break; // the encoder failed; its error is returned below
+            }
+            for computed in device.run(std::mem::take(&mut group))? {
+                if tx_enc.send(computed).is_err() {
+                    break 'pass; // the encoder failed; its error is returned below
+                }
             }
         }
         drop(tx_enc);
