@@ -142,6 +142,22 @@ pub fn cam_of_checked_forward(
 ) -> Result<Tensor> {
     let n = out.features.size()[0];
     let device = out.features.device();
+    // The CAM's products and sums in float32 even inside a bf16 autocast region (its thresholds
+    // are compared in float32, as the reference's fp32 CAMs).
+    cfkit_distributed::aten::without_autocast(device, || {
+        cam_of(out, head, labels, method, keep_graph, n, device)
+    })
+}
+
+fn cam_of(
+    out: &VisionOutput,
+    head: &ClassificationHead,
+    labels: &Tensor,
+    method: CamMethod,
+    keep_graph: bool,
+    n: i64,
+    device: tch::Device,
+) -> Result<Tensor> {
     let cam = match method {
         CamMethod::Mmcam => {
             let score = target_score(head, &out.features, labels);

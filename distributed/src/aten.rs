@@ -97,6 +97,27 @@ pub fn autocast_bf16<T>(device: Option<Device>, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Runs `f` with autocast off for `device`'s type on this thread (inside an autocast region: the
+/// float32 parts of a computation, as `torch.autocast(..., enabled=False)` nested in one), then
+/// restores it.
+pub fn without_autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
+    struct Restore {
+        cuda: bool,
+        was: bool,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            crate::ffi::autocast_set_enabled(self.cuda, self.was);
+        }
+    }
+    let cuda = device.is_cuda();
+    let _restore = Restore {
+        cuda,
+        was: crate::ffi::autocast_set_enabled(cuda, false),
+    };
+    f()
+}
+
 /// Whether bfloat16 autocast is on for `device` on this thread.
 pub fn autocast_bf16_enabled(device: Device) -> bool {
     let (dtype, on) = crate::ffi::autocast_state(device.is_cuda());
@@ -126,6 +147,13 @@ mod tests {
         assert!(!autocast_bf16_enabled(Device::Cpu), "the region closed");
         assert_eq!(a.matmul(&b).kind(), Kind::Float);
         assert_eq!(autocast_bf16(None, || a.matmul(&b).kind()), Kind::Float);
+        // A float32 island inside a region, and the region goes on after it.
+        let (island, after) = autocast_bf16(Some(Device::Cpu), || {
+            let island = without_autocast(Device::Cpu, || a.matmul(&b).kind());
+            (island, a.matmul(&b).kind())
+        });
+        assert_eq!((island, after), (Kind::Float, Kind::BFloat16));
+        assert!(!autocast_bf16_enabled(Device::Cpu));
     }
 
     #[test]

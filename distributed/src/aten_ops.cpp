@@ -107,4 +107,13 @@ int cfkit_autocast_state(int cuda) {
   return static_cast<int>(at::autocast::get_autocast_dtype(dt)) |
          (at::autocast::is_autocast_enabled(dt) ? 256 : 0);
 }
+
+// Switches autocast for `cuda` (1) or the CPU (0) on this thread on or off; returns whether it
+// was on (to restore it).
+int cfkit_autocast_set_enabled(int cuda, int enabled) {
+  auto dt = cuda ? at::kCUDA : at::kCPU;
+  bool prev = at::autocast::is_autocast_enabled(dt);
+  at::autocast::set_autocast_enabled(dt, enabled != 0);
+  return prev ? 1 : 0;
+}
 }

@@ -165,6 +165,10 @@ extern "C" {
         -> std::ffi::c_int;
     fn cfkit_autocast_exit(cuda: std::ffi::c_int, prev: std::ffi::c_int);
     fn cfkit_autocast_state(cuda: std::ffi::c_int) -> std::ffi::c_int;
+    fn cfkit_autocast_set_enabled(
+        cuda: std::ffi::c_int,
+        enabled: std::ffi::c_int,
+    ) -> std::ffi::c_int;
     fn cfkit_adamw_step(
         params: *mut *mut std::ffi::c_void,
         grads: *mut *mut std::ffi::c_void,
@@ -264,4 +268,10 @@ pub(crate) fn autocast_state(cuda: bool) -> (i32, bool) {
     // SAFETY: reads libtorch's thread-local autocast state.
     let s = unsafe { cfkit_autocast_state(cuda.into()) };
     (s & 255, s & 256 != 0)
+}
+
+/// Switches autocast for `cuda` or the CPU on this thread; returns whether it was on.
+pub(crate) fn autocast_set_enabled(cuda: bool, enabled: bool) -> bool {
+    // SAFETY: sets libtorch's thread-local autocast flag.
+    unsafe { cfkit_autocast_set_enabled(cuda.into(), enabled.into()) != 0 }
 }

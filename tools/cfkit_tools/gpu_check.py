@@ -24,8 +24,9 @@ Sections (each timed; a failing one is recorded and the others still run; exit 1
               dense peak), and cfkit's host reads (`--profile`)
   pipeline    `build-counterfactuals` images/s and device-busy fraction at the model's size with a
               random teacher, stages overlapped and not
-  methods     images/s of FT, offline masked FD and online masked FD (`cfkit train`), and a full FT
-              step in PyTorch eager at the same batch (forward, CE, backward, clip, AdamW)
+  methods     images/s of FT, offline masked FD and online masked FD (`cfkit train`, bf16), and a full
+              FT step in PyTorch eager at the same batch and precision (forward, CE, backward, clip,
+              fused AdamW)
   ddp         2 ranks of one data-parallel job against one process of the whole batch: Gloo (CUDA
               gradients through host memory) and, on CUDA, NCCL (one GPU per rank; with a single GPU
               its refusal is recorded, not counted)
@@ -378,7 +379,8 @@ class Check:
                                  'strategy = "ObjMaskSingleFill(0.3)"\nweight = 1.0\n'),
         ]:
             method = "ft" if name == "ft" else "ft-fd"
-            cfg = self.train_config(name.replace(" ", "-"), method, "fp32", steps, extra)
+            # bf16, what `auto` trains in on a GPU (on the CPU the smoke checks the bf16 path).
+            cfg = self.train_config(name.replace(" ", "-"), method, "bf16", steps, extra)
             text = cfg.read_text().replace(f'name = "{self.preset}"\nhead_init_scale = 10.0',
                                            f'checkpoint = "{teacher_ckpt.resolve()}"')
             text = text.replace(f'shards = "{self.data().resolve()}"', f'shards = "{cf.resolve()}"')
@@ -393,7 +395,7 @@ class Check:
         for v in out.values():
             if base and v["images_per_s"]:
                 v["time_over_ft"] = base / v["images_per_s"]
-        out["pytorch eager ft"] = self.eager_ft_step(batch=8 if self.args.smoke else 64)
+        out["pytorch eager ft"] = self.eager_ft_step(8 if self.args.smoke else 64, precision="bf16")
         if base:
             out["ft"]["time_ratio_cfkit_over_pytorch"] = out["pytorch eager ft"]["images_per_s"] / base
         return out
