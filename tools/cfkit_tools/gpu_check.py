@@ -621,7 +621,10 @@ class Check:
                     flops_per_image=flops, peak_flops=peak,
                     cfkit_mfu=cf * flops / peak if cf and peak else None,
                     pytorch_mfu=torch_side["images_per_s"] * flops / peak if peak else None,
-                    host_reads=records.read_profile(run)["host_reads"], cfkit=info, pytorch=torch_side)
+                    host_reads=records.read_profile(run)["host_reads"], cfkit=info, pytorch=torch_side,
+                    # `--profile`'s split of the whole run (on CUDA a phase ends where the host next
+                    # waits for the device, so the device's time lands in the phase that waits).
+                    profile=records.read_profile(run).as_dict())
         return out
 
     def markdown(self):
