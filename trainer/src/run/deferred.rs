@@ -130,6 +130,12 @@ impl DeferredStats {
         Ok(())
     }
 
+    /// Entries waiting to be read (a run with a very long logging window reads them every so
+    /// often, so that they do not pile up on the device).
+    pub(crate) fn pending(&self) -> usize {
+        self.entries.len()
+    }
+
     fn value_count(&self, entries: &[Entry]) -> usize {
         entries
             .iter()

@@ -18,6 +18,10 @@ use crate::eval::{Evaluator, Scoring};
 use crate::optim::schedule::Schedule;
 use crate::optim::StepInfo;
 
+/// Statistics entries kept on the device at most before they are read (a logging window of
+/// thousands of steps would otherwise hold thousands of small device tensors).
+const MAX_DEFERRED: usize = 4096;
+
 /// Share of an epoch's training time spent waiting for the loader above which a run warns.
 const LOADER_WAIT_WARN: f64 = 0.1;
 
@@ -167,6 +171,8 @@ impl TrainingRun<'_> {
         self.console.bar.set_position(p.step as u64);
         if p.step.is_multiple_of(self.cfg.train.log_every) {
             self.log_window(&info, beta1, window)?;
+        } else if self.deferred.pending() >= MAX_DEFERRED {
+            self.flush_stats()?;
         }
         if self.checkpointer.due(self.progress.step) {
             self.save(Slot::Last)?;

@@ -37,8 +37,8 @@ pub struct Profile {
     pub optimizer_s: f64,
     /// Times the training loop read its statistics (losses, correct counts, gradient norms)
     /// back from the device, each a wait for the device: once per logging window, checkpoint and
-    /// epoch end (and once per step in data-parallel runs, where the ranks add them up), never
-    /// inside a step. Reads inside an objective are not counted: online counterfactuals compute
+    /// epoch end (and once per step in data-parallel runs, where the ranks add them up; within a
+    /// window of thousands of steps, every 4,096 entries), never inside a step. Reads inside an objective are not counted: online counterfactuals compute
     /// their masks and refills on the host, which waits for the device every micro-batch.
     pub host_reads: u64,
 }
