@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo:rerun-if-changed=src/shim.cpp");
     println!("cargo:rerun-if-changed=src/aten_ops.cpp");
+    println!("cargo:rerun-if-changed=src/guard.h");
     for var in [
         "CFKIT_GLOO_INCLUDE",
         "CFKIT_NVIDIA_DIR",

@@ -920,46 +920,56 @@ fn a_teacher_refuses_shards_prepared_another_way() -> Result<()> {
     Ok(())
 }
 
+/// Builds `cfg` into `dir/name` with `extra` arguments (`--set` overrides, flags) and reads it
+/// back: its manifest and every record, in shard order.
+fn build_and_read(
+    dir: &Path,
+    cfg: &Path,
+    name: &str,
+    extra: &[&str],
+) -> Result<(Manifest, Vec<cfkit_schemas::CounterfactualRecord>)> {
+    let out = dir.join(name);
+    let mut args = vec![
+        "build-counterfactuals",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    ok(cfkit(&args));
+    let m = Manifest::read(&out)?;
+    let mut rows = Vec::new();
+    for s in &m.splits["train"].shards {
+        rows.extend(ShardReader::open(&out.join(&s.file))?.read_counterfactuals()?);
+    }
+    Ok((m, rows))
+}
+
 /// `[counterfactuals] precision = "bf16"` runs the teacher's passes under bf16 autocast, on the
 /// CPU too: the build records the precision (the fp32 one, `auto` on the CPU, leaves it out and
 /// keeps its hash), its features stay close to fp32's, and what the seeds alone decide (random
 /// masks, donors) is the same.
-/// A build's manifest, clean teacher features by id, and (mask, donors) of its random-mask
-/// variants in row order.
-type Built = (
-    Manifest,
-    HashMap<String, Vec<f32>>,
-    Vec<(Vec<bool>, Vec<String>)>,
-);
-
 #[test]
 fn a_bf16_build_records_its_precision_and_stays_close_to_fp32() -> Result<()> {
     let dir = tmpdir("bf16");
     demo_train(&dir);
     teacher(&dir)?;
     let cfg = write_config(&dir, 0);
-    let build = |name: &str, precision: &str| -> Result<Built> {
-        let out = dir.join(name);
-        ok(cfkit(&[
-            "build-counterfactuals",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--set",
-            &format!("counterfactuals.precision={precision}"),
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ]));
-        let m = Manifest::read(&out)?;
-        let (mut feats, mut random) = (HashMap::new(), Vec::new());
-        for s in &m.splits["train"].shards {
-            for r in ShardReader::open(&out.join(&s.file))?.read_counterfactuals()? {
-                for v in r.variants.iter().filter(|v| v.strategy.starts_with("Rand")) {
-                    random.push((v.mask.clone(), v.donor_ids.clone()));
-                }
-                feats.insert(r.base.id.clone(), r.teacher_feature);
-            }
-        }
+    // Clean teacher features by id, and (mask, donors) of the random-mask variants in row order.
+    let build = |name: &str, precision: &str| -> Result<_> {
+        let set = format!("counterfactuals.precision={precision}");
+        let (m, rows) = build_and_read(&dir, &cfg, name, &["--set", &set])?;
+        let random: Vec<(Vec<bool>, Vec<String>)> = rows
+            .iter()
+            .flat_map(|r| r.variants.iter().filter(|v| v.strategy.starts_with("Rand")))
+            .map(|v| (v.mask.clone(), v.donor_ids.clone()))
+            .collect();
+        let feats: HashMap<String, Vec<f32>> = rows
+            .into_iter()
+            .map(|r| (r.base.id, r.teacher_feature))
+            .collect();
         Ok((m, feats, random))
     };
     let (m16, f16, r16) = build("bf16", "bf16")?;
@@ -1003,37 +1013,20 @@ fn several_donor_pools_per_device_pass_build_the_same_rows() -> Result<()> {
     demo_train(&dir);
     teacher(&dir)?;
     let cfg = write_config(&dir, 0);
-    let build = |name: &str, set: &[&str]| -> Result<Vec<cfkit_schemas::CounterfactualRecord>> {
-        let out = dir.join(name);
-        let mut args = vec![
-            "build-counterfactuals",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ];
-        for s in set {
-            match s.strip_prefix("--") {
-                Some(_) => args.push(s),
-                None => args.extend(["--set", s]),
-            }
-        }
-        ok(cfkit(&args));
-        let m = Manifest::read(&out)?;
-        let mut rows = Vec::new();
-        for s in &m.splits["train"].shards {
-            rows.extend(ShardReader::open(&out.join(&s.file))?.read_counterfactuals()?);
-        }
-        Ok(rows)
+    let build = |name: &str, extra: &[&str]| -> Result<Vec<cfkit_schemas::CounterfactualRecord>> {
+        Ok(build_and_read(&dir, &cfg, name, extra)?.1)
     };
     let one = build("one", &[])?;
     // Shards of 16 rows, pools of 8: passes of 3 pools hold 2 (the shard's whole piece).
-    let three = build("three", &["counterfactuals.device_batch_size=24"])?;
+    let three = build("three", &["--set", "counterfactuals.device_batch_size=24"])?;
     // And with decode and encode overlapping the device stage (the default on CUDA).
     let overlapped = build(
         "overlapped",
-        &["counterfactuals.device_batch_size=16", "--pipeline=on"],
+        &[
+            "--set",
+            "counterfactuals.device_batch_size=16",
+            "--pipeline=on",
+        ],
     )?;
     assert_eq!(one.len(), 40);
     assert_eq!(one.len(), three.len());

@@ -8,19 +8,11 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 
-#include <cstring>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
-namespace {
-void put(char* err, size_t len, const std::string& msg) {
-  if (err && len > 0) {
-    std::strncpy(err, msg.c_str(), len - 1);
-    err[len - 1] = '\0';
-  }
-}
+#include "guard.h"
 
+namespace {
 std::vector<at::Tensor> list(void** ts, size_t n) {
   std::vector<at::Tensor> out;
   out.reserve(n);
@@ -40,14 +32,14 @@ int cfkit_adamw_step(void** params, void** grads, void** exp_avgs, void** exp_av
                      void** steps, size_t n, double lr, double beta1, double beta2,
                      double weight_decay, double eps, double max_norm, void* norm_out, char* err,
                      size_t errlen) {
-  try {
+  return cfkit::guarded(err, errlen, [&] {
     at::NoGradGuard no_grad;
     auto p = list(params, n), g = list(grads, n), m = list(exp_avgs, n),
          v = list(exp_avg_sqs, n), s = list(steps, n);
     auto& norm = *static_cast<at::Tensor*>(norm_out);
     if (n == 0) {
       norm.zero_();
-      return 0;
+      return;
     }
     // torch.nn.utils.clip_grad_norm_ (foreach): the norm of the per-tensor norms.
     auto norms = at::_foreach_norm(g, 2);
@@ -61,13 +53,7 @@ int cfkit_adamw_step(void** params, void** grads, void** exp_avgs, void** exp_av
     at::_foreach_add_(s, 1);
     at::_fused_adamw_(p, g, m, v, {}, s, lr, beta1, beta2, weight_decay, eps,
                       /*amsgrad=*/false, /*maximize=*/false);
-    return 0;
-  } catch (const c10::Error& e) {
-    put(err, errlen, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    put(err, errlen, e.what());
-  }
-  return 1;
+  });
 }
 
 // TF32 for float32 work on NVIDIA GPUs (Ampere and newer): cuBLAS matmuls (`matmul`,

@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "guard.h"
+
 namespace {
 struct Group {
   c10::intrusive_ptr<c10d::TCPStore> store;
@@ -25,13 +27,6 @@ struct Group {
   std::chrono::milliseconds timeout;
 };
 
-void put(char* err, size_t len, const std::string& msg) {
-  if (err && len > 0) {
-    std::strncpy(err, msg.c_str(), len - 1);
-    err[len - 1] = '\0';
-  }
-}
-
 // The group that reduces `t`.
 c10d::Backend& backend_for(Group* g, const at::Tensor& t) {
   if (t.is_cuda() && g->cuda) {
@@ -39,20 +34,8 @@ c10d::Backend& backend_for(Group* g, const at::Tensor& t) {
   }
   return *g->gloo;
 }
-// Runs `f`, turning an exception into 1 and its message in `err` (c10 errors without the C++
-// stack trace that what() appends).
-template <typename F>
-int guarded(char* err, size_t errlen, F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error& e) {
-    put(err, errlen, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    put(err, errlen, e.what());
-  }
-  return 1;
-}
+
+using cfkit::guarded;
 }  // namespace
 
 extern "C" {

@@ -144,14 +144,9 @@ impl TrainingRun<'_> {
         let t0 = Instant::now();
         let skipped = std::mem::take(&mut self.pending_skipped);
         let params = self.learner.optimizer.parameters();
-        let skipped = if self.parallel.world() > 1 {
-            let local = self.deferred.take_step_sums()?;
-            let (sums, skipped) = self.parallel.finish_step(&params, local, skipped)?;
-            self.deferred.sums(sums);
-            skipped
-        } else {
-            skipped
-        };
+        let skipped = self
+            .parallel
+            .finish_step(&params, &mut self.deferred, skipped)?;
         if let Some(p) = &mut self.console.profile {
             p.allreduce_s += t0.elapsed().as_secs_f64();
         }

@@ -9,7 +9,8 @@ use cfkit_distributed::DistConfig;
 use tch::{Device, Tensor};
 
 use super::ddp::Ddp;
-use super::progress::{Progress, StepSums};
+use super::deferred::DeferredStats;
+use super::progress::Progress;
 use super::record::DistributedRecord;
 use super::StepPlan;
 use crate::data::Skipped;
@@ -68,18 +69,22 @@ impl Parallel {
     }
 
     /// The end of an optimizer step's micro-batches: every rank's gradients of `params`
-    /// averaged, the step's sums added up and the skipped rows gathered on rank 0.
+    /// averaged, the step's sums (read from `stats`, the one read per step of a data-parallel
+    /// run) added up over the ranks and put back, and the skipped rows gathered on rank 0. A
+    /// single process leaves its sums on the device.
     pub(super) fn finish_step(
         &self,
         params: &[Tensor],
-        sums: StepSums,
+        stats: &mut DeferredStats,
         skipped: Vec<Skipped>,
-    ) -> Result<(StepSums, Vec<Skipped>)> {
+    ) -> Result<Vec<Skipped>> {
         match self {
-            Parallel::Single => Ok((sums, skipped)),
+            Parallel::Single => Ok(skipped),
             Parallel::Data(d) => {
                 d.average_gradients(params)?;
-                Ok((d.sum_step(sums)?, d.gather_skipped(skipped)?))
+                let local = stats.take_step_sums()?;
+                stats.sums(d.sum_step(local)?);
+                d.gather_skipped(skipped)
             }
         }
     }
